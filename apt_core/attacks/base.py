@@ -1,0 +1,148 @@
+"""The contract every poisoning attack honours (DESIGN section 5).
+
+An attack is configured in ``__init__`` (hyper-parameters only, scikit-learn style) and
+:meth:`Attack.generate` returns a :class:`FakeProfiles` block for a given training set,
+target items and budget.  ``generate`` validates its arguments and its own output, so every
+attack is held to the same rules: exactly ``n_fake_users`` users, each rating every target
+with the scale maximum and at most ``n_filler`` other items, all ratings on the grid.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+import torch
+
+from apt_core.data.dataset import Interactions
+from apt_core.errors import ConfigError
+
+ProgressFn = Callable[[float, str], object]
+
+
+@dataclass(frozen=True)
+class FakeProfiles:
+    """Fake user profiles: local user ids ``0..n_fake_users-1``, raw ratings on the grid."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    n_fake_users: int
+    n_items: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users", np.asarray(self.users, dtype=np.int64))
+        object.__setattr__(self, "items", np.asarray(self.items, dtype=np.int64))
+        object.__setattr__(self, "ratings", np.asarray(self.ratings, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    def inject(self, train: Interactions) -> Interactions:
+        """The poisoned training set: ``train`` plus these users appended after its users."""
+        return train.with_injected(self.users, self.items, self.ratings, self.n_fake_users)
+
+    def dense(self, scale_max: float) -> np.ndarray:
+        """Dense ``(n_fake_users, n_items)`` matrix of normalised ratings (0 = not rated)."""
+        out = np.zeros((self.n_fake_users, self.n_items), dtype=np.float32)
+        out[self.users, self.items] = self.ratings / np.float32(scale_max)
+        return out
+
+
+def check_attack_arguments(train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int) -> np.ndarray:
+    """Validate the common arguments; returns the targets as an int64 array."""
+    targets = np.asarray(targets, dtype=np.int64).ravel()
+    if targets.size == 0:
+        raise ConfigError("an attack needs at least one target item")
+    if len(np.unique(targets)) != len(targets):
+        raise ConfigError(f"duplicate target item ids: {targets.tolist()}")
+    if targets.min() < 0 or targets.max() >= train.n_items:
+        raise ConfigError(f"target item ids must lie in 0..{train.n_items - 1}, got {targets.tolist()}")
+    if int(n_fake_users) < 1:
+        raise ConfigError(f"the number of fake users must be at least 1, got {n_fake_users}")
+    if int(n_filler) < 0 or int(n_filler) > train.n_items - len(targets):
+        raise ConfigError(
+            f"filler size must lie in 0..{train.n_items - len(targets)} (catalogue minus targets), got {n_filler}"
+        )
+    return targets
+
+
+def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, name: str) -> None:
+    """Hold an attack's output to the budget and the grid (a bug here is the attack's)."""
+    if profiles.n_fake_users != n_fake_users or profiles.n_items != train.n_items:
+        raise AssertionError(f"{name}: returned {profiles.n_fake_users} fake users over {profiles.n_items} items")
+    if len(profiles) and (profiles.users.min() < 0 or profiles.users.max() >= n_fake_users):
+        raise AssertionError(f"{name}: fake user ids out of range")
+    if not np.all(train.scale.on_grid(profiles.ratings)):
+        raise AssertionError(f"{name}: ratings off the {train.scale} grid")
+    key = profiles.users * train.n_items + profiles.items
+    if len(np.unique(key)) != len(key):
+        raise AssertionError(f"{name}: a fake user rates an item twice")
+    is_target = np.isin(profiles.items, targets)
+    per_user_targets = np.bincount(profiles.users[is_target], minlength=n_fake_users)
+    if not np.all(per_user_targets == len(targets)):
+        raise AssertionError(f"{name}: every fake user must rate every target")
+    if not np.allclose(profiles.ratings[is_target], train.scale.maximum):
+        raise AssertionError(f"{name}: targets must be rated with the scale maximum")
+    per_user_fillers = np.bincount(profiles.users[~is_target], minlength=n_fake_users)
+    if per_user_fillers.max(initial=0) > n_filler:
+        raise AssertionError(f"{name}: a fake user rates {per_user_fillers.max()} fillers, budget {n_filler}")
+
+
+class Attack(ABC):
+    """Base class of every attack.  Subclasses set ``name`` and implement :meth:`_generate`."""
+
+    name: ClassVar[str] = ""
+    #: one-line description for the CLI and the dashboard
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def _generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake_users: int,
+        n_filler: int,
+        rng: np.random.Generator,
+        device: torch.device,
+        progress: ProgressFn | None,
+    ) -> FakeProfiles:
+        ...
+
+    def generate(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake_users: int,
+        n_filler: int,
+        random_state: int = 0,
+        device: str | torch.device = "cpu",
+        progress: ProgressFn | None = None,
+    ) -> FakeProfiles:
+        """Fake profiles for ``train`` (only its real users are used as knowledge)."""
+        from apt_core.runtime import resolve_device
+
+        targets = check_attack_arguments(train, targets, n_fake_users, n_filler)
+        rng = np.random.default_rng(random_state)
+        torch_seed = int(rng.integers(2**31 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            profiles = self._generate(train.real_only(), targets, int(n_fake_users), int(n_filler), rng, resolve_device(device), progress)
+        check_profiles(profiles, train, targets, int(n_fake_users), int(n_filler), self.name)
+        return profiles
+
+    def get_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def profiles_from_rows(rows_users: list[np.ndarray], rows_items: list[np.ndarray], rows_ratings: list[np.ndarray], n_items: int) -> FakeProfiles:
+    """Assemble per-user (items, ratings) lists into a :class:`FakeProfiles`."""
+    users = np.concatenate([np.full(len(it), u, dtype=np.int64) for u, it in zip(rows_users, rows_items)]) if rows_items else np.zeros(0, np.int64)
+    items = np.concatenate(rows_items) if rows_items else np.zeros(0, np.int64)
+    ratings = np.concatenate(rows_ratings) if rows_ratings else np.zeros(0, np.float32)
+    return FakeProfiles(users, items, ratings, len(rows_items), n_items)

@@ -1,0 +1,142 @@
+"""``python -m apt_core bench``: timings of each stage, printed as a table.
+
+Every figure is a median over ``repeats`` runs measured here, in this process, with
+``time.perf_counter``; nothing is estimated.  Memory of the ML-1M-shaped fit is the peak
+resident set of a child process that does only that fit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from apt_core.data import leave_one_out, load_dataset, select_targets
+from apt_core.data.split import attack_budget
+from apt_core.errors import AptError
+from apt_core.metrics import evaluate
+from apt_core.models.mf import MFConfig, fit_mf
+from apt_core.runtime import device_label, resolve_device
+
+
+@dataclass
+class BenchRow:
+    stage: str
+    median_s: float
+    min_s: float
+    repeats: int
+    note: str = ""
+
+
+def time_it(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.min(times))
+
+
+def synthetic_ml1m_shape(seed: int = 0, n_users: int = 6040, n_items: int = 3706, n_ratings: int = 1_000_209):
+    """A random rating set with ML-1M's shape (users, items, ratings, long-tail items)."""
+    from apt_core.data.dataset import Interactions, RatingScale
+
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / (np.arange(n_items) + 10.0)
+    pop /= pop.sum()
+    users = rng.integers(0, n_users, n_ratings)
+    items = rng.choice(n_items, n_ratings, p=pop)
+    key = np.unique(users * n_items + items)
+    users, items = key // n_items, key % n_items
+    ratings = rng.integers(1, 6, len(key)).astype(np.float32)
+    return Interactions(users, items, ratings, n_users, n_items, RatingScale(1, 5, 1))
+
+
+def _ml1m_memory_child() -> None:
+    import resource
+
+    data = synthetic_ml1m_shape()
+    t0 = time.perf_counter()
+    fit_mf(data, MFConfig(), "cpu", 0)
+    seconds = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "n_ratings": len(data)}))
+
+
+def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print) -> list[BenchRow]:
+    dev = resolve_device(device)
+    rows: list[BenchRow] = []
+    t0 = time.perf_counter()
+    try:
+        data = load_dataset(dataset, data_dir)
+    except AptError as exc:
+        out(f"note: {exc}; benchmarking the bundled sample data instead")
+        data = load_dataset("sample")
+    rows.append(BenchRow(f"load {data.name}", time.perf_counter() - t0, time.perf_counter() - t0, 1, f"{data.n_ratings} ratings"))
+    med, mn = time_it(lambda: leave_one_out(data, 0), repeats)
+    rows.append(BenchRow("leave-one-out split", med, mn, repeats))
+    split = leave_one_out(data, 0)
+    targets = select_targets(split, "random", 5, 0)
+    cfg = MFConfig()
+    fit_mf(split.train, cfg, dev, 0)  # warm-up (allocator, kernels)
+    seeds = iter(range(1000))
+    med, mn = time_it(lambda: fit_mf(split.train, cfg, dev, next(seeds)), repeats)
+    mf_seconds = med
+    rows.append(BenchRow(f"MF fit, {cfg.epochs} epochs ({dev.type})", med, mn, repeats, f"{len(split.train)} ratings"))
+    model = fit_mf(split.train, cfg, dev, 0)
+    med, mn = time_it(lambda: evaluate(model, split, targets, 50), repeats)
+    rows.append(BenchRow("rank all users (target + test HR@50)", med, mn, repeats, f"{split.n_users} users x {split.n_items} items"))
+
+    if include_attacks:
+        from apt_core.attacks import ATTACKS, make_attack
+
+        budget = attack_budget(split.train, 0.03, None)
+        for name in ATTACKS:
+            attack = make_attack(name)
+            attack_repeats = repeats if name in ("random", "average", "bandwagon") else max(1, min(3, repeats))
+            med, mn = time_it(lambda: attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, 0, dev), attack_repeats)
+            rows.append(BenchRow(f"attack {name}", med, mn, attack_repeats, f"{budget.n_fake_users} fake users x {budget.n_filler} fillers"))
+
+    if include_defenses:
+        from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+
+        poisoned = split.train
+        for name in DEFENSES:
+            if name == "none":
+                continue
+            ctx = DefenseContext(cfg, dev, 0, data.name, split.train)
+            defense = make_defense(name)
+            def_repeats = max(1, min(3, repeats))
+            med, mn = time_it(lambda: defense.fit(poisoned, ctx), def_repeats)
+            rows.append(BenchRow(f"defense {name} fit", med, mn, def_repeats, f"{med / mf_seconds:.1f}x plain MF"))
+
+    if include_ml1m:
+        env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        proc = subprocess.run(
+            [sys.executable, "-c", "from apt_core.bench import _ml1m_memory_child; _ml1m_memory_child()"],
+            capture_output=True, text=True, env=env,
+        )
+        if proc.returncode == 0:
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(BenchRow("MF fit, ML-1M-shaped synthetic (cpu)", info["seconds"], info["seconds"], 1, f"peak memory {info['peak_mb']:.0f} MB, {info['n_ratings']} ratings"))
+        else:
+            rows.append(BenchRow("MF fit, ML-1M-shaped synthetic (cpu)", float("nan"), float("nan"), 0, f"failed: {proc.stderr.strip().splitlines()[-1:]}"))
+    out(format_table(rows, device_label(dev)))
+    return rows
+
+
+def format_table(rows: list[BenchRow], device: str) -> str:
+    width = max(len(r.stage) for r in rows)
+    lines = [f"APT Lab benchmark on {device}, torch {torch.__version__}", f"{'stage':<{width}}  {'median s':>9}  {'min s':>8}  {'n':>3}  note"]
+    lines.append("-" * len(lines[-1]))
+    for r in rows:
+        lines.append(f"{r.stage:<{width}}  {r.median_s:>9.3f}  {r.min_s:>8.3f}  {r.repeats:>3}  {r.note}")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""The contract every defense honours (DESIGN section 6).
+
+A defense is a way to train a recommender on data that may be poisoned.  It is configured in
+``__init__`` (hyper-parameters only) and :meth:`Defense.fit` takes the observed training data
+(real users ``0..n_real_users-1`` followed by any injected users) plus a
+:class:`DefenseContext`, and returns a :class:`DefenseResult` whose model scores the real
+users.  Defenses never learn which users are fake: ``n_real_users`` only tells them which
+rows the evaluation will read, exactly as a deployed recommender knows its own user ids.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+
+from apt_core.data.dataset import Interactions
+from apt_core.models.mf import MFConfig
+
+ProgressFn = Callable[[float, str], object]
+
+
+@dataclass
+class DefenseContext:
+    """What a defense may know besides the observed data.
+
+    ``clean_train`` is the training data before poisoning: only APT's ``erm_stats="clean"``
+    (the authors' oracle setting) may read it.  ``dataset`` selects per-data-set
+    hyper-parameters (DESIGN section 6 table).
+    """
+
+    mf_config: MFConfig = field(default_factory=MFConfig)
+    device: torch.device | str = "cpu"
+    random_state: int = 0
+    dataset: str = ""
+    clean_train: Interactions | None = None
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class DefenseResult:
+    """A fitted recommender plus what the defense did (for the dashboard and reports)."""
+
+    model: object
+    diagnostics: dict = field(default_factory=dict)
+
+
+class Defense(ABC):
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
+        ...
+
+    def get_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

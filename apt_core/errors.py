@@ -1,0 +1,18 @@
+"""Exceptions with messages meant for people (CLI and dashboard show them verbatim)."""
+from __future__ import annotations
+
+
+class AptError(Exception):
+    """Base class for every error APT Lab reports to a user instead of a traceback."""
+
+
+class DataError(AptError):
+    """A data file or data-set name could not be used (malformed file, unknown name...)."""
+
+
+class ConfigError(AptError, ValueError):
+    """An argument is out of range or names something that does not exist."""
+
+
+class CancelledError(AptError):
+    """A long run was cancelled by its caller (progress callback returned False)."""
