@@ -114,7 +114,8 @@ def evaluate(model, split: Split, targets: np.ndarray, k: int = 50, scale_max: f
     train = split.train
     users = np.arange(train.n_real_users)
     targets = np.asarray(targets, dtype=np.int64)
-    both = np.concatenate([np.broadcast_to(targets, (len(users), len(targets))), split.test_items[:, None]], axis=1)
+    test_items = split.test_items[: len(users)]
+    both = np.concatenate([np.broadcast_to(targets, (len(users), len(targets))), test_items[:, None]], axis=1)
     ranks = rank_items(model, train, both, users)
     scale_max = scale_max if scale_max is not None else train.scale.maximum
     preds = predicted_ratings(model, users, targets) * scale_max if len(targets) else np.zeros((len(users), 0))

@@ -1,0 +1,172 @@
+"""One conformance test over every registered attack and defense.
+
+Budget respected, targets at the scale maximum, ratings on the grid, fake users never
+counted, seeded determinism, inputs left untouched, bad arguments rejected with a clear
+message, cancellation honoured.  A new attack or defense is covered as soon as it is
+registered; it must also declare invalid hyper-parameters in ``BAD_PARAMS``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apt_core.attacks import ATTACKS, make_attack
+from apt_core.data.dataset import Interactions
+from apt_core.data.split import Split
+from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+from apt_core.errors import CancelledError, ConfigError
+from apt_core.metrics import evaluate
+from apt_core.models.mf import MFConfig
+from conftest import make_tiny
+
+#: hyper-parameters each attack/defense must reject with ConfigError
+BAD_PARAMS: dict[str, list[dict]] = {
+    "none": [],
+}
+
+#: settings that keep the conformance run fast (real algorithms, small schedules)
+FAST_PARAMS: dict[str, dict] = {}
+
+N_FAKE, N_FILLER = 4, 6
+TARGETS = np.array([3, 11])
+FAST_MF = MFConfig(dim=8, epochs=6, batch_size=128, lr=0.5)
+
+
+@pytest.fixture(scope="module")
+def small() -> Interactions:
+    return make_tiny(n_users=60, n_items=45, density=0.25, seed=1)
+
+
+def _profiles_equal(a, b) -> bool:
+    return (
+        np.array_equal(a.users, b.users) and np.array_equal(a.items, b.items) and np.array_equal(a.ratings, b.ratings)
+    )
+
+
+# ----------------------------------------------------------------------------- attacks
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_budget_grid_and_targets(name, small):
+    before = small.ratings.copy()
+    attack = make_attack(name, **FAST_PARAMS.get(name, {}))
+    fake = attack.generate(small, TARGETS, N_FAKE, N_FILLER, random_state=0)
+    assert fake.n_fake_users == N_FAKE and fake.n_items == small.n_items
+    assert np.array_equal(np.unique(fake.users), np.arange(N_FAKE)), "every fake user has a profile"
+    assert np.all(small.scale.on_grid(fake.ratings))
+    for u in range(N_FAKE):
+        items = fake.items[fake.users == u]
+        ratings = fake.ratings[fake.users == u]
+        assert len(np.unique(items)) == len(items)
+        assert set(TARGETS.tolist()) <= set(items.tolist())
+        assert np.all(ratings[np.isin(items, TARGETS)] == small.scale.maximum)
+        assert (~np.isin(items, TARGETS)).sum() <= N_FILLER
+    assert np.array_equal(small.ratings, before), "the attack must not modify its input"
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_seeded_determinism(name, small):
+    attack = make_attack(name, **FAST_PARAMS.get(name, {}))
+    a = attack.generate(small, TARGETS, N_FAKE, N_FILLER, random_state=7)
+    b = attack.generate(small, TARGETS, N_FAKE, N_FILLER, random_state=7)
+    assert _profiles_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_fake_users_never_counted(name, small):
+    fake = make_attack(name, **FAST_PARAMS.get(name, {})).generate(small, TARGETS, N_FAKE, N_FILLER, random_state=0)
+    poisoned = fake.inject(small)
+    assert poisoned.n_real_users == small.n_users and poisoned.n_users == small.n_users + N_FAKE
+    from apt_core.models import fit_mf
+
+    model = fit_mf(poisoned, FAST_MF, "cpu", 0)
+    split = Split(small, np.full(small.n_users, -1), np.zeros(small.n_users, np.float32), 0)
+    ev = evaluate(model, split, TARGETS, k=5)
+    assert ev.target_ranks.shape == (small.n_users, len(TARGETS))
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_rejects_bad_arguments(name, small):
+    attack = make_attack(name, **FAST_PARAMS.get(name, {}))
+    with pytest.raises(ConfigError, match="fake users"):
+        attack.generate(small, TARGETS, 0, N_FILLER)
+    with pytest.raises(ConfigError, match="filler"):
+        attack.generate(small, TARGETS, N_FAKE, small.n_items)
+    with pytest.raises(ConfigError, match="duplicate"):
+        attack.generate(small, np.array([3, 3]), N_FAKE, N_FILLER)
+    with pytest.raises(ConfigError, match="target"):
+        attack.generate(small, np.array([small.n_items + 5]), N_FAKE, N_FILLER)
+    for params in BAD_PARAMS.get(name, []):
+        with pytest.raises(ConfigError):
+            make_attack(name, **params)
+
+
+# ---------------------------------------------------------------------------- defenses
+
+
+@pytest.fixture(scope="module")
+def poisoned(small) -> Interactions:
+    """The small matrix plus 4 crude fake users pushing the targets."""
+    rng = np.random.default_rng(0)
+    users, items, ratings = [], [], []
+    for u in range(N_FAKE):
+        fill = rng.choice(np.setdiff1d(np.arange(small.n_items), TARGETS), N_FILLER, replace=False)
+        chosen = np.concatenate([TARGETS, fill])
+        users += [u] * len(chosen)
+        items += chosen.tolist()
+        ratings += [5.0] * len(TARGETS) + rng.integers(1, 6, N_FILLER).astype(float).tolist()
+    return small.with_injected(np.array(users), np.array(items), np.array(ratings), N_FAKE)
+
+
+def _context(small, seed=0, progress=None) -> DefenseContext:
+    return DefenseContext(FAST_MF, "cpu", seed, "conformance", small, progress)
+
+
+def _real_scores(result, n_real) -> torch.Tensor:
+    with torch.no_grad():
+        return result.model.score_users(torch.arange(n_real)).detach().cpu()
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_defense_scores_real_users_deterministically(name, small, poisoned):
+    before = poisoned.ratings.copy()
+    defense = make_defense(name, **FAST_PARAMS.get(name, {}))
+    a = _real_scores(defense.fit(poisoned, _context(small, 3)), small.n_users)
+    b = _real_scores(defense.fit(poisoned, _context(small, 3)), small.n_users)
+    assert a.shape == (small.n_users, small.n_items)
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, b), "same seed, same model"
+    assert np.array_equal(poisoned.ratings, before), "the defense must not modify its input"
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_defense_does_not_peek_at_fake_labels(name, small, poisoned):
+    """A deployed defender cannot tell fake users apart: relabelling them as real changes nothing."""
+    defense = make_defense(name, **FAST_PARAMS.get(name, {}))
+    honest = _real_scores(defense.fit(poisoned, _context(small, 1)), small.n_users)
+    unlabelled = Interactions(poisoned.users, poisoned.items, poisoned.ratings, poisoned.n_users, poisoned.n_items, poisoned.scale)
+    assert unlabelled.n_real_users == poisoned.n_users
+    blind = _real_scores(defense.fit(unlabelled, _context(small, 1)), small.n_users)
+    assert torch.allclose(honest, blind, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_defense_cancellation(name, small, poisoned):
+    defense = make_defense(name, **FAST_PARAMS.get(name, {}))
+    with pytest.raises(CancelledError):
+        defense.fit(poisoned, _context(small, 0, progress=lambda fraction, stage: False))
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+def test_defense_rejects_bad_parameters(name):
+    for params in BAD_PARAMS.get(name, []):
+        with pytest.raises(ConfigError):
+            make_defense(name, **params)
+
+
+def test_every_entry_declares_bad_parameters():
+    missing = [n for n in [*ATTACKS, *DEFENSES] if n not in BAD_PARAMS]
+    assert not missing, f"declare invalid hyper-parameters in BAD_PARAMS for: {missing}"
+    no_params = [n for n, v in BAD_PARAMS.items() if not v and n != "none"]
+    assert not no_params, f"attacks/defenses with hyper-parameters need at least one invalid example: {no_params}"
