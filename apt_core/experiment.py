@@ -8,6 +8,25 @@ Repetitions: the split and the target items depend on ``seed`` only, so every re
 sees the same data and targets; repetition ``r`` uses ``seed + r`` for model initialisation,
 the attack's randomness and the defenses' randomness.  Means and standard deviations are
 over repetitions; RI is computed from the mean hit ratios.
+
+Caching (pass ``cache=ArtifactCache()``; the CLI does by default): every expensive artifact
+is stored on disk under a key that covers exactly what determines it (:mod:`apt_core.cache`):
+
+- split key = SHA-256 of the split's content (train triples, test items and ratings, scale,
+  data set name): covers the data set identity, its content and the split seed;
+- clean model = (split key, MF config, model seed, device type, defense ``none``);
+- fake profiles = (split key, targets, attack name + hyper-parameters, budget: fake users and
+  fillers, seed, device type);
+- poisoned data = (split key, content hash of the fake profiles) -- so a poison file and an
+  identical generated attack share their downstream models;
+- defended model = (poisoned-data key, defense name + hyper-parameters (ERM fraction and ERM
+  statistics are hyper-parameters of APT), model seed, MF config, device type, data set name
+  (per-data-set APT settings));
+- evaluation = (model key, targets).  K is not part of it: ranks do not depend on K.
+
+Every key also holds a fingerprint of the library's model/attack/defense source code and the
+torch/numpy versions.  Reported ``seconds`` are always the original fit times, also when an
+artifact came from the cache (``PhaseResult.from_cache`` says which did).
 """
 from __future__ import annotations
 
@@ -28,6 +47,8 @@ from apt_core.errors import CancelledError, ConfigError
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift, robustness_improvement
 from apt_core.models.mf import MFConfig
 from apt_core.runtime import resolve_device
+
+CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 
 ProgressFn = Callable[[float, str], object]
 
@@ -81,6 +102,20 @@ class Scenario:
             raise ConfigError(f"--filler must be non-negative, got {self.filler}")
         resolve_device(self.device)
 
+    def key(self, device: str | None = None) -> str:
+        """Stable hash of the description (``data_dir`` excluded: where data lives is not what it is).
+
+        ``device`` replaces the scenario's device (``run_scenario`` passes the resolved type,
+        so ``auto`` on a CPU machine and ``cpu`` share a key).
+        """
+        from apt_core.cache import stable_hash
+
+        d = self.to_dict()
+        d.pop("data_dir", None)
+        if device is not None:
+            d["device"] = device
+        return stable_hash({"scenario": d, "format": CACHE_FORMAT})
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["defenses"] = list(self.defenses)
@@ -101,6 +136,7 @@ class PhaseResult:
     prediction_shift: list[float] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
+    from_cache: list[bool] = field(default_factory=list)
 
     @staticmethod
     def _mean(values: list[float]) -> float | None:
@@ -139,6 +175,10 @@ class ScenarioResult:
     phases: list[PhaseResult]
     fake_profiles: list[FakeProfiles | None]
     device: str
+    scenario_key: str = ""
+    wall_seconds: float | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     def phase(self, name: str) -> PhaseResult:
         for p in self.phases:
@@ -151,7 +191,41 @@ class ScenarioResult:
         attack = self.phase("attack")
         return [p.row(origin, attack) for p in self.phases]
 
+    def per_phase(self, metric: str = "target_hr") -> dict[str, list[float]]:
+        """Per-seed values of ``metric`` (``target_hr``, ``test_hr``, ``seconds``...) by phase."""
+        return {p.phase: list(getattr(p, metric)) for p in self.phases}
+
+    def significance(self, method: str = "apt", metric: str = "target_hr"):
+        """Paired t-test of ``method`` against the best baseline (:mod:`apt_core.stats`); None if it did not run."""
+        from apt_core.stats import significance
+
+        return significance(self.per_phase(metric), method, metric)
+
+    def per_seed_metrics(self) -> list[tuple]:
+        """``(phase, seed, target_hr, test_hr, ri, rank_shift_median, prediction_shift, seconds)`` per phase and seed."""
+        origin, attack = self.phase("origin"), self.phase("attack")
+        out = []
+        for p in self.phases:
+            for r in range(len(p.target_hr)):
+                ri = None
+                if p.phase not in ("origin", "attack"):
+                    ri = robustness_improvement(p.target_hr[r], origin.target_hr[r], attack.target_hr[r])
+                shifts = p.rank_shifts[r]
+                out.append((
+                    p.phase, self.scenario.seed + r, _float(p.target_hr[r]), _float(p.test_hr[r]), ri,
+                    float(np.median(shifts)) if len(shifts) else None, _float(p.prediction_shift[r]), _float(p.seconds[r]),
+                ))
+        return out
+
     def to_json(self) -> dict:
+        """DESIGN section 8's object (``config``, ``dataset``, ``targets``, ``rows``) plus extras.
+
+        Extras beside the contract: ``target_ids``, ``device``, ``per_seed`` (one object per
+        phase x seed), ``significance`` (paired t-test of APT against the best baseline, or
+        null), ``scenario_key``, ``wall_seconds`` and ``cache`` (hits, misses).
+        """
+        sig = self.significance()
+        cols = ("phase", "seed", "target_hr", "test_hr", "ri", "rank_shift_median", "prediction_shift", "seconds")
         return {
             "config": self.scenario.to_dict(),
             "dataset": {
@@ -164,7 +238,19 @@ class ScenarioResult:
             "target_ids": [_jsonable(self.data.item_ids[t]) for t in self.targets],
             "device": self.device,
             "rows": self.rows(),
+            "per_seed": [dict(zip(cols, m)) for m in self.per_seed_metrics()],
+            "significance": sig.to_dict() if sig is not None else None,
+            "scenario_key": self.scenario_key,
+            "wall_seconds": self.wall_seconds,
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
+
+
+def _float(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else value
 
 
 def _jsonable(value):
@@ -184,10 +270,156 @@ def load_poison_file(path: str, split: Split) -> FakeProfiles:
     return attack_io.load_profiles(Path(path), split.train)
 
 
-def run_scenario(scenario: Scenario, progress: ProgressFn | None = None) -> ScenarioResult:
-    """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels."""
+def split_fingerprint(data: RatingData, split: Split) -> str:
+    """Content hash of a split: the data set's identity, content and the split seed in one key."""
+    from apt_core.cache import array_fingerprint, stable_hash
+
+    t = split.train
+    return stable_hash({
+        "name": data.name,
+        "arrays": array_fingerprint(t.users, t.items, t.ratings, split.test_items, split.test_ratings),
+        "shape": [t.n_users, t.n_items, t.n_real_users],
+        "scale": [t.scale.minimum, t.scale.maximum, t.scale.step],
+    })
+
+
+def profiles_fingerprint(fake: FakeProfiles) -> str:
+    from apt_core.cache import array_fingerprint
+
+    return array_fingerprint(fake.users, fake.items, fake.ratings, np.array([fake.n_fake_users, fake.n_items]))
+
+
+class _Keys:
+    """Builds the cache keys of one scenario run (see the module docstring)."""
+
+    def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig):
+        from apt_core.cache import environment_fingerprint, library_code_fingerprint
+
+        self.split = split_fingerprint(data, split)
+        self.base = {"format": CACHE_FORMAT, "code": library_code_fingerprint(), "env": environment_fingerprint(),
+                     "device": str(getattr(device, "type", device)), "dataset": data.name}
+        self.mf = mf_config
+
+    def _hash(self, **parts) -> str:
+        from apt_core.cache import stable_hash
+
+        return stable_hash({**self.base, **parts})
+
+    def fake(self, targets: np.ndarray, attack, n_fake: int, n_filler: int, seed: int) -> str:
+        return self._hash(kind="fake", split=self.split, targets=[int(t) for t in targets], attack=attack.name,
+                          params=attack.get_params(), n_fake=int(n_fake), n_filler=int(n_filler), seed=int(seed))
+
+    def poisoned(self, fake: FakeProfiles | None) -> str:
+        return self.split if fake is None else self._hash(kind="poisoned", split=self.split, fake=profiles_fingerprint(fake))
+
+    def model(self, train_key: str, defense, seed: int) -> str:
+        return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
+                          params=defense.get_params(), mf=self.mf, seed=int(seed))
+
+    def evaluation(self, model_key: str, targets: np.ndarray) -> str:
+        return self._hash(kind="eval", model=model_key, targets=[int(t) for t in targets])
+
+
+def _model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
+    from apt_core.cache import storable_subset
+
+    diag, dropped = storable_subset(diagnostics or {})
+    payload = {"seconds": float(seconds), "diagnostics": diag, "dropped_diagnostics": dropped, "state": None, "model_class": None}
+    cls = type(model)
+    # Only models that can rebuild themselves from tensors are stored (MFModel and any
+    # defense model exposing state_dict()/from_state_dict()); others get their evaluation cached.
+    if store_model and hasattr(model, "state_dict") and hasattr(cls, "from_state_dict") and cls.__module__.startswith("apt_core."):
+        try:
+            state = model.state_dict()
+            if isinstance(state, dict):
+                payload["state"] = state
+                payload["model_class"] = f"{cls.__module__}:{cls.__qualname__}"
+        except Exception:  # a model that cannot export itself is still evaluated and cached by its ranks
+            payload["state"] = None
+    return payload
+
+
+def _rebuild_model(entry: dict, device):
+    import importlib
+
+    path = entry.get("model_class")
+    if not path or entry.get("state") is None:
+        return None
+    module, _, qualname = path.partition(":")
+    if not module.startswith("apt_core."):
+        return None
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj.from_state_dict(entry["state"], device)
+    except Exception:  # class renamed or changed: treat as a miss
+        return None
+
+
+def _evaluation_from_entry(entry: dict, k: int) -> Evaluation:
+    return Evaluation(k, np.asarray(entry["target_ranks"]), np.asarray(entry["test_ranks"]), np.asarray(entry["target_predictions"]))
+
+
+def _fit_evaluate(cache, keys: _Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
+                  targets: np.ndarray, k: int, device) -> tuple[Evaluation, float, dict, bool]:
+    """Evaluation, fit seconds, diagnostics and whether it came from the cache; fits only on a miss."""
+    model_key = eval_key = None
+    if cache is not None and keys is not None:
+        model_key = keys.model(train_key, defense, ctx.random_state)
+        eval_key = keys.evaluation(model_key, targets)
+        hit = cache.load("eval", eval_key)
+        if hit is not None:
+            return _evaluation_from_entry(hit, k), float(hit["seconds"]), hit.get("diagnostics", {}), True
+        entry = cache.load("model", model_key)
+        model = _rebuild_model(entry, device) if entry is not None else None
+        if model is not None:
+            ev = evaluate(model, split, targets, k)
+            cache.save("eval", eval_key, _eval_payload(ev, entry["seconds"], entry.get("diagnostics", {})))
+            return ev, float(entry["seconds"]), entry.get("diagnostics", {}), True
+    t0 = time.perf_counter()
+    result = defense.fit(train, ctx)
+    seconds = time.perf_counter() - t0
+    ev = evaluate(result.model, split, targets, k)
+    diagnostics = result.diagnostics or {}
+    if cache is not None and model_key is not None:
+        payload = _model_payload(result.model, seconds, diagnostics, cache.store_models)
+        cache.save("model", model_key, payload)
+        cache.save("eval", eval_key, _eval_payload(ev, seconds, payload["diagnostics"]))
+    return ev, seconds, diagnostics, False
+
+
+def _eval_payload(ev: Evaluation, seconds: float, diagnostics: dict) -> dict:
+    return {"target_ranks": ev.target_ranks, "test_ranks": ev.test_ranks, "target_predictions": ev.target_predictions,
+            "seconds": float(seconds), "diagnostics": diagnostics}
+
+
+def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, targets: np.ndarray, budget, seed: int,
+                   device, progress) -> tuple[FakeProfiles, bool]:
+    attack = make_attack(scenario.attack)
+    key = None
+    if cache is not None and keys is not None:
+        key = keys.fake(targets, attack, budget.n_fake_users, budget.n_filler, seed)
+        hit = cache.load("fake", key)
+        if hit is not None:
+            return FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"])), True
+    fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
+    if cache is not None and key is not None:
+        cache.save("fake", key, {"users": fake.users, "items": fake.items, "ratings": fake.ratings,
+                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items)})
+    return fake, False
+
+
+def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None) -> ScenarioResult:
+    """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
+
+    ``cache``: an :class:`apt_core.cache.ArtifactCache` to read and write fake profiles,
+    models and evaluations (None: compute everything, write nothing).
+    """
     scenario.validate()
     device = resolve_device(scenario.device)
+    wall0 = time.perf_counter()
+    stats0 = (cache.stats.hits, cache.stats.misses) if cache is not None else (0, 0)
 
     def report(fraction: float, stage: str) -> None:
         if progress is not None and progress(min(1.0, fraction), stage) is False:
@@ -201,13 +433,11 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None) -> Scen
     budget = None
     if scenario.attack != "none" and scenario.poison_file is None:
         budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
+    keys = _Keys(data, split, device, mf_config) if cache is not None else None
 
     phases = {"origin": PhaseResult("origin"), "attack": PhaseResult("attack")}
     for name in scenario.defenses:
-        if name != "none":
-            phases[name] = PhaseResult(name)
-    if "none" in scenario.defenses:
-        phases["none"] = PhaseResult("none")
+        phases[name] = PhaseResult(name)
     fakes: list[FakeProfiles | None] = []
     n_steps = scenario.seeds * (2 + len([d for d in scenario.defenses if d != "none"]) + (scenario.attack != "none"))
     step = 0
@@ -226,11 +456,11 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None) -> Scen
         ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None)
 
         # Clean model.
-        t0 = time.perf_counter()
         ctx.progress = sub(f"seed {seed}: clean MF")
-        clean = make_defense("none").fit(split.train, ctx)
-        origin_eval = evaluate(clean.model, split, targets, scenario.k)
-        _record(phases["origin"], origin_eval, origin_eval, time.perf_counter() - t0, {})
+        report(step / n_steps, f"seed {seed}: clean MF")
+        origin_eval, secs, _, cached = _fit_evaluate(cache, keys, keys.split if keys else "", make_defense("none"), ctx,
+                                                    split.train, split, targets, scenario.k, device)
+        _record(phases["origin"], origin_eval, origin_eval, secs, {}, cached)
         step += 1
 
         # Attack.
@@ -238,37 +468,43 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None) -> Scen
             fake = load_poison_file(scenario.poison_file, split)
         elif scenario.attack != "none":
             report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            attack = make_attack(scenario.attack)
-            fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, sub(f"seed {seed}: attack {scenario.attack}"))
+            fake, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device, sub(f"seed {seed}: attack {scenario.attack}"))
             step += 1
         else:
             fake = None
         fakes.append(fake)
         poisoned = fake.inject(split.train) if fake is not None else split.train
+        poisoned_key = keys.poisoned(fake) if keys is not None else ""
 
         # Poisoned, undefended.
-        t0 = time.perf_counter()
         ctx.progress = sub(f"seed {seed}: MF on poisoned data")
-        attacked = make_defense("none").fit(poisoned, ctx) if fake is not None else clean
-        attack_eval = evaluate(attacked.model, split, targets, scenario.k) if fake is not None else origin_eval
-        _record(phases["attack"], origin_eval, attack_eval, time.perf_counter() - t0, {})
+        report(step / n_steps, f"seed {seed}: MF on poisoned data")
+        if fake is not None:
+            attack_eval, secs, _, cached = _fit_evaluate(cache, keys, poisoned_key, make_defense("none"), ctx, poisoned,
+                                                        split, targets, scenario.k, device)
+        else:
+            attack_eval = origin_eval
+        _record(phases["attack"], origin_eval, attack_eval, secs, {}, cached)
         if "none" in phases:
-            _record(phases["none"], origin_eval, attack_eval, phases["attack"].seconds[-1], {})
+            _record(phases["none"], origin_eval, attack_eval, secs, {}, cached)
         step += 1
 
         for name in scenario.defenses:
             if name == "none":
                 continue
-            t0 = time.perf_counter()
             ctx.progress = sub(f"seed {seed}: defense {name}")
+            report(step / n_steps, f"seed {seed}: defense {name}")
             defense = make_defense(name, **_defense_params(name, scenario))
-            result = defense.fit(poisoned, ctx)
-            ev = evaluate(result.model, split, targets, scenario.k)
-            _record(phases[name], origin_eval, ev, time.perf_counter() - t0, result.diagnostics)
+            ev, secs, diagnostics, cached = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
+                                                          targets, scenario.k, device)
+            _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
             step += 1
     report(1.0, "done")
     ordered = [phases["origin"], phases["attack"]] + [phases[n] for n in scenario.defenses]
-    return ScenarioResult(scenario, data, split, targets, ordered, fakes, str(device))
+    hits = cache.stats.hits - stats0[0] if cache is not None else 0
+    misses = cache.stats.misses - stats0[1] if cache is not None else 0
+    return ScenarioResult(scenario, data, split, targets, ordered, fakes, str(device), scenario.key(device.type),
+                          time.perf_counter() - wall0, hits, misses)
 
 
 def _defense_params(name: str, scenario: Scenario) -> dict:
@@ -278,7 +514,7 @@ def _defense_params(name: str, scenario: Scenario) -> dict:
     return {}
 
 
-def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict) -> None:
+def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict, from_cache: bool = False) -> None:
     phase.target_hr.append(after.target_hr)
     phase.test_hr.append(after.test_hr)
     phase.seconds.append(seconds)
@@ -286,3 +522,23 @@ def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: 
     phase.prediction_shift.append(prediction_shift(before, after))
     phase.evaluations.append(after)
     phase.diagnostics.append(diagnostics)
+    phase.from_cache.append(from_cache)
+
+
+def run_and_record(scenario: Scenario, progress: ProgressFn | None = None, cache=True, store=True, label: str = ""):
+    """Run with the default artifact cache and record the run in the default history.
+
+    ``cache``/``store``: True for the default :class:`~apt_core.cache.ArtifactCache` /
+    :class:`~apt_core.store.RunStore`, an instance to use it, False/None for neither.
+    Returns ``(result, run_id)`` (``run_id`` None when not recorded).
+    """
+    from apt_core.cache import ArtifactCache
+    from apt_core.store import RunStore
+
+    if cache is True:
+        cache = ArtifactCache()
+    result = run_scenario(scenario, progress, cache=cache or None)
+    run_id = None
+    if store:
+        run_id = (RunStore() if store is True else store).record(result, label=label)
+    return result, run_id

@@ -1,0 +1,265 @@
+"""On-disk artifact cache keyed by content hashes: nobody waits twice for the same result.
+
+Layout: ``<root>/<kind>/<key[:2]>/<key>.pt`` with ``root`` = ``$APT_CACHE_DIR/artifacts``
+(default ``~/.cache/apt_lab/artifacts``; the data-download cache and the run history live
+beside it).  Kinds written by :func:`apt_core.experiment.run_scenario`:
+
+``fake``   fake profiles of one attack run (users, items, ratings arrays);
+``model``  a fitted recommender: its ``state_dict()`` (tensors only) + class name, the fit
+           time and the defense's diagnostics;
+``eval``   the evaluation of a model on one target set: rank arrays and predicted ratings.
+
+Why evaluations are cached beside models: a defense's model class may not be rebuildable
+from tensors (PCMF and APT are written by others and may hold extra state), while the ranks
+are all the metrics need.  So a repeated scenario never even loads a model; the stored
+clean model is re-used when only the targets change (random vs unpopular targets share it).
+
+Keys (see :func:`stable_hash`) are SHA-256 of canonical JSON of everything that determines
+the artifact, including a fingerprint of the library's source code and the torch/numpy
+versions, so editing an attack or a defense invalidates its cached outputs instead of
+silently serving stale numbers.  The experiment module documents what goes into each key.
+
+Safety:
+- atomic writes: bytes go to a temporary file in the same folder, are fsynced, then
+  ``os.replace``d onto the final name; a killed run leaves at most a stray ``*.tmp`` file
+  (ignored, removed by :meth:`ArtifactCache.clear`), never a half-written entry;
+- corruption: every entry starts with a magic line and the SHA-256 of its payload; a
+  mismatch, a truncated file or a failed load counts as corrupt: the entry is deleted and
+  the caller rebuilds it;
+- no pickle: payloads are ``torch.save`` of dicts of tensors and plain values, read back
+  with ``torch.load(weights_only=True)`` (numpy arrays travel as tagged tensors).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MAGIC = b"APTLAB-CACHE-1\n"
+_NP_TAG = "__ndarray__"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _canonical(obj):
+    """JSON-able canonical form: tuples -> lists, numpy scalars -> python, floats by repr."""
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return {"ndarray_sha256": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return _canonical(obj.item())
+    if isinstance(obj, float):
+        # repr is exact and stable; NaN/inf are spelled out so JSON stays valid.
+        return repr(obj) if not math.isfinite(obj) else float(obj)
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, (torch.device, Path)):
+        return str(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return {"__class__": type(obj).__qualname__, **_canonical(asdict(obj))}
+    return repr(obj)
+
+
+def stable_hash(obj) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``obj``: equal descriptions give equal keys in any process."""
+    text = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 over the dtype, shape and bytes of each array."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def source_fingerprint(paths: list[Path]) -> str:
+    """SHA-256 of the given source files' names and contents (missing files hash as absent)."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.name).encode())
+        try:
+            h.update(p.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
+def library_code_fingerprint() -> str:
+    """Fingerprint of the code that produces artifacts: attacks, defenses, models, influence, metrics.
+
+    Editing any of these files changes every key, so a fixed bug never hides behind an old
+    cache entry.  (The data loaders are not included: the loaded data's content is hashed.)
+    """
+    root = Path(__file__).resolve().parent
+    files = []
+    for sub in ("attacks", "defenses", "models"):
+        files += list((root / sub).rglob("*.py"))
+    files += [root / name for name in ("influence.py", "metrics.py", "runtime.py")]
+    files += list(root.glob("influence*.py"))
+    return source_fingerprint(sorted(set(files)))
+
+
+def environment_fingerprint() -> dict:
+    """Library versions that can change numerics (part of every key)."""
+    return {"torch": torch.__version__.split("+")[0], "numpy": np.__version__}
+
+
+def to_storable(obj):
+    """Convert numpy arrays/scalars to what ``torch.load(weights_only=True)`` accepts; raise TypeError otherwise."""
+    if isinstance(obj, dict):
+        return {str(k): to_storable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_storable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise TypeError("object arrays cannot be cached")
+        return {_NP_TAG: torch.from_numpy(np.ascontiguousarray(obj).copy())}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot cache a value of type {type(obj).__name__}")
+
+
+def from_storable(obj):
+    if isinstance(obj, dict):
+        if set(obj) == {_NP_TAG}:
+            return obj[_NP_TAG].numpy()
+        return {k: from_storable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_storable(v) for v in obj]
+    return obj
+
+
+def storable_subset(d: dict) -> tuple[dict, list[str]]:
+    """The entries of ``d`` that can be cached, and the names of those that cannot."""
+    keep, dropped = {}, []
+    for k, v in d.items():
+        try:
+            keep[str(k)] = to_storable(v)
+        except TypeError:
+            dropped.append(str(k))
+    return keep, dropped
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0
+    writes: int = 0
+    by_kind: dict = field(default_factory=dict)
+
+    def count(self, kind: str, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+        self.by_kind.setdefault(kind, {}).setdefault(what, 0)
+        self.by_kind[kind][what] += 1
+
+
+class ArtifactCache:
+    """Content-addressed artifact cache (see module docstring).  ``root=None``: the default folder."""
+
+    def __init__(self, root: str | Path | None = None, store_models: bool = True):
+        if root is None:
+            from apt_core.store import default_cache_root
+
+            root = default_cache_root() / "artifacts"
+        self.root = Path(root).expanduser()
+        self.store_models = store_models
+        self.stats = CacheStats()
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.pt"
+
+    def load(self, kind: str, key: str) -> dict | None:
+        """The stored payload, or None on a miss; a corrupt entry is deleted and reported as a miss."""
+        path = self.path(kind, key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            self.stats.count(kind, "misses")
+            return None
+        try:
+            if not raw.startswith(MAGIC):
+                raise ValueError("bad header")
+            digest, payload = raw[len(MAGIC): len(MAGIC) + 64], raw[len(MAGIC) + 65:]
+            if hashlib.sha256(payload).hexdigest().encode() != digest:
+                raise ValueError("checksum mismatch")
+            obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+            if not isinstance(obj, dict):
+                raise ValueError("payload is not a dict")
+            out = from_storable(obj)
+        except Exception:  # any failure to read back = corrupt: rebuild rather than crash
+            self.stats.count(kind, "corrupt")
+            self.stats.count(kind, "misses")
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        self.stats.count(kind, "hits")
+        return out
+
+    def save(self, kind: str, key: str, payload: dict) -> Path:
+        """Store ``payload`` (dict of arrays/tensors/plain values) atomically under ``key``."""
+        buf = io.BytesIO()
+        torch.save(to_storable(payload), buf)
+        body = buf.getvalue()
+        data = MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+        path = self.path(kind, key)
+        atomic_write_bytes(path, data)
+        self.stats.count(kind, "writes")
+        return path
+
+    def entries(self) -> list[Path]:
+        return sorted(self.root.rglob("*.pt")) if self.root.exists() else []
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.entries())
+
+    def clear(self) -> int:
+        """Delete every entry (and stray temp files); returns the number of entries removed."""
+        n = 0
+        if not self.root.exists():
+            return 0
+        for p in list(self.root.rglob("*")):
+            if p.is_file() and (p.suffix == ".pt" or p.name.endswith(".tmp")):
+                n += p.suffix == ".pt"
+                p.unlink()
+        return n

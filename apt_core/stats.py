@@ -1,0 +1,132 @@
+"""Statistics over repetitions: mean, standard deviation and the paper's significance stars.
+
+The paper marks APT's result with stars when a paired t-test against the best baseline is
+significant (``*`` p < 0.05, ``**`` p < 0.01, ``***`` p < 0.001).  "Paired" because every
+repetition (seed) of every defense sees the same split, targets and fake profiles, so the
+per-seed difference removes the variance those share.
+
+Which baseline: the non-APT defense with the lowest mean target HR (the strongest
+competitor), as in the paper's tables.  APT-rand counts as a baseline (it is APT's ablation,
+not APT); plain MF on poisoned data (``none``/``attack``) is used only when no other defense
+ran, so a one-defense run still gets a test against doing nothing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as _sps
+
+#: (threshold, stars), checked in order: the paper's convention.
+STAR_LEVELS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+
+
+def stars(p_value: float | None) -> str:
+    """``***`` for p < 0.001, ``**`` for p < 0.01, ``*`` for p < 0.05, else ``""`` (also for None/NaN)."""
+    if p_value is None or (isinstance(p_value, float) and math.isnan(p_value)):
+        return ""
+    for threshold, mark in STAR_LEVELS:
+        if p_value < threshold:
+            return mark
+    return ""
+
+
+def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1) of the finite values; sd 0.0 for one value."""
+    vals = np.array([v for v in values if v is not None and not np.isnan(v)], dtype=float)
+    if len(vals) == 0:
+        return None, None
+    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Result of a two-sided paired t-test of ``a`` against ``b`` (``a - b`` per pair)."""
+
+    n: int
+    mean_diff: float | None
+    t: float | None
+    p_value: float | None
+    stars: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+    """Two-sided paired t-test; ``t = mean(d) / (sd(d) / sqrt(n))`` with ``d = a - b``, df = n - 1.
+
+    Pairs where either value is missing/NaN are dropped.  With fewer than two pairs no test
+    exists (t and p are None).  When every difference is identical the variance is zero:
+    identical samples give p = 1 (no evidence of a difference), a constant non-zero shift
+    gives p = 0 (the limit of the statistic) -- scipy returns NaN for both, which would
+    silently drop the stars.
+    """
+    a_arr = np.asarray([np.nan if v is None else v for v in a], dtype=float)
+    b_arr = np.asarray([np.nan if v is None else v for v in b], dtype=float)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"paired test needs equally long samples, got {len(a_arr)} and {len(b_arr)}")
+    keep = ~(np.isnan(a_arr) | np.isnan(b_arr))
+    a_arr, b_arr = a_arr[keep], b_arr[keep]
+    n = int(len(a_arr))
+    if n == 0:
+        return PairedTest(0, None, None, None, "")
+    d = a_arr - b_arr
+    mean_diff = float(d.mean())
+    if n < 2:
+        return PairedTest(n, mean_diff, None, None, "")
+    sd = float(d.std(ddof=1))
+    if sd <= 1e-15 * max(1.0, abs(mean_diff)):
+        if abs(mean_diff) <= 1e-15:
+            return PairedTest(n, mean_diff, 0.0, 1.0, "")
+        t = math.copysign(math.inf, mean_diff)
+        return PairedTest(n, mean_diff, t, 0.0, stars(0.0))
+    res = _sps.ttest_rel(a_arr, b_arr)
+    p = float(res.pvalue)
+    return PairedTest(n, mean_diff, float(res.statistic), p, stars(p))
+
+
+@dataclass(frozen=True)
+class Significance:
+    """APT (``method``) against the best baseline on per-seed target HR."""
+
+    method: str
+    baseline: str | None
+    metric: str
+    test: PairedTest
+
+    def to_dict(self) -> dict:
+        out = {"method": self.method, "baseline": self.baseline, "metric": self.metric}
+        out.update(self.test.to_dict())
+        return out
+
+
+def best_baseline(per_phase: dict[str, Sequence[float]], method: str = "apt") -> str | None:
+    """The defense with the lowest mean ``per_phase`` value other than ``method``.
+
+    ``per_phase`` maps phase name -> per-seed values and may contain ``origin``/``attack``;
+    ``origin`` never counts (it is not under attack), and ``attack``/``none`` count only when
+    no real defense ran.  Ties go to the phase listed first.
+    """
+    skip = {"origin", "attack", "none", method}
+    candidates = [p for p in per_phase if p not in skip]
+    if not candidates:
+        candidates = [p for p in ("none", "attack") if p in per_phase and p != method][:1]
+    best, best_mean = None, math.inf
+    for name in candidates:
+        m, _ = mean_sd(per_phase[name])
+        if m is not None and m < best_mean:
+            best, best_mean = name, m
+    return best
+
+
+def significance(per_phase: dict[str, Sequence[float]], method: str = "apt", metric: str = "target_hr") -> Significance | None:
+    """Paired t-test of ``method``'s per-seed values against :func:`best_baseline`; None if ``method`` did not run."""
+    if method not in per_phase:
+        return None
+    baseline = best_baseline(per_phase, method)
+    if baseline is None:
+        return Significance(method, None, metric, PairedTest(0, None, None, None, ""))
+    return Significance(method, baseline, metric, paired_ttest(per_phase[method], per_phase[baseline]))

@@ -1,0 +1,277 @@
+"""Run history in SQLite (standard library): every finished run, readable by the CLI and the app.
+
+Default location: ``$APT_HISTORY_DB`` if set, else ``<cache root>/history.sqlite`` where the
+cache root is ``$APT_CACHE_DIR`` or ``~/.cache/apt_lab`` (the same root as the data-download
+cache and the artifact cache of :mod:`apt_core.cache`).
+
+What is stored per run: the scenario (its JSON config and its cache key), the full
+``ScenarioResult.to_json()`` object, per-seed metrics of every phase (table ``metrics``),
+timings, the device and the package versions (python, torch, numpy, scipy, apt_core).
+
+Concurrency: two processes (a CLI run and the dashboard, two terminals) may record at the
+same moment.  The database runs in WAL mode, each write is one ``BEGIN IMMEDIATE``
+transaction (it takes the write lock up front, so a transaction never fails half-way on a
+lock upgrade), and a busy timeout plus a retry loop waits for the other writer instead of
+failing.  Nothing is lost; readers never block writers.  A fresh connection per call keeps
+the object safe to share between threads (Streamlit reruns scripts in threads).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import pandas as pd
+
+from apt_core.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apt_core.experiment import ScenarioResult
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    scenario_key TEXT,
+    dataset TEXT,
+    attack TEXT,
+    attack_size REAL,
+    targets TEXT,
+    defenses TEXT,
+    erm_fraction REAL,
+    erm_stats TEXT,
+    k INTEGER,
+    epochs INTEGER,
+    seeds INTEGER,
+    seed INTEGER,
+    device TEXT,
+    wall_seconds REAL,
+    cache_hits INTEGER,
+    cache_misses INTEGER,
+    label TEXT,
+    versions TEXT,
+    config TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    phase TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    target_hr REAL,
+    test_hr REAL,
+    ri REAL,
+    rank_shift_median REAL,
+    prediction_shift REAL,
+    seconds REAL,
+    PRIMARY KEY (run_id, phase, seed)
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+RUN_COLUMNS = ["run_id", "created_at", "dataset", "attack", "attack_size", "targets", "defenses", "erm_fraction",
+               "erm_stats", "k", "epochs", "seeds", "seed", "device", "wall_seconds", "cache_hits", "cache_misses",
+               "label", "scenario_key"]
+
+
+def default_cache_root() -> Path:
+    """``$APT_CACHE_DIR`` or ``~/.cache/apt_lab`` (shared with the data-download cache)."""
+    return Path(os.environ.get("APT_CACHE_DIR", Path.home() / ".cache" / "apt_lab")).expanduser()
+
+
+def default_history_path() -> Path:
+    env = os.environ.get("APT_HISTORY_DB")
+    return Path(env).expanduser() if env else default_cache_root() / "history.sqlite"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that can change a result: python, torch, numpy, scipy, pandas, apt_core, OS."""
+    import numpy
+    import scipy
+    import torch
+
+    import apt_core
+
+    return {
+        "python": platform.python_version(),
+        "apt_core": apt_core.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RunStore:
+    """SQLite run history.  ``RunStore()`` uses :func:`default_history_path`."""
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
+        self.path = Path(path).expanduser() if path is not None else default_history_path()
+        self.timeout = float(timeout)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(None, init=True)
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _write(self, fn, init: bool = False):
+        """Run ``fn(conn)`` in one immediate transaction, retrying while another writer holds the lock."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            conn = self._connect()
+            try:
+                if init:
+                    # WAL lets readers run beside a writer; the setting is stored in the file.
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if init:
+                        for statement in _SCHEMA.strip().split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                        out = None
+                    else:
+                        out = fn(conn)
+                    conn.execute("COMMIT")
+                    return out
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(0.5, delay * 2)
+            finally:
+                conn.close()
+
+    def _read(self, sql: str, params: Iterable = ()) -> pd.DataFrame:
+        conn = self._connect()
+        try:
+            return pd.read_sql_query(sql, conn, params=list(params))
+        finally:
+            conn.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def record(self, result: "ScenarioResult", label: str = "") -> str:
+        """Store a finished run; returns its ``run_id`` (unique, sortable by time)."""
+        payload = result.to_json()
+        config = payload["config"]
+        run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+        versions = package_versions()
+        payload = dict(payload, run_id=run_id, versions=versions)
+        targets = config["targets"] if isinstance(config["targets"], str) else ",".join(map(str, config["targets"]))
+        run_row = (
+            run_id, _now(), getattr(result, "scenario_key", None), payload["dataset"]["name"], config["attack"],
+            config["attack_size"], targets, ",".join(config["defenses"]), config["erm_fraction"], config["erm_stats"],
+            config["k"], config["epochs"], config["seeds"], config["seed"], payload.get("device"),
+            getattr(result, "wall_seconds", None), getattr(result, "cache_hits", None), getattr(result, "cache_misses", None),
+            label, json.dumps(versions), json.dumps(config), json.dumps(payload),
+        )
+        metric_rows = [(run_id, *m) for m in result.per_seed_metrics()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(run_row))})", run_row)
+            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", metric_rows)
+
+        self._write(write)
+        return run_id
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run and its metrics; unknown ids raise :class:`ConfigError`."""
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+
+        if not self._write(write):
+            raise ConfigError(f"no run with id {run_id!r} in {self.path}")
+
+    # -- reading -------------------------------------------------------------------------
+    def runs(self, dataset: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """One row per run, newest first (configuration summary, device, wall time, cache use)."""
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        params: list = []
+        if dataset is not None:
+            sql += " WHERE dataset = ?"
+            params.append(dataset)
+        sql += " ORDER BY created_at DESC, run_id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._read(sql, params)
+
+    def metrics(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per-seed metrics, one row per run x phase x seed."""
+        sql = "SELECT * FROM metrics"
+        ids = list(run_ids) if run_ids is not None else None
+        if ids is not None:
+            if not ids:
+                return self._read("SELECT * FROM metrics WHERE 0")
+            sql += f" WHERE run_id IN ({','.join('?' * len(ids))})"
+        return self._read(sql + " ORDER BY run_id, rowid", ids or [])
+
+    def get(self, run_id: str) -> dict:
+        """The run's JSON (``ScenarioResult.to_json()`` plus ``run_id`` and ``versions``)."""
+        conn = self._connect()
+        try:
+            row = conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            raise ConfigError(f"no run with id {run_id!r} in {self.path}")
+        return json.loads(row[0])
+
+    def __len__(self) -> int:
+        conn = self._connect()
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        finally:
+            conn.close()
+
+    def export(self, path: str | Path, format: str = "csv", run_ids: Iterable[str] | None = None) -> Path:
+        """Write the history to ``path``.
+
+        ``csv``: one row per run x phase x seed (per-seed metrics joined with the run's
+        configuration columns), for pandas/R/spreadsheets.  ``json``: a list of the runs'
+        full JSON objects.
+        """
+        fmt = format.lower()
+        if fmt not in ("csv", "json"):
+            raise ConfigError(f"export format must be 'csv' or 'json', got {format!r}")
+        path = Path(path)
+        runs = self.runs()
+        if run_ids is not None:
+            keep = set(run_ids)
+            runs = runs[runs["run_id"].isin(keep)]
+        from apt_core.cache import atomic_write_bytes
+
+        if fmt == "csv":
+            metrics = self.metrics(list(runs["run_id"]))
+            table = runs.merge(metrics, on="run_id", how="left")
+            data = table.to_csv(index=False).encode()
+        else:
+            data = json.dumps([self.get(r) for r in runs["run_id"]], indent=1).encode()
+        atomic_write_bytes(path, data)
+        return path
