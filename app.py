@@ -1,0 +1,57 @@
+"""APT Lab dashboard: ``streamlit run app.py``.
+
+Navigation, the shared sidebar (data set, data folder, seed, device badge) and nothing else:
+each page lives in ``pages/`` and calls ``apt_core`` for every number it shows.
+"""
+from __future__ import annotations
+
+import os
+
+# Before anything imports torch: idle OpenMP workers must not spin on a small shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from apt_core.errors import AptError  # noqa: E402
+from apt_core.runtime import configure_threads, device_label, resolve_device  # noqa: E402
+from pages._common import DATASET_LABELS, DATASETS, save_upload  # noqa: E402
+
+configure_threads()
+st.set_page_config(page_title="APT Lab", page_icon="🛡️", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("pages/data.py", title="Data", icon="📊"),
+    st.Page("pages/attack.py", title="Attack", icon="🎯"),
+    st.Page("pages/defense.py", title="Defense", icon="🛡️"),
+    st.Page("pages/sweeps.py", title="Sweeps", icon="📈"),
+    st.Page("pages/profiles.py", title="Profiles", icon="👤"),
+    st.Page("pages/theory.py", title="Theory", icon="📐"),
+    st.Page("pages/history.py", title="History", icon="🗂️"),
+]
+nav = st.navigation(PAGES)
+
+with st.sidebar:
+    st.header("APT Lab")
+    st.selectbox("Data set", DATASETS, key="dataset", format_func=lambda d: DATASET_LABELS[d])
+    if st.session_state.get("dataset") == "uploaded CSV":
+        upload = st.file_uploader("Rating file (user,item,rating[,timestamp])", type=["csv", "tsv", "txt", "dat"])
+        if upload is not None:
+            try:
+                st.session_state["uploaded_path"] = save_upload(upload.name, upload.getvalue())
+                st.success(f"{upload.name} loaded")
+            except AptError as exc:
+                st.session_state["uploaded_path"] = None
+                st.error(str(exc))
+        elif not st.session_state.get("uploaded_path"):
+            st.info("Upload a file; until then the sample data set is used.")
+    st.text_input("Data folder (real data sets)", value=os.environ.get("APT_DATA_DIR", ""), key="data_dir", help="MovieLens/FilmTrust/Yelp files; defaults to $APT_DATA_DIR")
+    st.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed")
+    st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
+    try:
+        badge = device_label(resolve_device(st.session_state.get("device", "auto")))
+        st.caption(f"Device: **{badge}**")
+    except AptError as exc:
+        st.error(str(exc))
+
+nav.run()

@@ -1,0 +1,197 @@
+"""Shared helpers of the dashboard's pages: sidebar settings, cached runs, error guard.
+
+Pages stay thin: widgets -> one ``apt_core`` call (through :func:`run_cached`) -> a figure
+from a pure function.  Results are cached with ``st.cache_resource`` keyed by the JSON of
+the frozen :class:`~apt_core.experiment.Scenario`, so moving a slider back is instant.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from apt_core.errors import AptError, CancelledError
+
+DATASETS = ["sample", "ml-100k", "ml-1m", "filmtrust", "yelp", "uploaded CSV"]
+DATASET_LABELS = {
+    "sample": "sample (bundled, offline)",
+    "ml-100k": "MovieLens-100K",
+    "ml-1m": "MovieLens-1M",
+    "filmtrust": "FilmTrust",
+    "yelp": "Yelp (local files only)",
+    "uploaded CSV": "uploaded CSV",
+}
+
+
+def settings() -> dict:
+    """The shared sidebar's values (defaults when a page runs alone, as in tests)."""
+    ss = st.session_state
+    dataset = ss.get("dataset", "sample")
+    if dataset == "uploaded CSV":
+        dataset = ss.get("uploaded_path") or "sample"
+    data_dir = ss.get("data_dir", os.environ.get("APT_DATA_DIR", "")) or None
+    return {"dataset": dataset, "data_dir": data_dir, "seed": int(ss.get("seed", 0)), "device": ss.get("device", "auto")}
+
+
+def save_upload(name: str, content: bytes) -> str:
+    """Validate an uploaded rating file and keep it on disk (the library loads by path)."""
+    from apt_core.data import load_csv
+
+    text = content.decode("utf-8", errors="replace")
+    load_csv(name, text=text)  # raises DataError with file, line and reason
+    folder = Path(tempfile.gettempdir()) / "apt_lab_uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(content).hexdigest()[:16]
+    path = folder / f"{Path(name).stem}-{digest}.csv"
+    if not path.exists():
+        path.write_bytes(content)
+    return str(path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def load_data(name: str, data_dir: str | None):
+    from apt_core.data import load_dataset
+
+    return load_dataset(name, data_dir)
+
+
+class ResultStore:
+    """Finished results by scenario key, least recently used evicted (shared by sessions).
+
+    Not ``st.cache_resource`` around the computation itself: the run updates a progress bar
+    created outside it, which Streamlit's cache replay forbids.
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def result_store() -> ResultStore:
+    return ResultStore()
+
+
+def scenario_key(kind: str, scenario: Any) -> str:
+    payload = scenario.to_dict() if hasattr(scenario, "to_dict") else scenario
+    return kind + ":" + json.dumps(payload, sort_keys=True, default=str)
+
+
+def is_computed(kind: str, scenario: Any) -> bool:
+    return scenario_key(kind, scenario) in result_store()
+
+
+def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto: bool = False):
+    """Return ``fn(scenario, progress)`` from the cache, or offer a Run button and compute it.
+
+    While it runs a progress bar shows the stage; the Cancel button (any click reruns the
+    script, which interrupts the run at its next progress update) stops it.  Returns
+    ``None`` while nothing is computed for this scenario.
+    """
+    key = scenario_key(kind, scenario)
+    store = result_store()
+    cached = store.get(key)
+    if cached is not None:
+        return cached
+    if st.session_state.get("_running") == key:
+        st.warning("The previous run was cancelled (or interrupted by a change of settings).")
+        st.session_state["_running"] = None
+    clicked = auto or st.button(label, type="primary", key=f"run-{kind}")
+    if not clicked:
+        return None
+    bar = st.progress(0.0, text="starting...")
+    st.button("Cancel", key=f"cancel-{kind}", help="stops the run at its next progress update")
+    st.session_state["_running"] = key
+
+    def progress(fraction: float, stage: str) -> bool:
+        bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{stage} ({fraction:.0%})")
+        return True
+
+    result = fn(scenario, progress)
+    store.put(key, result)
+    st.session_state["_running"] = None
+    bar.empty()
+    return result
+
+
+def guard(body: Callable[[], None]) -> None:
+    """Run a page body; errors become messages, never tracebacks."""
+    try:
+        body()
+    except CancelledError as exc:
+        st.warning(f"Cancelled: {exc}")
+    except AptError as exc:
+        st.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 -- a dashboard shows every failure as a message
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+
+
+def download(frame: pd.DataFrame, name: str, label: str = "Download this table (CSV)") -> None:
+    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=name, mime="text/csv", key=f"dl-{name}")
+
+
+def fmt_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(digits)
+    return out
+
+
+def attack_controls(data, prefix: str = "atk"):
+    """Widgets shared by the Attack and Profiles pages; returns the scenario they describe."""
+    from apt_core.attacks import ATTACKS, attack_names
+    from apt_core.experiment import Scenario
+
+    cfg = settings()
+    names = [a for a in attack_names() if a != "none"]
+    if not names:
+        st.warning("No attack is registered yet in apt_core.attacks.")
+        return None
+    c = st.columns(4)
+    attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
+    size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size")
+    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, int(data.n_items) - 10, 0, key=f"{prefix}-filler")
+    mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode")
+    targets: str | tuple = mode
+    if mode == "chosen by title":
+        counts = data.interactions.item_counts
+        order = np.argsort(counts)  # unpopular first: the interesting targets
+        labels = {int(i): f"{data.title(int(i))} ({int(counts[i])} ratings)" for i in order}
+        chosen = st.multiselect("Choose target items", list(labels), format_func=lambda i: labels[i], max_selections=10, key=f"{prefix}-chosen")
+        if not chosen:
+            st.info("Choose at least one target item.")
+            return None
+        targets = tuple(v.item() if hasattr(v, "item") else v for v in data.item_ids[np.asarray(chosen)])
+    return Scenario(
+        dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
+        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"],
+    )

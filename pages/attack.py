@@ -1,0 +1,57 @@
+"""Attack: poison the data, then see the target items rise (HR, rank shift, one user's top-K)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from apt_core.demo import explore_attack, top_k_items
+from apt_core.metrics import rank_shift
+from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
+from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+
+
+def body() -> None:
+    st.title("Attack")
+    st.caption("White-box poisoning of plain MF: fake users rate every target with the scale maximum plus filler items.")
+    cfg = settings()
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    scenario = attack_controls(data)
+    if scenario is None:
+        return
+    view = run_cached("attack", scenario, explore_attack, label="Run the attack")
+    if view is None:
+        st.info("Press the button to train clean MF, generate the fake users and retrain on the poisoned data.")
+        return
+    k = scenario.k
+    before, after = view.clean_eval, view.attacked_eval
+    c = st.columns(4)
+    c[0].metric(f"target HR@{k} before", f"{before.target_hr:.3f}")
+    c[1].metric(f"target HR@{k} after", f"{after.target_hr:.3f}", f"{after.target_hr - before.target_hr:+.3f}")
+    c[2].metric(f"test HR@{k} after", f"{after.test_hr:.3f}", f"{after.test_hr - before.test_hr:+.3f}")
+    c[3].metric("fake users x fillers", f"{view.fake.n_fake_users if view.fake else 0} x {view.n_filler}")
+    left, right = st.columns(2)
+    left.plotly_chart(hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k), width="stretch")
+    right.plotly_chart(rank_shift_histogram(rank_shift(before, after)), width="stretch")
+    titles = [view.data.title(i) for i in range(view.data.n_items)]
+    per_target = fmt_frame(per_target_frame(titles, view.targets, view.split.train.item_counts, before.per_target_hr(), after.per_target_hr()))
+    st.markdown("**Target items**")
+    st.dataframe(per_target, hide_index=True, width="stretch")
+    download(per_target, "attack_targets.csv")
+
+    st.subheader("One user's recommendations before and after")
+    n_real = view.split.train.n_real_users
+    user = st.number_input("Real user (dense index)", 0, n_real - 1, 0, key="atk-user")
+    top_n = st.slider("List length", 5, 50, 10, key="atk-topn")
+    frame = top_k_frame(titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets)
+
+    def highlight(row: pd.Series) -> list[str]:
+        style = "background-color: #FDD9B5; font-weight: bold"
+        return [style if (col == "before the attack" and row["target (before)"]) or (col == "after the attack" and row["target (after)"]) else "" for col in row.index]
+
+    st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
+    st.caption("Target items are highlighted in orange.")
+    download(frame, f"top{top_n}_user{int(user)}.csv")
+
+
+guard(body)

@@ -1,0 +1,35 @@
+"""Data: statistics of the selected data set and its long tail."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from apt_core.plots.explore import long_tail_figure, rating_histogram_figure, user_activity_figure
+from pages._common import download, guard, load_data, settings
+
+
+def body() -> None:
+    st.title("Data")
+    cfg = settings()
+    st.caption("Choose the data set in the sidebar (or upload a CSV there: user,item,rating[,timestamp]).")
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    summary = data.summary()
+    c = st.columns(4)
+    c[0].metric("users", f"{summary['n_users']:,}")
+    c[1].metric("items", f"{summary['n_items']:,}")
+    c[2].metric("ratings", f"{summary['n_ratings']:,}")
+    c[3].metric("density", f"{summary['density']:.2%}")
+    frame = pd.DataFrame({"statistic": list(summary), "value": [str(v) for v in summary.values()]})
+    st.dataframe(frame, hide_index=True, width="stretch")
+    download(frame, f"{data.name}_summary.csv")
+    inter = data.interactions
+    st.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {data.name}: ratings per item"), width="stretch")
+    left, right = st.columns(2)
+    left.plotly_chart(rating_histogram_figure(inter.ratings, data.scale.grid, f"Rating distribution of {data.name}"), width="stretch")
+    right.plotly_chart(user_activity_figure(inter.user_counts, f"Ratings per user in {data.name}"), width="stretch")
+    top = pd.DataFrame({"item": [data.title(int(i)) for i in inter.item_counts.argsort()[::-1][:10]], "ratings": sorted(inter.item_counts, reverse=True)[:10]})
+    st.markdown("**Most popular items**")
+    st.dataframe(top, hide_index=True, width="stretch")
+
+
+guard(body)

@@ -1,0 +1,67 @@
+"""Profiles: fake users against real users (factors, ratings, filler popularity, stealth)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from apt_core.demo import explore_attack, user_factors
+from apt_core.plots.explore import (
+    basic_profile_stats,
+    factor_projection_figure,
+    filler_popularity_figure,
+    profile_rating_figure,
+    profile_stats_frame,
+)
+from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+
+
+def stealth_table(view):
+    """Detection statistics from apt_core.stealth when it exists (None otherwise)."""
+    try:
+        import apt_core.stealth as stealth
+    except ImportError:
+        return None
+    for name in ("stealth_table", "stealth_statistics", "profile_statistics", "compare"):
+        fn = getattr(stealth, name, None)
+        if callable(fn):
+            return fn(view.split.train, view.fake)
+    return None
+
+
+def body() -> None:
+    st.title("Profiles")
+    st.caption("How do the fake users look next to the real ones? Stealthy attacks are hard to tell apart.")
+    cfg = settings()
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    scenario = attack_controls(data, prefix="prof")
+    if scenario is None:
+        return
+    view = run_cached("attack", scenario, explore_attack, label="Run the attack")
+    if view is None:
+        st.info("Press the button (same computation as the Attack page; shared cache).")
+        return
+    train, fake = view.split.train, view.fake
+    targets = set(int(t) for t in view.targets)
+    is_filler = ~np.isin(fake.items, list(targets))
+    factors = user_factors(view.attacked_model)
+    if factors is not None:
+        st.plotly_chart(factor_projection_figure(factors, train.n_real_users, "User factors of the attacked MF, 2-D projection (PCA)"), width="stretch")
+    left, right = st.columns(2)
+    left.plotly_chart(profile_rating_figure(train.ratings, fake.ratings[is_filler], train.scale.grid), width="stretch")
+    right.plotly_chart(filler_popularity_figure(train.item_counts, train.items, fake.items[is_filler]), width="stretch")
+    means = train.item_means()
+    real = basic_profile_stats(train.users, train.items, train.ratings, means, train.item_counts, train.n_real_users)
+    fakes = basic_profile_stats(fake.users[is_filler], fake.items[is_filler], fake.ratings[is_filler], means, train.item_counts, fake.n_fake_users)
+    frame = fmt_frame(profile_stats_frame(real, fakes))
+    st.subheader("Profile statistics (fillers only for fake users)")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    download(frame, "profile_statistics.csv")
+    extra = stealth_table(view)
+    if extra is not None:
+        st.subheader("Stealth statistics (apt_core.stealth)")
+        st.dataframe(extra, hide_index=True, width="stretch")
+    else:
+        st.caption("Detector-style stealth statistics appear here once apt_core.stealth is available.")
+
+
+guard(body)

@@ -1,0 +1,74 @@
+"""Sweeps: RI and target HR against the attack size and the share of ERM users (Figs. 2-3)."""
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from apt_core.defenses import defense_names
+from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+
+PARAMETERS = {"attack_size": "attack size (share of real users)", "erm_fraction": "ERM users (share of real users)"}
+DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
+
+
+def run_sweep(spec: tuple, progress):
+    from apt_core.sweeps import sweep
+
+    base, parameter, values = spec
+    return sweep(base, parameter, list(values), progress)
+
+
+class _Spec(tuple):
+    def to_dict(self) -> dict:
+        base, parameter, values = self
+        return {"base": base.to_dict(), "parameter": parameter, "values": list(values)}
+
+
+def body() -> None:
+    st.title("Sweeps")
+    try:
+        from apt_core.plots.results import sweep_figure
+        import apt_core.sweeps  # noqa: F401
+    except ImportError:
+        st.info("The sweep runner (apt_core.sweeps) is not available yet.")
+        return
+    cfg = settings()
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    base = attack_controls(data, prefix="swp")
+    if base is None:
+        return
+    names = [d for d in defense_names() if d != "none"]
+    c = st.columns(3)
+    parameter = c[0].selectbox("Sweep over", list(PARAMETERS), format_func=PARAMETERS.get, key="swp-param")
+    raw = c[1].text_input("Values (comma separated shares)", DEFAULT_VALUES[parameter], key=f"swp-values-{parameter}")
+    seeds = c[2].number_input("Seeds per value", 1, 10, 2, key="swp-seeds")
+    chosen = st.multiselect("Defenses", names, default=[d for d in ("apt",) if d in names], key="swp-defenses")
+    try:
+        values = tuple(sorted({float(v) for v in raw.replace(";", ",").split(",") if v.strip()}))
+    except ValueError:
+        st.error(f"Could not read the values {raw!r}: give numbers separated by commas, e.g. 0.01, 0.03, 0.05")
+        return
+    if not values:
+        st.error("Give at least one value.")
+        return
+    base = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), seeds=int(seeds))
+    frame = run_cached("sweep", _Spec((base, parameter, values)), run_sweep, label="Run the sweep")
+    if frame is None:
+        st.info(f"Press the button: {len(values)} values x {int(seeds)} seed(s), each a full attack + defense run.")
+        return
+    label = PARAMETERS[parameter]
+    left, right = st.columns(2)
+    defended = frame[~frame["phase"].isin(["origin", "attack"])]
+    left.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch")
+    if len(defended) and defended["ri"].notna().any():
+        right.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"Robustness improvement (RI) against {label}"), width="stretch")
+    else:
+        right.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
+    st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch")
+    shown = fmt_frame(frame)
+    st.dataframe(shown, hide_index=True, width="stretch")
+    download(shown, f"sweep_{parameter}.csv")
+
+
+guard(body)

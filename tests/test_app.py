@@ -1,0 +1,228 @@
+"""AppTest checks of every page's logic on the sample data (no browser)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TIMEOUT = 240
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """Fresh caches and a private run history for every test."""
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def page(name: str, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at
+
+
+def no_failures(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_app_entry_renders_overview_and_sidebar():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_failures(at)
+    assert "APT Lab" in at.title[0].value
+    assert at.sidebar.selectbox(key="dataset").value == "sample"
+    assert any("Device" in c.value for c in at.sidebar.caption)
+
+
+def test_overview_demo_runs_and_second_render_is_cached():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("overview").run()
+    no_failures(at)
+    at.button(key="run-demo").click().run()
+    no_failures(at)
+    assert len(at.metric) >= 2  # clean and attacked (and defended when a defense exists)
+    assert at.metric[0].label == "clean MF"
+    assert len(at.dataframe) == 1 and len(charts(at)) == 1
+    # Rerun: the result comes from the cache without pressing the button again.
+    at.run()
+    no_failures(at)
+    assert len(at.dataframe) == 1
+
+
+def test_data_page_sample_statistics():
+    at = page("data").run()
+    no_failures(at)
+    labels = [m.label for m in at.metric]
+    assert labels == ["users", "items", "ratings", "density"]
+    assert at.metric[0].value == "600"
+    assert len(charts(at)) == 3
+
+
+def test_data_page_missing_real_data_is_a_message(tmp_path):
+    at = page("data", dataset="ml-1m", data_dir=str(tmp_path)).run()
+    assert not at.exception
+    assert at.error and "ml-1m" in at.error[0].value.lower() or "movielens" in at.error[0].value.lower()
+
+
+def test_data_page_uploaded_csv(tmp_path):
+    from pages._common import save_upload
+
+    csv = "user,item,rating\n" + "\n".join(f"{u},{i},{1 + (u * i) % 5}" for u in range(20) for i in range(15) if (u + i) % 3)
+    path = save_upload("mine.csv", csv.encode())
+    at = page("data", dataset="uploaded CSV", uploaded_path=path).run()
+    no_failures(at)
+    assert at.metric[0].value == "20"
+
+
+def test_bad_upload_raises_data_error_with_line():
+    from apt_core.errors import DataError
+    from pages._common import save_upload
+
+    with pytest.raises(DataError) as info:
+        save_upload("bad.csv", b"user,item,rating\n1,2,5\n1,x\n")
+    assert "bad.csv" in str(info.value)
+
+
+def test_attack_page_before_after_and_top_k():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("attack").run()
+    no_failures(at)
+    at.button(key="run-attack").click().run()
+    no_failures(at)
+    labels = [m.label for m in at.metric]
+    assert labels[0].startswith("target HR@50 before") and labels[1].startswith("target HR@50 after")
+    assert len(charts(at)) == 2
+    assert len(at.dataframe) == 2  # per-target table and the user's top-K lists
+    # Another user: answered from the cached models.
+    at.number_input(key="atk-user").set_value(3).run()
+    no_failures(at)
+    assert len(at.dataframe) == 2
+
+
+def test_attack_page_chosen_targets_need_a_choice():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("attack").run()
+    at.selectbox(key="atk-mode").set_value("chosen by title").run()
+    no_failures(at)
+    assert any("at least one target" in i.value for i in at.info)
+
+
+def test_defense_page_table_and_box_plot():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("defense").run()
+    no_failures(at)
+    at.button(key="run-defense").click().run()
+    no_failures(at)
+    assert len(at.dataframe) >= 1
+    table = at.dataframe[0].value
+    assert len(table) >= 2  # origin and attack rows at least
+    assert len(charts(at)) >= 1
+
+
+def test_profiles_page():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("profiles").run()
+    at.button(key="run-attack").click().run()
+    no_failures(at)
+    assert len(charts(at)) == 3
+    stats = at.dataframe[0].value
+    assert list(stats.columns) == ["statistic", "real users", "fake users"]
+
+
+def test_sweeps_page_small_sweep():
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    at = page("sweeps").run()
+    no_failures(at)
+    if at.info and "not available" in at.info[0].value:
+        pytest.skip("apt_core.sweeps not available")
+    at.text_input(key="swp-values-attack_size").set_value("0.02, 0.05").run()
+    at.number_input(key="swp-seeds").set_value(1).run()
+    at.button(key="run-sweep").click().run()
+    no_failures(at)
+    assert len(charts(at)) >= 2
+    frame = at.dataframe[0].value
+    assert set(frame["value"]) == {0.02, 0.05}
+
+
+def test_sweeps_page_bad_values_message():
+    at = page("sweeps").run()
+    if at.info and "not available" in at.info[0].value:
+        pytest.skip("apt_core.sweeps not available")
+    at.text_input(key="swp-values-attack_size").set_value("0.02, lots").run()
+    assert not at.exception
+    assert any("Could not read" in e.value for e in at.error)
+
+
+def test_theory_page_slider_changes_curves():
+    at = page("theory").run()
+    no_failures(at)
+    assert len(charts(at)) == 1
+    before = at.metric[1].value
+    at.slider(key="th-tau").set_value(0.7).run()
+    no_failures(at)
+    assert at.metric[1].value != before
+
+
+def test_theory_page_invalid_threshold_is_a_message():
+    at = page("theory").run()
+    at.slider(key="th-tau").set_value(0.5).run()  # a = 0.441 < 0.5: still valid
+    no_failures(at)
+    at.slider(key="th-sp").set_value(0.6).run()
+    assert not at.exception
+
+
+def test_history_page_empty_then_filled():
+    at = page("history").run()
+    no_failures(at)
+    if at.info and "not available" in at.info[0].value:
+        pytest.skip("apt_core.store not available")
+    assert any("No runs" in i.value for i in at.info)
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        return
+    from apt_core.experiment import Scenario, run_scenario
+    from apt_core.store import RunStore
+
+    RunStore().record(run_scenario(Scenario(attack=attack_names()[1], epochs=3)), label="test")
+    at = page("history").run()
+    no_failures(at)
+    assert len(at.dataframe) == 2  # the run list and the chosen run's rows
