@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# torch is imported inside the functions that need it, so computing keys (stable_hash) stays
+# a light import for processes that only look things up.
 
 MAGIC = b"APTLAB-CACHE-1\n"
 _NP_TAG = "__ndarray__"
@@ -81,7 +83,7 @@ def _canonical(obj):
         return repr(obj) if not math.isfinite(obj) else float(obj)
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
-    if isinstance(obj, (torch.device, Path)):
+    if isinstance(obj, Path) or type(obj).__name__ == "device":
         return str(obj)
     if hasattr(obj, "__dataclass_fields__"):
         from dataclasses import asdict
@@ -135,11 +137,15 @@ def library_code_fingerprint() -> str:
 
 def environment_fingerprint() -> dict:
     """Library versions that can change numerics (part of every key)."""
+    import torch
+
     return {"torch": torch.__version__.split("+")[0], "numpy": np.__version__}
 
 
 def to_storable(obj):
     """Convert numpy arrays/scalars to what ``torch.load(weights_only=True)`` accepts; raise TypeError otherwise."""
+    import torch
+
     if isinstance(obj, dict):
         return {str(k): to_storable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -209,6 +215,8 @@ class ArtifactCache:
 
     def load(self, kind: str, key: str) -> dict | None:
         """The stored payload, or None on a miss; a corrupt entry is deleted and reported as a miss."""
+        import torch
+
         path = self.path(kind, key)
         try:
             raw = path.read_bytes()
@@ -238,6 +246,8 @@ class ArtifactCache:
 
     def save(self, kind: str, key: str, payload: dict) -> Path:
         """Store ``payload`` (dict of arrays/tensors/plain values) atomically under ``key``."""
+        import torch
+
         buf = io.BytesIO()
         torch.save(to_storable(payload), buf)
         body = buf.getvalue()

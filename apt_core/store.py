@@ -269,7 +269,8 @@ class RunStore:
 
         if fmt == "csv":
             metrics = self.metrics(list(runs["run_id"]))
-            table = runs.merge(metrics, on="run_id", how="left")
+            # the per-seed "seed" replaces the run's base seed (seeds are base seed + repetition)
+            table = runs.drop(columns=["seed"]).merge(metrics, on="run_id", how="left")
             data = table.to_csv(index=False).encode()
         else:
             data = json.dumps([self.get(r) for r in runs["run_id"]], indent=1).encode()
