@@ -43,7 +43,7 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-targets", type=int, default=5)
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses")
     p.add_argument("--erm-fraction", type=float, default=0.05)
-    p.add_argument("--erm-stats", choices=["observed", "clean"], default="observed")
+    p.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default="observed")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--seeds", type=int, default=1)
@@ -97,11 +97,40 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def add_cache_arguments(p: argparse.ArgumentParser, history: bool = True) -> None:
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the artifact cache (train everything)")
+    p.add_argument("--cache-dir", default=None, help="artifact cache folder (default: $APT_CACHE_DIR/artifacts or ~/.cache/apt_lab/artifacts)")
+    if history:
+        p.add_argument("--no-history", action="store_true", help="do not record this run in the run history")
+        p.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
+
+
+def cache_from_args(args: argparse.Namespace):
+    from apt_core.cache import ArtifactCache
+
+    if getattr(args, "no_cache", False):
+        return None
+    return ArtifactCache(args.cache_dir)
+
+
+def store_from_args(args: argparse.Namespace):
+    from apt_core.store import RunStore
+
+    if getattr(args, "no_history", False):
+        return None
+    return RunStore(getattr(args, "history_db", None))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from apt_core.experiment import run_scenario
 
     scenario = scenario_from_args(args)
-    result = run_scenario(scenario, progress=StderrProgress(not args.json))
+    scenario.validate()
+    cache = cache_from_args(args)
+    result = run_scenario(scenario, progress=StderrProgress(not args.json), cache=cache)
+    store = store_from_args(args)
+    if store is not None:
+        store.record(result)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -109,6 +138,82 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{out['dataset']['name']}: {out['dataset']['n_users']} users, {out['dataset']['n_items']} items, {out['dataset']['n_ratings']} ratings; device {out['device']}")
         print(f"targets: {', '.join(result.data.title(t) for t in result.targets)}")
         print(format_rows(out["rows"]))
+        sig = out.get("significance")
+        if sig and sig.get("baseline"):
+            p = sig["p_value"]
+            print(f"APT vs {sig['baseline']}: paired t-test over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}")
+        if cache is not None:
+            print(f"cache: {result.cache_hits} hits, {result.cache_misses} misses; wall time {result.wall_seconds:.1f} s")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from apt_core.reproduce import ReproduceConfig, TextProgress, reproduce
+
+    options = dict(
+        dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, seed=args.seed, out=args.out,
+        attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
+        defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
+        erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
+        fig_seeds=args.fig_seeds,
+    )
+    if args.quick:
+        cfg = ReproduceConfig.quick_config(**options)
+    else:
+        cfg = ReproduceConfig(**{k: v for k, v in options.items() if v is not None})
+    if args.no_figures:
+        cfg.figures = False
+    result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
+    for line in result.skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "
+          f"{result.cache_misses} misses; {len(result.files)} files in {result.out}")
+    print((result.out / "table2_target_hr.md").read_text())
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from apt_core.store import RunStore
+
+    store = RunStore(args.history_db)
+    if args.delete:
+        for rid in args.delete:
+            store.delete(rid)
+            print(f"deleted {rid}")
+        return 0
+    if args.show:
+        print(json.dumps(store.get(args.show), indent=1))
+        return 0
+    if args.export:
+        path = store.export(args.export, format=args.format)
+        print(f"wrote {len(store)} run(s) to {path}")
+        return 0
+    runs = store.runs(dataset=args.dataset, limit=args.limit)
+    if args.json:
+        print(runs.to_json(orient="records"))
+        return 0
+    if runs.empty:
+        print(f"no runs recorded in {store.path}")
+        return 0
+    cols = ["run_id", "created_at", "dataset", "attack", "targets", "defenses", "seeds", "device", "wall_seconds", "cache_hits", "label"]
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
+        print(runs[cols].to_string(index=False))
+    print(f"{len(runs)} run(s) shown from {store.path}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from apt_core.cache import ArtifactCache
+
+    cache = ArtifactCache(args.cache_dir)
+    if args.clear:
+        print(f"removed {cache.clear()} entries from {cache.root}")
+        return 0
+    entries = cache.entries()
+    kinds: dict[str, int] = {}
+    for p in entries:
+        kinds[p.parent.parent.name] = kinds.get(p.parent.parent.name, 0) + 1
+    print(f"{cache.root}: {len(entries)} entries, {cache.size_bytes() / 1e6:.1f} MB" + ("" if not kinds else " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"))
     return 0
 
 
@@ -137,7 +242,46 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics")
     add_scenario_arguments(run)
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_cache_arguments(run)
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
+    rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
+    rep.add_argument("--data-dir", default=None)
+    rep.add_argument("--seeds", type=int, default=None, help="repetitions (default 5; --quick: 1)")
+    rep.add_argument("--seed", type=int, default=None, help="split/target seed and first model seed (default 0)")
+    rep.add_argument("--out", default="reproduce-out", help="output folder (created)")
+    rep.add_argument("--quick", action="store_true", help="tiny CI settings: sample data, 1 seed, 5 epochs, 2 attacks")
+    rep.add_argument("--attacks", type=_defense_list, default=None, help="comma list (default: average,random,aush,pga,tna)")
+    rep.add_argument("--targets", type=_defense_list, default=None, help="comma list of target sets (default: random,unpopular)")
+    rep.add_argument("--defense", type=_defense_list, default=None, help="comma list (default: pcmf,at,apt-rand,apt)")
+    rep.add_argument("--epochs", type=int, default=None)
+    rep.add_argument("--k", type=int, default=None)
+    rep.add_argument("--attack-size", type=float, default=None)
+    rep.add_argument("--erm-fraction", type=float, default=None)
+    rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
+    rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
+    rep.add_argument("--no-figures", action="store_true")
+    rep.add_argument("--no-progress", action="store_true")
+    rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    add_cache_arguments(rep)
+    rep.set_defaults(func=cmd_reproduce)
+
+    hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
+    hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
+    hist.add_argument("--dataset", default=None)
+    hist.add_argument("--limit", type=int, default=20)
+    hist.add_argument("--show", metavar="RUN_ID", default=None, help="print one run's JSON")
+    hist.add_argument("--delete", metavar="RUN_ID", nargs="+", default=None)
+    hist.add_argument("--export", metavar="PATH", default=None, help="write all runs (csv: one row per run x phase x seed)")
+    hist.add_argument("--format", choices=["csv", "json"], default="csv")
+    hist.add_argument("--json", action="store_true", help="print the run list as JSON")
+    hist.set_defaults(func=cmd_history)
+
+    cache = sub.add_parser("cache", help="show the artifact cache's size, or clear it")
+    cache.add_argument("--cache-dir", default=None)
+    cache.add_argument("--clear", action="store_true")
+    cache.set_defaults(func=cmd_cache)
 
     bench = sub.add_parser("bench", help="time each stage and print a table")
     bench.add_argument("--dataset", default="ml-100k")

@@ -49,6 +49,8 @@ from apt_core.models.mf import MFConfig
 from apt_core.runtime import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
+#: where APT's ERM users take item means/stds from (DESIGN section 6, step 6; robust = median/MAD)
+ERM_STATS_CHOICES = ("observed", "clean", "robust")
 
 ProgressFn = Callable[[float, str], object]
 
@@ -88,8 +90,8 @@ class Scenario:
             raise ConfigError(f"--attack-size must lie in (0, 1], got {self.attack_size}")
         if not (0 <= self.erm_fraction <= 1):
             raise ConfigError(f"--erm-fraction must lie in [0, 1], got {self.erm_fraction}")
-        if self.erm_stats not in ("observed", "clean"):
-            raise ConfigError(f"--erm-stats must be 'observed' or 'clean', got {self.erm_stats!r}")
+        if self.erm_stats not in ERM_STATS_CHOICES:
+            raise ConfigError(f"--erm-stats must be one of {', '.join(ERM_STATS_CHOICES)}, got {self.erm_stats!r}")
         if self.k < 1:
             raise ConfigError(f"--k must be at least 1, got {self.k}")
         if self.epochs < 1:
