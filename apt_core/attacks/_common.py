@@ -1,0 +1,123 @@
+"""Helpers shared by the attacks: vectorised filler sampling, profile assembly, validation.
+
+Everything here works on whole ``(n_fake_users, k)`` blocks with numpy: a Python loop over
+fake users x items would cost more than the heuristic attacks themselves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from apt_core.attacks.base import FakeProfiles
+from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.errors import ConfigError
+
+
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """Validate an integer hyper-parameter (bools and floats with a fraction are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (isinstance(value, float) and value.is_integer()):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_float(name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
+    """Validate a real hyper-parameter against an interval (open or closed ends)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value) or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ConfigError(f"{name} must lie in {lo}{low:g}, {'inf' if high is None else f'{high:g}'}{hi}, got {value!r}")
+    return value
+
+
+def sample_rows(rng: np.random.Generator, n_rows: int, candidates: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """``n_rows`` independent draws of ``k`` distinct items from ``candidates`` (vectorised).
+
+    Uniform draws take the ``k`` smallest of i.i.d. uniform keys per row; weighted draws use
+    the Gumbel-top-k trick (keys ``log w + Gumbel``), which samples without replacement with
+    probability proportional to ``w``.  Returns ``(n_rows, k)`` item ids.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    k = min(int(k), len(candidates))
+    if k <= 0 or n_rows <= 0:
+        return np.zeros((max(n_rows, 0), 0), dtype=np.int64)
+    if weights is None:
+        keys = rng.random((n_rows, len(candidates)))
+    else:
+        with np.errstate(divide="ignore"):
+            logw = np.log(np.asarray(weights, dtype=np.float64))
+        keys = -(logw[None, :] + rng.gumbel(size=(n_rows, len(candidates))))
+    if k < len(candidates):
+        idx = np.argpartition(keys, k - 1, axis=1)[:, :k]
+    else:
+        idx = np.tile(np.arange(len(candidates)), (n_rows, 1))
+    return candidates[idx]
+
+
+def non_targets(n_items: int, targets: np.ndarray) -> np.ndarray:
+    mask = np.ones(n_items, dtype=bool)
+    mask[targets] = False
+    return np.flatnonzero(mask)
+
+
+def assemble(
+    filler_items: np.ndarray,
+    filler_ratings: np.ndarray,
+    targets: np.ndarray,
+    scale: RatingScale,
+    n_items: int,
+    valid: np.ndarray | None = None,
+) -> FakeProfiles:
+    """Fake profiles from a ``(n_fake, k)`` block of fillers plus every target at the maximum.
+
+    ``valid`` (same shape, bool) drops padding entries where a user has fewer than ``k``
+    fillers.  Filler ratings are snapped to the grid here, so callers may pass raw values.
+    """
+    n_fake = filler_items.shape[0]
+    k = filler_items.shape[1]
+    if valid is None:
+        valid = np.ones_like(filler_items, dtype=bool)
+    f_users = np.repeat(np.arange(n_fake), k).reshape(n_fake, k)[valid]
+    f_items = filler_items[valid]
+    f_ratings = scale.snap(np.asarray(filler_ratings)[valid])
+    t_users = np.repeat(np.arange(n_fake), len(targets))
+    t_items = np.tile(targets, n_fake)
+    t_ratings = np.full(len(t_items), scale.maximum, dtype=np.float32)
+    users = np.concatenate([f_users, t_users])
+    items = np.concatenate([f_items, t_items])
+    ratings = np.concatenate([f_ratings, t_ratings])
+    order = np.lexsort((items, users))
+    return FakeProfiles(users[order], items[order], ratings[order], n_fake, n_items)
+
+
+def top_fillers_from_dense(values: np.ndarray, targets: np.ndarray, n_filler: int, scale: RatingScale, tie_break: np.ndarray | None = None) -> FakeProfiles:
+    """Keep, per fake user, the ``n_filler`` non-target items with the largest values.
+
+    ``values`` is ``(n_fake, n_items)`` in normalised units (rating / scale maximum); the
+    kept values are denormalised and snapped to the grid.  ``tie_break`` (same shape) orders
+    items whose values are equal (optimised ratings often sit at the bounds).
+    """
+    n_fake, n_items = values.shape
+    cand = non_targets(n_items, targets)
+    k = min(n_filler, len(cand))
+    if k == 0:
+        return assemble(np.zeros((n_fake, 0), np.int64), np.zeros((n_fake, 0)), targets, scale, n_items)
+    v = values[:, cand].astype(np.float64)
+    key = -v if tie_break is None else -(v + 1e-6 * np.tanh(tie_break[:, cand]))
+    idx = np.argpartition(key, k - 1, axis=1)[:, :k]
+    items = cand[idx]
+    raw = np.take_along_axis(values, items, axis=1) * scale.maximum
+    return assemble(items, raw, targets, scale, n_items)
+
+
+def item_popularity(train: Interactions) -> np.ndarray:
+    """Number of (real) ratings per item in the training data."""
+    return train.real_item_counts
