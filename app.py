@@ -17,17 +17,17 @@ from apt_core.runtime import configure_threads, device_label, resolve_device  # 
 from pages._common import DATASET_LABELS, DATASETS, save_upload  # noqa: E402
 
 configure_threads()
-st.set_page_config(page_title="APT Lab", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("pages/data.py", title="Data", icon="📊"),
-    st.Page("pages/attack.py", title="Attack", icon="🎯"),
-    st.Page("pages/defense.py", title="Defense", icon="🛡️"),
-    st.Page("pages/sweeps.py", title="Sweeps", icon="📈"),
-    st.Page("pages/profiles.py", title="Profiles", icon="👤"),
-    st.Page("pages/theory.py", title="Theory", icon="📐"),
-    st.Page("pages/history.py", title="History", icon="🗂️"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
+    st.Page("pages/attack.py", title="Attack", icon=":material/target:"),
+    st.Page("pages/defense.py", title="Defense", icon=":material/shield:"),
+    st.Page("pages/sweeps.py", title="Sweeps", icon=":material/show_chart:"),
+    st.Page("pages/profiles.py", title="Profiles", icon=":material/group:"),
+    st.Page("pages/theory.py", title="Theory", icon=":material/functions:"),
+    st.Page("pages/history.py", title="History", icon=":material/history:"),
 ]
 nav = st.navigation(PAGES)
 

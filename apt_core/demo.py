@@ -55,8 +55,9 @@ def demo_scenario(dataset: str = "sample", data_dir: str | None = None, seed: in
     )
 
 
-def run_demo(scenario: Scenario, progress: ProgressFn | None = None) -> ScenarioResult:
-    return run_scenario(scenario, progress)
+def run_demo(scenario: Scenario, progress: ProgressFn | None = None, cache=None) -> ScenarioResult:
+    """Run the demo scenario; ``cache`` (an ``ArtifactCache``) makes a repeated demo instant."""
+    return run_scenario(scenario, progress, cache=cache)
 
 
 def demo_steps(result: ScenarioResult) -> list[tuple[str, float]]:

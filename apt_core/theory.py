@@ -216,17 +216,22 @@ def _fit(method: str, ratings: np.ndarray, eps: float) -> float:
     """Minimise the method's training loss over the target's score (a 1-D convex problem)."""
     if method in ("standard", "apt"):
         return float(ratings.mean())
-    # AT: minimise sum (|r - x| + eps)^2, convex in x; its derivative is monotone, so bisect.
-    lo, hi = float(ratings.min()) - eps, float(ratings.max()) + eps
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        e = ratings - mid
-        grad = -np.sum(e + eps * np.sign(e))
-        if grad < 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    # AT: minimise sum (|r - x| + eps)^2 (convex).  Its stationarity condition
+    # g(x) = sum (r - x) + eps (n_above - n_below) = 0 is piecewise linear between sorted
+    # ratings, so solve it exactly: on the k-th gap (k ratings below x) the root is
+    # x = (S + eps (N - 2k)) / N; if no gap holds its root, g jumps over 0 at a rating.
+    r = np.sort(ratings)
+    n = len(r)
+    k = np.arange(n + 1)
+    roots = (r.sum() + eps * (n - 2 * k)) / n
+    lower = np.concatenate([[-np.inf], r])
+    upper = np.concatenate([r, [np.inf]])
+    inside = np.flatnonzero((roots >= lower) & (roots <= upper))
+    if len(inside):
+        return float(roots[inside[0]])
+    # g decreases in x; find the rating where it changes sign.
+    g_left = r.sum() - n * r + eps * (n - 2 * np.arange(n))  # just left of each rating
+    return float(r[np.flatnonzero(g_left > 0)[-1]]) if np.any(g_left > 0) else float(r[0])
 
 
 def _simulated_score(p: TheoryParams, method: str, real: np.ndarray, n_fake: int, erm_noise: np.ndarray) -> float:

@@ -100,6 +100,16 @@ def result_store() -> ResultStore:
     return ResultStore()
 
 
+def artifact_cache():
+    """The experiments' on-disk cache (``$APT_CACHE_DIR``), or None when unavailable."""
+    try:
+        from apt_core.cache import ArtifactCache
+
+        return ArtifactCache()
+    except Exception:  # noqa: BLE001 -- caching is an optimisation, never a reason to fail
+        return None
+
+
 def scenario_key(kind: str, scenario: Any) -> str:
     payload = scenario.to_dict() if hasattr(scenario, "to_dict") else scenario
     return kind + ":" + json.dumps(payload, sort_keys=True, default=str)
@@ -138,8 +148,8 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     result = fn(scenario, progress)
     store.put(key, result)
     st.session_state["_running"] = None
-    bar.empty()
-    return result
+    # Render again from the cache: the Run/Cancel buttons and the bar disappear.
+    st.rerun()
 
 
 def guard(body: Callable[[], None]) -> None:

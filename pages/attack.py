@@ -41,8 +41,11 @@ def body() -> None:
 
     st.subheader("One user's recommendations before and after")
     n_real = view.split.train.n_real_users
-    user = st.number_input("Real user (dense index)", 0, n_real - 1, 0, key="atk-user")
     top_n = st.slider("List length", 5, 50, 10, key="atk-topn")
+    # Start with a user who now sees a target in the list (when there is one): the point of the attack.
+    reached = np.flatnonzero(((after.target_ranks >= 0) & (after.target_ranks < top_n)).any(axis=1))
+    user = st.number_input("Real user (dense index)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
+                           help=f"{len(reached)} real users see a target in their top-{top_n} after the attack")
     frame = top_k_frame(titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets)
 
     def highlight(row: pd.Series) -> list[str]:

@@ -9,8 +9,8 @@ import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiment import Scenario, run_scenario
-from apt_core.plots.explore import influence_ranking_figure, phase_table, rank_shift_box_figure
-from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure, phase_table, rank_shift_box_figure
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -20,7 +20,7 @@ PAPER_NOTE = (
 
 def run_and_record(scenario: Scenario, progress) -> object:
     """Run the scenario, then keep it in the run history (when the run store is available)."""
-    result = run_scenario(scenario, progress)
+    result = run_scenario(scenario, progress, cache=artifact_cache())
     try:
         from apt_core.store import RunStore
 
@@ -45,19 +45,15 @@ def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:
         return table, fmt_frame(table), rank_shift_box_figure(shifts)
 
 
-def influence_vector(diagnostics: dict) -> np.ndarray | None:
-    """The last round's influence vector from APT's diagnostics (several spellings accepted)."""
-    for key in ("influence_rounds", "influences", "influence_history", "influence"):
-        value = diagnostics.get(key)
-        if value is None:
-            continue
-        arr = value[-1] if isinstance(value, (list, tuple)) and len(value) and np.ndim(value[-1]) == 1 else value
-        arr = np.asarray(arr, dtype=float)
-        if arr.ndim == 2:
-            arr = arr[-1]
-        if arr.ndim == 1 and arr.size:
-            return arr
-    return None
+def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
+    """The influence vector of every regeneration round kept in APT's diagnostics."""
+    out = []
+    for r in diagnostics.get("rounds", []) or []:
+        if isinstance(r, dict) and r.get("influence") is not None:
+            arr = np.asarray(r["influence"], dtype=float).ravel()
+            if arr.size:
+                out.append(arr)
+    return out
 
 
 def body() -> None:
@@ -92,18 +88,21 @@ def body() -> None:
     if "apt" in scenario.defenses:
         st.subheader("APT: influence ranking")
         diag = result.phase("apt").diagnostics[0] if result.phase("apt").diagnostics else {}
-        infl = influence_vector(diag)
-        if infl is None:
-            st.info("APT's diagnostics carry no influence vector in this version; keys present: " + (", ".join(sorted(diag)) or "none"))
-        else:
-            titles = [result.data.title(i) for i in range(result.data.n_items)]
-            st.plotly_chart(influence_ranking_figure(infl, result.targets, titles), width="stretch")
-            order = np.argsort(infl)
-            ranks = {int(j): r for r, j in enumerate(order, start=1)}
-            st.caption(
-                "Target items' positions in the influence ordering (1 = most negative, the items ERM users rate most): "
-                + ", ".join(f"{titles[int(t)]}: {ranks[int(t)]}" for t in result.targets)
-            )
+        rounds = influence_rounds(diag)
+        if not rounds:
+            st.info("APT's diagnostics carry no influence vectors for this run; keys present: " + (", ".join(sorted(diag)) or "none"))
+            return
+        titles = [result.data.title(i) for i in range(result.data.n_items)]
+        chosen_round = st.slider("Regeneration round", 1, len(rounds), len(rounds), key="def-round") if len(rounds) > 1 else 1
+        infl = rounds[chosen_round - 1]
+        st.plotly_chart(influence_ranking_figure(infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)"), width="stretch")
+        ranks = [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets] for v in rounds]
+        st.plotly_chart(influence_rounds_figure(ranks, [titles[int(t)] for t in result.targets], result.data.n_items), width="stretch")
+        st.caption(
+            "DESIGN check: after one or two regenerations the attacked targets should be among the ~50 most negative "
+            "entries (ERM users then rate them, which dilutes the attack). Ranks in round "
+            f"{chosen_round}: " + ", ".join(f"{titles[int(t)]}: {r + 1}" for t, r in zip(result.targets, ranks[chosen_round - 1]))
+        )
 
 
 guard(body)

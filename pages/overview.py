@@ -9,7 +9,7 @@ import streamlit as st
 
 from apt_core.demo import demo_scenario, demo_steps, run_demo
 from apt_core.plots.explore import hit_ratio_steps_figure
-from pages._common import download, fmt_frame, guard, run_cached, settings
+from pages._common import artifact_cache, download, fmt_frame, guard, run_cached, settings
 
 
 def body() -> None:
@@ -30,7 +30,7 @@ def body() -> None:
         f"({scenario.erm_fraction:.0%} ERM users, item statistics from the observed data); HR@{scenario.k}."
     )
     t0 = time.perf_counter()
-    result = run_cached("demo", scenario, run_demo, label="Run the one-click demo")
+    result = run_cached("demo", scenario, lambda sc, pr: run_demo(sc, pr, cache=artifact_cache()), label="Run the one-click demo")
     if result is None:
         st.info("Press the button: clean MF, then the attack, then the defense, on the selected data set.")
         return

@@ -6,7 +6,7 @@ import dataclasses
 import streamlit as st
 
 from apt_core.defenses import defense_names
-from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
 
 PARAMETERS = {"attack_size": "attack size (share of real users)", "erm_fraction": "ERM users (share of real users)"}
 DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
@@ -16,7 +16,7 @@ def run_sweep(spec: tuple, progress):
     from apt_core.sweeps import sweep
 
     base, parameter, values = spec
-    return sweep(base, parameter, list(values), progress)
+    return sweep(base, parameter, list(values), progress, cache=artifact_cache())
 
 
 class _Spec(tuple):

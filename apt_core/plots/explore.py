@@ -65,11 +65,16 @@ def user_activity_figure(user_counts: np.ndarray, title: str = "Ratings per user
 # --- Attack -------------------------------------------------------------------------------
 
 
+def _step_colour(label: str) -> str:
+    first = label.split(" ")[0].lower()
+    return {"clean": PHASE_COLOURS["origin"], "attacked": FAKE, "defended": ERM}.get(first, PHASE_COLOURS.get(first, REAL))
+
+
 def hit_ratio_steps_figure(steps: Sequence[tuple[str, float]], k: int, title: str | None = None) -> go.Figure:
     """Bars of target HR@K at each step (e.g. clean -> attacked -> defended)."""
     names = [s[0] for s in steps]
     values = [float(s[1]) if s[1] is not None else np.nan for s in steps]
-    colours = [PHASE_COLOURS.get(n.split(" ")[0].lower(), REAL) for n in names]
+    colours = [_step_colour(n) for n in names]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=colours, text=[f"{v:.3f}" for v in values], textposition="outside", name=f"target HR@{k}"))
     fig.update_yaxes(range=[0, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1)])
     return _layout(fig, title or f"Target items' hit ratio HR@{k} at each step", "step", f"target HR@{k}", height=380)
@@ -134,8 +139,12 @@ def rank_shift_box_figure(shifts_by_phase: dict[str, np.ndarray], title: str = "
 def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles: Sequence[str] | None = None, top: int = 200, title: str = "APT influence ranking (most negative first)") -> go.Figure:
     """Items ordered by influence (most negative = most useful for ERM users), targets marked."""
     influence = np.asarray(influence, dtype=float)
-    order = np.argsort(influence)
-    shown = order[: min(top, len(order))]
+    order = np.argsort(influence, kind="stable")
+    position = np.empty(len(order), dtype=int)
+    position[order] = np.arange(len(order))
+    # Show at least down to the lowest-ranked target, so every marker sits on its bar.
+    deepest = int(position[np.asarray(targets, dtype=int)].max()) + 10 if len(targets) else 0
+    shown = order[: min(max(top, deepest), len(order))]
     fig = go.Figure(go.Bar(x=np.arange(1, len(shown) + 1), y=influence[shown], marker_color=REAL, name="item influence I_j"))
     ranks = {int(j): r for r, j in enumerate(order, start=1)}
     tx, ty, tt = [], [], []
@@ -145,6 +154,18 @@ def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles:
         tt.append(titles[int(t)] if titles is not None else f"item {int(t)}")
     fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", marker=dict(color=TARGET, size=12, symbol="diamond", line=dict(color="black", width=1)), name="target items", text=tt, hovertemplate="%{text}<br>rank %{x}<br>I=%{y:.3g}"))
     return _layout(fig, title, "rank in the influence ordering", "influence on the empirical risk")
+
+
+def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str], n_items: int, title: str = "Target items' position in APT's influence ordering, per regeneration round") -> go.Figure:
+    """Rank (1 = most negative influence) of each target at every ERM regeneration round."""
+    ranks_arr = np.asarray(ranks, dtype=float).reshape(len(ranks), -1)
+    fig = go.Figure()
+    rounds = np.arange(1, len(ranks_arr) + 1)
+    for j, label in enumerate(target_labels):
+        fig.add_trace(go.Scatter(x=rounds, y=ranks_arr[:, j] + 1, mode="lines+markers", name=str(label)))
+    fig.add_hrect(y0=1, y1=50, fillcolor=ERM, opacity=0.12, line_width=0, annotation_text="50 most negative", annotation_position="top left")
+    fig.update_yaxes(type="log", autorange="reversed", range=None)
+    return _layout(fig, title, "regeneration round", f"rank among {n_items} items (log; 1 = most negative)")
 
 
 # --- Profiles -----------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""apt_core.demo: the one-click demo's scenario and the attack walk-through used by the pages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apt_core.attacks import attack_names
+from apt_core.defenses import defense_names
+from apt_core.demo import demo_scenario, demo_steps, explore_attack, run_demo, top_k_items, user_factors
+from apt_core.experiment import Scenario, run_scenario
+
+needs_attack = pytest.mark.skipif(len(attack_names()) < 2, reason="no attack registered yet")
+
+
+@needs_attack
+def test_demo_scenario_uses_registered_parts():
+    s = demo_scenario(seed=3)
+    assert s.attack in attack_names() and s.attack != "none"
+    assert all(d in defense_names() for d in s.defenses)
+    assert s.targets == "unpopular" and s.dataset == "sample" and s.seed == 3
+    if "apt" in defense_names():
+        assert s.defenses == ("apt",)
+
+
+@needs_attack
+def test_demo_steps_follow_the_result_rows():
+    s = demo_scenario()
+    result = run_demo(Scenario(**{**s.to_dict(), "defenses": s.defenses, "epochs": 3}))
+    steps = demo_steps(result)
+    rows = {r["phase"]: r for r in result.rows()}
+    assert steps[0] == ("clean MF", rows["origin"]["target_hr"])
+    assert steps[1][1] == rows["attack"]["target_hr"]
+
+
+@needs_attack
+def test_walkthrough_matches_run_scenario():
+    s = Scenario(attack=[a for a in attack_names() if a != "none"][0], targets="unpopular", epochs=4, seed=1)
+    view = explore_attack(s)
+    result = run_scenario(s)
+    assert view.clean_eval.target_hr == pytest.approx(result.phase("origin").target_hr[0])
+    assert view.attacked_eval.target_hr == pytest.approx(result.phase("attack").target_hr[0])
+    np.testing.assert_array_equal(view.targets, result.targets)
+    n_real = view.split.train.n_real_users
+    assert user_factors(view.attacked_model).shape[0] == n_real + view.fake.n_fake_users
+
+
+@needs_attack
+def test_top_k_excludes_rated_items_and_is_sorted():
+    view = explore_attack(Scenario(attack=[a for a in attack_names() if a != "none"][0], epochs=2))
+    user = 5
+    top = top_k_items(view.clean_model, view.split, user, 20)
+    assert len(top) == 20 and len(set(top)) == 20
+    assert not set(top) & set(view.split.train.user_items(user).tolist())
+    scores = view.clean_model.score_users(__import__("torch").tensor([user]))[0].numpy()
+    assert np.all(np.diff(scores[top]) <= 0)
+
+
+def test_demo_without_attacks_is_a_config_error(monkeypatch):
+    import apt_core.demo as demo
+    from apt_core.errors import ConfigError
+
+    monkeypatch.setattr(demo, "attack_names", lambda: ["none"])
+    with pytest.raises(ConfigError):
+        demo.demo_scenario()
