@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from apt_core.influence import CGInfo, conjugate_gradient, mf_hvp
-from tests.conftest import make_tiny
+from conftest import make_tiny
 
 
 def _problem(seed: int = 0, dim: int = 4, dtype=torch.float64):
@@ -87,3 +87,27 @@ def test_conjugate_gradient_on_mf_hessian_with_damping():
     hP, hQ = mf_hvp(P, Q, users, items, ratings, wP, wQ, damping)
     torch.testing.assert_close(hP, b[0], rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(hQ, b[1], rtol=1e-6, atol=1e-7)
+
+
+def test_sparse_operator_matches_mf_hvp_and_gradient():
+    from apt_core.influence import RatingStructure, mf_hvp_operator
+    from apt_core.models.mf import mf_batch_gradients
+
+    P, Q, users, items, ratings = _problem(6)
+    g = torch.Generator().manual_seed(7)
+    v = (torch.randn(P.shape, generator=g, dtype=P.dtype), torch.randn(Q.shape, generator=g, dtype=Q.dtype))
+    st = RatingStructure.build(users, items, P.shape[0], Q.shape[0])
+    matvec, (dP, dQ), (gP, gQ) = mf_hvp_operator(P, Q, users, items, ratings, 0.2, st)
+    hP, hQ = matvec(v)
+    rP, rQ = mf_hvp(P, Q, users, items, ratings, *v, 0.2)
+    torch.testing.assert_close(hP, rP)
+    torch.testing.assert_close(hQ, rQ)
+    eP, eQ, _ = mf_batch_gradients(P, Q, users, items, ratings, 0.0)
+    torch.testing.assert_close(gP, eP)
+    torch.testing.assert_close(gQ, eQ)
+    # The diagonal: H e_k for unit vectors, read at k.
+    H = torch.autograd.functional.hessian(lambda p, q: _loss(p, q, users, items, ratings), (P, Q))
+    diagP = torch.diagonal(H[0][0].reshape(P.numel(), P.numel())).reshape(P.shape)
+    diagQ = torch.diagonal(H[1][1].reshape(Q.numel(), Q.numel())).reshape(Q.shape)
+    torch.testing.assert_close(dP, diagP + 0.2)
+    torch.testing.assert_close(dQ, diagQ + 0.2)

@@ -13,6 +13,16 @@ def register(cls: type[Defense]) -> type[Defense]:
     return cls
 
 
+# Imported after register() exists; each module only defines its class.
+from apt_core.defenses.at import AdversarialTraining  # noqa: E402
+from apt_core.defenses.pcmf import PCMF  # noqa: E402
+from apt_core.defenses.apt_rand import APTRand  # noqa: E402
+from apt_core.defenses.apt import APT  # noqa: E402
+
+for _cls in (AdversarialTraining, PCMF, APTRand, APT):
+    register(_cls)
+
+
 def defense_names() -> list[str]:
     return list(DEFENSES)
 

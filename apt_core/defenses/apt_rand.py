@@ -1,0 +1,31 @@
+"""APT-rand: the ablation of APT with uniformly chosen ERM items and unlifted ratings.
+
+Paper: Wu et al., "Fight Fire with Fire: Towards Robust Recommender Systems via Adversarial
+Poisoning Training", SIGIR 2021 (the "APT-rand" baseline of its experiments).
+
+Threat model and budget as APT: the defender cannot tell fake users apart and adds n* =
+round(erm_fraction x real users) ERM users of m* items each, regenerated on APT's schedule
+(T_pre, T_inter).  Each ERM user rates m* items drawn uniformly without replacement, with
+ratings ~ N(mean_j, std_j) rounded to the grid (no influence, no r⁺).  It shows how much of
+APT's effect comes from the influence-guided choice of items rather than from extra data.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
+
+
+class APTRand(ERMTraining):
+    """APT's schedule with uniformly random ERM items (ablation of Wu et al., SIGIR 2021)."""
+
+    name = "apt-rand"
+    summary = "APT's schedule, ERM users rate uniformly random items at their mean (ablation)"
+
+    def _generate(self, state: RoundState) -> ERMBatch:
+        train, s = state.train, state.settings
+        cols = sample_without_replacement(np.zeros(train.n_items), state.n_erm, s.m_star, state.rng)
+        items = cols.ravel()
+        users = np.repeat(np.arange(state.n_erm), cols.shape[1])
+        ratings = draw_ratings(items, state.means, state.stds, 0.0, train, state.rng)
+        return ERMBatch(users, items, ratings, {})

@@ -1,0 +1,95 @@
+"""PCMF: a single user factor matrix; items are represented through the users who rated them.
+
+Paper: Christos G. Bampis, Cristian Rusu, Hazem Hajj, Alan C. Bovik, "Robust Matrix
+Factorization for Collaborative Filtering in Recommender Systems" (Bampis et al. 2017), the
+"PCMF" baseline of Wu et al., SIGIR 2021.
+
+Threat model: robustness by construction rather than by detection; no profile is removed.
+Budget: none.  Prediction R̂ = U Uᵀ Y with U ∈ R^{n×d} and Y the (normalised) training
+matrix: item j's factor is z_j = Σ_v Y_vj u_v, the rating-weighted sum of its raters'
+factors, so an item is only as strong as the users behind it.  Fitted by minibatch MSE on the
+observed ratings with Adam (autograd through the sparse product).
+
+Our choice (the paper leaves it open for this setting): Y's columns are divided by the
+square root of the item's rating count, so that z_j of a popular item does not grow with its
+popularity and one learning rate fits every item; set ``normalise=False`` for the raw product.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from apt_core.data.dataset import Interactions
+from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
+from apt_core.errors import CancelledError, ConfigError
+from apt_core.models.mf import MFModel, glorot_uniform
+from apt_core.runtime import resolve_device
+
+
+class PCMFModel(MFModel):
+    """Fitted PCMF: user factors U and the derived item factors Z = Yᵀ U (scores U Zᵀ)."""
+
+
+class PCMF(Defense):
+    """Single-factor-matrix MF, R̂ = U Uᵀ Y (Bampis et al. 2017)."""
+
+    name = "pcmf"
+    summary = "PCMF: one user factor matrix, item factors = rating-weighted sums of their raters' factors"
+
+    def __init__(self, dim: int | None = None, lr: float = 0.01, epochs: int | None = None, batch_size: int = 4096, normalise: bool = True, reg: float = 0.0):
+        if dim is not None and int(dim) < 1:
+            raise ConfigError(f"dim must be >= 1, got {dim}")
+        if not (float(lr) > 0):
+            raise ConfigError(f"lr must be > 0, got {lr}")
+        if epochs is not None and int(epochs) < 1:
+            raise ConfigError(f"epochs must be >= 1, got {epochs}")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if not (float(reg) >= 0):
+            raise ConfigError(f"reg must be >= 0, got {reg}")
+        self.dim = dim
+        self.lr = float(lr)
+        self.epochs = epochs
+        self.batch_size = int(batch_size)
+        self.normalise = bool(normalise)
+        self.reg = float(reg)
+
+    def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
+        cfg = context.mf_config
+        device = resolve_device(context.device)
+        dim = int(self.dim or cfg.dim)
+        epochs = int(self.epochs or cfg.epochs)
+        gen = torch.Generator().manual_seed(int(context.random_state))
+        users = torch.from_numpy(train.users).to(device)
+        items = torch.from_numpy(train.items).to(device)
+        ratings = torch.from_numpy(train.normalised_ratings).to(device)
+        values = ratings.clone()
+        if self.normalise:
+            counts = torch.from_numpy(train.item_counts.astype(np.float32)).to(device)
+            values = values / counts.index_select(0, items).clamp_min(1).sqrt()
+        # Yᵀ as a sparse (items x users) matrix: Z = Yᵀ U in one sparse-dense product.
+        yt = torch.sparse_coo_tensor(torch.stack([items, users]), values, (train.n_items, train.n_users), check_invariants=False).coalesce().to_sparse_csr()
+        U = glorot_uniform(train.n_users, dim, gen, device).requires_grad_(True)
+        opt = torch.optim.Adam([U], lr=self.lr)
+        n = len(ratings)
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=gen).to(device)
+            for start in range(0, n, self.batch_size):
+                idx = perm[start : start + self.batch_size]
+                Z = yt @ U
+                u, i = users.index_select(0, idx), items.index_select(0, idx)
+                pred = (U.index_select(0, u) * Z.index_select(0, i)).sum(1)
+                loss = ((pred - ratings.index_select(0, idx)) ** 2).mean()
+                if self.reg > 0:
+                    loss = loss + self.reg * (U.index_select(0, u) ** 2).sum(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if context.progress is not None and context.progress((epoch + 1) / max(1, epochs), f"pcmf: epoch {epoch + 1}/{epochs}") is False:
+                raise CancelledError("training cancelled")
+        with torch.no_grad():
+            U_final = U.detach().clone()
+            Z = yt @ U_final
+        return DefenseResult(PCMFModel(U_final, Z), {"defense": self.name, "final_loss": float(loss.detach()) if n else math.nan, "dim": dim, "epochs": epochs})

@@ -1,0 +1,194 @@
+"""Defenses: AT, PCMF, APT-rand and APT (DESIGN section 6) on small data; APT's port checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+from apt_core.defenses.apt import target_influence_ranks
+from apt_core.defenses.erm import dataset_key, item_statistics, sample_without_replacement, settings_for
+from apt_core.errors import ConfigError
+from apt_core.models.mf import MFConfig, MFTrainer
+from conftest import make_tiny
+
+SMALL_MF = MFConfig(dim=8, epochs=8, batch_size=256, lr=0.5)
+#: a fast APT schedule for small data: regenerations at epochs 3 and 6
+FAST_APT = {"t_pre": 3, "t_inter": 3, "m_star": 12}
+
+
+def _poisoned(n_fake: int = 6, targets=(2, 9), seed: int = 0) -> tuple[Interactions, Interactions, np.ndarray]:
+    clean = make_tiny(80, 50, 0.25, seed)
+    rng = np.random.default_rng(seed)
+    targets = np.asarray(targets)
+    users, items, ratings = [], [], []
+    for u in range(n_fake):
+        fill = rng.choice(np.setdiff1d(np.arange(clean.n_items), targets), 8, replace=False)
+        users += [u] * (len(fill) + len(targets))
+        items += list(targets) + list(fill)
+        ratings += [5.0] * len(targets) + list(clean.scale.snap(rng.normal(clean.item_means()[fill], 1.0)))
+    return clean, clean.with_injected(np.array(users), np.array(items), np.array(ratings), n_fake), targets
+
+
+def _ctx(clean, seed=0, dataset="tiny", cfg=SMALL_MF, device="cpu") -> DefenseContext:
+    return DefenseContext(cfg, device, seed, dataset, clean)
+
+
+def test_registry_has_all_defenses():
+    assert {"none", "at", "pcmf", "apt-rand", "apt"} <= set(DEFENSES)
+    for name, cls in DEFENSES.items():
+        assert cls.name == name and cls.summary and cls.__doc__
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("at", {"epsilon": -1}), ("at", {"adv_weight": -0.5}), ("at", {"warmup_epochs": -2}),
+        ("pcmf", {"dim": 0}), ("pcmf", {"lr": 0}),
+        ("apt", {"erm_fraction": 1.5}), ("apt", {"erm_stats": "magic"}), ("apt", {"solver": "lissa-ish"}),
+        ("apt", {"damping": -1}), ("apt", {"t_inter": 0}), ("apt", {"m_star": 0}), ("apt", {"r_plus": 3}),
+        ("apt", {"er_loss": "huber"}), ("apt", {"preconditioner": "ilu"}),
+        ("apt-rand", {"erm_fraction": -0.1}), ("apt-rand", {"erm_stats": "oracle"}),
+    ],
+)
+def test_bad_hyper_parameters_raise_config_error(name, params):
+    with pytest.raises(ConfigError):
+        make_defense(name, **params)
+
+
+@pytest.mark.parametrize("name", ["at", "pcmf", "apt-rand", "apt"])
+def test_defense_fits_and_scores(name):
+    clean, poisoned, _ = _poisoned()
+    params = dict(FAST_APT) if name.startswith("apt") else {}
+    result = make_defense(name, **params).fit(poisoned, _ctx(clean))
+    scores = result.model.score_users(torch.arange(clean.n_users))
+    assert scores.shape == (clean.n_users, clean.n_items) and torch.isfinite(scores).all()
+    assert result.diagnostics["defense"] == name
+
+
+def test_apt_schedule_and_diagnostics():
+    clean, poisoned, targets = _poisoned()
+    defense = make_defense("apt", erm_stats="clean", **FAST_APT)
+    res = defense.fit(poisoned, _ctx(clean))
+    d = res.diagnostics
+    n_erm = int(round(0.05 * poisoned.n_users))
+    assert d["erm_stats"] == "clean" and d["n_erm_users"] == n_erm
+    assert [r["epoch"] for r in d["rounds"]] == [3, 6]  # T_pre = 3, T_inter = 3, 8 epochs
+    assert res.model.P.shape[0] == poisoned.n_users + n_erm  # ERM rows live after D's users
+    for r in d["rounds"]:
+        infl = r["influence"]
+        assert infl.shape == (poisoned.n_items,) and np.isfinite(infl).all()
+        assert sorted(r["influence_rank"].tolist()) == list(range(poisoned.n_items))
+        assert r["influence_rank"][np.argmin(infl)] == 0
+        chosen = r["erm_items"]
+        assert chosen.shape == (n_erm, 12)
+        assert all(len(set(row)) == len(row) for row in chosen), "ERM items drawn without replacement"
+        assert np.all(infl[chosen] < 0), "APT's ERM users rate only items of negative influence"
+        assert r["n_negative"] == int((infl < 0).sum())
+    last = d["last_erm"]
+    assert np.all(poisoned.scale.on_grid(last["ratings"]))
+    ranks = target_influence_ranks(d, targets)
+    assert len(ranks) == 2 and all(len(r) == len(targets) for r in ranks)
+
+
+def test_apt_ratings_are_lifted_apt_rand_are_not():
+    clean, poisoned, _ = _poisoned()
+    means = clean.item_means()
+    apt = make_defense("apt", erm_stats="clean", r_plus=0.2, **FAST_APT).fit(poisoned, _ctx(clean)).diagnostics["last_erm"]
+    rnd = make_defense("apt-rand", erm_stats="clean", **FAST_APT).fit(poisoned, _ctx(clean)).diagnostics["last_erm"]
+    lift_apt = float(np.mean(apt["ratings"] - means[apt["items"]]))
+    lift_rnd = float(np.mean(rnd["ratings"] - means[rnd["items"]]))
+    # r+ = 0.2 on a 1..5 scale is one star; clipping at 5 takes a little off.
+    assert 0.5 < lift_apt < 1.1
+    assert abs(lift_rnd) < 0.3
+
+
+def test_apt_stats_sources():
+    clean, poisoned, _ = _poisoned()
+    with pytest.raises(ConfigError, match="clean"):
+        make_defense("apt", erm_stats="clean", **FAST_APT).fit(poisoned, DefenseContext(SMALL_MF, "cpu", 0, "tiny", None))
+    for stats in ("observed", "robust"):
+        d = make_defense("apt", erm_stats=stats, **FAST_APT).fit(poisoned, DefenseContext(SMALL_MF, "cpu", 0, "tiny", None)).diagnostics
+        assert d["erm_stats"] == stats
+
+
+def test_item_statistics_observed_clean_robust():
+    scale = RatingScale(1, 5, 1)
+    # item 0: 1,1,2,5,5,5 (fake 5s inflate the mean); item 1: 3; item 2: unrated
+    data = Interactions(np.arange(7), np.array([0, 0, 0, 0, 0, 0, 1]), np.array([1, 1, 2, 5, 5, 5, 3.0]), 7, 3, scale)
+    mean, std = item_statistics(data, "observed")
+    assert mean[0] == pytest.approx(19 / 6) and mean[1] == 3 and mean[2] == pytest.approx(22 / 7)
+    med, mad = item_statistics(data, "robust")
+    assert med[0] == pytest.approx(3.5) and med[1] == 3
+    assert mad[0] == pytest.approx(1.4826 * 1.5)  # |dev| = 2.5,2.5,1.5,1.5,1.5,1.5
+    assert mad[1] == pytest.approx(std[1])  # MAD 0 falls back to the std
+
+
+def test_pretraining_is_plain_mf():
+    """Before T_pre, APT is exactly plain MF with the same seed (ERM rows come later)."""
+    clean, poisoned, _ = _poisoned()
+    cfg = SMALL_MF.with_(epochs=3)
+    res = make_defense("apt", erm_stats="clean", t_pre=5).fit(poisoned, _ctx(clean, cfg=cfg))
+    trainer = MFTrainer(poisoned.n_users, poisoned.n_items, cfg, "cpu", 0)
+    trainer.train_epochs(*trainer.tensors(poisoned), 3)
+    assert torch.equal(res.model.P, trainer.P) and torch.equal(res.model.Q, trainer.Q)
+    assert "no regeneration" in res.diagnostics["note"]
+
+
+def test_gumbel_top_k_matches_sequential_sampling():
+    rng = np.random.default_rng(0)
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    draws = sample_without_replacement(np.log(p), 20000, 1, rng)
+    freq = np.bincount(draws.ravel(), minlength=4) / 20000
+    np.testing.assert_allclose(freq, p, atol=0.015)
+    two = sample_without_replacement(np.log(p), 20000, 2, rng)
+    # P(item 3 among two draws) = sum over first draws j != 3 of p_j * p_3 / (1 - p_j)
+    expected = sum(p[j] * p[3] / (1 - p[j]) for j in range(3)) + p[3]
+    assert np.mean((two == 3).any(axis=1)) == pytest.approx(expected, abs=0.012)
+
+
+def test_dataset_settings():
+    assert dataset_key("ML-100K") == "ml-100k" and dataset_key("movielens-1m") == "ml-1m"
+    assert settings_for("filmtrust", 2000).t == 40 and settings_for("filmtrust", 2000).m_star == 100
+    assert settings_for("ml-100k", 1682).m_star == 400 and settings_for("ml-100k", 1682).r_plus == 0.2
+    assert settings_for("sample", 795).m_star == 198  # other: min(400, m/4)
+
+
+def test_at_perturbs_training():
+    clean, poisoned, _ = _poisoned()
+    plain = make_defense("none").fit(poisoned, _ctx(clean)).model
+    at = make_defense("at", warmup_epochs=2).fit(poisoned, _ctx(clean)).model
+    assert not torch.allclose(plain.P, at.P)
+    at0 = make_defense("at", warmup_epochs=SMALL_MF.epochs).fit(poisoned, _ctx(clean)).model
+    assert torch.equal(plain.P, at0.P), "no adversarial epochs = plain MF"
+
+
+def test_pcmf_item_factors_are_rating_weighted_user_sums():
+    clean, poisoned, _ = _poisoned()
+    res = make_defense("pcmf", normalise=False, epochs=2).fit(poisoned, _ctx(clean))
+    U, Z = res.model.P, res.model.Q
+    Y = torch.zeros(poisoned.n_users, poisoned.n_items)
+    Y[torch.from_numpy(poisoned.users), torch.from_numpy(poisoned.items)] = torch.from_numpy(poisoned.normalised_ratings)
+    torch.testing.assert_close(Z, Y.T @ U, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_apt_cpu_and_cuda_agree():
+    from apt_core.influence import influence_vector, probe_users
+
+    clean, poisoned, _ = _poisoned()
+    trainer = MFTrainer(poisoned.n_users, poisoned.n_items, SMALL_MF, "cpu", 0)
+    u, i, r = trainer.tensors(poisoned)
+    trainer.train_epochs(u, i, r, 4)
+    probe = probe_users(poisoned.users, poisoned.normalised_ratings, poisoned.n_users, 10)
+    cpu = influence_vector(trainer.P, trainer.Q, u, i, r, probe)
+    gpu = influence_vector(trainer.P.cuda(), trainer.Q.cuda(), u.cuda(), i.cuda(), r.cuda(), probe)
+    np.testing.assert_allclose(gpu.values, cpu.values, rtol=1e-3, atol=1e-6 * np.abs(cpu.values).max())
+    # A whole fit: same code path; float sums differ in order, so compare outcomes loosely.
+    a = make_defense("apt", erm_stats="clean", **FAST_APT).fit(poisoned, _ctx(clean, device="cpu"))
+    b = make_defense("apt", erm_stats="clean", **FAST_APT).fit(poisoned, _ctx(clean, device="cuda"))
+    assert b.model.device.type == "cuda"
+    sa = a.model.score_users(torch.arange(clean.n_users))
+    sb = b.model.score_users(torch.arange(clean.n_users, device="cuda")).cpu()
+    assert float(torch.corrcoef(torch.stack([sa.ravel(), sb.ravel()]))[0, 1]) > 0.95
