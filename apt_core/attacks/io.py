@@ -1,0 +1,187 @@
+"""Export and import of fake profiles, and the ``python -m apt_core poison`` subcommand.
+
+Two formats:
+
+* CSV with header ``user,item,rating``: ``user`` is the fake user's index (0-based), ``item``
+  the dense item index of the training data (0-based, as in the JSON ``targets``), ``rating``
+  on the data set's own scale.
+* The APT authors' ``.npy`` layout: a dense ``(n_fake_users, n_items)`` float matrix of
+  normalised ratings (rating / scale maximum; 0 = not rated).
+
+Imports are validated -- shape, finite values, range -- and snapped to the rating grid, and
+``.npy`` files are read with ``allow_pickle=False`` (a pickled object array could run code).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from apt_core.attacks.base import FakeProfiles
+from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.errors import ConfigError, DataError
+
+FORMATS = (".csv", ".npy")
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"{path.name}: unknown poison file format {suffix or '(none)'!r}; use .csv or .npy")
+    return suffix
+
+
+def save_profiles(profiles: FakeProfiles, path: str | Path, scale: RatingScale) -> Path:
+    """Write ``profiles`` as CSV (raw ratings) or ``.npy`` (dense normalised matrix)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == ".npy":
+        np.save(path, profiles.dense(scale.maximum), allow_pickle=False)
+    else:
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["user", "item", "rating"])
+            for u, i, r in zip(profiles.users.tolist(), profiles.items.tolist(), profiles.ratings.tolist()):
+                writer.writerow([u, i, f"{r:g}"])
+    return path
+
+
+def _snap_checked(raw: np.ndarray, scale: RatingScale, where: str) -> np.ndarray:
+    """Snap raw ratings inside the scale to the grid; values outside min..max are an error."""
+    if not np.all(np.isfinite(raw)):
+        raise DataError(f"{where}: ratings must be finite numbers (found NaN or infinity)")
+    tol = 1e-6
+    bad = (raw < scale.minimum - tol) | (raw > scale.maximum + tol)
+    if bad.any():
+        v = raw[bad][0]
+        raise DataError(
+            f"{where}: rating {v:g} is off the scale {scale.minimum:g}..{scale.maximum:g} ({int(bad.sum())} such values)"
+        )
+    return scale.snap(raw)
+
+
+def _load_npy(path: Path, train: Interactions) -> FakeProfiles:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path.name}: not a plain numeric .npy array ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path.name}: cannot read ({exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+        raise DataError(f"{path.name}: expected a numeric matrix, found dtype {getattr(arr, 'dtype', type(arr))}")
+    if arr.ndim != 2 or arr.shape[1] != train.n_items:
+        raise DataError(
+            f"{path.name}: expected a (fake users x {train.n_items} items) matrix of normalised ratings, found shape {arr.shape}"
+        )
+    if arr.shape[0] < 1:
+        raise DataError(f"{path.name}: the matrix has no fake users")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{path.name}: ratings must be finite numbers (found NaN or infinity)")
+    if (arr < 0).any() or (arr > 1 + 1e-6).any():
+        raise DataError(
+            f"{path.name}: normalised ratings must lie in (0, 1] (0 = not rated); found values in "
+            f"[{arr.min():g}, {arr.max():g}] -- is it on the raw scale instead of divided by {train.scale.maximum:g}?"
+        )
+    users, items = np.nonzero(arr > 0)
+    # Normalised values below the scale minimum snap up to it (the authors' files hold
+    # continuous optimiser output); only values outside (0, 1] are errors.
+    raw = arr[users, items] * train.scale.maximum
+    ratings = train.scale.snap(raw)
+    return FakeProfiles(users, items, ratings, arr.shape[0], train.n_items)
+
+
+def _load_csv(path: Path, train: Interactions) -> FakeProfiles:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path.name}: cannot read ({exc})") from None
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0]] == ["user", "item", "rating"]:
+        rows = rows[1:]
+    if not rows:
+        raise DataError(f"{path.name}: no fake ratings (expected rows user,item,rating)")
+    if any(len(r) != 3 for r in rows):
+        bad = next(i for i, r in enumerate(rows) if len(r) != 3)
+        raise DataError(f"{path.name}: every row must have 3 columns user,item,rating; row {bad + 1} has {len(rows[bad])}")
+    try:
+        table = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path.name}: non-numeric value ({exc})") from None
+    ids = table[:, :2]
+    if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)) or np.any(ids < 0):
+        raise DataError(f"{path.name}: user and item must be non-negative integers")
+    users, items = ids[:, 0].astype(np.int64), ids[:, 1].astype(np.int64)
+    if items.max() >= train.n_items:
+        raise DataError(f"{path.name}: item index {items.max()} out of range 0..{train.n_items - 1} (dense item indices)")
+    key = users * train.n_items + items
+    if len(np.unique(key)) != len(key):
+        raise DataError(f"{path.name}: a fake user rates the same item twice")
+    ratings = _snap_checked(table[:, 2], train.scale, path.name)
+    # Fake user ids may have gaps; renumber them densely in order.
+    uniq, local = np.unique(users, return_inverse=True)
+    return FakeProfiles(local.astype(np.int64), items, ratings, len(uniq), train.n_items)
+
+
+def load_profiles(path: str | Path, train: Interactions) -> FakeProfiles:
+    """Read fake profiles for ``train`` from CSV or ``.npy``; malformed files raise :class:`DataError`."""
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise DataError(f"poison file not found: {path}")
+    return _load_npy(path, train) if fmt == ".npy" else _load_csv(path, train)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cmd_poison(args: argparse.Namespace) -> int:
+    """Generate an attack's fake profiles for a scenario and export them."""
+    from apt_core.attacks import make_attack
+    from apt_core.cli import scenario_from_args
+    from apt_core.data import leave_one_out, load_dataset
+    from apt_core.data.split import attack_budget
+    from apt_core.experiment import _parse_targets
+    from apt_core.stealth import stealth_statistics
+
+    if args.attack == "none":
+        raise ConfigError("poison needs an attack: --attack random|average|bandwagon|aush|pga|tna")
+    out = Path(args.out)
+    _format_of(out)
+    scenario = scenario_from_args(args)
+    scenario.validate()
+    data = load_dataset(scenario.dataset, scenario.data_dir)
+    split = leave_one_out(data, scenario.seed)
+    targets = _parse_targets(scenario, data, split)
+    budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
+    fake = make_attack(scenario.attack).generate(split.train, targets, budget.n_fake_users, budget.n_filler, scenario.seed, scenario.device)
+    save_profiles(fake, out, split.train.scale)
+    summary = {
+        "out": str(out),
+        "attack": scenario.attack,
+        "dataset": data.name,
+        "targets": [int(t) for t in targets],
+        "n_fake_users": fake.n_fake_users,
+        "n_filler": budget.n_filler,
+        "n_ratings": len(fake),
+        "stealth": stealth_statistics(split.train, fake, targets).to_dict(),
+    }
+    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
+    return 0
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``)."""
+    from apt_core.cli import add_scenario_arguments
+
+    p = subparsers.add_parser("poison", help="generate an attack's fake profiles and export them (CSV or the authors' .npy)")
+    add_scenario_arguments(p)
+    p.add_argument("--out", required=True, help="output file: .csv (user,item,rating) or .npy (dense normalised matrix)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_poison)
+    return p

@@ -1,0 +1,138 @@
+"""Export/import of fake profiles (CSV and the authors' .npy) and the ``poison`` subcommand."""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from apt_core.attacks import make_attack
+from apt_core.attacks.io import add_cli, load_profiles, save_profiles
+from apt_core.errors import ConfigError, DataError
+
+
+@pytest.fixture
+def fake(tiny):
+    return make_attack("average").generate(tiny, [4, 9], 6, 8, 0)
+
+
+def _same(a, b) -> None:
+    assert a.n_fake_users == b.n_fake_users and a.n_items == b.n_items
+    ka = np.lexsort((a.items, a.users))
+    kb = np.lexsort((b.items, b.users))
+    assert np.array_equal(a.users[ka], b.users[kb])
+    assert np.array_equal(a.items[ka], b.items[kb])
+    assert np.allclose(a.ratings[ka], b.ratings[kb])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_round_trip(tmp_path, tiny, fake, suffix):
+    path = save_profiles(fake, tmp_path / f"poison{suffix}", tiny.scale)
+    _same(fake, load_profiles(path, tiny))
+
+
+def test_npy_is_the_authors_dense_normalised_layout(tmp_path, tiny, fake):
+    path = save_profiles(fake, tmp_path / "p.npy", tiny.scale)
+    arr = np.load(path, allow_pickle=False)
+    assert arr.shape == (6, tiny.n_items) and arr.dtype == np.float32
+    assert arr.max() == 1.0 and set(np.unique(arr[arr > 0]) * 5) <= {1, 2, 3, 4, 5}
+
+
+def test_npy_continuous_values_snap_to_grid(tmp_path, tiny):
+    arr = np.zeros((2, tiny.n_items))
+    arr[0, 3] = 0.61  # 3.05 -> 3
+    arr[1, 5] = 0.05  # below the scale minimum 1 (0.2 normalised) -> 1
+    np.save(tmp_path / "c.npy", arr)
+    fake = load_profiles(tmp_path / "c.npy", tiny)
+    assert fake.n_fake_users == 2 and sorted(fake.ratings.tolist()) == [1.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "arr, match",
+    [
+        (np.zeros((3, 7)), "shape"),
+        (np.zeros(30), "shape"),
+        (np.full((2, 30), 2.0), r"\(0, 1\]"),
+        (np.full((2, 30), -0.5), r"\(0, 1\]"),
+        (np.full((2, 30), np.nan), "finite"),
+        (np.zeros((0, 30)), "no fake users"),
+    ],
+)
+def test_npy_bad_files(tmp_path, tiny, arr, match):
+    np.save(tmp_path / "bad.npy", arr)
+    with pytest.raises(DataError, match=match):
+        load_profiles(tmp_path / "bad.npy", tiny)
+
+
+def test_npy_pickles_are_refused_not_loaded(tmp_path, tiny):
+    obj = np.array([{"payload": 1}, None], dtype=object)
+    np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
+    with pytest.raises(DataError, match="numeric"):
+        load_profiles(tmp_path / "obj.npy", tiny)
+    (tmp_path / "raw.npy").write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(DataError):
+        load_profiles(tmp_path / "raw.npy", tiny)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("user,item,rating\n0,1,7\n", "off the scale"),
+        ("user,item,rating\n0,1,0\n", "off the scale"),
+        ("user,item,rating\n0,30,3\n", "out of range"),
+        ("user,item,rating\n0,1,3\n0,1,4\n", "twice"),
+        ("user,item,rating\n0,1\n", "3 columns"),
+        ("user,item,rating\n0,x,3\n", "non-numeric"),
+        ("user,item,rating\n-1,1,3\n", "non-negative integers"),
+        ("user,item,rating\n0.5,1,3\n", "non-negative integers"),
+        ("user,item,rating\n0,1,nan\n", "finite"),
+        ("user,item,rating\n", "no fake ratings"),
+    ],
+)
+def test_csv_bad_files(tmp_path, tiny, text, match):
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_profiles(tmp_path / "bad.csv", tiny)
+
+
+def test_csv_snaps_ratings_and_renumbers_users(tmp_path, tiny):
+    (tmp_path / "p.csv").write_text("3,1,3.4\n3,2,4.6\n7,1,5\n")  # no header is fine too
+    fake = load_profiles(tmp_path / "p.csv", tiny)
+    assert fake.n_fake_users == 2
+    assert fake.users.tolist() == [0, 0, 1] and fake.ratings.tolist() == [3.0, 5.0, 5.0]
+
+
+def test_unknown_suffix_and_missing_file(tmp_path, tiny, fake):
+    with pytest.raises(ConfigError, match=".csv or .npy"):
+        save_profiles(fake, tmp_path / "p.json", tiny.scale)
+    with pytest.raises(ConfigError, match=".csv or .npy"):
+        load_profiles(tmp_path / "p.txt", tiny)
+    with pytest.raises(DataError, match="not found"):
+        load_profiles(tmp_path / "missing.csv", tiny)
+
+
+def test_poison_file_drives_a_scenario(tmp_path, sample_split):
+    from apt_core.experiment import Scenario, run_scenario
+
+    train = sample_split.train
+    fake = make_attack("average").generate(train, [5, 6], 10, 20, 0)
+    path = save_profiles(fake, tmp_path / "p.npy", train.scale)
+    result = run_scenario(Scenario(dataset="sample", poison_file=str(path), targets=(5, 6), epochs=3, device="cpu"))
+    assert result.fake_profiles[0].n_fake_users == 10
+    assert [r["phase"] for r in result.rows()][:2] == ["origin", "attack"]
+
+
+def test_poison_subcommand(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    out = tmp_path / "fake.csv"
+    args = parser.parse_args(["poison", "--dataset", "sample", "--attack", "average", "--targets", "unpopular", "--out", str(out), "--json", "--device", "cpu"])
+    assert args.func(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_fake_users"] == 18 and out.is_file()
+    assert 0.2 < summary["stealth"]["mean_corr_fake"] < 0.9
+    args = parser.parse_args(["poison", "--dataset", "sample", "--out", str(out)])
+    with pytest.raises(ConfigError, match="needs an attack"):
+        args.func(args)
