@@ -129,7 +129,46 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             rows.append(BenchRow("MF fit, ML-1M-shaped synthetic (cpu)", info["seconds"], info["seconds"], 1, f"peak memory {info['peak_mb']:.0f} MB, {info['n_ratings']} ratings"))
         else:
             rows.append(BenchRow("MF fit, ML-1M-shaped synthetic (cpu)", float("nan"), float("nan"), 0, f"failed: {proc.stderr.strip().splitlines()[-1:]}"))
+    if include_ml1m:
+        rows.extend(bench_influence_ml1m(dev, repeats))
     out(format_table(rows, device_label(dev)))
+    return rows
+
+
+def bench_influence_ml1m(dev: torch.device, repeats: int = 3, pretrain_epochs: int = 15) -> list[BenchRow]:
+    """One APT influence vector on an ML-1M-shaped synthetic set (CG and identity solvers).
+
+    The factors come from ``pretrain_epochs`` of MF, APT's T_pre on ML-1M, so the Hessian is
+    the one APT meets at its first regeneration; the timed call is what APT runs per
+    regeneration (plus building the sparsity structure, which APT does once per fit), on
+    each device present (the CPU always, CUDA when a GPU exists).
+    """
+    from apt_core.influence import RatingStructure, influence_vector, probe_users
+    from apt_core.models.mf import MFTrainer
+
+    data = synthetic_ml1m_shape()
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(dev if dev.type == "cuda" else torch.device("cuda"))
+    rows = []
+    for device in devices:
+        trainer = MFTrainer(data.n_users, data.n_items, MFConfig(), device, 0)
+        u, i, r = trainer.tensors(data)
+        trainer.train_epochs(u, i, r, pretrain_epochs)
+        probe = probe_users(data.users, data.normalised_ratings, data.n_users, 10)
+        reps = max(1, min(3, repeats))
+        for solver in ("cg", "identity"):
+            info = {}
+
+            def once():
+                # As in APT: the sparsity structure is built once per fit, here per call.
+                st = RatingStructure.build(u, i, data.n_users, data.n_items)
+                info["res"] = influence_vector(trainer.P, trainer.Q, u, i, r, probe, solver=solver, structure=st)
+
+            med, mn = time_it(once, reps)
+            cg = info["res"].cg
+            note = f"{len(data)} ratings" + (f", CG {cg.iterations} it, residual {cg.residual:.1e}" if cg else "")
+            rows.append(BenchRow(f"influence vector ({solver}), ML-1M-shaped synthetic ({device.type})", med, mn, reps, note))
     return rows
 
 

@@ -68,6 +68,7 @@ class CGInfo:
     iterations: int
     residual: float  # final ||b - A x|| / ||b||
     converged: bool
+    negative_curvature: bool = False  # stopped at a direction with p^T A p <= 0 (A not PD)
 
 
 def _dot(a: Tensors, b: Tensors) -> torch.Tensor:
@@ -111,10 +112,15 @@ def conjugate_gradient(
     rz = _dot(r, z)
     rel = float(torch.sqrt(_dot(r, r))) / b_norm
     it = 0
+    negative = False
+    # On an indefinite operator the residual can grow before non-positive curvature shows:
+    # return the iterate with the smallest residual seen, not the last one.
+    best_x, best_rel = x, rel
     while it < max_iter and rel > tol:
         Ap = matvec(p)
         curvature = _dot(p, Ap)
         if float(curvature) <= 0.0:
+            negative = True
             break
         alpha = float(rz / curvature)
         x = tuple(xi.add(pi, alpha=alpha) for xi, pi in zip(x, p))
@@ -126,7 +132,9 @@ def conjugate_gradient(
         rz = rz_new
         it += 1
         rel = float(torch.sqrt(_dot(r, r))) / b_norm
-    return x, CGInfo(it, rel, rel <= tol)
+        if rel < best_rel:
+            best_x, best_rel = x, rel
+    return best_x, CGInfo(it, best_rel, best_rel <= tol, negative)
 
 
 SOLVERS = ("cg", "identity")
@@ -324,11 +332,18 @@ def influence_vector(
             h = matvec0(v)
             return h[0].add_(v[0], alpha=lam), h[1].add_(v[1], alpha=lam)
 
-        precond = None
-        if preconditioner == "jacobi" and lam > 0:
-            iP, iQ = 1.0 / (hP + lam), 1.0 / (hQ + lam)
-            precond = lambda r: (r[0] * iP, r[1] * iQ)  # noqa: E731
-        (wP, wQ), info = conjugate_gradient(matvec, (gP, gQ), max_iter, tol, precond, x0)
+        for attempt in range(3):
+            precond = None
+            if preconditioner == "jacobi" and lam > 0:
+                iP, iQ = 1.0 / (hP + lam), 1.0 / (hQ + lam)
+                precond = lambda r, iP=iP, iQ=iQ: (r[0] * iP, r[1] * iQ)  # noqa: E731
+            (wP, wQ), info = conjugate_gradient(matvec, (gP, gQ), max_iter, tol, precond, x0)
+            if not (info.negative_curvature and info.residual > 0.5) or lam == 0:
+                break
+            # H + lambda I is not positive definite here (far from a minimum): CG broke
+            # down before it got anywhere.  Levenberg-Marquardt style: 10x the damping.
+            lam *= 10.0
+            x0 = None
     else:
         wP, wQ = gP, gQ
     n = P.shape[0]

@@ -22,6 +22,18 @@ class APTRand(ERMTraining):
     name = "apt-rand"
     summary = "APT's schedule, ERM users rate uniformly random items at their mean (ablation)"
 
+    def __init__(
+        self,
+        erm_fraction: float = 0.05,
+        erm_stats: str = "observed",
+        t_pre: int | None = None,
+        t_inter: int | None = None,
+        m_star: int | None = None,
+    ):
+        # No temperature and no r+: items are uniform and ratings unlifted by definition.
+        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None)
+        del self.t, self.r_plus
+
     def _generate(self, state: RoundState) -> ERMBatch:
         train, s = state.train, state.settings
         cols = sample_without_replacement(np.zeros(train.n_items), state.n_erm, s.m_star, state.rng)

@@ -143,12 +143,13 @@ class ERMTraining(Defense):
 
     def resolved_settings(self, dataset: str, n_items: int) -> APTSettings:
         base = settings_for(dataset, n_items)
+        t, r_plus = getattr(self, "t", None), getattr(self, "r_plus", None)  # APT-rand has neither
         return APTSettings(
-            float(self.t) if self.t is not None else base.t,
+            float(t) if t is not None else base.t,
             int(self.t_pre) if self.t_pre is not None else base.t_pre,
             int(self.t_inter) if self.t_inter is not None else base.t_inter,
             min(n_items, int(self.m_star) if self.m_star is not None else base.m_star),
-            float(self.r_plus) if self.r_plus is not None else base.r_plus,
+            float(r_plus) if r_plus is not None else base.r_plus,
         )
 
     def _statistics(self, train: Interactions, context: DefenseContext) -> tuple[np.ndarray, np.ndarray]:
