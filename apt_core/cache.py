@@ -15,9 +15,12 @@ are all the metrics need.  So a repeated scenario never even loads a model; the 
 clean model is re-used when only the targets change (random vs unpopular targets share it).
 
 Keys (see :func:`stable_hash`) are SHA-256 of canonical JSON of everything that determines
-the artifact, including a fingerprint of the library's source code and the torch/numpy
-versions, so editing an attack or a defense invalidates its cached outputs instead of
-silently serving stale numbers.  The experiment module documents what goes into each key.
+the artifact, including a fingerprint of the source code that made it (the attack's or
+defense's modules and the apt_core modules they import, :func:`code_fingerprint`) and the
+torch/numpy versions, so editing an attack or a defense invalidates its cached outputs
+instead of silently serving stale numbers, and leaves everything else cached.  A change of
+the experiment glue that alters what an artifact means bumps ``CACHE_FORMAT`` in
+:mod:`apt_core.experiment`.  The experiment module documents what goes into each key.
 
 Safety:
 - atomic writes: bytes go to a temporary file in the same folder, are fsynced, then
@@ -120,19 +123,66 @@ def source_fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def library_code_fingerprint() -> str:
-    """Fingerprint of the code that produces artifacts: attacks, defenses, models, influence, metrics.
+def _apt_modules_of(obj) -> set:
+    """The apt_core modules ``obj`` (a class, function or module) is defined in, with its bases' modules."""
+    import inspect
+    import sys
 
-    Editing any of these files changes every key, so a fixed bug never hides behind an old
-    cache entry.  (The data loaders are not included: the loaded data's content is hashed.)
+    found = set()
+    targets = list(inspect.getmro(obj)) if inspect.isclass(obj) else [obj]
+    for t in targets:
+        name = t.__name__ if inspect.ismodule(t) else getattr(t, "__module__", None)
+        if name and name.split(".")[0] == "apt_core" and name in sys.modules:
+            found.add(sys.modules[name])
+    return found
+
+
+def code_modules(*objects) -> dict[str, Path]:
+    """The apt_core modules (name -> file) whose code ``objects`` (classes, functions, modules) run.
+
+    The closure over apt_core modules: the defining modules (and those of base classes),
+    then every apt_core module, class or function they import at module level, transitively,
+    plus :data:`ALWAYS_HASHED`.  Imports done inside functions are not seen.
     """
-    root = Path(__file__).resolve().parent
-    files = []
-    for sub in ("attacks", "defenses", "models"):
-        files += list((root / sub).rglob("*.py"))
-    files += [root / name for name in ("influence.py", "metrics.py", "runtime.py")]
-    files += list(root.glob("influence*.py"))
-    return source_fingerprint(sorted(set(files)))
+    import inspect
+    import sys
+
+    todo = set()
+    for obj in objects:
+        todo |= _apt_modules_of(obj)
+    for name in ALWAYS_HASHED:
+        if name in sys.modules:
+            todo.add(sys.modules[name])
+    seen: dict[str, Path] = {}
+    while todo:
+        mod = todo.pop()
+        if mod.__name__ in seen or not getattr(mod, "__file__", None):
+            continue
+        seen[mod.__name__] = Path(mod.__file__)
+        for value in list(vars(mod).values()):
+            if inspect.ismodule(value) or inspect.isclass(value) or inspect.isfunction(value):
+                todo |= {m for m in _apt_modules_of(value) if m.__name__ not in seen}
+    return dict(sorted(seen.items()))
+
+
+def code_fingerprint(*objects) -> str:
+    """SHA-256 of the source of :func:`code_modules` of ``objects``.
+
+    So an edit to APT's file (or the influence code it imports) changes APT's keys, while an
+    edit to an unrelated attack leaves the clean models' keys alone.
+    """
+    h = hashlib.sha256()
+    for name, path in code_modules(*objects).items():
+        h.update(name.encode())
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
+#: modules whose code shapes every artifact even when imported lazily
+ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.metrics", "apt_core.runtime", "apt_core.data.dataset")
 
 
 def environment_fingerprint() -> dict:

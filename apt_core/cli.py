@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from apt_core.errors import AptError, CancelledError
+from apt_core.errors import AptError, CancelledError, ConfigError
 
 
 def _targets_arg(value: str):
@@ -155,8 +155,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds,
+        fig_seeds=args.fig_seeds, jobs=args.jobs,
     )
+    if options["jobs"] is None:
+        from apt_core.reproduce import default_jobs
+        from apt_core.runtime import resolve_device
+
+        # --quick is too small to pay for starting worker processes; CUDA runs one at a time.
+        options["jobs"] = 1 if (args.quick or resolve_device(args.device or "auto").type == "cuda") else default_jobs()
+    if options["jobs"] < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {options['jobs']}")
     if args.quick:
         cfg = ReproduceConfig.quick_config(**options)
     else:
@@ -261,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--erm-fraction", type=float, default=None)
     rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
+    rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])

@@ -24,8 +24,9 @@ is stored on disk under a key that covers exactly what determines it (:mod:`apt_
   (per-data-set APT settings));
 - evaluation = (model key, targets).  K is not part of it: ranks do not depend on K.
 
-Every key also holds a fingerprint of the library's model/attack/defense source code and the
-torch/numpy versions.  Reported ``seconds`` are always the original fit times, also when an
+Every key also holds a fingerprint of the source code that produced the artifact (the
+attack's or defense's modules and what they import, :func:`apt_core.cache.code_fingerprint`)
+and the torch/numpy versions.  Reported ``seconds`` are always the original fit times, also when an
 artifact came from the cache (``PhaseResult.from_cache`` says which did).
 """
 from __future__ import annotations
@@ -292,15 +293,29 @@ def profiles_fingerprint(fake: FakeProfiles) -> str:
 
 
 class _Keys:
-    """Builds the cache keys of one scenario run (see the module docstring)."""
+    """Builds the cache keys of one scenario run (see the module docstring).
+
+    Code enters each key as the fingerprint of the modules that artifact runs (the attack's
+    or defense's module closure, see :func:`apt_core.cache.code_fingerprint`), so editing one
+    defense does not invalidate the clean models or the other defenses' entries.
+    """
 
     def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig):
-        from apt_core.cache import environment_fingerprint, library_code_fingerprint
+        from apt_core.cache import environment_fingerprint
 
         self.split = split_fingerprint(data, split)
-        self.base = {"format": CACHE_FORMAT, "code": library_code_fingerprint(), "env": environment_fingerprint(),
+        self.base = {"format": CACHE_FORMAT, "env": environment_fingerprint(),
                      "device": str(getattr(device, "type", device)), "dataset": data.name}
         self.mf = mf_config
+        self._code: dict = {}
+
+    def code(self, obj) -> str:
+        from apt_core.cache import code_fingerprint
+
+        cls = obj if isinstance(obj, type) else type(obj)
+        if cls not in self._code:
+            self._code[cls] = code_fingerprint(cls)
+        return self._code[cls]
 
     def _hash(self, **parts) -> str:
         from apt_core.cache import stable_hash
@@ -309,17 +324,23 @@ class _Keys:
 
     def fake(self, targets: np.ndarray, attack, n_fake: int, n_filler: int, seed: int) -> str:
         return self._hash(kind="fake", split=self.split, targets=[int(t) for t in targets], attack=attack.name,
-                          params=attack.get_params(), n_fake=int(n_fake), n_filler=int(n_filler), seed=int(seed))
+                          params=attack.get_params(), n_fake=int(n_fake), n_filler=int(n_filler), seed=int(seed),
+                          code=self.code(attack))
 
     def poisoned(self, fake: FakeProfiles | None) -> str:
         return self.split if fake is None else self._hash(kind="poisoned", split=self.split, fake=profiles_fingerprint(fake))
 
     def model(self, train_key: str, defense, seed: int) -> str:
         return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
-                          params=defense.get_params(), mf=self.mf, seed=int(seed))
+                          params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense))
 
     def evaluation(self, model_key: str, targets: np.ndarray) -> str:
-        return self._hash(kind="eval", model=model_key, targets=[int(t) for t in targets])
+        from apt_core.cache import code_fingerprint
+        from apt_core import metrics
+
+        if "metrics" not in self._code:
+            self._code["metrics"] = code_fingerprint(metrics)
+        return self._hash(kind="eval", model=model_key, targets=[int(t) for t in targets], code=self._code["metrics"])
 
 
 def _model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
@@ -412,11 +433,13 @@ def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, 
     return fake, False
 
 
-def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
 
     ``cache``: an :class:`apt_core.cache.ArtifactCache` to read and write fake profiles,
     models and evaluations (None: compute everything, write nothing).
+    ``data``: the already loaded ``scenario.dataset`` (saves re-reading it when many
+    scenarios share one data set; cache keys hash its content either way).
     """
     scenario.validate()
     device = resolve_device(scenario.device)
@@ -428,7 +451,8 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             raise CancelledError(f"cancelled during: {stage}")
 
     report(0.0, "loading data")
-    data = load_dataset(scenario.dataset, scenario.data_dir)
+    if data is None:
+        data = load_dataset(scenario.dataset, scenario.data_dir)
     split = leave_one_out(data, scenario.seed)
     targets = _parse_targets(scenario, data, split)
     mf_config = MFConfig(epochs=scenario.epochs)

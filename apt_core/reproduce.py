@@ -27,7 +27,10 @@ runs the whole pipeline in well under a minute.
 from __future__ import annotations
 
 import dataclasses
+import os
+import queue as _queue
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +144,7 @@ class ReproduceConfig:
     erm_fractions: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20)
     fig_defenses: tuple[str, ...] = ("at", "apt")
     quick: bool = False
+    jobs: int = 1  # worker processes that fill the cache in parallel (1: everything in this process)
 
     @classmethod
     def quick_config(cls, **overrides) -> "ReproduceConfig":
@@ -286,6 +290,78 @@ class TextProgress:
         return True
 
 
+def default_jobs() -> int:
+    """Worker processes for ``reproduce``: one per core, at most 2 (a 2-core laptop is the target)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _warm_worker(scenario, cache_root: str, task_id: int, messages) -> tuple[int, float]:
+    """Run one scenario in a worker process only to fill the artifact cache; progress goes to ``messages``."""
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import run_scenario
+    from apt_core.runtime import configure_threads
+
+    # One thread per worker: the workers themselves use the cores.
+    configure_threads(1)
+    t0 = time.perf_counter()
+
+    def report(fraction: float, stage: str) -> bool:
+        try:
+            messages.put_nowait((task_id, float(fraction), stage))
+        except Exception:  # progress is best effort; never fail a run over it
+            pass
+        return True
+
+    run_scenario(scenario, progress=report, cache=ArtifactCache(cache_root))
+    return task_id, time.perf_counter() - t0
+
+
+def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, jobs: int, progress: ProgressFn | None,
+               done: float, units: float) -> float:
+    """Run ``(scenario, weight, label)`` tasks in ``jobs`` processes, wave after wave; returns the new ``done``.
+
+    Each wave starts when the previous one finished, so a task never recomputes an artifact
+    that an earlier wave is still producing (the clean models are trained before the first
+    wave; Fig. 3 points reuse the grid's fake profiles).  Workers are spawned, not forked:
+    forking a process whose OpenMP pool is running can deadlock.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        messages = manager.Queue()
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            for wave in waves:
+                if not wave:
+                    continue
+                fractions = {i: 0.0 for i in range(len(wave))}
+                labels = {i: label for i, (_, _, label) in enumerate(wave)}
+                pending = {pool.submit(_warm_worker, sc, str(cache_root), i, messages) for i, (sc, _, _) in enumerate(wave)}
+                last = ""
+                while pending:
+                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        task_id, _ = fut.result()  # re-raises a worker's error here
+                        fractions[task_id] = 1.0
+                    while True:
+                        try:
+                            task_id, fraction, stage = messages.get_nowait()
+                        except _queue.Empty:
+                            break
+                        fractions[task_id] = max(fractions[task_id], fraction)
+                        last = f"{labels[task_id]}: {stage}"
+                    if progress is not None:
+                        current = done + sum(fractions[i] * wave[i][1] for i in fractions)
+                        running = sum(0 < f < 1 for f in fractions.values())
+                        if progress(min(1.0, current / units), f"[{jobs} workers, {running} busy] {last}") is False:
+                            for fut in pending:
+                                fut.cancel()
+                            raise CancelledError("reproduce cancelled")
+                done += sum(w for _, w, _ in wave)
+    return done
+
+
 def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=None, store=None) -> ReproduceResult:
     """Run the grid and the figure sweeps, write everything to ``cfg.out``; see the module docstring.
 
@@ -293,6 +369,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     scenario in the history (None: not recorded).
     """
     from apt_core.attacks import ATTACKS
+    from apt_core.data import load_dataset
     from apt_core.defenses import DEFENSES
     from apt_core.experiment import run_scenario
     from apt_core.plots.results import rank_shift_boxplot, rank_shift_frame, sweep_figure, sweep_summary
@@ -301,6 +378,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     if cfg.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {cfg.seeds}")
     wall0 = time.perf_counter()
+    data = load_dataset(cfg.dataset, cfg.data_dir)  # once, shared by every scenario here
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     skipped: list[str] = []
@@ -328,11 +406,47 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
 
         return inner
 
+    tmp_cache = None
+    if cfg.jobs > 1:
+        from apt_core.cache import ArtifactCache
+
+        if cache is None:
+            # Workers hand their results over through the cache; without one, use a throw-away folder.
+            tmp_cache = tempfile.TemporaryDirectory(prefix="apt-reproduce-")
+            cache = ArtifactCache(tmp_cache.name)
+            stats0 = (0, 0)
+        from apt_core.experiment import Scenario
+
+        # Clean models first (shared by every attack and target set), here, one per seed.
+        clean = Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, k=cfg.resolved_k(), epochs=cfg.epochs, seeds=max(cfg.seeds, fig_seeds),
+                         seed=cfg.seed, device=cfg.device)
+        run_scenario(clean, progress=tick(0, "clean models"), cache=cache, data=data)
+        wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
+        wave2 = []
+        if cfg.figures:
+            fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
+            base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
+            for v in cfg.attack_sizes:
+                if v != cfg.resolved_attack_size():
+                    wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
+            apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
+            for v in cfg.erm_fractions:
+                if v != cfg.erm_fraction:
+                    wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
+        # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
+        wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+        outer = progress
+        # The workers do the work (0-90% of the bar); the pass below only reads the cache.
+        warm_cache([wave1, wave2], cache.root, cfg.jobs, (lambda f, s: outer(0.9 * f, s)) if outer else None, 0.0, units)
+        if outer is not None:
+            progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
+        done = 0.0
+
     results = {}
     run_ids: list[str] = []
     for targets, attack in grid:
         scenario = _scenario(cfg, attack, targets, defenses, cfg.seeds)
-        res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache)
+        res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache, data=data)
         results[(targets, attack)] = res
         if store is not None:
             run_ids.append(store.record(res, label="reproduce"))
@@ -376,7 +490,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         write("fig1_rank_shift.csv", q.to_csv(index=False))
 
         base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
-        frame2 = sweep(base, "attack_size", list(cfg.attack_sizes), progress=tick(len(cfg.attack_sizes) * fig_seeds, "Fig. 2 sweep"), cache=cache)
+        frame2 = sweep(base, "attack_size", list(cfg.attack_sizes), progress=tick(len(cfg.attack_sizes) * fig_seeds, "Fig. 2 sweep"), cache=cache, data=data)
         done += len(cfg.attack_sizes) * fig_seeds
         write("fig2_attack_size.csv", frame2.to_csv(index=False))
         save_fig(sweep_figure(frame2, "attack_size", "target_hr", title=f"Fig. 2 — target HR@{cfg.resolved_k()} against attack size "
@@ -386,7 +500,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
 
         apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
         base3 = dataclasses.replace(base, defenses=apt_only, attack_size=cfg.resolved_attack_size())
-        frame3 = sweep(base3, "erm_fraction", list(cfg.erm_fractions), progress=tick(len(cfg.erm_fractions) * fig_seeds, "Fig. 3 sweep"), cache=cache)
+        frame3 = sweep(base3, "erm_fraction", list(cfg.erm_fractions), progress=tick(len(cfg.erm_fractions) * fig_seeds, "Fig. 3 sweep"), cache=cache, data=data)
         done += len(cfg.erm_fractions) * fig_seeds
         write("fig3_erm_fraction.csv", frame3.to_csv(index=False))
         save_fig(sweep_figure(frame3, "erm_fraction", "target_hr", title=f"Fig. 3 — target HR@{cfg.resolved_k()} against the share of ERM users "
@@ -405,6 +519,8 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         progress(1.0, "done")
     report = _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks)
     write("report.md", report)
+    if tmp_cache is not None:
+        tmp_cache.cleanup()
     return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids)
 
 
@@ -423,7 +539,8 @@ def _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, d
         + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
         f"- MF: {cfg.epochs} epochs (DESIGN section 3 recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
         f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",
-        f"- wall time: {wall:.1f} s; artifact cache: {hits} hits, {misses} misses",
+        f"- wall time: {wall:.1f} s with {cfg.jobs} worker process(es); artifact cache: {hits} hits, {misses} misses"
+        + (" (counted in this process; the workers filled the cache)" if cfg.jobs > 1 else ""),
         f"- versions: apt_core {v['apt_core']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
         "",
     ]

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _sps
 
 #: (threshold, stars), checked in order: the paper's convention.
 STAR_LEVELS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -83,6 +82,8 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
             return PairedTest(n, mean_diff, 0.0, 1.0, "")
         t = math.copysign(math.inf, mean_diff)
         return PairedTest(n, mean_diff, t, 0.0, stars(0.0))
+    from scipy import stats as _sps  # imported here: scipy.stats takes a second to import
+
     res = _sps.ttest_rel(a_arr, b_arr)
     p = float(res.pvalue)
     return PairedTest(n, mean_diff, float(res.statistic), p, stars(p))

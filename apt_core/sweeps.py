@@ -30,14 +30,15 @@ def sweepable_parameters() -> list[str]:
     return [f.name for f in dataclasses.fields(Scenario) if f.name not in _NOT_SWEEPABLE]
 
 
-def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None) -> pd.DataFrame:
+def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None, data=None) -> pd.DataFrame:
     """Run ``base`` once per value of ``parameter``; one row per value x phase x seed.
 
     Columns: ``parameter, value, <parameter>, phase, seed, target_hr, test_hr, ri,
     rank_shift_median, seconds``.  ``ri`` is per seed, from that seed's origin and attack
     hit ratios (None where the attack moved nothing, and for origin/attack themselves).
     ``progress(fraction, stage)`` returning ``False`` cancels (:class:`CancelledError`).
-    ``cache`` is passed to :func:`~apt_core.experiment.run_scenario`.
+    ``cache`` and ``data`` (the loaded data set, when the sweep does not change it) are
+    passed to :func:`~apt_core.experiment.run_scenario`.
     """
     from apt_core.experiment import run_scenario
 
@@ -64,7 +65,8 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
                 raise CancelledError(f"sweep cancelled at {parameter}={value}")
             return True
 
-        result = run_scenario(scenario, progress=inner, cache=cache)
+        same_data = parameter not in ("dataset", "data_dir")
+        result = run_scenario(scenario, progress=inner, cache=cache, data=data if same_data else None)
         origin, attack = result.phase("origin"), result.phase("attack")
         for phase in result.phases:
             for r in range(len(phase.target_hr)):

@@ -211,3 +211,16 @@ def test_fake_profiles_are_cached(tmp_path, monkeypatch):
     # Another budget is another artifact.
     run_scenario(Scenario(**FAST, attack="counting-test", attack_size=0.05), cache=cache)
     assert len(calls) == 4
+
+
+def test_code_fingerprint_covers_the_modules_an_artifact_runs():
+    from apt_core import metrics
+    from apt_core.cache import code_fingerprint, code_modules
+    from apt_core.defenses.none import NoDefense
+
+    mods = code_modules(NoDefense)
+    assert {"apt_core.defenses.none", "apt_core.defenses.base", "apt_core.models.mf", "apt_core.metrics"} <= set(mods)
+    # An unrelated attack's file is not part of the clean model's key.
+    assert not any(name.startswith("apt_core.attacks") for name in mods)
+    assert code_fingerprint(NoDefense) == code_fingerprint(NoDefense)
+    assert code_fingerprint(NoDefense) != code_fingerprint(metrics)
