@@ -23,10 +23,27 @@ from conftest import make_tiny
 #: hyper-parameters each attack/defense must reject with ConfigError
 BAD_PARAMS: dict[str, list[dict]] = {
     "none": [],
+    "random": [],
+    "average": [],
+    "bandwagon": [{"popular_fraction": 1.5}, {"popular_fraction": -0.1}],
+    "aush": [{"epochs": 0}, {"lr": 0.0}, {"n_selected": -1}],
+    "pga": [{"iterations": 0}, {"step_size": -1.0}, {"sparse": "yes"}],
+    "tna": [{"subset_fraction": 0.0}, {"b": 0.0}, {"top_n": 0}],
+    "at": [{"epsilon": -1.0}, {"adv_weight": -0.5}],
+    "pcmf": [{"dim": 0}, {"lr": 0.0}],
+    "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}],
+    "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}],
 }
 
-#: settings that keep the conformance run fast (real algorithms, small schedules)
-FAST_PARAMS: dict[str, dict] = {}
+#: settings that keep the conformance run fast (real algorithms, small schedules): APT and
+#: APT-rand regenerate their ERM users twice within the 6 epochs of FAST_MF.
+FAST_PARAMS: dict[str, dict] = {
+    "aush": {"epochs": 5},
+    "pga": {"iterations": 3, "mf_epochs": 5},
+    "tna": {"iterations": 3, "mf_epochs": 5},
+    "apt-rand": {"t_pre": 2, "t_inter": 2, "m_star": 5},
+    "apt": {"t_pre": 2, "t_inter": 2, "m_star": 5},
+}
 
 N_FAKE, N_FILLER = 4, 6
 TARGETS = np.array([3, 11])
@@ -166,7 +183,18 @@ def test_defense_rejects_bad_parameters(name):
 
 
 def test_every_entry_declares_bad_parameters():
-    missing = [n for n in [*ATTACKS, *DEFENSES] if n not in BAD_PARAMS]
+    from apt_core.registry import parameter_names
+
+    registry = {**ATTACKS, **DEFENSES}
+    missing = [n for n in registry if n not in BAD_PARAMS]
     assert not missing, f"declare invalid hyper-parameters in BAD_PARAMS for: {missing}"
-    no_params = [n for n, v in BAD_PARAMS.items() if not v and n != "none"]
-    assert not no_params, f"attacks/defenses with hyper-parameters need at least one invalid example: {no_params}"
+    for name, cls in registry.items():
+        takes_params = bool(parameter_names(cls)[0])
+        assert bool(BAD_PARAMS[name]) == takes_params, f"{name}: declare invalid examples for each configurable class"
+
+
+@pytest.mark.parametrize("name", sorted({**ATTACKS, **DEFENSES}))
+def test_unknown_parameter_is_a_clear_error(name):
+    factory = make_attack if name in ATTACKS else make_defense
+    with pytest.raises(ConfigError, match="no_such_parameter"):
+        factory(name, no_such_parameter=1)

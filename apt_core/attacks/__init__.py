@@ -9,6 +9,7 @@ from apt_core.attacks.pga import PGAAttack
 from apt_core.attacks.random import RandomAttack
 from apt_core.attacks.tna import TNAAttack
 from apt_core.errors import ConfigError
+from apt_core.registry import instantiate
 
 #: name -> attack class, in the order of the paper's Table 2 (Bandwagon is our extra);
 #: ``none`` (no attack) is handled by the experiment runner.
@@ -32,7 +33,7 @@ def make_attack(name: str, **params) -> Attack:
     key = name.strip().lower()
     if key not in ATTACKS:
         raise ConfigError(f"unknown attack {name!r}: choose one of {', '.join(attack_names())}")
-    return ATTACKS[key](**params)
+    return instantiate("attack", key, ATTACKS[key], params)
 
 
 __all__ = ["Attack", "FakeProfiles", "ATTACKS", "attack_names", "make_attack", "register",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
 from apt_core.defenses.none import NoDefense
 from apt_core.errors import ConfigError
+from apt_core.registry import instantiate
 
 DEFENSES: dict[str, type[Defense]] = {NoDefense.name: NoDefense}
 
@@ -31,7 +32,7 @@ def make_defense(name: str, **params) -> Defense:
     key = name.strip().lower()
     if key not in DEFENSES:
         raise ConfigError(f"unknown defense {name!r}: choose one of {', '.join(defense_names())}")
-    return DEFENSES[key](**params)
+    return instantiate("defense", key, DEFENSES[key], params)
 
 
 __all__ = ["Defense", "DefenseContext", "DefenseResult", "DEFENSES", "defense_names", "make_defense", "register"]
