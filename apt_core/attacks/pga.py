@@ -37,7 +37,7 @@ class PGAAttack(Attack):
     name = "pga"
     summary = "Projected gradient ascent on fake ratings against a retraining surrogate (Li et al. 2016)"
 
-    def __init__(self, iterations: int = 20, step_size: float = 0.1, ridge: float = 1.0, mf_epochs: int = 25,
+    def __init__(self, iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, mf_epochs: int = 25,
                  top_k: int = 20, max_users: int = 200, refresh_every: int = 10, sparse: bool = True,
                  temperature: float = 0.05) -> None:
         self.iterations = check_int("iterations", iterations, 1)

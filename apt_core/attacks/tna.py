@@ -96,7 +96,7 @@ class TNAAttack(Attack):
     summary = "Influence-chosen users + smooth top-N rank loss optimised on fake ratings (Fang et al. 2020)"
 
     def __init__(self, subset_fraction: float = 0.2, top_n: int = 20, b: float = 0.1, eta: float = 0.01,
-                 iterations: int = 20, step_size: float = 0.1, ridge: float = 1.0, damping: float = 1e-4,
+                 iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, damping: float = 1e-4,
                  cg_iterations: int = 10, mf_epochs: int = 25, max_users: int = 200, refresh_every: int = 10,
                  temperature: float = 0.05) -> None:
         self.subset_fraction = check_float("subset_fraction", subset_fraction, 0.0, 1.0, low_open=True)
