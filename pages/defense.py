@@ -4,13 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiment import Scenario, run_scenario
-from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure, phase_table, rank_shift_box_figure
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, results_views, run_cached, settings
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -28,21 +27,6 @@ def run_and_record(scenario: Scenario, progress) -> object:
     except Exception:  # noqa: BLE001 -- history is a convenience; the result is still shown
         pass
     return result
-
-
-def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """(numeric table, display table, rank-shift figure) from the experiments' plots when present."""
-    try:
-        from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
-
-        table = results_table(result)
-        shown = format_results_table(table)
-        fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
-        return table, shown, fig
-    except ImportError:
-        table = phase_table(result.rows())
-        shifts = {p.phase: np.concatenate(p.rank_shifts) if p.rank_shifts else np.zeros(0) for p in result.phases if p.phase != "origin"}
-        return table, fmt_frame(table), rank_shift_box_figure(shifts)
 
 
 def influence_rounds(diagnostics: dict) -> list[np.ndarray]:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 
 import streamlit as st
 
 from apt_core.demo import demo_scenario, demo_steps, run_demo
 from apt_core.plots.explore import hit_ratio_steps_figure
-from pages._common import artifact_cache, download, fmt_frame, guard, run_cached, settings
+from pages._common import artifact_cache, download, fmt_frame, guard, results_views, run_cached, settings
 
 
 def body() -> None:
@@ -40,10 +39,17 @@ def body() -> None:
     cols = st.columns(len(steps))
     for col, (name, value) in zip(cols, steps):
         col.metric(name, f"{value:.3f}" if value is not None else "n/a")
-    rows = fmt_frame(pd.DataFrame(result.rows()))
+    table, shown, _ = results_views(result)
+    rows = {r["phase"]: r for r in result.rows()}
+    text = f"The attack moved the targets' HR@{scenario.k} from **{steps[0][1]:.3f}** to **{steps[1][1]:.3f}**"
+    for name in scenario.defenses:
+        if name != "none":
+            ri = rows[name]["ri"]
+            text += f"; {name} brought it to **{rows[name]['target_hr']:.3f}** (RI {'undefined' if ri is None else f'{ri:.2f}'}; 1 = attack fully undone, < 0 = worse than no defense)"
+    st.markdown(text + ".")
     st.markdown("**Result rows** (target HR, test HR, robustness improvement RI)")
-    st.dataframe(rows, hide_index=True, width="stretch", key="demo-table")
-    download(rows, "demo_results.csv")
+    st.dataframe(shown, hide_index=True, width="stretch", key="demo-table")
+    download(fmt_frame(table), "demo_results.csv")
     targets = ", ".join(result.data.title(int(t)) for t in result.targets)
     st.caption(f"Target items: {targets}. Page rendered in {elapsed:.2f} s (cached results are instant).")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from apt_core.demo import explore_attack, user_factors
@@ -16,16 +17,13 @@ from pages._common import attack_controls, download, fmt_frame, guard, load_data
 
 
 def stealth_table(view):
-    """Detection statistics from apt_core.stealth when it exists (None otherwise)."""
+    """Detector-style statistics from apt_core.stealth (None while that module is absent)."""
     try:
-        import apt_core.stealth as stealth
+        from apt_core.stealth import stealth_statistics
     except ImportError:
         return None
-    for name in ("stealth_table", "stealth_statistics", "profile_statistics", "compare"):
-        fn = getattr(stealth, name, None)
-        if callable(fn):
-            return fn(view.split.train, view.fake)
-    return None
+    stats = stealth_statistics(view.split.train, view.fake, view.targets)
+    return pd.DataFrame(stats.rows())[["statistic", "real", "fake"]].rename(columns={"real": "real users", "fake": "fake users"})
 
 
 def body() -> None:
@@ -59,7 +57,9 @@ def body() -> None:
     extra = stealth_table(view)
     if extra is not None:
         st.subheader("Stealth statistics (apt_core.stealth)")
+        extra = fmt_frame(extra)
         st.dataframe(extra, hide_index=True, width="stretch")
+        download(extra, "stealth_statistics.csv")
     else:
         st.caption("Detector-style stealth statistics appear here once apt_core.stealth is available.")
 

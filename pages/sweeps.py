@@ -8,7 +8,7 @@ import streamlit as st
 from apt_core.defenses import defense_names
 from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
 
-PARAMETERS = {"attack_size": "attack size (share of real users)", "erm_fraction": "ERM users (share of real users)"}
+PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
 DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
 
 
@@ -62,7 +62,7 @@ def body() -> None:
     defended = frame[~frame["phase"].isin(["origin", "attack"])]
     left.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch")
     if len(defended) and defended["ri"].notna().any():
-        right.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"Robustness improvement (RI) against {label}"), width="stretch")
+        right.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch")
     else:
         right.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
     st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch")

@@ -41,13 +41,22 @@ def body() -> None:
         "(see `apt_core/theory.py`); the Monte-Carlo points simulate that model with finite samples."
     )
     st.markdown(
-        "**Model.** Real users' factors $p_u \\sim N(\\mu_p, \\sigma_p^2 I_d)$; the target's factor $q_t$; a real user rates the "
-        "target $r_u = p_u\\cdot q_t + \\text{noise}$, so $r_u \\sim N(a, s^2)$. The recommender fits the target's score for the "
-        "average user by least squares; the target is recommended once the score reaches $\\tau$. $n_f$ fake users rate it "
-        "$r_{max}$. **Standard:** $N = n(\\tau-a)/(r_{max}-\\tau)$. **AT** (worst-case rating perturbation ε): "
-        "$N = n[(\\tau-a)+\\varepsilon c]/(r_{max}-\\tau+\\varepsilon)$, $c = 2\\Phi((\\tau-a)/s)-1$ — better than standard only if "
-        "$c > (\\tau-a)/(r_{max}-\\tau)$. **APT** ($n_e$ ERM users rating $a + r^+$, clean statistics): "
-        "$N = [n(\\tau-a) + n_e(\\tau - a - r^+)]/(r_{max}-\\tau)$ — better only if $a + r^+ < \\tau$."
+        r"""
+**Model** (normalised ratings, maximum $r_{max}=1$):
+- real users' factors $p_u \sim N(\mu_p, \sigma_p^2 I_d)$, the target's factor $q_t$; a real user rates the target
+  $r_u = p_u \cdot q_t + \text{noise}$, so $r_u \sim N(a, s^2)$ with $a = \mu_p \cdot q_t$;
+- the recommender fits the target's score for the average user by least squares; the target enters the top-K once
+  the score reaches $\tau$; $n_f$ fake users rate the target $r_{max}$.
+
+**Tolerable fake users** (our derivation):
+- standard training: $N_{std} = n(\tau - a)/(r_{max} - \tau)$;
+- AT (worst-case perturbation $\varepsilon$ of each prediction): $N_{AT} = n[(\tau - a) + \varepsilon c]/(r_{max} - \tau + \varepsilon)$,
+  $c = 2\Phi((\tau - a)/s) - 1$; better than standard only if $c > (\tau - a)/(r_{max} - \tau)$;
+- APT ($n_e$ ERM users rating the target $a + r^+$, clean statistics):
+  $N_{APT} = [n(\tau - a) + n_e(\tau - a - r^+)]/(r_{max} - \tau)$; better only if $a + r^+ < \tau$.
+  With observed (poisoned) statistics the ERM users rate the poisoned mean, which equals $\tau$ at the standard
+  bound: without $r^+ < 0$ they add nothing there.
+"""
     )
     c = st.columns(4)
     n_users = c[0].slider("real users n", 50, 2000, 943, 50, key="th-n")
