@@ -64,12 +64,8 @@ def test_seed_changes_profiles(tiny, name):
 @pytest.mark.parametrize("name", sorted(BAD_PARAMS))
 def test_bad_hyper_parameters_are_config_errors(name):
     for params in BAD_PARAMS[name]:
-        with pytest.raises((ConfigError, TypeError)):
+        with pytest.raises(ConfigError):
             make_attack(name, **params)
-    for params in BAD_PARAMS[name]:
-        if "unknown" not in params:
-            with pytest.raises(ConfigError):
-                make_attack(name, **params)
 
 
 def test_wrong_types_are_config_errors():
@@ -81,6 +77,8 @@ def test_wrong_types_are_config_errors():
         make_attack("pga", sparse="yes")
     with pytest.raises(ConfigError, match="unknown attack"):
         make_attack("shilling")
+    with pytest.raises(ConfigError, match="no parameter 'epochs'"):
+        make_attack("random", epochs=3)
 
 
 def test_bad_attack_arguments(tiny):
