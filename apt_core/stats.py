@@ -51,7 +51,11 @@ class PairedTest:
     stars: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values for JSON: an infinite t (zero-variance shift) becomes None, p stays 0."""
+        out = asdict(self)
+        if out["t"] is not None and not math.isfinite(out["t"]):
+            out["t"] = None
+        return out
 
 
 def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:

@@ -42,7 +42,7 @@ def result():
 
 
 def test_json_contract_and_extras(result):
-    out = json.loads(json.dumps(result.to_json()))
+    out = json.loads(json.dumps(result.to_json(), allow_nan=False))  # strict JSON: no NaN or Infinity
     assert {"config", "dataset", "targets", "rows"} <= set(out)
     assert set(out["dataset"]) >= {"name", "n_users", "n_items", "n_ratings"}
     assert [r["phase"] for r in out["rows"]] == ["origin", "attack", "none", "apt"]

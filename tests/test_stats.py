@@ -87,3 +87,11 @@ def test_significance_against_best_baseline():
     assert sig.test.p_value == pytest.approx(0.03047, abs=1e-5)
     assert sig.to_dict()["stars"] == "*"
     assert significance({"origin": [0.0], "attack": [0.5]}) is None
+
+
+def test_to_dict_is_strict_json():
+    import json
+
+    d = paired_ttest([0.1, 0.2, 0.3], [0.2, 0.3, 0.4]).to_dict()
+    assert d["t"] is None and d["p_value"] == 0.0 and d["stars"] == "***"
+    json.dumps(d, allow_nan=False)

@@ -1,0 +1,108 @@
+"""reproduce: the paper's numbers table, the Markdown layout, progress output, parallel workers."""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from apt_core.reproduce import PAPER, PaperValue, ReproduceConfig, TextProgress, paper_value, table_markdown
+
+
+def test_paper_numbers_are_exactly_design_section_7():
+    assert paper_value("ml-100k", "unpopular", "target_hr", "average", "attack") == PaperValue(0.9292, 0.9292)
+    assert paper_value("ML-100K", "unpopular", "target_hr", "tna", "apt").low == 0.0019
+    assert paper_value("ml-100k", "unpopular", "target_hr", "pga", "at").low == 0.5402
+    assert paper_value("ml-100k", "unpopular", "target_hr", "aush", "origin").low == 0.0
+    rng = paper_value("ml-100k", "random", "target_hr", "pga", "attack")
+    assert (rng.low, rng.high) == (0.2366, 0.5774) and not rng.exact and "†" in str(rng)
+    assert paper_value("filmtrust", "unpopular", "target_hr", "average", "apt") == PaperValue(0.004, 0.021, rng.note)
+    assert paper_value("filmtrust", "random", "test_hr", "average", "origin").low == 0.8539
+    # Cells DESIGN does not give stay empty: PCMF and APT-rand everywhere, FilmTrust random targets.
+    for phase in ("pcmf", "apt-rand"):
+        assert paper_value("ml-100k", "unpopular", "target_hr", "average", phase) is None
+    assert paper_value("filmtrust", "random", "target_hr", "average", "attack") is None
+    assert paper_value("sample", "random", "target_hr", "average", "attack") is None
+    # 3 phases x 5 attacks, unpopular origin, random origin/attack/APT, FilmTrust 2, test HR 6 per target set
+    assert len(PAPER) == 15 + 1 + 3 + 2 + 2 * 6
+
+
+def _table():
+    rows = []
+    for attack in ("average", "random"):
+        for phase in ("origin", "attack", "pcmf", "at", "apt-rand", "apt"):
+            pv = paper_value("ml-100k", "unpopular", "target_hr", attack, phase)
+            rows.append({"targets": "unpopular", "attack": attack, "phase": phase, "mean": 0.5, "sd": 0.01,
+                         "ri": 0.9 if phase == "apt" else None, "stars": "**" if phase == "apt" else "",
+                         "paper_low": None if pv is None else pv.low, "paper_high": None if pv is None else pv.high})
+    return pd.DataFrame(rows)
+
+
+def test_table_markdown_layout():
+    md = table_markdown(_table(), "Target HR@50")
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert lines[0] == "| attack | origin | attack | pcmf | at | apt-rand | apt | RI (APT) |"
+    avg = lines[2]
+    assert avg.startswith("| Average | 0.5000 ± 0.0100 (0.0000) | 0.5000 ± 0.0100 (0.9292) | 0.5000 ± 0.0100 |")
+    assert "0.5000 ± 0.0100** (0.0009)" in avg and avg.endswith("| 0.900 |")
+
+
+def test_text_progress_without_terminal_prints_lines():
+    stream = io.StringIO()
+    p = TextProgress(stream)
+    for i in range(101):
+        assert p(i / 100, f"step {i}") is True
+    lines = stream.getvalue().splitlines()
+    assert 15 <= len(lines) <= 22 and lines[-1].startswith("[" + "#" * 30 + "]") and "100.0%" in lines[-1]
+    silent = io.StringIO()
+    TextProgress(silent, enabled=False)(0.5, "x")
+    assert silent.getvalue() == ""
+
+
+def test_quick_config_and_defaults():
+    q = ReproduceConfig.quick_config()
+    assert q.dataset == "sample" and q.seeds == 1 and len(q.attacks) == 2 and q.quick
+    assert ReproduceConfig.quick_config(seeds=2).seeds == 2
+    full = ReproduceConfig()
+    assert full.seeds == 5 and full.erm_stats == "clean" and full.resolved_attack_size() == 0.03 and full.resolved_k() == 50
+    assert ReproduceConfig(dataset="yelp").resolved_attack_size() == 0.05 and ReproduceConfig(dataset="yelp").resolved_k() == 1000
+
+
+def test_missing_attacks_are_reported_not_faked(tmp_path, monkeypatch):
+    from apt_core import attacks
+    from apt_core.cache import ArtifactCache
+    from apt_core.reproduce import reproduce
+
+    if "average" not in attacks.ATTACKS:
+        pytest.skip("needs the Average attack")
+    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "o"), attacks=("average", "no-such-attack"), target_sets=("unpopular",),
+                                       defenses=("at",), epochs=2)
+    cfg.figures = False
+    res = reproduce(cfg, cache=ArtifactCache(tmp_path / "c"))
+    assert any("no-such-attack" in s for s in res.skipped)
+    assert set(res.table2["attack"]) == {"average"}
+    # Phases that did not run are empty cells, not zeros.
+    apt = res.table2[res.table2["phase"] == "apt"].iloc[0]
+    assert pd.isna(apt["mean"])
+    assert "not run" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_parallel_workers_fill_the_cache(tmp_path):
+    """--jobs 2: two spawned workers compute, the main process only reads the cache."""
+    from apt_core import attacks
+    from apt_core.cache import ArtifactCache
+    from apt_core.reproduce import reproduce
+
+    if "average" not in attacks.ATTACKS:
+        pytest.skip("needs the Average attack")
+    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "o"), attacks=("average",), defenses=("at",), epochs=2, jobs=2)
+    cfg.figures = False
+    cache = ArtifactCache(tmp_path / "c")
+    seen = []
+    res = reproduce(cfg, cache=cache, progress=lambda f, s: seen.append(f) or True)
+    # Only the clean-model pre-pass (model + eval of the one seed) misses in this process.
+    assert cache.stats.by_kind.get("fake", {}).get("misses", 0) == 0
+    assert cache.stats.by_kind["eval"]["misses"] == 1
+    assert res.table2["mean"].notna().sum() == 2 * 3  # two target sets x (origin, attack, at)
+    assert seen[-1] == 1.0
