@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from apt_core.plots.explore import runs_comparison_figure
 from pages._common import download, fmt_frame, guard
 
 
@@ -37,6 +38,8 @@ def body() -> None:
         st.subheader("Result rows of the chosen runs")
         st.dataframe(table, hide_index=True, width="stretch")
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
+        if len(chosen) > 1:
+            st.plotly_chart(runs_comparison_figure(table), width="stretch")
     with tempfile.TemporaryDirectory() as tmp:
         path = store.export(Path(tmp) / "history.csv", "csv")
         st.download_button("Export the whole history (CSV, per seed)", Path(path).read_bytes(), file_name="apt_lab_history.csv", mime="text/csv")

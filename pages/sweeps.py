@@ -35,6 +35,7 @@ def body() -> None:
         return
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
+    st.caption("The attack settings below hold for every run; the swept parameter overrides its own setting. Error bars: sd over seeds.")
     base = attack_controls(data, prefix="swp")
     if base is None:
         return
@@ -58,13 +59,12 @@ def body() -> None:
         st.info(f"Press the button: {len(values)} values x {int(seeds)} seed(s), each a full attack + defense run.")
         return
     label = PARAMETERS[parameter]
-    left, right = st.columns(2)
     defended = frame[~frame["phase"].isin(["origin", "attack"])]
-    left.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch")
+    st.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch")
     if len(defended) and defended["ri"].notna().any():
-        right.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch")
+        st.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch")
     else:
-        right.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
+        st.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
     st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch")
     shown = fmt_frame(frame)
     st.dataframe(shown, hide_index=True, width="stretch")

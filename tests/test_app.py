@@ -223,7 +223,12 @@ def test_history_page_empty_then_filled():
     from apt_core.experiment import Scenario, run_scenario
     from apt_core.store import RunStore
 
-    RunStore().record(run_scenario(Scenario(attack=attack_names()[1], epochs=3)), label="test")
+    store = RunStore()
+    ids = [store.record(run_scenario(Scenario(attack=attack_names()[1], epochs=e)), label="test") for e in (2, 3)]
     at = page("history").run()
     no_failures(at)
     assert len(at.dataframe) == 2  # the run list and the chosen run's rows
+    at.multiselect(key="hist-runs").set_value(ids).run()
+    no_failures(at)
+    assert set(at.dataframe[1].value["run_id"]) == set(ids)
+    assert len(charts(at)) == 1  # the comparison chart

@@ -143,6 +143,26 @@ def test_defense_page_shows_table_and_box_plot(server, browser):
     page.close()
 
 
+def test_cancel_stops_a_running_defense(server, browser):
+    """Cancel during a run: the run stops, the page says so, no result table appears."""
+    from apt_core.attacks import attack_names
+
+    if len(attack_names()) < 2:
+        pytest.skip("no attack registered yet")
+    page = _open(browser, server, "Defense")
+    seeds = page.get_by_label("Seeds (repetitions)")
+    seeds.fill("4")  # a distinct, longer scenario (not in the cache)
+    seeds.press("Enter")
+    page.get_by_role("button", name="Run attack and defenses").click()
+    page.wait_for_selector('[data-testid="stProgress"]')
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("text=The previous run was cancelled")
+    _no_exception(page)
+    assert page.locator('[data-testid="stDataFrame"]').count() == 0
+    assert page.get_by_role("button", name="Run attack and defenses").count() == 1
+    page.close()
+
+
 @pytest.mark.slow
 def test_screenshots_every_page(server, browser):
     """Tall screenshots of each page after pressing its Run button (looked at by a person)."""

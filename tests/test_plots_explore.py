@@ -87,3 +87,17 @@ def test_theory_figure_lines_and_points():
     fig = ex.theory_figure(vals, bounds, sims, "ERM users")
     _labelled(fig)
     assert len(fig.data) == 3 and fig.data[2].mode == "markers"
+
+
+def test_runs_comparison_groups_by_run():
+    frame = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "phase": ["origin", "attack"] * 2, "target_hr": [0.0, 0.5, 0.0, 0.4]})
+    fig = ex.runs_comparison_figure(frame)
+    _labelled(fig)
+    assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.0, 0.4]
+
+
+def test_influence_rounds_rank_one_on_top():
+    fig = ex.influence_rounds_figure([[0, 10], [3, 40]], ["x", "y"], 100)
+    _labelled(fig)
+    assert list(fig.data[0].y) == [1, 4]
+    assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]

@@ -23,14 +23,20 @@ METHOD_COLOURS = {"standard": FAKE, "at": "#B279A2", "apt": ERM}
 METHOD_LABELS = {"standard": "standard training", "at": "adversarial training (AT)", "apt": "APT"}
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go.Figure:
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420, legend_below: bool = False) -> go.Figure:
+    # Many legend entries wrap onto several rows: below the plot they cannot cover the title.
+    legend = (
+        dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
+        if legend_below
+        else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0)
+    )
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left"),
         xaxis_title=x,
         yaxis_title=y,
         height=height,
-        margin=dict(l=60, r=20, t=60, b=50),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        margin=dict(l=60, r=20, t=60, b=120 if legend_below else 50),
+        legend=legend,
         template="plotly_white",
     )
     return fig
@@ -163,9 +169,19 @@ def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str]
     rounds = np.arange(1, len(ranks_arr) + 1)
     for j, label in enumerate(target_labels):
         fig.add_trace(go.Scatter(x=rounds, y=ranks_arr[:, j] + 1, mode="lines+markers", name=str(label)))
-    fig.add_hrect(y0=1, y1=50, fillcolor=ERM, opacity=0.12, line_width=0, annotation_text="50 most negative", annotation_position="top left")
-    fig.update_yaxes(type="log", autorange="reversed", range=None)
-    return _layout(fig, title, "regeneration round", f"rank among {n_items} items (log; 1 = most negative)")
+    fig.add_hrect(y0=1, y1=50, fillcolor=ERM, opacity=0.15, line_width=0, annotation_text="50 most negative", annotation_position="bottom left")
+    fig.update_yaxes(range=[n_items + 1, 0])  # rank 1 at the top
+    fig.update_xaxes(dtick=1)
+    return _layout(fig, title, "regeneration round", f"rank among {n_items} items (1 = most negative)", height=460, legend_below=True)
+
+
+def runs_comparison_figure(frame: pd.DataFrame, y: str = "target_hr", title: str = "Target HR per phase, chosen runs side by side") -> go.Figure:
+    """Grouped bars: one group per phase, one bar per run (``run_id, phase, <y>`` columns)."""
+    fig = go.Figure()
+    for run_id, part in frame.groupby("run_id", sort=False):
+        fig.add_trace(go.Bar(x=part["phase"], y=part[y], name=str(run_id)))
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, "phase", y.replace("_", " "), height=400, legend_below=True)
 
 
 # --- Profiles -----------------------------------------------------------------------------
@@ -265,4 +281,4 @@ def theory_figure(
                     error_y=dict(type="data", array=sd, visible=True),
                 )
             )
-    return _layout(fig, title, parameter_label, "fake users tolerated before the target enters the top-K", height=480)
+    return _layout(fig, title, parameter_label, "fake users tolerated before the target enters the top-K", height=540, legend_below=True)
