@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_arguments(run)
     run.set_defaults(func=cmd_run)
 
+    from apt_core.attacks.io import add_cli as add_poison_cli
+
+    add_poison_cli(sub)
+
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
     rep.add_argument("--data-dir", default=None)
