@@ -224,3 +224,23 @@ def test_code_fingerprint_covers_the_modules_an_artifact_runs():
     assert not any(name.startswith("apt_core.attacks") for name in mods)
     assert code_fingerprint(NoDefense) == code_fingerprint(NoDefense)
     assert code_fingerprint(NoDefense) != code_fingerprint(metrics)
+
+
+def test_poison_file_runs_are_cached_by_content(tmp_path, sample_split):
+    """A poison file has no attack key: its poisoned data is keyed by the profiles' content."""
+    from apt_core.attacks.io import save_profiles
+    from apt_core.attacks.base import FakeProfiles
+
+    n_fake = 5
+    targets = np.array([3, 7])
+    fake = FakeProfiles(np.repeat(np.arange(n_fake), 2), np.tile(targets, n_fake), np.full(2 * n_fake, 5.0), n_fake, sample_split.n_items)
+    path = save_profiles(fake, tmp_path / "poison.csv", sample_split.train.scale)
+    s = Scenario(**FAST, poison_file=str(path))
+    cache = ArtifactCache(tmp_path / "c")
+    first = run_scenario(s, cache=cache)
+    again = run_scenario(s, cache=cache)
+    assert again.cache_misses == 0 and again.rows() == first.rows()
+    # Same profiles under another file name: same poisoned-data key, still no training.
+    path.rename(tmp_path / "renamed.csv")
+    moved = run_scenario(Scenario(**FAST, poison_file=str(tmp_path / "renamed.csv")), cache=cache)
+    assert moved.cache_misses == 0
