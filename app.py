@@ -19,17 +19,23 @@ from pages._common import DATASET_LABELS, DATASETS, save_upload  # noqa: E402
 configure_threads()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
 
-PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
-    st.Page("pages/attack.py", title="Attack", icon=":material/target:"),
-    st.Page("pages/defense.py", title="Defense", icon=":material/shield:"),
-    st.Page("pages/sweeps.py", title="Sweeps", icon=":material/show_chart:"),
-    st.Page("pages/profiles.py", title="Profiles", icon=":material/group:"),
-    st.Page("pages/theory.py", title="Theory", icon=":material/functions:"),
-    st.Page("pages/history.py", title="History", icon=":material/history:"),
+# (file in pages/, title, icon); the first is the home page.
+PAGE_SPECS = [
+    ("overview.py", "Overview", ":material/home:"),
+    ("data.py", "Data", ":material/table_chart:"),
+    ("attack.py", "Attack", ":material/target:"),
+    ("defense.py", "Defense", ":material/shield:"),
+    ("sweeps.py", "Sweeps", ":material/show_chart:"),
+    ("profiles.py", "Profiles", ":material/group:"),
+    ("theory.py", "Theory", ":material/functions:"),
+    ("history.py", "History", ":material/history:"),
 ]
-nav = st.navigation(PAGES)
+PAGES = {f: st.Page(f"pages/{f}", title=t, icon=i, default=(n == 0)) for n, (f, t, i) in enumerate(PAGE_SPECS)}
+nav = st.navigation(list(PAGES.values()))
+st.session_state["_via_app"] = True  # pages check it (see pages/_common.ensure_app)
+wanted = st.session_state.pop("_wanted_page", None)
+if wanted in PAGES:
+    st.switch_page(PAGES[wanted])  # a deep link that arrived before navigation existed
 
 with st.sidebar:
     st.header("APT Lab")

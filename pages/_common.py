@@ -152,8 +152,24 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     st.rerun()
 
 
+def ensure_app(page_file: str) -> None:
+    """Send a page that runs without ``app.py`` (a deep link on a fresh server) through it.
+
+    Until the entry script has called ``st.navigation`` once, Streamlit maps a URL such as
+    ``/data`` to ``pages/data.py`` alone: no sidebar, no navigation.  app.py marks every run
+    it drives; an unmarked page run asks app.py to open this page instead.  (AppTest checks
+    of a single page set ``_via_app`` themselves.)
+    """
+    from streamlit import runtime
+
+    if runtime.exists() and not st.session_state.get("_via_app"):
+        st.session_state["_wanted_page"] = Path(page_file).name
+        st.switch_page("app.py")
+
+
 def guard(body: Callable[[], None]) -> None:
     """Run a page body; errors become messages, never tracebacks."""
+    ensure_app(body.__code__.co_filename)
     try:
         body()
     except CancelledError as exc:

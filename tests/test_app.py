@@ -32,6 +32,7 @@ def isolated(monkeypatch, tmp_path):
 
 def page(name: str, **state) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at.session_state["_via_app"] = True  # as when app.py's navigation runs the page
     for k, v in state.items():
         at.session_state[k] = v
     return at
@@ -44,6 +45,13 @@ def no_failures(at: AppTest) -> None:
 
 def charts(at: AppTest) -> list:
     return at.get("plotly_chart")
+
+
+def test_page_run_alone_is_sent_through_the_app():
+    """A page run without app.py (deep link on a fresh server) asks app.py to open it."""
+    at = AppTest.from_file(str(ROOT / "pages" / "data.py"), default_timeout=TIMEOUT).run()
+    assert at.session_state["_wanted_page"] == "data.py"
+    assert not at.metric  # the page body did not run on its own
 
 
 def test_app_entry_renders_overview_and_sidebar():
