@@ -145,7 +145,11 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
         bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{stage} ({fraction:.0%})")
         return True
 
-    result = fn(scenario, progress)
+    try:
+        result = fn(scenario, progress)
+    except Exception:
+        st.session_state["_running"] = None  # a failure is not a cancellation
+        raise
     store.put(key, result)
     st.session_state["_running"] = None
     # Render again from the cache: the Run/Cancel buttons and the bar disappear.
@@ -205,7 +209,7 @@ def attack_controls(data, prefix: str = "atk"):
     c = st.columns(4)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
     size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size")
-    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, int(data.n_items) - 10, 0, key=f"{prefix}-filler")
+    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode")
     targets: str | tuple = mode
     if mode == "chosen by title":

@@ -30,6 +30,7 @@ def body() -> None:
     top = pd.DataFrame({"item": [data.title(int(i)) for i in inter.item_counts.argsort()[::-1][:10]], "ratings": sorted(inter.item_counts, reverse=True)[:10]})
     st.markdown("**Most popular items**")
     st.dataframe(top, hide_index=True, width="stretch")
+    download(top, f"{data.name}_popular_items.csv", "Download the popular items (CSV)")
 
 
 guard(body)

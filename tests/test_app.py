@@ -240,3 +240,27 @@ def test_history_page_empty_then_filled():
     no_failures(at)
     assert set(at.dataframe[1].value["run_id"]) == set(ids)
     assert len(charts(at)) == 1  # the comparison chart
+
+
+def _failing_script():
+    import streamlit as st
+
+    from apt_core.errors import ConfigError
+    from pages._common import guard, run_cached
+
+    def fail(scenario, progress):
+        progress(0.5, "half way")
+        raise ConfigError("this scenario cannot run")
+
+    guard(lambda: st.write(run_cached("boom", {"x": 1}, fail, label="Go")))
+
+
+def test_failed_run_is_an_error_message_not_a_cancellation():
+    at = AppTest.from_function(_failing_script, default_timeout=TIMEOUT)
+    at.session_state["_via_app"] = True
+    at.run()
+    at.button(key="run-boom").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["this scenario cannot run"]
+    at.run()  # the next render must not call the failure a cancellation
+    assert not any("cancelled" in w.value for w in at.warning)
