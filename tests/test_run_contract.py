@@ -24,7 +24,7 @@ def test_run_json_contract_on_sample(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert {"config", "dataset", "targets", "rows"} <= set(out)
-    assert out["dataset"] == {"name": "sample", "n_users": 600, "n_items": 795, "n_ratings": 18262}
+    assert out["dataset"] == {"name": "sample", "n_users": 600, "n_items": 996, "n_ratings": 41225}
     assert len(out["targets"]) == 5
     phases = [r["phase"] for r in out["rows"]]
     assert phases[:2] == ["origin", "attack"]
