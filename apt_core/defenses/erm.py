@@ -201,7 +201,8 @@ class ERMTraining(Defense):
                 seconds_regen += seconds
                 rounds.append({
                     "epoch": epoch,
-                    "erm_items": batch.items.reshape(n_erm, -1).astype(np.int32) if len(batch.items) % max(1, n_erm) == 0 else batch.items.astype(np.int32),
+                    # every ERM user rates the same number of items: one row per user
+                    "erm_items": batch.items.reshape(n_erm, -1).astype(np.int32),
                     "erm_ratings_mean": float(batch.ratings.mean()) if len(batch.ratings) else float("nan"),
                     "seconds": seconds,
                     **batch.extra,
