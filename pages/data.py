@@ -19,7 +19,7 @@ def body() -> None:
     c[1].metric("items", f"{summary['n_items']:,}")
     c[2].metric("ratings", f"{summary['n_ratings']:,}")
     c[3].metric("density", f"{summary['density']:.2%}")
-    frame = pd.DataFrame({"statistic": list(summary), "value": [str(v) for v in summary.values()]})
+    frame = pd.DataFrame({"statistic": list(summary), "value": [f"{v:.4g}" if isinstance(v, float) else str(v) for v in summary.values()]})
     st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, f"{data.name}_summary.csv")
     inter = data.interactions

@@ -101,3 +101,9 @@ def test_influence_rounds_rank_one_on_top():
     _labelled(fig)
     assert list(fig.data[0].y) == [1, 4]
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]
+
+
+def test_long_tail_axis_fits_the_data():
+    fig = ex.long_tail_figure(np.array([339, 20, 3, 1]))
+    lo, hi = fig.layout.yaxis.range
+    assert 10**hi >= 339 and 10**hi < 1000 and 10**lo < 1
