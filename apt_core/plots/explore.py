@@ -50,9 +50,9 @@ def long_tail_figure(item_counts: np.ndarray, title: str = "Long tail: ratings p
     counts = np.sort(np.asarray(item_counts))[::-1]
     rank = np.arange(1, len(counts) + 1)
     fig = go.Figure(go.Scatter(x=rank, y=np.maximum(counts, 0.8), mode="lines", name="ratings of the item", line=dict(color=REAL)))
-    fig.add_hrect(y0=1, y1=4.999, fillcolor=TARGET, opacity=0.15, line_width=0, annotation_text="unpopular (1-4 ratings)", annotation_position="top right")
+    fig.add_hrect(y0=1, y1=4.999, fillcolor=TARGET, opacity=0.15, line_width=0, annotation_text="unpopular (1-4 ratings)", annotation_position="inside top left")
     top = float(max(5, counts.max() if len(counts) else 5))
-    fig.update_yaxes(type="log", range=[np.log10(0.7), np.log10(top * 1.5)])  # log axes take log10 bounds
+    fig.update_yaxes(type="log", range=[np.log10(0.7), np.log10(top * 2.5)])  # log axes take log10 bounds
     return _layout(fig, title, "item rank (most popular first)", "number of ratings (log)")
 
 
