@@ -189,3 +189,20 @@ def test_average_attack_lifts_unpopular_targets_on_ml100k(ml100k_split):
 def test_every_attack_lifts_unpopular_targets_on_ml100k(ml100k_split, name):
     clean, attacked = _lift(ml100k_split, name)
     assert clean < 0.01 and attacked >= 0.10, (name, clean, attacked)
+
+
+@pytest.fixture(scope="module")
+def sample_origin(sample_split):
+    targets = select_targets(sample_split, "unpopular", 5, 0)
+    return targets, evaluate(fit_mf(sample_split.train, MFConfig(), "cpu", 0), sample_split, targets, 50).target_hr
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_attack_lifts_unpopular_targets_on_sample_data(sample_split, sample_origin, name):
+    """The fast stand-in for the ML-100K acceptance test above (same protocol, sample data)."""
+    targets, clean = sample_origin
+    train = sample_split.train
+    budget = attack_budget(train, 0.03)
+    fake = make_attack(name).generate(train, targets, budget.n_fake_users, budget.n_filler, 0)
+    attacked = evaluate(fit_mf(fake.inject(train), MFConfig(), "cpu", 0), sample_split, targets, 50).target_hr
+    assert clean < 0.01 and attacked >= 0.10, (name, clean, attacked)
