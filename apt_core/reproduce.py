@@ -203,7 +203,8 @@ def _table(results: dict, cfg: ReproduceConfig, metric: str) -> pd.DataFrame:
     rows = []
     dataset = cfg.dataset.lower()
     for (targets, attack), res in results.items():
-        sig = res.significance() if metric == "target_hr" else res.significance(metric=metric)
+        # Stars are the paper's robustness test (lower target HR is better); test HR gets none.
+        sig = res.significance() if metric == "target_hr" else None
         by_phase = {r["phase"]: r for r in res.rows()}
         for phase in PAPER_PHASES:
             r = by_phase.get(phase)
@@ -224,21 +225,26 @@ def _table(results: dict, cfg: ReproduceConfig, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cell(mean, sd, stars: str, pv: PaperValue | None) -> str:
+def _cell(mean, sd, stars: str, pv: PaperValue | None, n_seeds=None) -> str:
     if mean is None or (isinstance(mean, float) and np.isnan(mean)):
         ours = "n/a"
+    elif sd is None or pd.isna(sd) or (n_seeds is not None and not pd.isna(n_seeds) and n_seeds < 2):
+        ours = f"{mean:.4f}{stars}"  # one seed: no spread to show (a "± 0" would claim one)
     else:
-        ours = f"{mean:.4f} ± {sd:.4f}{stars}" if sd is not None else f"{mean:.4f}{stars}"
+        ours = f"{mean:.4f} ± {sd:.4f}{stars}"
     return f"{ours} ({pv})" if pv is not None else ours
 
 
-def table_markdown(table: pd.DataFrame, metric_label: str) -> str:
-    """Wide Markdown: per target set, attacks as rows, phases as columns; ``ours ± sd (paper)``."""
+def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True) -> str:
+    """Wide Markdown: per target set, attacks as rows, phases as columns; ``ours ± sd (paper)``.
+
+    ``show_ri``: add APT's RI (a target-HR quantity, so only for the robustness table).
+    """
     out = []
     for targets in dict.fromkeys(table["targets"]):
         part = table[table["targets"] == targets]
         out.append(f"**{metric_label}, {targets} targets** — ours mean ± sd over seeds (paper in parentheses)\n")
-        header = ["attack", *PAPER_PHASES, "RI (APT)"]
+        header = ["attack", *PAPER_PHASES] + (["RI (APT)"] if show_ri else [])
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
         for attack in dict.fromkeys(part["attack"]):
@@ -249,12 +255,13 @@ def table_markdown(table: pd.DataFrame, metric_label: str) -> str:
                 pv = None
                 if r["paper_low"] is not None and not pd.isna(r["paper_low"]):
                     pv = PaperValue(float(r["paper_low"]), float(r["paper_high"]))
-                cells.append(_cell(r["mean"], r["sd"], r["stars"], pv))
-            ri = rows.loc["apt", "ri"]
-            cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
+                cells.append(_cell(r["mean"], r["sd"], r["stars"], pv, r.get("n_seeds")))
+            if show_ri:
+                ri = rows.loc["apt", "ri"]
+                cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    out.append("Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
+    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
                "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed). "
                "† a range that DESIGN section 7 gives over several attacks (or without the target set), "
                "not a per-cell value. No parentheses: DESIGN section 7 gives no paper number for that cell.")
@@ -469,7 +476,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     write("table3_test_hr.csv", table3.to_csv(index=False))
     write("per_seed.csv", per_seed.to_csv(index=False))
     md2 = table_markdown(table2, "Target HR@%d" % cfg.resolved_k())
-    md3 = table_markdown(table3, "Test HR@%d" % cfg.resolved_k())
+    md3 = table_markdown(table3, "Test HR@%d" % cfg.resolved_k(), show_ri=False)
     write("table2_target_hr.md", md2 + "\n")
     write("table3_test_hr.md", md3 + "\n")
 

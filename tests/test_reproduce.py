@@ -106,3 +106,13 @@ def test_parallel_workers_fill_the_cache(tmp_path):
     assert cache.stats.by_kind["eval"]["misses"] == 1
     assert res.table2["mean"].notna().sum() == 2 * 3  # two target sets x (origin, attack, at)
     assert seen[-1] == 1.0
+
+
+def test_one_seed_cells_show_no_spread_and_test_table_has_no_ri():
+    t = _table()
+    t["n_seeds"] = 1
+    md = table_markdown(t, "Test HR@50", show_ri=False)
+    header = [line for line in md.splitlines() if line.startswith("|")][0]
+    assert "RI" not in header
+    rows = [line for line in md.splitlines() if line.startswith("| Average") or line.startswith("| Random")]
+    assert rows and not any("±" in line for line in rows)
