@@ -19,8 +19,13 @@ of LiSSA with scale 1, w ≈ Σ_k (I - H)^k ∇L_ER, which on MF's tiny Hessian 
 ≈ a multiple of ∇L_ER: identity is what produced the paper's numbers.  Measured on ML-100K
 (3% attack, 5 targets, 2 seeds, clean stats, RI): random targets Average 0.86 / Random 0.77 /
 PGA 0.52 with identity against 0.88 / 0.83 / 0.06 with CG; unpopular targets 0.94 / 0.97 /
-0.93 against 0.95 / 0.97 / 0.00.  Against PGA, CG's influence ranks the targets among the
-most *positive* entries, so its ERM users never rate them; identity is also ~10x cheaper.
+0.93 against 0.95 / 0.97 / 0.00.  Against PGA on ML-100K, CG's influence ranks the targets
+among the most *positive* entries, so its ERM users never rate them.  On FilmTrust it is the
+other way round: PGA RI 0.71 (random) / 0.70 (unpopular targets) with CG against 0.08 / 0.05
+with identity (Average and Random barely move FilmTrust's target HR, 0.011-0.016, so their
+RIs there say little).  Neither solver wins everywhere: whether the targets land on the
+negative side of I depends on the sign of the poisoned model's residuals.  Identity stays
+the default for its provenance and cost (~10x cheaper); pass ``solver="cg"`` for H^-1.
 
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
