@@ -237,6 +237,10 @@ def storable_subset(d: dict) -> tuple[dict, list[str]]:
     return keep, dropped
 
 
+class CacheMiss(LookupError):
+    """Raised by ``run_scenario(..., cache_only=True)`` when an artifact would have to be computed."""
+
+
 @dataclass
 class CacheStats:
     hits: int = 0

@@ -385,7 +385,7 @@ def _evaluation_from_entry(entry: dict, k: int) -> Evaluation:
 
 
 def _fit_evaluate(cache, keys: _Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
-                  targets: np.ndarray, k: int, device) -> tuple[Evaluation, float, dict, bool]:
+                  targets: np.ndarray, k: int, device, cache_only: bool = False) -> tuple[Evaluation, float, dict, bool]:
     """Evaluation, fit seconds, diagnostics and whether it came from the cache; fits only on a miss."""
     model_key = eval_key = None
     if cache is not None and keys is not None:
@@ -400,6 +400,10 @@ def _fit_evaluate(cache, keys: _Keys | None, train_key: str, defense, ctx: Defen
             ev = evaluate(model, split, targets, k)
             cache.save("eval", eval_key, _eval_payload(ev, entry["seconds"], entry.get("diagnostics", {})))
             return ev, float(entry["seconds"]), entry.get("diagnostics", {}), True
+    if cache_only:
+        from apt_core.cache import CacheMiss
+
+        raise CacheMiss(f"{defense.name} model not cached")
     t0 = time.perf_counter()
     result = defense.fit(train, ctx)
     seconds = time.perf_counter() - t0
@@ -418,7 +422,7 @@ def _eval_payload(ev: Evaluation, seconds: float, diagnostics: dict) -> dict:
 
 
 def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, targets: np.ndarray, budget, seed: int,
-                   device, progress) -> tuple[FakeProfiles, bool]:
+                   device, progress, cache_only: bool = False) -> tuple[FakeProfiles, bool]:
     attack = make_attack(scenario.attack)
     key = None
     if cache is not None and keys is not None:
@@ -426,6 +430,10 @@ def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, 
         hit = cache.load("fake", key)
         if hit is not None:
             return FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"])), True
+    if cache_only:
+        from apt_core.cache import CacheMiss
+
+        raise CacheMiss(f"{scenario.attack} profiles not cached")
     fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
     if cache is not None and key is not None:
         cache.save("fake", key, {"users": fake.users, "items": fake.items, "ratings": fake.ratings,
@@ -433,15 +441,20 @@ def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, 
     return fake, False
 
 
-def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None) -> ScenarioResult:
+def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
+                 cache_only: bool = False) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
 
     ``cache``: an :class:`apt_core.cache.ArtifactCache` to read and write fake profiles,
     models and evaluations (None: compute everything, write nothing).
     ``data``: the already loaded ``scenario.dataset`` (saves re-reading it when many
     scenarios share one data set; cache keys hash its content either way).
+    ``cache_only``: answer from the cache or raise :class:`apt_core.cache.CacheMiss` before
+    any training or attack (e.g. to tell whether a result is instant).
     """
     scenario.validate()
+    if cache_only and cache is None:
+        raise ConfigError("cache_only needs a cache")
     device = resolve_device(scenario.device)
     wall0 = time.perf_counter()
     stats0 = (cache.stats.hits, cache.stats.misses) if cache is not None else (0, 0)
@@ -485,7 +498,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         ctx.progress = sub(f"seed {seed}: clean MF")
         report(step / n_steps, f"seed {seed}: clean MF")
         origin_eval, secs, _, cached = _fit_evaluate(cache, keys, keys.split if keys else "", make_defense("none"), ctx,
-                                                    split.train, split, targets, scenario.k, device)
+                                                    split.train, split, targets, scenario.k, device, cache_only)
         _record(phases["origin"], origin_eval, origin_eval, secs, {}, cached)
         step += 1
 
@@ -494,7 +507,8 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             fake = load_poison_file(scenario.poison_file, split)
         elif scenario.attack != "none":
             report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            fake, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device, sub(f"seed {seed}: attack {scenario.attack}"))
+            fake, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device,
+                                     sub(f"seed {seed}: attack {scenario.attack}"), cache_only)
             step += 1
         else:
             fake = None
@@ -507,7 +521,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         report(step / n_steps, f"seed {seed}: MF on poisoned data")
         if fake is not None:
             attack_eval, secs, _, cached = _fit_evaluate(cache, keys, poisoned_key, make_defense("none"), ctx, poisoned,
-                                                        split, targets, scenario.k, device)
+                                                        split, targets, scenario.k, device, cache_only)
         else:
             attack_eval = origin_eval
         _record(phases["attack"], origin_eval, attack_eval, secs, {}, cached)
@@ -522,7 +536,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             report(step / n_steps, f"seed {seed}: defense {name}")
             defense = make_defense(name, **_defense_params(name, scenario))
             ev, secs, diagnostics, cached = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
-                                                          targets, scenario.k, device)
+                                                          targets, scenario.k, device, cache_only)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
             step += 1
     report(1.0, "done")

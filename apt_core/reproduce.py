@@ -297,6 +297,17 @@ class TextProgress:
         return True
 
 
+def _fully_cached(scenario, cache, data) -> bool:
+    from apt_core.cache import CacheMiss
+    from apt_core.experiment import run_scenario
+
+    try:
+        run_scenario(scenario, cache=cache, data=data, cache_only=True)
+        return True
+    except CacheMiss:
+        return False
+
+
 def default_jobs() -> int:
     """Worker processes for ``reproduce``: one per core, at most 2 (a 2-core laptop is the target)."""
     return max(1, min(2, os.cpu_count() or 1))
@@ -442,9 +453,13 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
                     wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
         # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
         wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+        # Already answered by the cache (a repeated command): no worker needed for those.
+        wave1 = [t for t in wave1 if not _fully_cached(t[0], cache, data)]
+        wave2 = [t for t in wave2 if not _fully_cached(t[0], cache, data)]
         outer = progress
         # The workers do the work (0-90% of the bar); the pass below only reads the cache.
-        warm_cache([wave1, wave2], cache.root, cfg.jobs, (lambda f, s: outer(0.9 * f, s)) if outer else None, 0.0, units)
+        if wave1 or wave2:
+            warm_cache([wave1, wave2], cache.root, cfg.jobs, (lambda f, s: outer(0.9 * f, s)) if outer else None, 0.0, units)
         if outer is not None:
             progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
         done = 0.0

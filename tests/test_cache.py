@@ -244,3 +244,18 @@ def test_poison_file_runs_are_cached_by_content(tmp_path, sample_split):
     path.rename(tmp_path / "renamed.csv")
     moved = run_scenario(Scenario(**FAST, poison_file=str(tmp_path / "renamed.csv")), cache=cache)
     assert moved.cache_misses == 0
+
+
+def test_cache_only_answers_or_raises_before_training(tmp_path, monkeypatch):
+    from apt_core.cache import CacheMiss
+    from apt_core.errors import ConfigError
+
+    cache = ArtifactCache(tmp_path)
+    s = Scenario(**FAST)
+    with pytest.raises(CacheMiss):
+        run_scenario(s, cache=cache, cache_only=True)
+    with pytest.raises(ConfigError):
+        run_scenario(s, cache_only=True)
+    first = run_scenario(s, cache=cache)
+    _forbid_training(monkeypatch)
+    assert run_scenario(s, cache=cache, cache_only=True).rows() == first.rows()
