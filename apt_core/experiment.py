@@ -182,6 +182,8 @@ class ScenarioResult:
     wall_seconds: float | None = None
     cache_hits: int = 0
     cache_misses: int = 0
+    #: seconds each seed's attack took to generate its profiles (original time when cached)
+    attack_seconds: list = field(default_factory=list)
 
     def phase(self, name: str) -> PhaseResult:
         for p in self.phases:
@@ -225,7 +227,8 @@ class ScenarioResult:
 
         Extras beside the contract: ``target_ids``, ``device``, ``per_seed`` (one object per
         phase x seed), ``significance`` (paired t-test of APT against the best baseline, or
-        null), ``scenario_key``, ``wall_seconds`` and ``cache`` (hits, misses).
+        null), ``scenario_key``, ``wall_seconds``, ``cache`` (hits, misses) and
+        ``attack_seconds`` (generation time of each seed's fake profiles).
         """
         sig = self.significance()
         cols = ("phase", "seed", "target_hr", "test_hr", "ri", "rank_shift_median", "prediction_shift", "seconds")
@@ -246,6 +249,7 @@ class ScenarioResult:
             "scenario_key": self.scenario_key,
             "wall_seconds": self.wall_seconds,
             "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+            "attack_seconds": [_float(v) for v in self.attack_seconds],
         }
 
 
@@ -422,23 +426,26 @@ def _eval_payload(ev: Evaluation, seconds: float, diagnostics: dict) -> dict:
 
 
 def _generate_fake(cache, keys: _Keys | None, scenario: Scenario, split: Split, targets: np.ndarray, budget, seed: int,
-                   device, progress, cache_only: bool = False) -> tuple[FakeProfiles, bool]:
+                   device, progress, cache_only: bool = False) -> tuple[FakeProfiles, bool, float | None]:
     attack = make_attack(scenario.attack)
     key = None
     if cache is not None and keys is not None:
         key = keys.fake(targets, attack, budget.n_fake_users, budget.n_filler, seed)
         hit = cache.load("fake", key)
         if hit is not None:
-            return FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"])), True
+            fake = FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"]))
+            return fake, True, hit.get("seconds")
     if cache_only:
         from apt_core.cache import CacheMiss
 
         raise CacheMiss(f"{scenario.attack} profiles not cached")
+    t0 = time.perf_counter()
     fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
+    seconds = time.perf_counter() - t0
     if cache is not None and key is not None:
         cache.save("fake", key, {"users": fake.users, "items": fake.items, "ratings": fake.ratings,
-                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items)})
-    return fake, False
+                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items), "seconds": seconds})
+    return fake, False, seconds
 
 
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
@@ -478,6 +485,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     for name in scenario.defenses:
         phases[name] = PhaseResult(name)
     fakes: list[FakeProfiles | None] = []
+    attack_seconds: list[float | None] = []
     n_steps = scenario.seeds * (2 + len([d for d in scenario.defenses if d != "none"]) + (scenario.attack != "none"))
     step = 0
 
@@ -507,12 +515,14 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             fake = load_poison_file(scenario.poison_file, split)
         elif scenario.attack != "none":
             report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            fake, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device,
+            fake, _, attack_secs = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device,
                                      sub(f"seed {seed}: attack {scenario.attack}"), cache_only)
             step += 1
         else:
             fake = None
         fakes.append(fake)
+        if scenario.attack != "none" and scenario.poison_file is None:
+            attack_seconds.append(attack_secs)
         poisoned = fake.inject(split.train) if fake is not None else split.train
         poisoned_key = keys.poisoned(fake) if keys is not None else ""
 
@@ -544,7 +554,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     hits = cache.stats.hits - stats0[0] if cache is not None else 0
     misses = cache.stats.misses - stats0[1] if cache is not None else 0
     return ScenarioResult(scenario, data, split, targets, ordered, fakes, str(device), scenario.key(device.type),
-                          time.perf_counter() - wall0, hits, misses)
+                          time.perf_counter() - wall0, hits, misses, attack_seconds)
 
 
 def _defense_params(name: str, scenario: Scenario) -> dict:

@@ -546,6 +546,27 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids)
 
 
+def timing_markdown(results: dict) -> str:
+    """Mean seconds per seed of each stage, per attack (both target sets pooled; fit times as measured,
+    also when the artifact came from the cache)."""
+    cols = ["generate attack", "origin", "attack", *[p for p in PAPER_DEFENSES]]
+    per: dict[str, dict[str, list[float]]] = {}
+    for (_, attack), res in results.items():
+        d = per.setdefault(attack, {c: [] for c in cols})
+        d["generate attack"] += [v for v in res.attack_seconds if v is not None]
+        for p in res.phases:
+            if p.phase in d:
+                d[p.phase] += list(p.seconds)
+    lines = ["| attack | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for attack, d in per.items():
+        cells = [f"{np.mean(v):.1f}" if v else "–" for v in (d[c] for c in cols)]
+        lines.append(f"| {ATTACK_LABELS.get(attack, attack)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Seconds per seed (fit or generation time as measured when the artifact was made; "
+                 "with --jobs > 1 two fits ran at once, so each is slower than alone).")
+    return "\n".join(lines)
+
+
 def _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
     from apt_core.store import package_versions
 
@@ -570,6 +591,7 @@ def _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, d
         lines.append(f"- **not run**: {s}")
     if skipped:
         lines.append("")
+    lines += ["## Where the time goes", "", timing_markdown(results), ""]
     lines += ["## Table 2: robustness (target HR)", "", md2, "", "## Table 3: generalisation (test HR)", "", md3, ""]
     if figure_notes:
         lines += ["## Figures", "", *figure_notes,

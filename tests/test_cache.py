@@ -207,6 +207,7 @@ def test_fake_profiles_are_cached(tmp_path, monkeypatch):
     again = run_scenario(s, cache=cache)
     assert len(calls) == 2, "the attack ran again although its profiles were cached"
     assert again.rows() == first.rows()
+    assert len(first.attack_seconds) == 2 and again.attack_seconds == first.attack_seconds  # original times
     np.testing.assert_array_equal(again.fake_profiles[0].users, first.fake_profiles[0].users)
     # Another budget is another artifact.
     run_scenario(Scenario(**FAST, attack="counting-test", attack_size=0.05), cache=cache)
