@@ -215,7 +215,7 @@ def _table(results: dict, cfg: ReproduceConfig, metric: str) -> pd.DataFrame:
                 "n_seeds": None if r is None else len(res.phase(phase).target_hr),
                 "ri": None if r is None else r["ri"],
                 "p_value": sig.test.p_value if (sig is not None and phase == sig.method) else None,
-                "stars": sig.test.stars if (sig is not None and phase == sig.method) else "",
+                "stars": sig.marker if (sig is not None and phase == sig.method) else "",
                 "baseline": sig.baseline if (sig is not None and phase == sig.method) else None,
                 "paper": None if pv is None else (pv.low if pv.exact else None),
                 "paper_low": None if pv is None else pv.low,
@@ -262,7 +262,8 @@ def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True)
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
-               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed). "
+               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed); ↑ before the stars: APT is "
+               "significantly *worse* (higher target HR) than that baseline. "
                "† a range that DESIGN section 7 gives over several attacks (or without the target set), "
                "not a per-cell value. No parentheses: DESIGN section 7 gives no paper number for that cell.")
     return "\n".join(out)

@@ -102,9 +102,27 @@ class Significance:
     metric: str
     test: PairedTest
 
+    @property
+    def method_better(self) -> bool | None:
+        """True when ``method``'s mean is lower (better, for target HR) than the baseline's."""
+        return None if self.test.mean_diff is None else self.test.mean_diff < 0
+
+    @property
+    def marker(self) -> str:
+        """The paper's stars when APT is significantly *better*; ``↑`` + stars when significantly worse.
+
+        A two-sided test is significant in both directions; a bare star on a cell where APT
+        lost would read as a win.
+        """
+        if not self.test.stars:
+            return ""
+        return self.test.stars if self.method_better else "↑" + self.test.stars
+
     def to_dict(self) -> dict:
         out = {"method": self.method, "baseline": self.baseline, "metric": self.metric}
         out.update(self.test.to_dict())
+        out["method_better"] = self.method_better
+        out["marker"] = self.marker
         return out
 
 

@@ -75,7 +75,7 @@ def test_results_table(result):
     assert {"target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "rank_shift_median", "seconds", "stars", "p_value"} <= set(table.columns)
     sig = result.significance()
     apt = table.set_index("phase").loc["apt"]
-    assert apt["stars"] == sig.test.stars and apt["baseline"] == "none"
+    assert apt["stars"] == sig.marker and apt["baseline"] == "none"
     assert (table["n_seeds"] == 3).all()
     text = format_results_table(table)
     assert "±" in text.loc[3, "target HR"] and len(text) == 4

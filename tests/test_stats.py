@@ -95,3 +95,11 @@ def test_to_dict_is_strict_json():
     d = paired_ttest([0.1, 0.2, 0.3], [0.2, 0.3, 0.4]).to_dict()
     assert d["t"] is None and d["p_value"] == 0.0 and d["stars"] == "***"
     json.dumps(d, allow_nan=False)
+
+
+def test_marker_says_when_apt_is_significantly_worse():
+    better = significance({"at": [0.5, 0.6, 0.7, 0.8], "apt": [0.0, 0.0, 0.0, 0.0]})
+    assert better.method_better and better.marker == better.test.stars != ""
+    worse = significance({"at": [0.0, 0.0, 0.0, 0.0], "apt": [1.0, 2.0, 3.0, 4.0]})
+    assert worse.method_better is False and worse.marker == "↑*"
+    assert worse.to_dict()["marker"] == "↑*"

@@ -87,7 +87,7 @@ def results_table(result: "ScenarioResult") -> pd.DataFrame:
     if sig is not None:
         at = frame.index[frame["phase"] == sig.method]
         frame.loc[at, "p_value"] = sig.test.p_value
-        frame.loc[at, "stars"] = sig.test.stars
+        frame.loc[at, "stars"] = sig.marker  # "↑***": significantly worse than the baseline
         frame.loc[at, "baseline"] = sig.baseline
     cols = ["phase", "label", "target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "rank_shift_median",
             "prediction_shift", "seconds", "n_seeds", "p_value", "stars", "baseline"]
