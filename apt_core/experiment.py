@@ -267,7 +267,12 @@ def _jsonable(value):
 def _parse_targets(scenario: Scenario, data: RatingData, split: Split) -> np.ndarray:
     if isinstance(scenario.targets, str):
         return select_targets(split, scenario.targets, scenario.n_targets, scenario.seed)
-    # Explicit ids are the data set's own item ids (as in its files).
+    # Explicit ids are the data set's own item ids (as in its files); report duplicates in
+    # those ids, not in the dense indices they map to.
+    ids = [str(t) for t in scenario.targets]
+    duplicates = sorted({t for t in ids if ids.count(t) > 1})
+    if duplicates:
+        raise ConfigError(f"duplicate target item id(s): {', '.join(duplicates)}")
     return select_targets(split, data.item_index(list(scenario.targets)))
 
 

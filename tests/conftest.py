@@ -6,6 +6,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("APT_NUM_THREADS", "1")
 
+# Runs record to a history and use an artifact cache by default: keep the tests' own in a
+# fresh folder so no test is answered from a user's ~/.cache or leaves files there.
+import tempfile  # noqa: E402
+
+_TEST_HOME = tempfile.mkdtemp(prefix="apt-lab-tests-")
+os.environ["APT_CACHE_DIR"] = os.path.join(_TEST_HOME, "cache")
+os.environ["APT_HISTORY_DB"] = os.path.join(_TEST_HOME, "history.sqlite")
+
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402

@@ -52,6 +52,7 @@ def test_run_json_on_real_ml100k(data_dir, tmp_path):
         (["--dataset", "no-such-set"], "unknown data set 'no-such-set'"),
         (["--targets", "99999999"], "unknown item id"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--targets", "3,3"], "duplicate target item id(s): 3"),
     ],
 )
 def test_run_errors_are_one_line(args, message, tmp_path, monkeypatch, capsys):
