@@ -124,6 +124,8 @@ class MFTrainer:
         self.acc_Q = torch.full_like(self.Q, config.init_accumulator)
         self.epochs_done = 0
         self.last_loss = float("nan")
+        # The fused Adagrad kernel reads a step count only for learning-rate decay (0 here).
+        self._steps = [torch.zeros(()), torch.zeros(())]
 
     def grow_users(self, n_total: int) -> None:
         """Add freshly initialised user rows (e.g. ERM users) up to ``n_total`` users."""
@@ -159,15 +161,34 @@ class MFTrainer:
                     gP, gQ, loss = mf_batch_gradients(self.P, self.Q, u, i, r, cfg.reg)
                 else:
                     gP, gQ, loss = gradient_hook(self.P, self.Q, u, i, r)
-                self.acc_P.addcmul_(gP, gP)
-                self.acc_Q.addcmul_(gQ, gQ)
-                self.P.addcdiv_(gP, self.acc_P.sqrt(), value=-cfg.lr)
-                self.Q.addcdiv_(gQ, self.acc_Q.sqrt(), value=-cfg.lr)
+                self._adagrad_update(gP, gQ)
                 total += float(loss) * len(r)
             self.last_loss = total / max(1, n)
             self.epochs_done += 1
             if should_stop is not None and should_stop():
                 break
+
+    def _adagrad_update(self, gP: torch.Tensor, gQ: torch.Tensor) -> None:
+        """``acc += g^2; param -= lr * g / sqrt(acc)`` (TensorFlow 1's Adagrad, no epsilon).
+
+        On the CPU torch's fused Adagrad kernel does this in one pass (2-3x faster than the
+        three separate ops, which are a fifth of an MF epoch); elsewhere the plain ops.
+        """
+        if self._fused:
+            torch._fused_adagrad_(
+                [self.P, self.Q], [gP, gQ], [self.acc_P, self.acc_Q], self._steps,
+                lr=self.config.lr, lr_decay=0.0, weight_decay=0.0, eps=0.0, maximize=False,
+            )
+            return
+        self.acc_P.addcmul_(gP, gP)
+        self.acc_Q.addcmul_(gQ, gQ)
+        self.P.addcdiv_(gP, self.acc_P.sqrt(), value=-self.config.lr)
+        self.Q.addcdiv_(gQ, self.acc_Q.sqrt(), value=-self.config.lr)
+
+    @property
+    def _fused(self) -> bool:
+        return self.device.type == "cpu" and hasattr(torch, "_fused_adagrad_")
+
 
     def model(self) -> MFModel:
         return MFModel(self.P.clone(), self.Q.clone())
