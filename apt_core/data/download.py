@@ -21,8 +21,8 @@ class RemoteArchive:
     folder: str  # folder name inside the cache (and expected under --data-dir)
 
 
-# GroupLens publishes an .md5 next to each archive; FilmTrust's host publishes none, so its
-# loader checks the row count of the unpacked file instead.
+# GroupLens publishes an .md5 next to each archive; FilmTrust's host publishes none, so that
+# download is only as trustworthy as the loader's line-by-line validation of its contents.
 ARCHIVES = {
     "ml-100k": RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k"),
     "ml-1m": RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m"),
