@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.metrics import robustness_improvement
 
 ProgressFn = Callable[[float, str], object]
 
@@ -67,25 +66,20 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
 
         same_data = parameter not in ("dataset", "data_dir")
         result = run_scenario(scenario, progress=inner, cache=cache, data=data if same_data else None)
-        origin, attack = result.phase("origin"), result.phase("attack")
-        for phase in result.phases:
-            for r in range(len(phase.target_hr)):
-                ri = None
-                if phase.phase not in ("origin", "attack"):
-                    ri = robustness_improvement(phase.target_hr[r], origin.target_hr[r], attack.target_hr[r])
-                shifts = phase.rank_shifts[r]
-                rows.append({
-                    "parameter": parameter,
-                    "value": value,
-                    parameter: value,
-                    "phase": phase.phase,
-                    "seed": scenario.seed + r,
-                    "target_hr": phase.target_hr[r],
-                    "test_hr": phase.test_hr[r],
-                    "ri": ri,
-                    "rank_shift_median": float(pd.Series(shifts).median()) if len(shifts) else None,
-                    "seconds": phase.seconds[r],
-                })
+        # One row per phase and seed: the same per-seed metrics the history records.
+        for phase, seed, target_hr, test_hr, ri, shift_median, _, seconds in result.per_seed_metrics():
+            rows.append({
+                "parameter": parameter,
+                "value": value,
+                parameter: value,
+                "phase": phase,
+                "seed": seed,
+                "target_hr": target_hr,
+                "test_hr": test_hr,
+                "ri": ri,
+                "rank_shift_median": shift_median,
+                "seconds": seconds,
+            })
     if progress is not None:
         progress(1.0, "sweep done")
     cols = SWEEP_COLUMNS[:2] + ([parameter] if parameter not in SWEEP_COLUMNS else []) + SWEEP_COLUMNS[2:]
