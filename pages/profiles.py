@@ -13,15 +13,12 @@ from apt_core.plots.explore import (
     profile_rating_figure,
     profile_stats_frame,
 )
+from apt_core.stealth import stealth_statistics
 from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
 
 
 def stealth_table(view):
-    """Detector-style statistics from apt_core.stealth (None while that module is absent)."""
-    try:
-        from apt_core.stealth import stealth_statistics
-    except ImportError:
-        return None
+    """Detector-style statistics from apt_core.stealth, fake users beside real ones."""
     stats = stealth_statistics(view.split.train, view.fake, view.targets)
     return pd.DataFrame(stats.rows())[["statistic", "real", "fake"]].rename(columns={"real": "real users", "fake": "fake users"})
 
@@ -54,14 +51,10 @@ def body() -> None:
     st.subheader("Profile statistics (fillers only for fake users)")
     st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, "profile_statistics.csv")
-    extra = stealth_table(view)
-    if extra is not None:
-        st.subheader("Stealth statistics (apt_core.stealth)")
-        extra = fmt_frame(extra)
-        st.dataframe(extra, hide_index=True, width="stretch")
-        download(extra, "stealth_statistics.csv")
-    else:
-        st.caption("Detector-style stealth statistics appear here once apt_core.stealth is available.")
+    st.subheader("Stealth statistics (apt_core.stealth)")
+    extra = fmt_frame(stealth_table(view))
+    st.dataframe(extra, hide_index=True, width="stretch")
+    download(extra, "stealth_statistics.csv")
 
 
 guard(body)
