@@ -159,7 +159,11 @@ def test_cancel_stops_a_running_defense(server, browser):
     page.wait_for_selector("text=The previous run was cancelled")
     _no_exception(page)
     assert page.locator('[data-testid="stDataFrame"]').count() == 0
-    assert page.get_by_role("button", name="Run attack and defenses").count() == 1
+    # The cancel message can render before the rerun has drawn the Run button again.
+    run_button = page.get_by_role("button", name="Run attack and defenses")
+    run_button.wait_for(state="visible", timeout=15000)
+    assert run_button.count() == 1
+    assert page.locator('[data-testid="stDataFrame"]').count() == 0
     page.close()
 
 
