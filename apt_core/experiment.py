@@ -44,7 +44,7 @@ from apt_core.data import leave_one_out, load_dataset, select_targets
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import Split, attack_budget
 from apt_core.defenses import DefenseContext, defense_names, make_defense
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift, robustness_improvement
 from apt_core.models.mf import MFConfig
 from apt_core.runtime import resolve_device
@@ -395,7 +395,20 @@ def _evaluation_from_entry(entry: dict, k: int) -> Evaluation:
 
 def _fit_evaluate(cache, keys: _Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
                   targets: np.ndarray, k: int, device, cache_only: bool = False) -> tuple[Evaluation, float, dict, bool]:
-    """Evaluation, fit seconds, diagnostics and whether it came from the cache; fits only on a miss."""
+    """Evaluation, fit seconds, diagnostics and whether it came from the cache; fits only on a miss.
+
+    A diverged fit (NaN/inf loss, factors or scores) raises :class:`DivergedError` naming the
+    phase and what to change, never an evaluation: a NaN model would rank every item first.
+    """
+    try:
+        return _fit_evaluate_once(cache, keys, train_key, defense, ctx, train, split, targets, k, device, cache_only)
+    except DivergedError as exc:
+        phase = defense.name if defense.name != "none" else ("origin" if train is split.train else "attack")
+        raise DivergedError(f"the {phase!r} model diverged: {exc}; {defense.divergence_hint}") from None
+
+
+def _fit_evaluate_once(cache, keys: _Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
+                       targets: np.ndarray, k: int, device, cache_only: bool = False) -> tuple[Evaluation, float, dict, bool]:
     model_key = eval_key = None
     if cache is not None and keys is not None:
         model_key = keys.model(train_key, defense, ctx.random_state)

@@ -159,6 +159,18 @@ def test_defense_page_table_and_box_plot():
     assert len(charts(at)) >= 1
 
 
+def test_defense_page_diverged_model_is_a_message(monkeypatch):
+    # Before: NaN factors ranked every item first and the table showed HR = 1.0 everywhere.
+    from apt_core.models.mf import MFTrainer
+
+    monkeypatch.setattr(MFTrainer, "_adagrad_update", lambda self, gP, gQ: self.Q.fill_(float("nan")))
+    at = page("defense").run()
+    at.button(key="run-defense").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("the 'origin' model diverged: ") for e in at.error), [e.value for e in at.error]
+    assert len(at.dataframe) == 0
+
+
 def test_profiles_page():
     from apt_core.attacks import attack_names
 

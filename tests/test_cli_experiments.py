@@ -65,6 +65,19 @@ def test_history_errors_are_one_line(dirs, capsys):
     assert capsys.readouterr().err.startswith("error: no run with id")
 
 
+def test_diverged_model_is_one_error_line_not_a_perfect_score(dirs, capsys, monkeypatch):
+    # Before: NaN factors ranked every item first and this run printed target/test HR = 1.0.
+    from apt_core.models.mf import MFTrainer
+
+    monkeypatch.setattr(MFTrainer, "_adagrad_update", lambda self, gP, gQ: self.Q.fill_(float("nan")))
+    assert main(["run", "--dataset", "sample", "--epochs", "2", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the 'origin' model diverged: ")
+    assert "lower the MF learning rate" in lines[0]
+
+
 def test_reproduce_quick(dirs, capsys):
     """The CI variant: the whole pipeline (tables, figures, report) on the sample data."""
     from apt_core.attacks import ATTACKS
