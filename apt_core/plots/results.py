@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-if TYPE_CHECKING:  # pragma: no cover - import only for type hints (avoid a cycle)
-    from apt_core.experiment import ScenarioResult
+if TYPE_CHECKING:  # pragma: no cover - import only for type hints
+    from apt_core.results import ScenarioResult
 
 #: display names of phases (table rows, legends)
 PHASE_LABELS: dict[str, str] = {
