@@ -63,6 +63,7 @@ from apt_core.defenses import DefenseContext, make_defense
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift
 from apt_core.models.mf import MFConfig
+from apt_core.models.popularity import fit_popularity
 from apt_core.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
 from apt_core.runtime import resolve_device
 from apt_core.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, ProgressFn, Scenario, parse_targets  # noqa: F401
@@ -279,8 +280,33 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     ordered = [phases["origin"], phases["attack"]] + [phases[n] for n in scenario.defenses]
     hits = cache.stats.hits - stats0[0] if cache is not None else 0
     misses = cache.stats.misses - stats0[1] if cache is not None else 0
+    references = [_popularity_reference(split, targets, scenario.k, scenario.seeds, device)]
     return ScenarioResult(scenario, data, split, targets, ordered, fakes, str(device), scenario.key(device.type),
-                          time.perf_counter() - wall0, hits, misses, attack_seconds, models=models, budget=prepared.budget)
+                          time.perf_counter() - wall0, hits, misses, attack_seconds, models=models, budget=prepared.budget,
+                          references=references)
+
+
+def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int, device) -> PhaseResult:
+    """The ``popularity`` row: items ranked by their count in the clean training data.
+
+    Deterministic (no seed enters it), so it is evaluated once and repeated for every seed;
+    nothing to cache (counting is instant, the ranking is one evaluation).  No rank shift or
+    prediction shift: its scores are counts, not ratings, and no attack touches it.  No
+    ``seconds`` either: nothing is trained, and a measured time would make two otherwise
+    identical runs (one from the cache) report different rows.
+    """
+    ev = evaluate(fit_popularity(split.train, device), split, targets, k)
+    phase = PhaseResult("popularity")
+    for _ in range(seeds):
+        phase.target_hr.append(ev.target_hr)
+        phase.test_hr.append(ev.test_hr)
+        phase.seconds.append(None)
+        phase.rank_shifts.append(np.zeros(0, dtype=np.int64))
+        phase.prediction_shift.append(float("nan"))
+        phase.evaluations.append(ev)
+        phase.diagnostics.append({})
+        phase.from_cache.append(False)
+    return phase
 
 
 def _defense_params(name: str, scenario: Scenario) -> dict:

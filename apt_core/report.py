@@ -10,16 +10,19 @@ import pandas as pd
 
 from apt_core.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
 
+#: the tables' phases: the paper's, then the clean-data popularity ranking (our yardstick; the paper has none)
+TABLE_PHASES = (*PAPER_PHASES, "popularity")
 
-def results_table(results: dict, cfg: ReproduceConfig, metric: str) -> pd.DataFrame:
-    """Long table: one row per (targets, attack, phase) with ours (mean, sd), stars, RI and the paper's."""
+
+def results_table(results: dict, cfg: "ReproduceConfig", metric: str) -> pd.DataFrame:  # noqa: F821 -- apt_core.reproduce's
+    """Long table: one row per (targets, attack, phase of :data:`TABLE_PHASES`) with ours (mean, sd), stars, RI and the paper's."""
     rows = []
     dataset = cfg.dataset.lower()
     for (targets, attack), res in results.items():
         # Stars are the paper's robustness test (lower target HR is better); test HR gets none.
         sig = res.significance() if metric == "target_hr" else None
         by_phase = {r["phase"]: r for r in res.rows()}
-        for phase in PAPER_PHASES:
+        for phase in TABLE_PHASES:
             r = by_phase.get(phase)
             pv = paper_value(dataset, targets, metric, attack, phase)
             rows.append({
@@ -54,16 +57,18 @@ def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True)
     ``show_ri``: add APT's RI (a target-HR quantity, so only for the robustness table).
     """
     out = []
+    # Tables written before the popularity row existed (or built by hand) have only the paper's phases.
+    phases = [p for p in TABLE_PHASES if p in set(table["phase"])]
     for targets in dict.fromkeys(table["targets"]):
         part = table[table["targets"] == targets]
         out.append(f"**{metric_label}, {targets} targets** — ours mean ± sd over seeds (paper in parentheses)\n")
-        header = ["attack", *PAPER_PHASES] + (["RI (APT)"] if show_ri else [])
+        header = ["attack", *phases] + (["RI (APT)"] if show_ri else [])
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
         for attack in dict.fromkeys(part["attack"]):
             rows = part[part["attack"] == attack].set_index("phase")
             cells = [ATTACK_LABELS.get(attack, attack)]
-            for phase in PAPER_PHASES:
+            for phase in phases:
                 r = rows.loc[phase]
                 pv = None
                 if r["paper_low"] is not None and not pd.isna(r["paper_low"]):
@@ -79,6 +84,9 @@ def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True)
                "significantly *worse* (higher target HR) than that baseline. "
                "† a range that the paper's text gives over several attacks (or without the target set), "
                "not a per-cell value. No parentheses: the paper gives no number for that cell.")
+    if "popularity" in phases:
+        out.append("\npopularity: items ranked by their number of ratings in the clean training data (no MF, no attack, "
+                   "the same for every seed); the yardstick for test HR, not a defense.")
     return "\n".join(out)
 
 

@@ -2,8 +2,13 @@
 
 :meth:`ScenarioResult.to_json` is the CLI's ``run --json`` object (docs/cli.md): ``config``,
 ``dataset``, ``targets`` and ``rows`` (``origin`` first, ``attack`` second, then one row per
-defense), plus extras.  Means and standard deviations are over repetitions; RI is computed
-from the mean hit ratios.
+defense, then the reference rows of :data:`REFERENCE_PHASES` last), plus extras.  Means and
+standard deviations are over repetitions; RI is computed from the mean hit ratios.
+
+Reference rows are yardsticks, not training methods under attack: ``popularity`` ranks items
+by their number of ratings in the clean training data (no MF, no attack), the honest bar for
+test HR.  They have no RI, rank shift or prediction shift, take no part in the significance
+test, and are left out of ``per_seed`` (their numbers are the same for every seed).
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from apt_core.data.dataset import RatingData
 from apt_core.data.split import Split
 from apt_core.metrics import Evaluation, robustness_improvement
 from apt_core.scenario import Scenario
+
+#: rows after the defenses that are yardsticks, not methods (no RI; never a significance baseline)
+REFERENCE_PHASES = ("popularity",)
 
 
 @dataclass
@@ -45,7 +53,7 @@ class PhaseResult:
     def row(self, origin: "PhaseResult | None", attack: "PhaseResult | None") -> dict:
         shifts = np.concatenate(self.rank_shifts) if self.rank_shifts else np.zeros(0)
         ri = None
-        if origin is not None and attack is not None and self.phase not in ("origin", "attack"):
+        if origin is not None and attack is not None and self.phase not in ("origin", "attack", *REFERENCE_PHASES):
             ri = robustness_improvement(self._mean(self.target_hr), self._mean(origin.target_hr), self._mean(attack.target_hr))
         return {
             "phase": self.phase,
@@ -79,9 +87,16 @@ class ScenarioResult:
     models: list = field(default_factory=list)
     #: fake users and filler items per fake user of a generated attack (None: no attack, or a poison file)
     budget: object = None
+    #: the reference rows (:data:`REFERENCE_PHASES`: popularity on the clean training data)
+    references: list = field(default_factory=list)
+
+    @property
+    def all_phases(self) -> list[PhaseResult]:
+        """``phases`` (origin, attack, the defenses) followed by the reference rows: what ``rows()`` reports."""
+        return list(self.phases) + list(self.references)
 
     def phase(self, name: str) -> PhaseResult:
-        for p in self.phases:
+        for p in self.all_phases:
             if p.phase == name:
                 return p
         raise KeyError(name)
@@ -89,7 +104,7 @@ class ScenarioResult:
     def rows(self) -> list[dict]:
         origin = self.phase("origin")
         attack = self.phase("attack")
-        return [p.row(origin, attack) for p in self.phases]
+        return [p.row(origin, attack) for p in self.all_phases]
 
     def per_phase(self, metric: str = "target_hr") -> dict[str, list[float]]:
         """Per-seed values of ``metric`` (``target_hr``, ``test_hr``, ``seconds``...) by phase."""
