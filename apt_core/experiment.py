@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from apt_core.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fingerprint re-exported
     Keys,
@@ -139,8 +140,8 @@ def _fit_evaluate(cache, keys: Keys | None, train_key: str, defense, ctx: Defens
     return ev, seconds, diagnostics, False, result.model if keep_model else None
 
 
-def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device, progress=None, cache=None,
-                      keys: Keys | None = None, cache_only: bool = False) -> tuple[FakeProfiles, bool, float | None]:
+def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, progress: ProgressFn | None = None,
+                      cache=None, keys: Keys | None = None, cache_only: bool = False) -> tuple[FakeProfiles, bool, float | None]:
     """The attack stage: ``scenario.attack``'s fake profiles for one seed, from the cache when there.
 
     Returns ``(profiles, from_cache, seconds)`` (``seconds``: the original generation time).

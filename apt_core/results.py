@@ -18,7 +18,7 @@ import numpy as np
 
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import RatingData
-from apt_core.data.split import Split
+from apt_core.data.split import AttackBudget, Split
 from apt_core.metrics import Evaluation, robustness_improvement
 from apt_core.scenario import Scenario
 
@@ -86,7 +86,7 @@ class ScenarioResult:
     #: with ``run_scenario(..., keep_models=True)``: per seed, phase name -> fitted model
     models: list = field(default_factory=list)
     #: fake users and filler items per fake user of a generated attack (None: no attack, or a poison file)
-    budget: object = None
+    budget: AttackBudget | None = None
     #: the reference rows (:data:`REFERENCE_PHASES`: popularity on the clean training data)
     references: list = field(default_factory=list)
 
