@@ -169,6 +169,30 @@ class TextProgress:
         return True
 
 
+def _worker_waves(cfg: ReproduceConfig, grid: list[tuple[str, str]], defenses: tuple[str, ...], fig_attack: str,
+                  fig_defenses: tuple[str, ...], fig_seeds: int) -> tuple[list, list]:
+    """The ``(scenario, weight, label)`` tasks of ``--jobs N``: the grid and Fig. 2's points, then Fig. 3's.
+
+    Fig. 3's points reuse the fake profiles of the grid, so they run in a second wave; the
+    points equal to a grid scenario are left out (the grid computes them).
+    """
+    wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
+    wave2 = []
+    if cfg.figures:
+        fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
+        base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
+        for v in cfg.attack_sizes:
+            if v != cfg.resolved_attack_size():
+                wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
+        apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
+        for v in cfg.erm_fractions:
+            if v != cfg.erm_fraction:
+                wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
+    # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
+    wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+    return wave1, wave2
+
+
 def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=None, store=None) -> ReproduceResult:
     """Run the grid and the figure sweeps, write everything to ``cfg.out``; see the module docstring.
 
@@ -228,20 +252,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         clean = Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, k=cfg.resolved_k(), epochs=cfg.epochs, seeds=max(cfg.seeds, fig_seeds),
                          seed=cfg.seed, device=cfg.device)
         run_scenario(clean, progress=tick(0, "clean models"), cache=cache, data=data)
-        wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
-        wave2 = []
-        if cfg.figures:
-            fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
-            base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
-            for v in cfg.attack_sizes:
-                if v != cfg.resolved_attack_size():
-                    wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
-            apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
-            for v in cfg.erm_fractions:
-                if v != cfg.erm_fraction:
-                    wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
-        # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
-        wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+        wave1, wave2 = _worker_waves(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds)
         # Already answered by the cache (a repeated command): no worker needed for those.
         wave1 = [t for t in wave1 if not _fully_cached(t[0], cache, data)]
         wave2 = [t for t in wave2 if not _fully_cached(t[0], cache, data)]
