@@ -8,7 +8,7 @@ reported run uses (default 100-102), so the split, the targets and the attack's 
 are all fresh draws.  The value with the highest mean attack HR over the held-out settings is
 the one to choose; the rule is fixed before the numbers are seen.
 
-    python scripts/choose_attack_params.py --data-dir ../shared/data --attack pga --param ridge --values 1,2,3,5,10
+    python scripts/choose_attack_params.py --data-dir ~/data --datasets ml-100k,filmtrust --attack pga --param ridge --values 0.5,1,2,3,5,10
 
 Prints a Markdown table (one row per value, one column per setting, and the mean).  Writes
 no data file: only numbers are printed.
