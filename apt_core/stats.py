@@ -35,6 +35,9 @@ import numpy as np
 STAR_LEVELS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 #: fewer paired seeds than this get a p-value but never stars.
 MIN_SEEDS_FOR_STARS = 3
+#: how the stars are drawn, for the legends of tables, pages and the CLI (one wording).
+STARS_LEGEND = (f"paired t-test over seeds (the exact sign-flip test when every seed's difference is the same): "
+                f"* p < 0.05, ** p < 0.01, *** p < 0.001; no stars with fewer than {MIN_SEEDS_FOR_STARS} seeds")
 
 
 def stars(p_value: float | None) -> str:

@@ -65,6 +65,13 @@ def test_history_errors_are_one_line(dirs, capsys):
     assert capsys.readouterr().err.startswith("error: no run with id")
 
 
+def test_text_output_says_why_two_seeds_get_no_stars(dirs, capsys):
+    assert main(["run", "--dataset", "sample", "--attack", "random", "--defense", "at,apt", "--epochs", "2", "--seeds", "2", "--no-cache", "--no-history"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("APT vs ")]
+    assert len(line) == 1 and "over 2 seeds" in line[0] and "no stars with fewer than 3 seeds" in line[0]
+    assert "*" not in line[0]
+
+
 def test_diverged_model_is_one_error_line_not_a_perfect_score(dirs, capsys, monkeypatch):
     # Before: NaN factors ranked every item first and this run printed target/test HR = 1.0.
     from apt_core.models.mf import MFTrainer

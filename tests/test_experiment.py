@@ -52,6 +52,7 @@ def test_json_contract_and_extras(result):
     assert out["rows"][0]["ri"] is None and out["rows"][1]["ri"] is None
     assert len(out["per_seed"]) == 4 * 3 and {r["seed"] for r in out["per_seed"]} == {0, 1, 2}
     assert out["significance"]["method"] == "apt" and out["significance"]["baseline"] == "none"
+    assert out["significance"]["n"] == 3 and out["significance"]["test"] in ("t-test", "sign-flip")
     assert out["scenario_key"] == result.scenario.key("cpu")
     assert out["wall_seconds"] > 0 and out["cache"] == {"hits": 0, "misses": 0}
 
