@@ -33,7 +33,7 @@ Deviations from Li et al.:
   Both choices were first made on that setting, which the README reports; on 12 held-out
   settings (ML-100K and FilmTrust, random and unpopular targets, seeds 100-102) the sparse
   surrogate averaged HR@50 0.635 against 0.180 for the dense one, and the default ridge 3
-  was re-chosen there (mean 0.636; ridge 2: 0.584, 5: 0.527; ML-100K alone prefers 2).
+  was re-chosen there (mean 0.636; ridge 2: 0.584, 5: 0.528; ML-100K alone prefers 2).
 
 The clean model is trained for ``mf_epochs`` (default the victim's 25; an ML-100K fit takes
 about a second).  The objective of every iteration is kept in :attr:`objective_history`
