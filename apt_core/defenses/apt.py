@@ -37,9 +37,9 @@ import time
 
 import numpy as np
 
-from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
+from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
 from apt_core.errors import ConfigError
-from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, RatingStructure, influence_vector, probe_users
+from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
 
 
 class APT(ERMTraining):
@@ -50,14 +50,14 @@ class APT(ERMTraining):
 
     def __init__(
         self,
-        erm_fraction: float = 0.05,
+        erm_fraction: float | None = None,
         erm_stats: str = "observed",
         t: float | None = None,
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
         r_plus: float | None = None,
-        solver: str = "identity",
+        solver: str | None = None,
         damping: float = 10.0,
         cg_max_iter: int = 30,
         cg_tol: float = 1e-2,
@@ -65,8 +65,18 @@ class APT(ERMTraining):
         warm_start: bool = True,
         n_probe: int = 10,
         er_loss: str = "mean",
+        erm_users: int | None = None,
+        preset: str = "paper",
+        single_rating_std: str | None = None,
+        lissa_steps: int = 1000,
+        lissa_batch_size: int = 16384,
+        lissa_scale: float = 1.0,
+        lissa_damping: float = 0.0,
+        lanczos_max_iter: int = 40,
+        lanczos_tol: float = 1e-3,
     ):
-        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus)
+        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std)
+        solver = solver or get_preset(preset).solver
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if not (float(damping) >= 0 and np.isfinite(damping)):
@@ -79,6 +89,11 @@ class APT(ERMTraining):
             raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
         if er_loss not in ER_LOSSES:
             raise ConfigError(f"er_loss must be one of {', '.join(ER_LOSSES)}, got {er_loss!r}")
+        self.lissa = LissaSettings(int(lissa_steps), int(lissa_batch_size), float(lissa_scale), float(lissa_damping))
+        if int(lanczos_max_iter) < 1 or not (float(lanczos_tol) > 0):
+            raise ConfigError(f"lanczos_max_iter must be >= 1 and lanczos_tol > 0, got {lanczos_max_iter}, {lanczos_tol}")
+        self.lanczos_max_iter = int(lanczos_max_iter)
+        self.lanczos_tol = float(lanczos_tol)
         self.solver = solver
         self.damping = float(damping)
         self.cg_max_iter = int(cg_max_iter)
@@ -102,7 +117,10 @@ class APT(ERMTraining):
             trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
             solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
             preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
-            structure=state.cache["structure"],
+            structure=state.cache["structure"], lissa=self.lissa,
+            # the stochastic LiSSA draws fresh minibatches each round, reproducibly
+            seed=int(state.context.random_state) * 1009 + state.epoch,
+            lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
         )
         state.cache["w"] = res.solution
         influence_seconds = time.perf_counter() - t0
@@ -134,6 +152,8 @@ class APT(ERMTraining):
             "cg_residual": None if res.cg is None else res.cg.residual,
             "cg_converged": None if res.cg is None else res.cg.converged,
             "damping_absolute": res.damping,
+            "lanczos_iterations": None if res.lanczos is None else res.lanczos.iterations,
+            "lanczos_ritz_range": None if res.lanczos is None else [res.lanczos.ritz_min, res.lanczos.ritz_max],
             "influence_seconds": influence_seconds,
             "probe_users": res.probe_users.astype(np.int32),
         }

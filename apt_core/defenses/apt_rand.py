@@ -24,14 +24,17 @@ class APTRand(ERMTraining):
 
     def __init__(
         self,
-        erm_fraction: float = 0.05,
+        erm_fraction: float | None = None,
         erm_stats: str = "observed",
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
+        erm_users: int | None = None,
+        preset: str = "paper",
+        single_rating_std: str | None = None,
     ):
         # No temperature and no r+: items are uniform and ratings unlifted by definition.
-        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None)
+        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, erm_users, preset, single_rating_std)
         del self.t, self.r_plus
 
     def _generate(self, state: RoundState) -> ERMBatch:
