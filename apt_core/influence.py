@@ -12,8 +12,11 @@ de_ui = vP_u . q_i + p_u . vQ_i of the residual along (vP, vQ),
 
 which costs two gathers and two ``index_add`` over the ratings, O(ratings x d), the same as
 one gradient.  :func:`conjugate_gradient` solves ``(H + damping I) w = g`` with it and reports
-its residual, and :func:`influence_vector` is APT's Eq. 4-5 (Wu et al., SIGIR 2021) in the
-closed form of DESIGN section 6, step 4.
+its residual; :func:`lissa_stochastic` is LiSSA as the APT authors ran it (1000 minibatch
+steps), :func:`lissa_recursion` the same recursion on the full-data Hessian, and
+:func:`lanczos_filter` applies LiSSA's spectral filter (:func:`lissa_filter`) in a few dozen
+products.  :func:`influence_vector` is APT's Eq. 4-5 (Wu et al., SIGIR 2021) in the closed
+form of APT's step 4 (apt_core/defenses/apt.py).
 """
 from __future__ import annotations
 

@@ -5,27 +5,53 @@ with Fire: Towards Robust Recommender Systems via Adversarial Poisoning Training
 2021 (Algorithm 1; Eq. 4-5; DESIGN section 6).
 
 Threat model: the defender trains MF on data D that may contain fake user profiles it cannot
-tell apart from real ones.  Budget: the defender injects its own n* = round(erm_fraction x
-real users) "ERM users" (default 5%), each rating m* items, and regenerates all of them every
-T_inter epochs after T_pre epochs of plain training.  APT's ERM users rate the items whose
-influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at their mean
-plus r⁺: fake users push target items up; ratings near the item's honest level pull them back.
+tell apart from real ones.  Budget: the defender injects its own n* "ERM users", each rating
+m* items, and regenerates all of them every T_inter epochs after T_pre epochs of plain
+training.  n* is ``erm_users`` if given, else round(``erm_fraction`` x users), else the
+preset's count; a fraction counts *all* users of D, fake ones included (the defender cannot
+tell them apart; ``n_real_users`` is known only to the evaluation).  APT's ERM users rate the
+items whose influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at
+their mean plus r⁺: fake users push target items up; ratings near the item's honest level
+pull them back.
 
-Influence solver (``solver``).  ``"cg"`` solves (H + λI) w = ∇L_ER by Jacobi-preconditioned
-CG on exact Hessian-vector products (λ = ``damping`` x H's mean diagonal; MF's Hessian is
-indefinite after 15 Adagrad epochs, and below damping ~10 CG met negative curvature on
-ML-100K).  ``"identity"`` (the default) takes w = ∇L_ER.  The authors' code runs 1000 steps
-of LiSSA with scale 1, w ≈ Σ_k (I - H)^k ∇L_ER, which on MF's tiny Hessian eigenvalues is
-≈ a multiple of ∇L_ER: identity is what produced the paper's numbers.  Measured on ML-100K
-(3% attack, 5 targets, 2 seeds, clean stats, RI): random targets Average 0.86 / Random 0.77 /
-PGA 0.52 with identity against 0.88 / 0.83 / 0.06 with CG; unpopular targets 0.94 / 0.97 /
-0.93 against 0.95 / 0.97 / 0.00.  Against PGA on ML-100K, CG's influence ranks the targets
-among the most *positive* entries, so its ERM users never rate them.  On FilmTrust it is the
-other way round: PGA RI 0.71 (random) / 0.70 (unpopular targets) with CG against 0.08 / 0.05
-with identity (Average and Random barely move FilmTrust's target HR, 0.011-0.016, so their
-RIs there say little).  Neither solver wins everywhere: whether the targets land on the
-negative side of I depends on the sign of the poisoned model's residuals.  Identity stays
-the default for its provenance and cost (~10x cheaper); pass ``solver="cg"`` for H^-1.
+Presets (``preset``; every explicit argument overrides its entry; see
+:data:`apt_core.defenses.erm.ERM_PRESETS`):
+
+- ``"paper"`` (default): what produced the paper's tables.  Where the paper's text and the
+  authors' code disagree we follow the code: LiSSA influence (1000 steps, minibatch 16384,
+  scale 1, no damping; the text names no solver settings), T_pre 4 on FilmTrust (text: 5),
+  50 ERM users on ML-100K and FilmTrust (text: 5% of the users, i.e. 47 / 40), and spread 0
+  for an item with a single rating (``np.std`` of one value; we used the global std).
+  Elsewhere the paper's Table 1 schedule and 5% of the users.
+- ``"lab-v1"``: APT Lab's settings before the LiSSA work (identity solver, 5% of the users,
+  T_pre 5 on FilmTrust, global std for an item rated once), so older results stay comparable.
+
+Influence solver (``solver``; the preset chooses when None).  ``"lissa"`` runs the authors'
+stochastic recursion w <- g + w - H_batch w (1000 steps; ``lissa_*`` settings) on MF's
+closed-form Hessian-vector products, seeded per fit and round.  Those 1000 steps compute the
+spectral filter f(H) g, f(λ) = (1 - (1 - λ)^1001) / λ, which ``"lissa-full"`` applies with the
+full-data Hessian (1000 products, deterministic) and ``"lissa-lanczos"`` (the ``paper``
+preset's choice) by the Lanczos method in about 10 products.  ``"identity"`` takes w = ∇L_ER
+(lab-v1); ``"cg"`` solves (H + λI) w = ∇L_ER by Jacobi-preconditioned CG (λ = ``damping`` x
+H's mean diagonal).
+
+The old claim here, that identity "is what produced the paper's numbers", was wrong: MF's
+Hessian at T_pre has eigenvalues up to ~0.008 (ML-100K) / ~0.014 (FilmTrust), so 1000 steps
+weigh directions from 1/λ to 1001: LiSSA is not a multiple of the gradient.  Measured at
+APT's first regeneration (poisoned data, paper targets, ``scripts/lissa_agreement.py``),
+against the authors' stochastic LiSSA: a second stochastic run agrees at Spearman >= 0.9999;
+lissa-lanczos (10-15 products, 0.1 s) at Spearman 1.0000 with 99-100% of the 100 most negative
+items shared; identity at 0.92-0.97 (top-100 shared 64-95%); CG at 0.90-0.99.
+
+What that does to APT (3 seeds, clean statistics, 3% attacks, target HR@50; details in the
+README): on FilmTrust (unpopular paper targets) lissa-lanczos takes PGA 0.463 -> 0.015 and
+TNA 0.442 -> 0.023 where lab-v1 left 0.294 / 0.300, and with honest (observed) statistics
+0.050 / 0.025 where lab-v1 left 0.387 / 0.341.  On ML-100K it matches identity against
+Random, Average and AUSH (0.000-0.004 on the paper's unpopular targets) but is worse against
+our (stronger than the paper's) PGA and TNA: 0.107 / 0.139 against 0.006 / 0.006 with
+identity; one target drifts to the *positive* end of the LiSSA influence after the first
+round and is never rated by ERM users again.  CG fails there completely (0.98 / 0.97).
+No solver wins everywhere; the ``paper`` preset keeps the authors' choice.
 
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
