@@ -23,6 +23,7 @@ from apt_core.data import load_dataset
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", required=True)
+    ap.add_argument("--data-dir", default=None)
     ap.add_argument("--targets", required=True, help="comma list of item ids")
     ap.add_argument("--attacks", default="random,average,aush,pga,tna")
     ap.add_argument("--seeds", type=int, default=3)
@@ -31,14 +32,14 @@ def main() -> None:
     args = ap.parse_args()
     variants = json.loads(args.variants)
     targets = tuple(int(t) for t in args.targets.split(","))
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, args.data_dir)
     cache = ArtifactCache()
     original = experiment._defense_params
     for attack in args.attacks.split(","):
         for name, params in variants.items():
             experiment._defense_params = lambda d, sc, params=params: (
                 {"erm_stats": sc.erm_stats, **params} if d in ("apt", "apt-rand") else original(d, sc))
-            sc = experiment.Scenario(dataset=args.dataset, attack=attack, targets=targets, defenses=("apt",),
+            sc = experiment.Scenario(dataset=args.dataset, data_dir=args.data_dir, attack=attack, targets=targets, defenses=("apt",),
                                      erm_stats=args.erm_stats, seeds=args.seeds, device="cpu")
             res = experiment.run_scenario(sc, cache=cache, data=data)
             rows = {}
