@@ -1,6 +1,6 @@
 """Influence machinery for MF: exact Hessian-vector products, a CG solver, APT's influence vector.
 
-The MF training loss (DESIGN section 3, ratings normalised to (0, 1]) is
+The MF training loss (docs/protocol.md, ratings normalised to (0, 1]) is
 
     L(P, Q) = (1/N) * sum_{(u,i,r)} (p_u . q_i - r)^2 .
 
@@ -16,7 +16,7 @@ its residual; :func:`lissa_stochastic` is LiSSA as the APT authors ran it (1000 
 steps), :func:`lissa_recursion` the same recursion on the full-data Hessian, and
 :func:`lanczos_filter` applies LiSSA's spectral filter (:func:`lissa_filter`) in a few dozen
 products.  :func:`influence_vector` is APT's Eq. 4-5 (Wu et al., SIGIR 2021) in the closed
-form of APT's step 4 (apt_core/defenses/apt.py).
+form of APT's step 4 in docs/algorithms.md.
 """
 from __future__ import annotations
 
@@ -484,7 +484,7 @@ def influence_vector(
     lanczos_max_iter: int = 40,
     lanczos_tol: float = 1e-3,
 ) -> InfluenceResult:
-    """APT's influence of each item on the empirical risk (Eq. 4-5; DESIGN section 6, step 4).
+    """APT's influence of each item on the empirical risk (Eq. 4-5; APT's step 4 in docs/algorithms.md).
 
     ``P, Q``: the model's factors for the users of the observed data D (ERM rows excluded)
     and all items; ``users, items, ratings``: D with normalised ratings.  Solves

@@ -9,7 +9,7 @@ chosen (:meth:`ERMTraining._generate`): APT samples items of negative influence 
 them above their mean, APT-rand samples items uniformly and rates them at their mean.
 
 Where the per-item rating mean and standard deviation come from is the ``erm_stats``
-setting (DESIGN section 6, step 6):
+setting (APT's step 6 in docs/algorithms.md):
 
 - ``"clean"``: the training data before poisoning (``context.clean_train``), as the
   authors' code does.  An oracle: a real defender never has the clean data.
@@ -46,8 +46,8 @@ class APTSettings:
     r_plus: float  # rating lift of APT's ERM users, normalised (0.2 = 1 star of 5)
 
 
-#: The paper's Table 1 schedule.  FilmTrust's T_pre is 5 in the paper's text and 4 in the
-#: authors' code (what produced its tables): the ``paper`` preset uses 4 (see ERM_PRESETS).
+#: The paper's Table 1 schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper's
+#: text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
 DATASET_SETTINGS: dict[str, APTSettings] = {
     "filmtrust": APTSettings(40.0, 5, 3, 100, 0.25),
     "ml-100k": APTSettings(20.0, 15, 2, 400, 0.2),
