@@ -79,3 +79,36 @@ def test_unknown_paper_mode_and_data_without_a_fixed_split():
     with pytest.raises(ConfigError, match="unknown paper target set"):
         paper_targets(data, leave_one_out(data, 0), "paper-popular")
     assert {s.name for s in AUTHORS_SPLITS} == {"ml-100k", "ml-1m", "filmtrust", "yelp"}
+
+
+# --- through the command line ----------------------------------------------------------
+
+@pytest.fixture
+def cli_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "root"))
+    monkeypatch.delenv("APT_HISTORY_DB", raising=False)
+    return tmp_path
+
+
+def test_cli_targets_paper_on_the_authors_split(data_dir, cli_dirs, capsys):
+    import json
+
+    from apt_core.cli import main
+
+    prefix = data_dir / "reference-splits" / "filmtrust"
+    if not prefix.with_name("filmtrust.train.rating").is_file():
+        pytest.skip("the authors' FilmTrust split is not available")
+    for mode, expected in (("paper", [1576, 926, 942, 848, 107]), ("paper-random", [539, 117, 1600, 1326, 208])):
+        assert main(["run", "--dataset", str(prefix), "--targets", mode, "--epochs", "1", "--no-history", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["targets"] == expected and out["target_ids"] == expected and out["config"]["targets"] == mode
+
+
+def test_cli_refuses_paper_targets_elsewhere(cli_dirs, capsys):
+    from apt_core.cli import main
+
+    assert main(["run", "--dataset", "sample", "--targets", "paper", "--epochs", "1", "--no-history"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --targets paper needs the APT authors' split files") and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["run", "--dataset", "sample", "--targets", "paper-popular"])
