@@ -11,8 +11,10 @@ MF's target HR@50 on the poisoned data (mean over seeds):
 - ``targets only`` (fake users rate the targets and nothing else).
 Also prints the mean popularity (train ratings) of the filler items of each attack.
 
-    PYTHONPATH=. python scripts/aush_ablation.py --dataset ../shared/data/reference-splits/filmtrust \
+    PYTHONPATH=. python scripts/aush_ablation.py --dataset DATA/reference-splits/filmtrust \
         --targets 1576,926,942,848,107 --seeds 3
+
+(DATA: a folder holding the APT authors' split files, NAME.train.rating / NAME.test.rating.)
 """
 from __future__ import annotations
 

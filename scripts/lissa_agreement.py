@@ -5,8 +5,10 @@ computes APT's influence vector with every solver and compares each with the aut
 stochastic LiSSA: Spearman correlation over items, overlap of the 100 / 200 most negative
 items, and seconds.  Two stochastic runs with different seeds give the noise floor.
 
-    PYTHONPATH=. python scripts/lissa_agreement.py --dataset ../shared/data/reference-splits/ml-100k \
+    PYTHONPATH=. python scripts/lissa_agreement.py --dataset DATA/reference-splits/ml-100k \
         --targets 1485,1320,821,1562,1531 --attack average --t-pre 15
+
+(DATA: a folder holding the APT authors' split files, NAME.train.rating / NAME.test.rating.)
 """
 from __future__ import annotations
 

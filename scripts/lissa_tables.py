@@ -5,9 +5,11 @@ variant): a variant is a set of APT keyword arguments (solver, preset, ...), pas
 defense in place of the scenario-level ones.  Prints one JSON object per line: data set,
 targets, attack, variant, item statistics, and origin / attack / APT rows (mean, per seed).
 
-    PYTHONPATH=. python scripts/lissa_tables.py --dataset ../shared/data/reference-splits/filmtrust \
+    PYTHONPATH=. python scripts/lissa_tables.py --dataset DATA/reference-splits/filmtrust \
         --targets 1576,926,942,848,107 --attacks random,average,aush,pga,tna --seeds 3 \
         --erm-stats clean --variants '{"paper": {}}'
+
+(DATA: a folder holding the APT authors' split files, NAME.train.rating / NAME.test.rating.)
 """
 from __future__ import annotations
 
