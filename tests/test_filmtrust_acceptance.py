@@ -46,17 +46,31 @@ def test_apt_paper_preset_stops_pga_on_filmtrust(filmtrust):
     assert defended.test_hr >= 0.83
 
 
+def _three_seeds(filmtrust, attack: str) -> tuple[float, float, float]:
+    runs = [_run(filmtrust, attack, seed) for seed in range(3)]
+    return (float(np.mean([r[0].target_hr for r in runs])), float(np.mean([r[1].target_hr for r in runs])),
+            float(np.mean([r[1].test_hr for r in runs])))
+
+
+#: Attacks whose mean APT target HR over 3 seeds misses the issue's 0.02 floor (measured: TNA
+#: 0.0234, seeds 0.019 / 0.040 / 0.011; the authors' stochastic LiSSA gives 0.0229 on seed 0).
+KNOWN_ABOVE_FLOOR = ("tna",)
+
+
 @pytest.mark.slow
-def test_apt_paper_preset_on_every_attack_on_filmtrust(filmtrust):
-    rows = {}
-    for attack in ("random", "average", "aush", "pga", "tna"):
-        runs = [_run(filmtrust, attack, seed) for seed in range(3)]
-        a = float(np.mean([r[0].target_hr for r in runs]))
-        d = float(np.mean([r[1].target_hr for r in runs]))
-        t = float(np.mean([r[1].test_hr for r in runs]))
-        rows[attack] = (a, d, t)
-    for attack, (a, d, t) in rows.items():
-        assert t >= 0.83, (attack, rows)
-        if 0.03 <= a <= 0.67:
-            # origin is 0 on these targets, so RI = 1 - d / a
-            assert 1 - d / a >= 0.88, (attack, rows)
+@pytest.mark.parametrize("attack", ["random", "average", "aush", "pga", "tna"])
+def test_apt_paper_preset_on_every_attack_on_filmtrust(filmtrust, attack):
+    a, d, t = _three_seeds(filmtrust, attack)
+    assert t >= 0.83, (a, d, t)
+    if 0.03 <= a <= 0.67:
+        # origin is 0 on these targets, so RI = 1 - d / a: the paper's headline cut of 88%
+        assert 1 - d / a >= 0.88, (a, d, t)
+        if attack not in KNOWN_ABOVE_FLOOR:
+            assert d <= 0.02, (a, d, t)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="TNA: APT 0.0234 on 3 seeds, above the issue's 0.02 floor")
+def test_apt_paper_preset_floor_on_tna(filmtrust):
+    a, d, t = _three_seeds(filmtrust, "tna")
+    assert 0.03 <= a <= 0.67 and d <= 0.02
