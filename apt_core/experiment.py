@@ -325,7 +325,14 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
 def _defense_params(name: str, scenario: Scenario) -> dict:
     """Scenario-level settings a defense takes as hyper-parameters."""
     if name in ("apt", "apt-rand"):
-        return {"erm_fraction": scenario.erm_fraction, "erm_stats": scenario.erm_stats}
+        params = {"erm_stats": scenario.erm_stats, "preset": scenario.apt_preset}
+        if scenario.erm_fraction is not None:
+            params["erm_fraction"] = scenario.erm_fraction
+        if scenario.erm_users is not None:
+            params["erm_users"] = scenario.erm_users
+        if name == "apt" and scenario.apt_solver is not None:
+            params["solver"] = scenario.apt_solver
+        return params
     return {}
 
 

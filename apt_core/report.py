@@ -113,6 +113,7 @@ def timing_markdown(results: dict) -> str:
 
 
 def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
+    from apt_core.scenario import Scenario
     from apt_core.store import package_versions
 
     any_res = next(iter(results.values()))
@@ -123,7 +124,7 @@ def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_
         "",
         f"- data: {d.name}, {d.n_users} users, {d.n_items} items, {d.n_ratings} ratings; leave-one-out split seed {cfg.seed}",
         f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
-        f"defenses: {', '.join(defenses)}; ERM users {cfg.erm_fraction:.0%}, ERM statistics `{cfg.erm_stats}`"
+        f"defenses: {', '.join(defenses)}; {Scenario(erm_fraction=cfg.erm_fraction).erm_description()} (APT preset `paper`), ERM statistics `{cfg.erm_stats}`"
         + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
         f"- MF: {cfg.epochs} epochs (the authors' recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
         f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",

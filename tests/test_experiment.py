@@ -22,9 +22,10 @@ class ShortMF(Defense):
     name = "apt"
     summary = "test stand-in"
 
-    def __init__(self, erm_fraction: float = 0.05, erm_stats: str = "observed"):
+    def __init__(self, erm_fraction: float | None = None, erm_stats: str = "observed", preset: str = "paper"):
         self.erm_fraction = erm_fraction
         self.erm_stats = erm_stats
+        self.preset = preset
 
     def fit(self, train, context):
         trainer = MFTrainer(train.n_users, train.n_items, context.mf_config, context.device, context.random_state + 100)
