@@ -84,14 +84,16 @@ class AttackView:
     n_filler: int
 
 
-def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache=None) -> AttackView:
+def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache=None, cache_only: bool = False, data=None) -> AttackView:
     """Clean MF, the attack and MF on the poisoned data for ``scenario.seed``; models kept.
 
     The same pipeline as every other run (:func:`~apt_core.experiment.run_scenario`, one seed,
     no defense), so its numbers are the ``origin`` and ``attack`` rows of that run;
-    ``cache`` (an ``ArtifactCache``) shares its models and fake profiles with them.
+    ``cache`` (an ``ArtifactCache``) shares its models and fake profiles with them;
+    ``cache_only`` raises :class:`apt_core.cache.CacheMiss` instead of training.
     """
-    result = run_scenario(dataclasses.replace(scenario, seeds=1, defenses=("none",)), progress, cache=cache, keep_models=True)
+    result = run_scenario(dataclasses.replace(scenario, seeds=1, defenses=("none",)), progress, cache=cache, keep_models=True,
+                          cache_only=cache_only, data=data)
     models = result.models[0]
     fake = result.fake_profiles[0]
     if result.budget is not None:

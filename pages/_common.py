@@ -21,6 +21,20 @@ import streamlit as st
 
 from apt_core.errors import AptError, CancelledError
 
+#: plain-language explanations shown as tooltips wherever the term appears
+GLOSSARY = {
+    "target item": "An item the attacker wants the recommender to push: the fake users all rate it with the top score.",
+    "HR@K": "Hit ratio at K: the share of real users who find the item among their K best recommendations "
+            "(target HR: averaged over the target items; test HR: the user's own held-out item, i.e. accuracy).",
+    "RI": "Robustness improvement: 1 = the defense fully undid the attack, 0 = no better than no defense, "
+          "below 0 = worse than no defense.",
+    "ERM user": "A fake user that APT adds itself during training. Its ratings lower the model's error on the data it sees, "
+                "which dilutes the attacker's fake users.",
+    "oracle statistics": "The item averages from the clean data, before any poisoning. A real defender never has them: "
+                         "'observed' statistics (from the poisoned data) are the honest setting.",
+    "attack size": "Number of fake users as a share of the real users (3% of 600 users = 18 fake users).",
+}
+
 DATASETS = ["sample", "ml-100k", "ml-1m", "filmtrust", "yelp", "uploaded CSV"]
 DATASET_LABELS = {
     "sample": "sample (bundled, offline)",
@@ -209,15 +223,24 @@ def attack_controls(data, prefix: str = "atk"):
     from apt_core.experiment import Scenario
 
     cfg = settings()
+    live = is_live(cfg)
     names = [a for a in attack_names() if a != "none"]
     if not names:
         st.warning("No attack is registered yet in apt_core.attacks.")
         return None
     c = st.columns(4)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
-    size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size")
-    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler")
-    mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode")
+    if live:  # snap to the precomputed grid (apt_core.grid): a move is a cache read
+        sizes = list(live_spec().sizes)
+        if st.session_state.get(f"{prefix}-size") not in sizes:
+            st.session_state.pop(f"{prefix}-size", None)
+        size = c[1].select_slider("Attack size (fake users, share of real users)", sizes, value=0.03 if 0.03 in sizes else sizes[0],
+                                  format_func=lambda v: f"{v:.0%}", key=f"{prefix}-size", help=GLOSSARY["attack size"])
+    else:
+        size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
+    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
+                               help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
+    mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
     targets: str | tuple = mode
     if mode == "chosen by title":
         counts = data.interactions.item_counts
@@ -242,3 +265,134 @@ def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa:
     shown = format_results_table(table)
     fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
     return table, shown, fig
+
+
+# --- Live controls (classroom mode) ---------------------------------------------------------
+# On the sample data the controls snap to apt_core.grid's values; a background thread fits the
+# whole grid once into the artifact cache, after which a slider move is a cache read.
+
+
+class GridBuilder:
+    """One background grid build per base scenario, shared by every session of the server."""
+
+    def __init__(self, scenarios: list, data) -> None:
+        self.scenarios = scenarios
+        self.data = data
+        self.fraction = 0.0
+        self.text = "waiting"
+        self.done = False
+        self.error: str | None = None
+        self.report = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from apt_core.grid import build_grid
+
+        def progress(fraction: float, text: str) -> bool:
+            self.fraction, self.text = fraction, text
+            return True
+
+        try:
+            self.report = build_grid(self.scenarios, artifact_cache(), progress, data=self.data)
+        except Exception as exc:  # noqa: BLE001 -- shown on the page; live results still fall back to running
+            self.error = f"{type(exc).__name__}: {exc}"
+        self.done = True
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _grid_builder(base_json: str, _base, _data, _spec) -> GridBuilder:
+    from apt_core.grid import grid_scenarios
+
+    return GridBuilder(grid_scenarios(_base, _spec), _data)
+
+
+def live_spec():
+    from apt_core.grid import GridSpec
+
+    return GridSpec().available()
+
+
+def is_live(cfg: dict | None = None) -> bool:
+    """Live controls (no Run button) on the bundled sample data; real data sets keep Run."""
+    cfg = cfg or settings()
+    return cfg["dataset"] == "sample" or bool(st.session_state.get("grid_built", {}).get(grid_id(cfg)))
+
+
+def grid_id(cfg: dict) -> str:
+    return f"{cfg['dataset']}|{cfg['data_dir']}|{cfg['seed']}|{cfg['device']}"
+
+
+def grid_base(cfg: dict):
+    """The scenario the grid varies (defaults of the Defense page: unpopular targets, 5% ERM)."""
+    from apt_core.experiment import Scenario
+
+    return Scenario(dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack="average", attack_size=0.03, targets="unpopular",
+                    defenses=("apt",), erm_fraction=0.05, seed=cfg["seed"], device=cfg["device"])
+
+
+def start_grid(cfg: dict) -> GridBuilder:
+    base = grid_base(cfg)
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    return _grid_builder(scenario_key("grid", base), base, data, live_spec())
+
+
+@st.fragment(run_every=1.0)
+def _grid_panel(cfg: dict) -> None:
+    builder = start_grid(cfg)
+    if builder.done:
+        st.rerun(scope="app")  # the bar goes; the page redraws from the finished grid
+    st.progress(float(builder.fraction), text=f"Precomputing every slider position in the background ({builder.text}); "
+                                              "positions already computed show at once.")
+
+
+def grid_panel(cfg: dict) -> None:
+    """The background build's progress bar (it disappears when the build is done)."""
+    builder = start_grid(cfg)
+    if builder.done:
+        _grid_panel_static(builder)
+    else:
+        _grid_panel(cfg)
+
+
+def _grid_panel_static(builder: GridBuilder) -> None:
+    if builder.error:
+        st.caption(f"Precomputing the slider positions stopped: {builder.error}. Moving a control still computes its result.")
+    elif builder.report is not None:
+        st.caption(f"All {builder.report.n_points} slider positions are precomputed: moving a control updates the figures at once.")
+
+
+def from_cache_only(kind: str, scenario: Any, data=None, keep_models: bool = False):
+    """The scenario's result when the artifact cache answers it without training, else None."""
+    key = scenario_key(kind, scenario)
+    store = result_store()
+    hit = store.get(key)
+    if hit is not None:
+        return hit
+    cache = artifact_cache()
+    if cache is None:
+        return None
+    from apt_core.cache import CacheMiss
+    from apt_core.experiment import run_scenario
+
+    try:
+        result = run_scenario(scenario, cache=cache, data=data, cache_only=True, keep_models=keep_models)
+    except CacheMiss:
+        return None
+    store.put(key, result)
+    return result
+
+
+def remember(kind: str, scenario: Any, result: Any) -> None:
+    """Keep the page's last shown result: real data sets show it greyed while a new one is pending."""
+    st.session_state[f"_last-{kind}"] = (scenario, result)
+
+
+def last_shown(kind: str):
+    return st.session_state.get(f"_last-{kind}")
+
+
+def stale_container():
+    """A container drawn greyed out (the previous result while the new settings are not run)."""
+    st.html("<style>.st-key-stale-result {opacity: 0.45; filter: grayscale(0.6);}</style>")
+    return st.container(key="stale-result")

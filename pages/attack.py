@@ -8,7 +8,25 @@ import streamlit as st
 from apt_core.demo import top_k_items
 from apt_core.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
-from pages._common import attack_controls, download, explore, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, explore, fmt_frame, grid_panel, guard, is_live, load_data,
+                           result_store, run_cached, scenario_key, settings)
+
+
+def cached_view(scenario, data):
+    """The attack view straight from the artifact cache (a precomputed slider position), else None."""
+    from apt_core.cache import CacheMiss
+    from apt_core.demo import explore_attack
+
+    key = scenario_key("attack", scenario)
+    hit = result_store().get(key)
+    if hit is not None or artifact_cache() is None:
+        return hit
+    try:
+        view = explore_attack(scenario, cache=artifact_cache(), cache_only=True, data=data)
+    except CacheMiss:
+        return None
+    result_store().put(key, view)
+    return view
 
 
 def body() -> None:
@@ -16,23 +34,28 @@ def body() -> None:
     st.caption("White-box poisoning of plain MF: fake users rate every target with the scale maximum plus filler items.")
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
+    live = is_live(cfg)
+    if live:
+        grid_panel(cfg)
     scenario = attack_controls(data)
     if scenario is None:
         return
-    view = run_cached("attack", scenario, explore, label="Run the attack")
+    view = cached_view(scenario, data)
+    if view is None:
+        view = run_cached("attack", scenario, explore, label="Run the attack", auto=live)
     if view is None:
         st.info("Press the button to train clean MF, generate the fake users and retrain on the poisoned data.")
         return
     k = scenario.k
     before, after = view.clean_eval, view.attacked_eval
     c = st.columns(4)
-    c[0].metric(f"target HR@{k} before", f"{before.target_hr:.3f}")
+    c[0].metric(f"target HR@{k} before", f"{before.target_hr:.3f}", help=GLOSSARY["HR@K"])
     c[1].metric(f"target HR@{k} after", f"{after.target_hr:.3f}", f"{after.target_hr - before.target_hr:+.3f}")
     c[2].metric(f"test HR@{k} after", f"{after.test_hr:.3f}", f"{after.test_hr - before.test_hr:+.3f}")
     c[3].metric("fake users x fillers", f"{view.fake.n_fake_users if view.fake else 0} x {view.n_filler}")
     left, right = st.columns(2)
-    left.plotly_chart(hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k), width="stretch")
-    right.plotly_chart(rank_shift_histogram(rank_shift(before, after)), width="stretch")
+    left.plotly_chart(hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k), width="stretch", theme=None)
+    right.plotly_chart(rank_shift_histogram(rank_shift(before, after)), width="stretch", theme=None)
     titles = [view.data.title(i) for i in range(view.data.n_items)]
     per_target = fmt_frame(per_target_frame(titles, view.targets, view.split.train.item_counts, before.per_target_hr(), after.per_target_hr()))
     st.markdown("**Target items**")
@@ -44,7 +67,7 @@ def body() -> None:
     top_n = st.slider("List length", 5, 50, 10, key="atk-topn")
     # Start with a user who now sees a target in the list (when there is one): the point of the attack.
     reached = np.flatnonzero(((after.target_ranks >= 0) & (after.target_ranks < top_n)).any(axis=1))
-    user = st.number_input("Real user (dense index)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
+    user = st.number_input("Real user (number)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
                            help=f"{len(reached)} real users see a target in their top-{top_n} after the attack")
     frame = top_k_frame(titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets)
 

@@ -23,10 +23,10 @@ def body() -> None:
     st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, f"{data.name}_summary.csv")
     inter = data.interactions
-    st.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {data.name}: ratings per item"), width="stretch")
+    st.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {data.name}: ratings per item"), width="stretch", theme=None)
     left, right = st.columns(2)
-    left.plotly_chart(rating_histogram_figure(inter.ratings, data.scale.grid, f"Rating distribution of {data.name}"), width="stretch")
-    right.plotly_chart(user_activity_figure(inter.user_counts, f"Ratings per user in {data.name}"), width="stretch")
+    left.plotly_chart(rating_histogram_figure(inter.ratings, data.scale.grid, f"Rating distribution of {data.name}"), width="stretch", theme=None)
+    right.plotly_chart(user_activity_figure(inter.user_counts, f"Ratings per user in {data.name}"), width="stretch", theme=None)
     top = pd.DataFrame({"item": [data.title(int(i)) for i in inter.item_counts.argsort()[::-1][:10]], "ratings": sorted(inter.item_counts, reverse=True)[:10]})
     st.markdown("**Most popular items**")
     st.dataframe(top, hide_index=True, width="stretch")

@@ -4,13 +4,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
+from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, results_views, run_cached, settings
+from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
+                           last_shown, live_spec, load_data, remember, results_views, run_cached, settings, stale_container)
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -46,6 +49,9 @@ def body() -> None:
     st.caption("Each defense trains a recommender on the poisoned data; origin = plain MF on clean data, attack = plain MF on poisoned data.")
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
+    live = is_live(cfg)
+    if live:
+        grid_panel(cfg)
     base = attack_controls(data, prefix="def")
     if base is None:
         return
@@ -53,36 +59,85 @@ def body() -> None:
     c = st.columns(4)
     default = [d for d in ("apt", "at") if d in names] or names[:1]
     chosen = c[0].multiselect("Defenses", names or ["none"], default=default or ["none"], key="def-defenses", help="; ".join(f"{n}: {DEFENSES[n].summary}" for n in DEFENSES))
-    erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm")
-    stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", help="observed: what an honest defender sees (poisoned data). clean: the authors' oracle (statistics before poisoning).")
+    erm_help = GLOSSARY["ERM user"]
+    if live:
+        shares = list(live_spec().erm_fractions)
+        if st.session_state.get("def-erm") not in shares:
+            st.session_state.pop("def-erm", None)
+        erm = c[1].select_slider("ERM users (APT), share of real users", shares, value=0.05 if 0.05 in shares else shares[0],
+                                 format_func=lambda v: f"{v:.0%}", key="def-erm", help=erm_help)
+    else:
+        erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm", help=erm_help)
+    stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", format_func=lambda s: {"observed": "observed (honest)", "clean": "clean (oracle)"}[s],
+                       help="observed: what an honest defender sees (the poisoned data). clean: " + GLOSSARY["oracle statistics"])
     seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
     scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds))
-    result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses")
+    result = from_cache_only("defense", scenario, data)
     if result is None:
-        st.info("Press the button to run clean MF, the attack and each chosen defense (seed by seed).")
+        result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses", auto=live)
+    if result is None:
+        previous = last_shown("defense")
+        if previous is not None:
+            st.info("Press the button to compute these settings. Until then the previous result stays below, greyed out.")
+            with stale_container():
+                show_result(previous[1], previous[0])
+        else:
+            st.info("Press the button to run clean MF, the attack and each chosen defense (seed by seed).")
         return
+    previous = last_shown("defense")
+    if previous is not None and previous[0] != scenario and not live:
+        with st.expander("Before / after: the previous settings against these", expanded=True):
+            st.dataframe(compare_frame(previous[1], result), hide_index=True, width="stretch")
+    remember("defense", scenario, result)
+    show_result(result, scenario)
+
+
+def compare_frame(before, after) -> pd.DataFrame:
+    """Target HR and share of users reached per method, previous settings vs current."""
+    a, b = reach_frame(before), reach_frame(after)
+    out = b[["label"]].rename(columns={"label": "method"}).copy()
+    prev = dict(zip(a["label"], a["target_hr"]))
+    out["target HR, previous"] = [prev.get(lbl) for lbl in b["label"]]
+    out["target HR, now"] = b["target_hr"].to_numpy()
+    return out.round(4)
+
+
+def show_result(result, scenario: Scenario) -> None:
+    k = scenario.k
     table, shown, fig = results_views(result)
-    st.subheader(f"Target HR@{scenario.k} and test HR@{scenario.k} (mean ± sd over {scenario.seeds} seed(s))")
-    st.dataframe(shown, hide_index=True, width="stretch", key="def-table")
-    st.caption("RI = 1 − (HR_defense − HR_origin)/(HR_attack − HR_origin). Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
+    reach = reach_frame(result)
+    left, right = st.columns(2)
+    left.plotly_chart(method_bar_figure(reach, "target_hr", k=k), width="stretch", theme=None, key="def-bar-hr")
+    right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None, key="def-bar-reach")
+    sd = f"mean ± sd over {scenario.seeds} seeds" if scenario.seeds > 1 else "one seed"
+    st.subheader(f"Target HR@{k} and test HR@{k} ({sd})")
+    if scenario.seeds == 1:  # a spread over one seed is not a spread
+        shown = shown.assign(**{"target HR": [v.split(" ± ")[0] for v in shown["target HR"]], "test HR": [v.split(" ± ")[0] for v in shown["test HR"]]})
+    st.dataframe(shown.rename(columns={"phase": "method"}), hide_index=True, width="stretch", key="def-table")
+    st.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"] + " Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
     download(fmt_frame(table), "defense_results.csv")
-    st.plotly_chart(fig, width="stretch")
+    st.subheader("Who did the attack reach?")
+    users = reached_users_frame(result)
+    st.caption(f"{len(users)} real users have a target item in their top-{k} under the attack; for each method, the targets still in their list.")
+    st.dataframe(users, hide_index=True, width="stretch", height=280)
+    with st.expander("The paper's view: rank shift of the targets (Fig. 1)"):
+        st.plotly_chart(fig, width="stretch", theme=None)
 
     if "apt" in scenario.defenses:
         st.subheader("APT: influence ranking")
         diag = result.phase("apt").diagnostics[0] if result.phase("apt").diagnostics else {}
         rounds = influence_rounds(diag)
         if not rounds:
-            st.info("APT's diagnostics carry no influence vectors for this run; keys present: " + (", ".join(sorted(diag)) or "none"))
+            st.info("This run kept no influence values to show.")
             return
         titles = [result.data.title(i) for i in range(result.data.n_items)]
         chosen_round = st.slider("Regeneration round", 1, len(rounds), len(rounds), key="def-round") if len(rounds) > 1 else 1
         infl = rounds[chosen_round - 1]
-        st.plotly_chart(influence_ranking_figure(infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)"), width="stretch")
+        st.plotly_chart(influence_ranking_figure(infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)"), width="stretch", theme=None)
         ranks = [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets] for v in rounds]
-        st.plotly_chart(influence_rounds_figure(ranks, [titles[int(t)] for t in result.targets], result.data.n_items), width="stretch")
+        st.plotly_chart(influence_rounds_figure(ranks, [titles[int(t)] for t in result.targets], result.data.n_items), width="stretch", theme=None)
         st.caption(
             "What to look for: after one or two regenerations the attacked targets should be among the ~50 most negative "
             "entries (ERM users then rate them, which dilutes the attack). Ranks in round "

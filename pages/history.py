@@ -35,7 +35,7 @@ def body() -> None:
         st.dataframe(table, hide_index=True, width="stretch")
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
         if len(chosen) > 1:
-            st.plotly_chart(runs_comparison_figure(table), width="stretch")
+            st.plotly_chart(runs_comparison_figure(table), width="stretch", theme=None)
     with tempfile.TemporaryDirectory() as tmp:
         path = store.export(Path(tmp) / "history.csv", "csv")
         st.download_button("Export the whole history (CSV, per seed)", Path(path).read_bytes(), file_name="apt_lab_history.csv", mime="text/csv")

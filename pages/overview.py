@@ -35,7 +35,7 @@ def body() -> None:
         return
     elapsed = time.perf_counter() - t0
     steps = demo_steps(result)
-    st.plotly_chart(hit_ratio_steps_figure(steps, scenario.k), width="stretch")
+    st.plotly_chart(hit_ratio_steps_figure(steps, scenario.k), width="stretch", theme=None)
     cols = st.columns(len(steps))
     for col, (name, value) in zip(cols, steps):
         col.metric(name, f"{value:.3f}" if value is not None else "n/a")

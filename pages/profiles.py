@@ -40,10 +40,10 @@ def body() -> None:
     is_filler = ~np.isin(fake.items, list(targets))
     factors = user_factors(view.attacked_model)
     if factors is not None:
-        st.plotly_chart(factor_projection_figure(factors, train.n_real_users, "User factors of the attacked MF, 2-D projection (PCA)"), width="stretch")
+        st.plotly_chart(factor_projection_figure(factors, train.n_real_users, "User factors of the attacked MF, 2-D projection (PCA)"), width="stretch", theme=None)
     left, right = st.columns(2)
-    left.plotly_chart(profile_rating_figure(train.ratings, fake.ratings[is_filler], train.scale.grid), width="stretch")
-    right.plotly_chart(filler_popularity_figure(train.item_counts, train.items, fake.items[is_filler]), width="stretch")
+    left.plotly_chart(profile_rating_figure(train.ratings, fake.ratings[is_filler], train.scale.grid), width="stretch", theme=None)
+    right.plotly_chart(filler_popularity_figure(train.item_counts, train.items, fake.items[is_filler]), width="stretch", theme=None)
     means = train.item_means()
     real = basic_profile_stats(train.users, train.items, train.ratings, means, train.item_counts, train.n_real_users)
     fakes = basic_profile_stats(fake.users[is_filler], fake.items[is_filler], fake.ratings[is_filler], means, train.item_counts, fake.n_fake_users)

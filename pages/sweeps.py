@@ -54,12 +54,12 @@ def body() -> None:
         return
     label = PARAMETERS[parameter]
     defended = frame[~frame["phase"].isin(["origin", "attack"])]
-    st.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch")
+    st.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch", theme=None)
     if len(defended) and defended["ri"].notna().any():
-        st.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch")
+        st.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch", theme=None)
     else:
         st.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
-    st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch")
+    st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch", theme=None)
     shown = fmt_frame(frame)
     st.dataframe(shown, hide_index=True, width="stretch")
     download(shown, f"sweep_{parameter}.csv")

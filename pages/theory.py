@@ -77,7 +77,7 @@ def body() -> None:
     for col, m in zip(cols[1:], METHODS):
         col.metric(f"tolerated: {m}", f"{tolerable_fake_users(p, m):.0f}")
     values, bounds, sims = compute(dataclasses.asdict(p), axis, 11, n_trials, 0)
-    st.plotly_chart(theory_figure(values, bounds, sims, AXES[axis][0]), width="stretch")
+    st.plotly_chart(theory_figure(values, bounds, sims, AXES[axis][0]), width="stretch", theme=None)
     frame = pd.DataFrame({AXES[axis][0]: values, **{f"{m} (formula)": bounds[m] for m in METHODS}})
     if sims:
         for m in METHODS:

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from apt_core.plots.style import TEMPLATE
+
 # Colours: one meaning each, across all pages.
 REAL = "#4C78A8"
 FAKE = "#E45756"
@@ -37,7 +39,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420, legen
         height=height,
         margin=dict(l=60, r=20, t=60, b=120 if legend_below else 50),
         legend=legend,
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig
 
@@ -83,7 +85,7 @@ def hit_ratio_steps_figure(steps: Sequence[tuple[str, float]], k: int, title: st
     values = [float(s[1]) if s[1] is not None else np.nan for s in steps]
     colours = [_step_colour(n) for n in names]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=colours, text=[f"{v:.3f}" for v in values], textposition="outside", name=f"target HR@{k}"))
-    fig.update_yaxes(range=[0, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1)])
+    fig.update_yaxes(range=[0, min(1.08, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1))])  # room for the labels; a hit ratio never exceeds 1
     return _layout(fig, title or f"Target items' hit ratio HR@{k} at each step", "step", f"target HR@{k}", height=380)
 
 

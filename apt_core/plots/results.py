@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from apt_core.plots.style import TEMPLATE
+
 if TYPE_CHECKING:  # pragma: no cover - import only for type hints
     from apt_core.results import ScenarioResult
 
@@ -174,7 +176,7 @@ def rank_shift_boxplot(frame: pd.DataFrame, title: str = "", include_origin: boo
         yaxis_title=AXIS_LABELS["rank_shift"],
         legend_title="phase",
         showlegend=True,
-        template="plotly_white",
+        template=TEMPLATE,
     )
     fig.add_hline(y=0, line_dash="dot", line_color="#444", annotation_text="no change", annotation_position="bottom right")
     return fig
@@ -218,6 +220,92 @@ def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str =
         yaxis_title=AXIS_LABELS.get(y, y),
         legend_title="phase",
         showlegend=True,
-        template="plotly_white",
+        template=TEMPLATE,
     )
     return fig
+
+
+# --- Classroom views of one result (Defense and Lesson pages) ------------------------------
+
+
+def reach_frame(result: "ScenarioResult") -> pd.DataFrame:
+    """Per phase: target HR@K and the share of real users whose top-K holds at least one target.
+
+    Columns ``phase, label, target_hr, users_reached, share_reached`` (means over seeds;
+    ``users_reached`` of the first seed).  Both come from the evaluations' target ranks.
+    """
+    k = result.scenario.k
+    rows = []
+    for phase in result.phases:
+        if not phase.evaluations:
+            continue
+        shares, counts = [], []
+        for ev in phase.evaluations:
+            hit = ((ev.target_ranks >= 0) & (ev.target_ranks < k)).any(axis=1)
+            shares.append(float(hit.mean()) if hit.size else 0.0)
+            counts.append(int(hit.sum()))
+        rows.append({"phase": phase.phase, "label": phase_label(phase.phase), "target_hr": float(np.mean(phase.target_hr)),
+                     "users_reached": counts[0], "share_reached": float(np.mean(shares))})
+    return pd.DataFrame(rows, columns=["phase", "label", "target_hr", "users_reached", "share_reached"])
+
+
+def _hr_axis_max(values) -> float:
+    """An upper bound for a hit-ratio axis that fits the data (never beyond 1)."""
+    top = float(np.nanmax(values)) if len(values) else 0.0
+    return float(min(1.0, max(0.01, top * 1.2)))
+
+
+def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str = "", k: int = 50) -> go.Figure:
+    """Bars per defense with the origin (clean) and attack (no defense) values as reference lines.
+
+    ``frame`` is :func:`reach_frame`'s output; ``column`` is ``target_hr`` or ``share_reached``.
+    """
+    refs = {p: float(frame.loc[frame["phase"] == p, column].iloc[0]) for p in ("origin", "attack") if (frame["phase"] == p).any()}
+    shown = frame[~frame["phase"].isin(["origin", "attack", "popularity"])]
+    values = shown[column].to_numpy(dtype=float)
+    percent = column == "share_reached"
+    scale = 100.0 if percent else 1.0
+    fig = go.Figure(go.Bar(
+        x=shown["label"], y=values * scale, marker_color=[phase_color(p) or "#4C78A8" for p in shown["phase"]],
+        text=[f"{v * scale:.1f}%" if percent else f"{v:.3f}" for v in values], textposition="outside", name="defense",
+        showlegend=False, cliponaxis=False,
+    ))
+    # Reference lines named in the legend (annotations on the lines would collide with the bar labels).
+    dashes = {"origin": ("dash", "clean data, no attack"), "attack": ("dot", "attack, no defense")}
+    for phase, value in refs.items():
+        dash, text = dashes[phase]
+        fig.add_hline(y=value * scale, line_dash=dash, line_color=phase_color(phase), line_width=3)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=phase_color(phase), dash=dash, width=3),
+                                 name=f"{text}: {value * scale:.1f}%" if percent else f"{text}: {value:.3f}"))
+    top = _hr_axis_max(np.concatenate([values, list(refs.values())])) * scale  # fits the data, never past 1
+    y_title = f"real users with a target in their top-{k} (%)" if percent else f"target HR@{k}"
+    fig.update_layout(title=title or (f"Share of real users reached per method" if percent else f"Target HR@{k} per method"),
+                      xaxis_title=None, yaxis_title=y_title, template=TEMPLATE,
+                      yaxis_range=[0, top * 1.1], height=440, margin=dict(l=70, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0))
+    return fig
+
+
+def reached_users_frame(result: "ScenarioResult", phases: list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Real users whose top-K holds a target under the attack, with the targets' ranks per method (seed 1).
+
+    One row per reached user: ``user`` (dense index), then per phase the targets in the
+    user's top-K as "title (rank r)", empty when none.  Sorted by how many targets the
+    attack put in the list.
+    """
+    k = result.scenario.k
+    phases = phases or [p.phase for p in result.phases if p.phase != "origin"]  # origin: the clean model, not reached by construction
+    titles = [result.data.title(int(t)) for t in result.targets]
+    attack = result.phase("attack").evaluations[0].target_ranks
+    hit = (attack >= 0) & (attack < k)
+    users = np.flatnonzero(hit.any(axis=1))
+    users = users[np.argsort(-hit[users].sum(axis=1), kind="stable")][:limit]  # limit None: all
+    out = pd.DataFrame({"user": users.astype(np.int64)})
+    for name in phases:
+        ranks = result.phase(name).evaluations[0].target_ranks
+        cells = []
+        for u in users:
+            inside = [(int(ranks[u, j]), titles[j]) for j in range(ranks.shape[1]) if 0 <= ranks[u, j] < k]
+            cells.append(", ".join(f"{t} (rank {r + 1})" for r, t in sorted(inside)))
+        out[f"targets in top-{k}: {phase_label(name)}"] = cells
+    return out

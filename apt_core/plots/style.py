@@ -1,0 +1,15 @@
+"""One plotly template for every figure: projector-legible text (>= 14 px, near-black)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+INK = "#111111"
+
+#: plotly_white with larger, darker text; passed as ``template=`` (the global default is left alone)
+TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
+TEMPLATE.layout.font = dict(size=15, color=INK)
+TEMPLATE.layout.title = dict(font=dict(size=18, color=INK))
+TEMPLATE.layout.legend = dict(font=dict(size=14, color=INK))
+for _axis in ("xaxis", "yaxis"):
+    TEMPLATE.layout[_axis].update(tickfont=dict(size=14, color=INK), title=dict(font=dict(size=15, color=INK)))
