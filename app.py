@@ -22,6 +22,7 @@ st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="
 # (file in pages/, title, icon); the first is the home page.
 PAGE_SPECS = [
     ("overview.py", "Overview", ":material/home:"),
+    ("lesson.py", "Lesson", ":material/school:"),
     ("data.py", "Data", ":material/table_chart:"),
     ("attack.py", "Attack", ":material/target:"),
     ("defense.py", "Defense", ":material/shield:"),

@@ -1,0 +1,191 @@
+"""Lesson: a guided story in six steps, one click each, with "predict first, then reveal" questions."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import streamlit as st
+
+from apt_core.demo import top_k_items
+from apt_core.experiment import Scenario, run_scenario
+from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
+from apt_core.plots.results import method_bar_figure, reach_frame
+from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings
+
+STEPS = [
+    "1. Pick a student",
+    "2. The attacker injects fake users",
+    "3. Who got the target?",
+    "4. Add the defense (APT)",
+    "5. The result",
+    "6. Its limits",
+]
+TOP = 10  # the list a student reads; the metrics use K = 50 as in the paper
+
+
+def lesson_scenario(cfg: dict) -> Scenario:
+    """Average attack, 3% fake users, 5 unpopular targets; APT with honest (observed) statistics."""
+    return Scenario(dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack="average", attack_size=0.03, targets="unpopular",
+                    defenses=("apt",), erm_fraction=0.05, erm_stats="observed", seed=cfg["seed"], device=cfg["device"])
+
+
+def _with_models(scenario: Scenario, progress):
+    return run_scenario(scenario, progress, cache=artifact_cache(), keep_models=True)
+
+
+def question(step: int, prompt: str, options: list[str], answer: int, explain: str) -> bool:
+    """A predict-first question; returns whether the answer has been revealed."""
+    st.markdown(f"**Predict first:** {prompt}")
+    guess = st.radio("Your prediction", options, index=None, key=f"lesson-guess-{step}", label_visibility="collapsed")
+    revealed = st.session_state.get(f"lesson-revealed-{step}", False)
+    if not revealed:
+        if st.button("Reveal", key=f"lesson-reveal-{step}", disabled=guess is None, help="choose a prediction first"):
+            st.session_state[f"lesson-revealed-{step}"] = True
+            st.rerun()
+        return False
+    verdict = "Right!" if guess == options[answer] else f"Not quite: the answer is \"{options[answer]}\"."
+    st.success(f"{verdict} {explain}")
+    return True
+
+
+def body() -> None:
+    st.title("Lesson")
+    st.caption("A guided story: one student's recommendations, an attack, a defense, and what the defense cannot do. One click per step.")
+    cfg = settings()
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    scenario = lesson_scenario(cfg)
+    oracle = dataclasses.replace(scenario, erm_stats="clean")
+    result = from_cache_only("lesson", scenario, data, keep_models=True)
+    if result is None:
+        result = run_cached("lesson", scenario, _with_models, label="Prepare the lesson", auto=True)
+    if result is None:
+        return
+    step = int(st.session_state.get("lesson-step", 0))
+    step = max(0, min(len(STEPS) - 1, step))
+    st.progress((step + 1) / len(STEPS), text=STEPS[step])
+
+    k = scenario.k
+    split, targets, fake = result.split, result.targets, result.fake_profiles[0]
+    models = result.models[0]
+    titles = [result.data.title(i) for i in range(result.data.n_items)]
+    counts = split.train.item_counts
+    n_real = split.train.n_real_users
+    user = int(st.session_state.get("lesson-chosen", 0))  # not a widget key: it must survive the steps
+    target_names = ", ".join(titles[int(t)] for t in targets)
+    ev = {p.phase: p.evaluations[0] for p in result.phases}
+
+    if step == 0:
+        st.subheader(STEPS[0])
+        st.markdown(f"The recommender learned from {n_real} real users' ratings. Choose one of them: this is *your* student.")
+        user = int(st.number_input("Student (user number)", 0, n_real - 1, user, key="lesson-user"))
+        st.session_state["lesson-chosen"] = user
+        st.markdown(f"**What the recommender shows this student (top {TOP}) on clean data:**")
+        st.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
+        items, ratings = user_profile(split.train.users, split.train.items, split.train.ratings, user)
+        with st.expander("What this student rated (their highest ratings)"):
+            st.dataframe(profile_frame(items, ratings, titles, targets, counts, limit=10), hide_index=True, width="stretch")
+    elif step == 1:
+        st.subheader(STEPS[1])
+        st.markdown(
+            f"An attacker wants to push five little-known **target items** ({target_names}). "
+            f"They create **{fake.n_fake_users} fake users** (3% of the real users). Each fake user gives every target "
+            "the top rating and rates some ordinary items with their average score, so that it looks like a real user."
+        )
+        st.caption("Target item: " + GLOSSARY["target item"])
+        pick = st.slider("Look at fake user number", 1, fake.n_fake_users, 1, key="lesson-fake")
+        items, ratings = user_profile(fake.users, fake.items, fake.ratings, pick - 1)
+        st.dataframe(profile_frame(items, ratings, titles, targets, counts), hide_index=True, width="stretch")
+        question(1, f"How many of the {n_real} real users will find at least one target in their top {k} after the attack?",
+                 ["almost none (under 5%)", "some (5-30%)", "many (over 30%)"],
+                 int(np.digitize(share_reached(ev["attack"].target_ranks, k), [0.05, 0.30])),
+                 f"Before the attack {share_reached(ev['origin'].target_ranks, k):.0%} did; after it "
+                 f"{share_reached(ev['attack'].target_ranks, k):.0%} do. Next step: who they are.")
+    elif step == 2:
+        st.subheader(STEPS[2])
+        reached = share_reached(ev["attack"].target_ranks, k)
+        st.metric(f"real users with a target in their top {k}", f"{reached:.0%}",
+                  f"{reached - share_reached(ev['origin'].target_ranks, k):+.0%} from the attack", help=GLOSSARY["HR@K"])
+        left, right = st.columns(2)
+        left.markdown(f"**Your student (user {user}), before the attack**")
+        left.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
+        right.markdown("**... and after the attack**")
+        right.dataframe(top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets), hide_index=True, width="stretch")
+        hit = np.flatnonzero(((ev["attack"].target_ranks >= 0) & (ev["attack"].target_ranks < TOP)).any(axis=1))
+        st.caption(f"{len(hit)} real users now see a target in their top {TOP}" + (f", e.g. users {', '.join(map(str, hit[:8]))}." if len(hit) else "."))
+    elif step == 3:
+        st.subheader(STEPS[3])
+        diag = result.phase("apt").diagnostics[0] if result.phase("apt").diagnostics else {}
+        last = diag.get("last_erm") or {}
+        n_erm = int(diag.get("n_erm_users", 0))
+        st.markdown(
+            f"**APT** (adversarial poisoning training) fights fire with fire: while it trains, it adds **{n_erm} users of its own** "
+            "(*ERM users*) and keeps regenerating them. Their ratings are drawn to lower the model's error, and they favour the "
+            "items whose ratings influence the model most, which is where the attack pushes."
+        )
+        st.caption("ERM user: " + GLOSSARY["ERM user"])
+        if len(last.get("users", [])):
+            pick = st.slider("Look at ERM user number", 1, n_erm, 1, key="lesson-erm")
+            items, ratings = user_profile(last["users"], last["items"], last["ratings"], pick - 1)
+            st.dataframe(profile_frame(items, ratings, titles, targets, counts), hide_index=True, width="stretch")
+            rated = np.isin(last["items"], targets)
+            st.caption(f"Across all {n_erm} ERM users, {int(rated.sum())} ratings fall on the target items "
+                       f"(mean {float(np.mean(last['ratings'][rated])) if rated.any() else float('nan'):.2f}).")
+        question(3, "Will APT bring the targets back to where they were before the attack?",
+                 ["yes, fully", "partly", "no, not at all"],
+                 2 - int(np.digitize(np.nan_to_num(_ri(result), nan=0.0), [0.2, 0.9])),
+                 f"APT's robustness improvement here is {_ri(result):.2f} (1 = attack fully undone, 0 = no effect). "
+                 "The next step shows the numbers.")
+    elif step == 4:
+        st.subheader(STEPS[4])
+        reach = reach_frame(result)
+        left, right = st.columns(2)
+        left.plotly_chart(method_bar_figure(reach, "target_hr", k=k), width="stretch", theme=None)
+        right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None)
+        left.markdown(f"**Your student (user {user}) under APT**")
+        left.dataframe(top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets), hide_index=True, width="stretch")
+        right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"])
+    else:
+        st.subheader(STEPS[5])
+        st.markdown(
+            "So far APT took its item statistics from the data it sees, poisoned included: that is all a real defender has. "
+            "The paper's APT uses **oracle statistics** instead, computed on the clean data before the attack. "
+            "How much of APT's effect depends on that?"
+        )
+        st.caption("Oracle statistics: " + GLOSSARY["oracle statistics"])
+        other = from_cache_only("lesson-oracle", oracle, data)
+        if other is None:
+            other = run_cached("lesson-oracle", oracle, lambda sc, pr: run_scenario(sc, pr, cache=artifact_cache()),
+                               label="Run APT with oracle statistics", auto=True)
+        if other is not None:
+            honest, cheat = float(np.mean(result.phase("apt").target_hr)), float(np.mean(other.phase("apt").target_hr))
+            c = st.columns(4)
+            c[0].metric(f"clean data: target HR@{k}", f"{float(np.mean(result.phase('origin').target_hr)):.3f}")
+            c[1].metric("attack, no defense", f"{float(np.mean(result.phase('attack').target_hr)):.3f}")
+            c[2].metric("APT, observed statistics (honest)", f"{honest:.3f}")
+            c[3].metric("APT, oracle statistics", f"{cheat:.3f}")
+            gap = honest - cheat
+            st.markdown(
+                f"With oracle statistics APT reaches {cheat:.3f}, with honest ones {honest:.3f}: "
+                + (f"the oracle flatters APT by {gap:.3f}. " if gap > 0 else "here the oracle does not help. ")
+                + "Limits to discuss: the oracle numbers need data a defender never has; one seed on a small sample is noisy "
+                "(repeat with other seeds on the Defense page); the attack here is a simple heuristic, and stronger, "
+                "optimised attacks exist (Attack page)."
+            )
+
+    st.divider()
+    c = st.columns([1, 1, 4])
+    if c[0].button("← Back", key="lesson-back", disabled=step == 0):
+        st.session_state["lesson-step"] = step - 1
+        st.rerun()
+    if c[1].button("Next step →", key="lesson-next", type="primary", disabled=step == len(STEPS) - 1):
+        st.session_state["lesson-step"] = step + 1
+        st.rerun()
+
+
+def _ri(result) -> float:
+    rows = {r["phase"]: r for r in result.rows()}
+    ri = rows["apt"]["ri"]
+    return float("nan") if ri is None else float(ri)
+
+
+guard(body)
