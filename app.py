@@ -14,7 +14,7 @@ import streamlit as st  # noqa: E402
 
 from apt_core.errors import AptError  # noqa: E402
 from apt_core.runtime import configure_threads, device_label, resolve_device  # noqa: E402
-from pages._common import DATASET_LABELS, DATASETS, save_upload  # noqa: E402
+from pages._common import DATASET_LABELS, DATASETS, presenter, save_upload, url_state, write_url  # noqa: E402
 
 configure_threads()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
@@ -35,11 +35,16 @@ PAGES = {f: st.Page(f"pages/{f}", title=t, icon=i, default=(n == 0)) for n, (f, 
 nav = st.navigation(list(PAGES.values()))
 st.session_state["_via_app"] = True  # pages check it (see pages/_common.ensure_app)
 wanted = st.session_state.pop("_wanted_page", None)
+if wanted is None and "_pending_query" not in st.session_state:
+    st.session_state["_pending_query"] = st.query_params.to_dict()  # this session's first URL (page switches drop it)
 if wanted in PAGES:
     st.switch_page(PAGES[wanted])  # a deep link that arrived before navigation existed
 
+st.session_state["_url_keys"] = []  # the page about to run registers its own keys (pages/_common.url_state)
+url_state(["dataset", "seed", "presenter"])
 with st.sidebar:
     st.header("APT Lab")
+    st.toggle("Presenter mode", key="presenter", help="For a projector: hides advanced controls and enlarges the text.")
     st.selectbox("Data set", DATASETS, key="dataset", format_func=lambda d: DATASET_LABELS[d])
     if st.session_state.get("dataset") == "uploaded CSV":
         upload = st.file_uploader("Rating file (user,item,rating[,timestamp])", type=["csv", "tsv", "txt", "dat"])
@@ -61,4 +66,7 @@ with st.sidebar:
     except AptError as exc:
         st.error(str(exc))
 
+if presenter():
+    st.html("<style>html {font-size: 20px;} [data-testid='stSidebar'] {font-size: 17px;}</style>")
 nav.run()
+write_url()  # the controls' values into the address bar: a copied link reopens this view

@@ -155,11 +155,14 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     if st.session_state.get("_running") == key:
         st.warning("The previous run was cancelled (or interrupted by a change of settings).")
         st.session_state["_running"] = None
+        auto = False  # a cancelled run does not restart by itself: the Run button brings it back
     clicked = auto or st.button(label, type="primary", key=f"run-{kind}")
     if not clicked:
         return None
-    bar = st.progress(0.0, text="starting...")
-    st.button("Cancel", key=f"cancel-{kind}", help="stops the run at its next progress update")
+    slot = st.empty()  # bar and Cancel in one slot: cleared on failure, so no debris stays under the error
+    with slot.container():
+        bar = st.progress(0.0, text="starting...")
+        st.button("Cancel", key=f"cancel-{kind}", help="stops the run at its next progress update")
     st.session_state["_running"] = key
 
     def progress(fraction: float, stage: str) -> bool:
@@ -170,6 +173,7 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
         result = fn(scenario, progress)
     except Exception:
         st.session_state["_running"] = None  # a failure is not a cancellation
+        slot.empty()
         raise
     store.put(key, result)
     st.session_state["_running"] = None
@@ -189,6 +193,7 @@ def ensure_app(page_file: str) -> None:
 
     if runtime.exists() and not st.session_state.get("_via_app"):
         st.session_state["_wanted_page"] = Path(page_file).name
+        st.session_state["_pending_query"] = st.query_params.to_dict()  # the switch drops the URL's query
         st.switch_page("app.py")
 
 
@@ -224,6 +229,7 @@ def attack_controls(data, prefix: str = "atk"):
 
     cfg = settings()
     live = is_live(cfg)
+    url_state([f"{prefix}-attack", f"{prefix}-size", f"{prefix}-filler", f"{prefix}-mode"])
     names = [a for a in attack_names() if a != "none"]
     if not names:
         st.warning("No attack is registered yet in apt_core.attacks.")
@@ -238,8 +244,12 @@ def attack_controls(data, prefix: str = "atk"):
                                   format_func=lambda v: f"{v:.0%}", key=f"{prefix}-size", help=GLOSSARY["attack size"])
     else:
         size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
-    filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
-                               help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
+    if presenter():  # an advanced control: the profile length of the data set
+        filler = int(st.session_state.get(f"{prefix}-filler", 0) or 0)
+        c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}")
+    else:
+        filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
+                                   help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
     targets: str | tuple = mode
     if mode == "chosen by title":
@@ -346,8 +356,17 @@ def _grid_panel(cfg: dict) -> None:
                                               "positions already computed show at once.")
 
 
+def grid_enabled() -> bool:
+    """Background grid builds run in a served app only (not under AppTest), unless APT_GRID_BUILD=0."""
+    from streamlit import runtime
+
+    return runtime.exists() and os.environ.get("APT_GRID_BUILD", "1") != "0"
+
+
 def grid_panel(cfg: dict) -> None:
     """The background build's progress bar (it disappears when the build is done)."""
+    if not grid_enabled():
+        return
     builder = start_grid(cfg)
     if builder.done:
         _grid_panel_static(builder)
@@ -396,3 +415,72 @@ def stale_container():
     """A container drawn greyed out (the previous result while the new settings are not run)."""
     st.html("<style>.st-key-stale-result {opacity: 0.45; filter: grayscale(0.6);}</style>")
     return st.container(key="stale-result")
+
+
+# --- Shareable state: the controls live in the URL ------------------------------------------
+
+
+def url_state(keys: list[str]) -> None:
+    """Before a page's widgets: take each key's value from the URL once per session, and
+    register the keys so that app.py writes the current values back into the URL.
+
+    Values travel as JSON (numbers, strings, lists).  A copied link therefore reopens the
+    same view in another browser.
+    """
+    loaded = st.session_state.setdefault("_url_loaded", set())
+    registered = st.session_state.setdefault("_url_keys", [])
+    # A deep link on a fresh session passes through app.py (ensure_app), whose page switch drops
+    # the query: ensure_app keeps a copy of it.
+    qp = {**st.session_state.get("_pending_query", {}), **st.query_params.to_dict()}
+    for key in keys:
+        if key not in registered:
+            registered.append(key)
+        if key in loaded:
+            continue
+        loaded.add(key)
+        if key in qp:
+            try:
+                st.session_state[key] = json.loads(qp[key])
+            except (ValueError, TypeError):
+                pass  # a hand-edited URL: ignore the value, keep the default
+
+
+def write_url() -> None:
+    """After the page ran: the registered keys' current values into the URL (app.py calls it)."""
+    wanted = {}
+    for key in st.session_state.get("_url_keys", []):
+        if key in st.session_state:
+            try:
+                wanted[key] = json.dumps(st.session_state[key], default=str)
+            except (TypeError, ValueError):
+                continue
+    for key in list(st.query_params):
+        if key not in wanted:
+            del st.query_params[key]
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def presenter() -> bool:
+    """Presenter mode: advanced controls hidden, larger text (the sidebar's switch)."""
+    return bool(st.session_state.get("presenter", False))
+
+
+def attack_view(scenario: Any, data, live: bool):
+    """The Attack/Profiles pages' view: from the cache when a precomputed position, else run (no click when live)."""
+    from apt_core.cache import CacheMiss
+    from apt_core.demo import explore_attack
+
+    key = scenario_key("attack", scenario)
+    hit = result_store().get(key)
+    if hit is not None:
+        return hit
+    if artifact_cache() is not None:
+        try:
+            view = explore_attack(scenario, cache=artifact_cache(), cache_only=True, data=data)
+            result_store().put(key, view)
+            return view
+        except CacheMiss:
+            pass
+    return run_cached("attack", scenario, explore, label="Run the attack", auto=live)

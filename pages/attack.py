@@ -8,25 +8,8 @@ import streamlit as st
 from apt_core.demo import top_k_items
 from apt_core.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
-from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, explore, fmt_frame, grid_panel, guard, is_live, load_data,
-                           result_store, run_cached, scenario_key, settings)
-
-
-def cached_view(scenario, data):
-    """The attack view straight from the artifact cache (a precomputed slider position), else None."""
-    from apt_core.cache import CacheMiss
-    from apt_core.demo import explore_attack
-
-    key = scenario_key("attack", scenario)
-    hit = result_store().get(key)
-    if hit is not None or artifact_cache() is None:
-        return hit
-    try:
-        view = explore_attack(scenario, cache=artifact_cache(), cache_only=True, data=data)
-    except CacheMiss:
-        return None
-    result_store().put(key, view)
-    return view
+from pages._common import (GLOSSARY, attack_controls, attack_view, download, fmt_frame, grid_panel, guard, is_live, load_data,
+                           settings, url_state)
 
 
 def body() -> None:
@@ -37,12 +20,11 @@ def body() -> None:
     live = is_live(cfg)
     if live:
         grid_panel(cfg)
+    url_state(["atk-topn", "atk-user"])
     scenario = attack_controls(data)
     if scenario is None:
         return
-    view = cached_view(scenario, data)
-    if view is None:
-        view = run_cached("attack", scenario, explore, label="Run the attack", auto=live)
+    view = attack_view(scenario, data, live)
     if view is None:
         st.info("Press the button to train clean MF, generate the fake users and retrain on the poisoned data.")
         return

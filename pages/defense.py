@@ -13,7 +13,7 @@ from apt_core.plots.explore import influence_ranking_figure, influence_rounds_fi
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
 from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
-                           last_shown, live_spec, load_data, remember, results_views, run_cached, settings, stale_container)
+                           last_shown, live_spec, load_data, presenter, remember, url_state, results_views, run_cached, settings, stale_container)
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -52,6 +52,7 @@ def body() -> None:
     live = is_live(cfg)
     if live:
         grid_panel(cfg)
+    url_state(["def-defenses", "def-erm", "def-stats", "def-seeds"])
     base = attack_controls(data, prefix="def")
     if base is None:
         return
@@ -70,7 +71,10 @@ def body() -> None:
         erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm", help=erm_help)
     stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", format_func=lambda s: {"observed": "observed (honest)", "clean": "clean (oracle)"}[s],
                        help="observed: what an honest defender sees (the poisoned data). clean: " + GLOSSARY["oracle statistics"])
-    seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds")
+    if presenter():
+        seeds = 1
+    else:
+        seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds", help="Repeat with seeds s, s+1, ...: mean ± sd and a significance test.")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
     scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds))

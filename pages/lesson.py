@@ -10,7 +10,7 @@ from apt_core.demo import top_k_items
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
 from apt_core.plots.results import method_bar_figure, reach_frame
-from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings
+from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, url_state
 
 STEPS = [
     "1. Pick a student",
@@ -51,6 +51,7 @@ def question(step: int, prompt: str, options: list[str], answer: int, explain: s
 def body() -> None:
     st.title("Lesson")
     st.caption("A guided story: one student's recommendations, an attack, a defense, and what the defense cannot do. One click per step.")
+    url_state(["lesson-step", "lesson-chosen"])
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
     scenario = lesson_scenario(cfg)

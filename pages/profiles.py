@@ -14,7 +14,7 @@ from apt_core.plots.explore import (
     profile_stats_frame,
 )
 from apt_core.stealth import stealth_statistics
-from pages._common import attack_controls, download, explore, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import attack_controls, attack_view, download, fmt_frame, guard, is_live, load_data, settings
 
 
 def stealth_table(view):
@@ -31,7 +31,7 @@ def body() -> None:
     scenario = attack_controls(data, prefix="prof")
     if scenario is None:
         return
-    view = run_cached("attack", scenario, explore, label="Run the attack")
+    view = attack_view(scenario, data, is_live(cfg))
     if view is None:
         st.info("Press the button (same computation as the Attack page; shared cache).")
         return

@@ -8,7 +8,7 @@ import streamlit as st
 from apt_core.defenses import defense_names
 from apt_core.plots.results import sweep_figure
 from apt_core.sweeps import sweep
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings, url_state
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
 DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
@@ -30,6 +30,7 @@ def body() -> None:
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
     st.caption("The attack settings below hold for every run; the swept parameter overrides its own setting. Error bars: sd over seeds.")
+    url_state(["swp-param", "swp-seeds", "swp-defenses"])
     base = attack_controls(data, prefix="swp")
     if base is None:
         return
