@@ -76,7 +76,7 @@ class TheoryParams:
     tau: float = 0.6  # score the target must reach to enter the top-K
     eps: float = 0.1  # AT perturbation radius
     n_erm: int = 47  # APT's ERM users (5% of 943)
-    r_plus: float = 0.0  # APT's rating offset (the paper uses 0.2 on the normalised scale)
+    r_plus: float = 0.2  # APT's rating offset: the paper's 0.2 on the normalised scale
     erm_stats: str = "clean"  # "clean" (authors' oracle) or "observed" (honest)
 
     def validate(self) -> None:

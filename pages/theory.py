@@ -9,7 +9,9 @@ import streamlit as st
 
 from apt_core.plots.explore import theory_figure
 from apt_core.theory import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
-from pages._common import download, guard
+from apt_core.paper_theory import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
+from apt_core.plots.explore import paper_bounds_figure
+from pages._common import download, guard, url_state
 
 AXES = {
     "n_erm": ("ERM users n_e (APT)", 0, 300),
@@ -32,17 +34,84 @@ def compute(params: dict, axis: str, n_points: int, n_trials: int, seed: int):
     return values, bounds, sims
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def paper_curves(params: dict, axis: str, n_trials: int, seed: int):
+    """The paper's three bounds and our simulation against n* or epsilon."""
+    p = PaperParams(**params)
+    alpha, tau = sample_model(p, seed)
+    if axis == "n_star":
+        values = np.unique(np.linspace(0, max(10, 4 * p.n_star), 9).astype(int))
+        points = [dataclasses.replace(p, n_star=int(v)) for v in values]
+    else:
+        values = np.linspace(0.0, max(0.05, 4 * p.eps), 9)
+        points = [dataclasses.replace(p, eps=float(v)) for v in values]
+    bounds = {m: np.array([paper_bounds(q, alpha, tau)[m] for q in points]) for m in BOUND_METHODS}
+    sims = None
+    if n_trials > 0:
+        sims = {}
+        for m in BOUND_METHODS:
+            runs = [simulate_tolerable(q, m, n_trials, seed) for q in points]
+            sims[m] = (np.array([r[0] for r in runs]), np.array([r[1] for r in runs]))
+    return values, bounds, sims, alpha, tau
+
+
 def body() -> None:
     st.title("Theory")
-    st.warning(
-        "**Derived by us, not quoted from the paper.** The paper's section 4 bounds (Theorems 4.3-4.5) on the "
-        "number of fake users that standard training, AT and APT tolerate could not be retrieved while building "
-        "this page. The formulas below are our own derivation in a Gaussian latent-factor model of the same kind "
-        "(see `apt_core/theory.py`); the Monte-Carlo points simulate that model with finite samples."
-    )
+    url_state(["pt-n", "pt-d", "pt-sigma", "pt-beta", "pt-gamma", "pt-eps", "pt-nstar", "pt-trials"])
     st.markdown(
         r"""
-**Model** (normalised ratings, maximum $r_{max}=1$):
+**The paper's setting** (Wu et al. 2021, section 4.3). Ratings are binary, $r \in \{-1, +1\}$ (recommend or not).
+Users' embeddings follow a Gaussian model: $r$ uniform on $\pm 1$ and $u \sim N(r\,\bar u, \sigma^2 I_d)$.
+The *Gaussian recommender* estimates one item embedding $\hat v = \frac1n \sum_i r_i u_i$ and recommends when
+$\langle \hat v, u\rangle > 0$; its error is $\beta = P[\mathrm{sign}\langle \hat v, u\rangle \ne r]$.
+$n$ real users, $n'$ poisoning users with $\max\|u\|_\infty = \gamma$, $\alpha = \|\hat v\|_2$,
+$\tau = \min_i \|u_i\|$ (smallest real-user norm), $\varepsilon$ = AT's perturbation level, $n^*$ = APT's ERM users.
+With $C = \alpha\sqrt d\,\frac{2\sqrt n - 1}{2\sqrt n + 4\sigma} - \alpha\sigma\sqrt{2\log(1/\beta)}$, the error stays at most
+$\beta$ (with probability at least $1 - 2e^{-d/(8(\sigma^2+1))}$) as long as:
+
+- **Theorem 4.3 (standard training)**: $n' \le \frac{n}{d\gamma^2}\, C$;
+- **Theorem 4.4 (adversarial training)**: $n' \le \frac{n}{d\gamma^2 - \varepsilon\tau}\,(C + \varepsilon\tau)$ — AT raises the tolerable poisoning;
+- **Theorem 4.5 (APT)**: $n' \le \frac{1}{d\gamma^2}\,(nC + n^*\gamma\tau)$ — APT raises it by $n^*\tau/(d\gamma)$.
+
+APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share of ERM users exceeds the share of parameter perturbation.
+"""
+    )
+    c = st.columns(4)
+    n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")
+    d = c[1].slider("dimension d", 10, 300, 100, 10, key="pt-d")
+    sigma = c[2].slider("spread σ", 0.2, 3.0, 1.0, 0.1, key="pt-sigma")
+    beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
+    c = st.columns(4)
+    gamma = c[0].slider("poisoning norm γ", 0.2, 3.0, 1.0, 0.1, key="pt-gamma")
+    eps = c[1].slider("AT level ε", 0.0, 1.0, 0.1, 0.01, key="pt-eps")
+    n_star = c[2].slider("ERM users n*", 0, 500, 47, 1, key="pt-nstar")
+    n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
+    p = PaperParams(n=n, d=d, sigma=sigma, beta=beta, gamma=gamma, eps=eps, n_star=n_star)
+    p.validate()
+    alpha, tau = sample_model(p, 0)
+    bounds = paper_bounds(p, alpha, tau)
+    cols = st.columns(4)
+    cols[0].metric("probability the bounds hold", f"{max(0.0, success_probability(p)):.3f}",
+                   help="1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
+    for col, (m, label) in zip(cols[1:], [("standard", "Thm 4.3: standard"), ("at", "Thm 4.4: AT"), ("apt", "Thm 4.5: APT")]):
+        col.metric(f"{label}, n' up to", f"{bounds[m]:.0f}")
+    st.caption(f"α = ‖v̂‖ = {alpha:.2f} and τ = {tau:.2f} come from one sampled clean data set of this model. "
+               "A negative bound means the theorem guarantees nothing for these settings.")
+    st.warning("**The simulation is ours**, not the paper's: ū = (1, …, 1); each poisoning user is r = +1, u = −γ(1, …, 1); "
+               "AT is the ε-adversarial mean (coordinates shrunk by ε); APT's ERM users are fresh users labelled by the current model. "
+               "The error of each fitted v̂ is computed exactly; the largest n' with error ≤ β is found by bisection.")
+    left, right = st.columns(2)
+    for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):
+        values, curves, sims, _, _ = paper_curves(dataclasses.asdict(p), axis, n_trials, 0)
+        col.plotly_chart(paper_bounds_figure(values, curves, sims, label, f"Tolerable poisoning against {label}"), width="stretch", theme=None)
+    with st.expander("Our own model (not the paper's): a latent-factor rating model with a top-K threshold"):
+        own_model()
+
+
+def own_model() -> None:
+    st.markdown(
+        r"""
+**Model** (ours; normalised ratings, maximum $r_{max}=1$):
 - real users' factors $p_u \sim N(\mu_p, \sigma_p^2 I_d)$, the target's factor $q_t$; a real user rates the target
   $r_u = p_u \cdot q_t + \text{noise}$, so $r_u \sim N(a, s^2)$ with $a = \mu_p \cdot q_t$;
 - the recommender fits the target's score for the average user by least squares; the target enters the top-K once
@@ -50,12 +119,9 @@ def body() -> None:
 
 **Tolerable fake users** (our derivation):
 - standard training: $N_{std} = n(\tau - a)/(r_{max} - \tau)$;
-- AT (worst-case perturbation $\varepsilon$ of each prediction): $N_{AT} = n[(\tau - a) + \varepsilon c]/(r_{max} - \tau + \varepsilon)$,
-  $c = 2\Phi((\tau - a)/s) - 1$; better than standard only if $c > (\tau - a)/(r_{max} - \tau)$;
-- APT ($n_e$ ERM users rating the target $a + r^+$, clean statistics):
-  $N_{APT} = [n(\tau - a) + n_e(\tau - a - r^+)]/(r_{max} - \tau)$; better only if $a + r^+ < \tau$.
-  With observed (poisoned) statistics the ERM users rate the poisoned mean, which equals $\tau$ at the standard
-  bound: without $r^+ < 0$ they add nothing there.
+- AT: $N_{AT} = n[(\tau - a) + \varepsilon c]/(r_{max} - \tau + \varepsilon)$, $c = 2\Phi((\tau - a)/s) - 1$;
+- APT ($n_e$ ERM users rating the target $a + r^+$, clean statistics): $N_{APT} = [n(\tau - a) + n_e(\tau - a - r^+)]/(r_{max} - \tau)$.
+  Defaults follow the paper where it gives a value ($r^+ = 0.2$, 5% ERM users).
 """
     )
     c = st.columns(4)
@@ -65,7 +131,7 @@ def body() -> None:
     n_erm = c[3].slider("ERM users n_e", 0, 300, 47, 1, key="th-nerm")
     c = st.columns(4)
     sigma_p = c[0].slider("σ_p (user factor spread)", 0.01, 0.6, 0.15, 0.01, key="th-sp")
-    r_plus = c[1].slider("r⁺ (APT offset)", -0.2, 0.3, 0.0, 0.01, key="th-rplus")
+    r_plus = c[1].slider("r⁺ (APT offset)", -0.2, 0.3, 0.2, 0.01, key="th-rplus")
     erm_stats = c[2].radio("ERM statistics", ["clean", "observed"], key="th-stats", horizontal=True)
     n_trials = c[3].slider("Monte-Carlo trials per point (0 = off)", 0, 50, 10, 5, key="th-trials")
     axis = st.selectbox("x axis", list(AXES), format_func=lambda a: AXES[a][0], key="th-axis")
@@ -77,7 +143,7 @@ def body() -> None:
     for col, m in zip(cols[1:], METHODS):
         col.metric(f"tolerated: {m}", f"{tolerable_fake_users(p, m):.0f}")
     values, bounds, sims = compute(dataclasses.asdict(p), axis, 11, n_trials, 0)
-    st.plotly_chart(theory_figure(values, bounds, sims, AXES[axis][0]), width="stretch", theme=None)
+    st.plotly_chart(theory_figure(values, bounds, sims, AXES[axis][0], title="Our model: tolerable fake users, formula (lines) vs simulation (points ± sd)"), width="stretch", theme=None)
     frame = pd.DataFrame({AXES[axis][0]: values, **{f"{m} (formula)": bounds[m] for m in METHODS}})
     if sims:
         for m in METHODS:

@@ -267,3 +267,19 @@ def theory_figure(
                 )
             )
     return _layout(fig, title, parameter_label, "fake users tolerated before the target enters the top-K", height=540, legend_below=True)
+
+
+def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simulated: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+                        x_label: str, title: str) -> go.Figure:
+    """The paper's bounds on n' (lines) beside our Monte-Carlo simulation of the same recommender (points ± sd)."""
+    fig = go.Figure()
+    names = {"standard": "Thm 4.3, standard training", "at": "Thm 4.4, AT", "apt": "Thm 4.5, APT"}
+    for m, curve in bounds.items():
+        fig.add_trace(go.Scatter(x=values, y=curve, mode="lines", name=f"{names.get(m, m)} (paper's bound)", line=dict(color=METHOD_COLOURS.get(m), width=3)))
+    if simulated:
+        for m, (mean, sd) in simulated.items():
+            fig.add_trace(go.Scatter(x=values, y=mean, mode="markers", name=f"{METHOD_LABELS.get(m, m)}: simulation (ours)",
+                                     marker=dict(color=METHOD_COLOURS.get(m), size=10, symbol="circle-open", line=dict(width=2)),
+                                     error_y=dict(type="data", array=sd, visible=True)))
+    fig.update_yaxes(rangemode="tozero")
+    return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=500, legend_below=True)
