@@ -484,3 +484,23 @@ def attack_view(scenario: Any, data, live: bool):
         except CacheMiss:
             pass
     return run_cached("attack", scenario, explore, label="Run the attack", auto=live)
+
+
+def offer_grid(cfg: dict, seconds_per_fit: float | None) -> None:
+    """On a real data set: offer the one-time grid build (with its time estimate) that makes the controls live."""
+    if not grid_enabled():
+        return
+    from apt_core.grid import estimate_seconds, grid_scenarios
+
+    n_points = len(grid_scenarios(grid_base(cfg), live_spec()))
+    if seconds_per_fit:
+        minutes = estimate_seconds(grid_scenarios(grid_base(cfg), live_spec()), seconds_per_fit) / 60
+        when = f"about {minutes:.0f} min on this machine, estimated from the last run"
+    else:
+        when = "run once first for a time estimate"
+    with st.expander("Make the controls live on this data set"):
+        st.markdown(f"Precompute all {n_points} slider positions once ({when}); it runs in the background and is kept on disk. "
+                    "Afterwards every control updates the figures at once.")
+        if st.button("Precompute every slider position", key="grid-build"):
+            st.session_state.setdefault("grid_built", {})[grid_id(cfg)] = True
+            st.rerun()

@@ -13,7 +13,7 @@ from apt_core.plots.explore import influence_ranking_figure, influence_rounds_fi
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
 from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
-                           last_shown, live_spec, load_data, presenter, remember, url_state, results_views, run_cached, settings, stale_container)
+                           last_shown, live_spec, load_data, offer_grid, presenter, remember, url_state, results_views, run_cached, settings, stale_container)
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -81,6 +81,10 @@ def body() -> None:
     result = from_cache_only("defense", scenario, data)
     if result is None:
         result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses", auto=live)
+    if not live:
+        done = result or (last_shown("defense") or (None, None))[1]
+        fits = 2 + len(scenario.defenses)
+        offer_grid(cfg, (done.wall_seconds / fits) if done is not None and getattr(done, "wall_seconds", None) else None)
     if result is None:
         previous = last_shown("defense")
         if previous is not None:
