@@ -50,8 +50,14 @@ TNA 0.442 -> 0.023 where lab-v1 left 0.294 / 0.300, and with honest (observed) s
 Random, Average and AUSH (0.000-0.004 on the paper's unpopular targets) but is worse against
 our (stronger than the paper's) PGA and TNA: 0.107 / 0.139 against 0.006 / 0.006 with
 identity; one target drifts to the *positive* end of the LiSSA influence after the first
-round and is never rated by ERM users again.  CG fails there completely (0.98 / 0.97).
-No solver wins everywhere; the ``paper`` preset keeps the authors' choice.
+round and is never rated by ERM users again; the authors' stochastic LiSSA does the same
+(seed 0: 0.171 / 0.156 against lissa-lanczos's 0.168 / 0.156).  CG fails there completely
+(0.98 / 0.97).  On our own ML-100K split (the reproduce targets, 3 seeds) LiSSA is twice as
+bad as identity against PGA / TNA on random targets (0.34 / 0.31 against 0.19 / 0.16), and
+the preset's spread 0 for items rated once costs 2-3x on unpopular targets when a target has
+a single rating (Average 0.142 against 0.032 with the global spread): ERM users then rate it
+exactly at its one rating + r⁺.  No setting wins everywhere; the ``paper`` preset keeps the
+authors' choices, ``lab-v1`` and the single arguments keep the others reachable.
 
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
