@@ -156,7 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sig = out.get("significance")
         if sig and sig.get("baseline"):
             p = sig["p_value"]
-            print(f"APT vs {sig['baseline']}: paired t-test over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}")
+            note = f" ({sig['note']})" if sig.get("note") else ""
+            print(f"APT vs {sig['baseline']}: {sig.get('test') or 'no test'} over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}{note}")
         if cache is not None:
             print(f"cache: {result.cache_hits} hits, {result.cache_misses} misses; wall time {result.wall_seconds:.1f} s")
     return 0

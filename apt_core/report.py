@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from apt_core.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
+from apt_core.stats import STARS_LEGEND
 
 #: the tables' phases: the paper's, then the clean-data popularity ranking (our yardstick; the paper has none)
 TABLE_PHASES = (*PAPER_PHASES, "popularity")
@@ -79,8 +80,8 @@ def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True)
                 cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
-               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed); ↑ before the stars: APT is "
+    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT against the best baseline (lowest mean among PCMF, AT, "
+               f"APT-rand): {STARS_LEGEND}; ↑ before the stars: APT is "
                "significantly *worse* (higher target HR) than that baseline. "
                "† a range that the paper's text gives over several attacks (or without the target set), "
                "not a per-cell value. No parentheses: the paper gives no number for that cell.")
