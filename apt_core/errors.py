@@ -16,3 +16,16 @@ class ConfigError(AptError, ValueError):
 
 class CancelledError(AptError):
     """A long run was cancelled by its caller (progress callback returned False)."""
+
+
+class AptWarning(UserWarning):
+    """Something a user should know that does not stop the work (duplicate rows, a cache that
+    cannot be written...).  The CLI prints each as one ``warning: ...`` line on stderr; the
+    dashboard shows it beside the result."""
+
+
+def warn(message: str) -> None:
+    """Issue an :class:`AptWarning` (the message names its file or run, so distinct ones all show)."""
+    import warnings
+
+    warnings.warn(message, AptWarning, stacklevel=3)

@@ -44,7 +44,7 @@ from apt_core.data import leave_one_out, load_dataset, select_targets
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import Split, attack_budget
 from apt_core.defenses import DefenseContext, defense_names, make_defense
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, DataError, warn
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift, robustness_improvement
 from apt_core.models.mf import MFConfig
 from apt_core.runtime import resolve_device
@@ -103,6 +103,9 @@ class Scenario:
             raise ConfigError(f"--n-targets must be at least 1, got {self.n_targets}")
         if self.filler is not None and self.filler < 0:
             raise ConfigError(f"--filler must be non-negative, got {self.filler}")
+        # numpy and torch take seeds in 0..2**32-1; the repetitions use seed .. seed+seeds-1
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
+            raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")
         resolve_device(self.device)
 
     def key(self, device: str | None = None) -> str:
@@ -262,6 +265,30 @@ def _float(value) -> float | None:
 
 def _jsonable(value):
     return value.item() if hasattr(value, "item") else value
+
+
+def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
+    """Refuse settings that would give meaningless numbers on this data set."""
+    if scenario.k >= data.n_items:
+        raise ConfigError(
+            f"--k {scenario.k} is not smaller than the catalogue of {data.name} ({data.n_items} items): every top-{scenario.k} "
+            f"list would hold every item, so every hit ratio would be 1.0; choose --k below {data.n_items}"
+        )
+
+
+def check_split_usable(data: RatingData, split: Split) -> None:
+    """Leave-one-out needs users with two or more ratings; say so instead of failing later."""
+    n_test = int((split.test_items >= 0).sum())
+    if n_test == 0:
+        counts = data.interactions.user_counts
+        raise DataError(
+            f"{data.name}: no user keeps a test rating: leave-one-out holds out one rating of each user with at least 2 "
+            f"ratings, and all {data.n_users} users have {'exactly 1 rating' if counts.max() <= 1 else 'too few ratings'} "
+            "(test HR cannot be measured; each user needs 2 or more ratings)"
+        )
+    if n_test < 0.5 * data.n_users:
+        warn(f"{data.name}: only {n_test} of {data.n_users} users keep a test rating (the others have a single rating): "
+             "test HR is measured on those users only")
 
 
 def _parse_targets(scenario: Scenario, data: RatingData, split: Split) -> np.ndarray:
@@ -478,7 +505,9 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     report(0.0, "loading data")
     if data is None:
         data = load_dataset(scenario.dataset, scenario.data_dir)
+    check_scenario_fits_data(scenario, data)
     split = leave_one_out(data, scenario.seed)
+    check_split_usable(data, split)
     targets = _parse_targets(scenario, data, split)
     mf_config = MFConfig(epochs=scenario.epochs)
     budget = None

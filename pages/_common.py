@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -42,19 +43,84 @@ def settings() -> dict:
     return {"dataset": dataset, "data_dir": data_dir, "seed": int(ss.get("seed", 0)), "device": ss.get("device", "auto")}
 
 
-def save_upload(name: str, content: bytes) -> str:
-    """Validate an uploaded rating file and keep it on disk (the library loads by path)."""
+#: uploads live in one private folder per browser session under this root
+UPLOAD_ROOT = Path(tempfile.gettempdir()) / "apt_lab_uploads"
+#: a session folder untouched this long belongs to a finished session: removed
+UPLOAD_MAX_AGE_S = 6 * 3600
+
+
+def _safe_stem(name: str, limit: int = 40) -> str:
+    """A file-name stem that is safe on any file system: no folders, no dot files, short."""
+    stem = Path(str(name).replace("\\", "/")).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:limit]
+    return stem or "upload"
+
+
+def sweep_old_uploads(root: Path = UPLOAD_ROOT, max_age: float = UPLOAD_MAX_AGE_S) -> int:
+    """Remove session upload folders not used for ``max_age`` seconds; returns how many."""
+    import shutil
+    import time
+
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > max_age:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def session_upload_folder() -> Path:
+    """This browser session's own upload folder (created on first use, kept fresh while used).
+
+    Sessions never share files: one session cannot read, replace or delete another's upload.
+    Folders of ended sessions are removed by age (Streamlit has no reliable end-of-session hook).
+    """
+    ss = st.session_state
+    folder = ss.get("_upload_dir")
+    if not folder or not Path(folder).is_dir():
+        UPLOAD_ROOT.mkdir(parents=True, exist_ok=True)
+        sweep_old_uploads()
+        folder = tempfile.mkdtemp(prefix="session-", dir=UPLOAD_ROOT)
+        ss["_upload_dir"] = folder
+    try:
+        os.utime(folder)  # in use: not swept
+    except OSError:
+        pass
+    return Path(folder)
+
+
+def save_upload(name: str, content: bytes, folder: str | Path | None = None) -> str:
+    """Validate an uploaded rating file and keep it on disk (the library loads by path).
+
+    ``folder``: where to keep it (default: this session's upload folder).  The stored name
+    is a sanitised, shortened stem plus the content hash, whatever the browser sent.
+    Text that is not UTF-8 is refused with the line of the first bad byte, never decoded
+    with replacement characters.
+    """
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    stem = _safe_stem(name)
+    parse_upload(digest, f"{stem}.csv", content)  # raises DataError with file, line and reason
+    folder = Path(folder) if folder is not None else session_upload_folder()
+    path = folder / f"{stem}-{digest}.csv"
+    if not path.is_file():
+        from apt_core.cache import atomic_write_bytes
+
+        atomic_write_bytes(path, content)
+    return str(path)
+
+
+@st.cache_resource(show_spinner="Checking the file...", max_entries=4)
+def parse_upload(digest: str, name: str, _content: bytes):
+    """Parse an upload once per content hash (reruns and other sessions reuse it)."""
     from apt_core.data import load_csv
 
-    text = content.decode("utf-8", errors="replace")
-    load_csv(name, text=text)  # raises DataError with file, line and reason
-    folder = Path(tempfile.gettempdir()) / "apt_lab_uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(content).hexdigest()[:16]
-    path = folder / f"{Path(name).stem}-{digest}.csv"
-    if not path.exists():
-        path.write_bytes(content)
-    return str(path)
+    return load_csv(name, text=_content)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from apt_core.errors import DataError
+from apt_core.errors import DataError, warn
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,8 @@ class RatingData:
     item_titles: list[str] | None = None
     source: str = ""
     fixed_test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    #: what loading noticed but did not refuse (duplicate rows...), for the CLI and the app to show
+    warnings: list[str] = field(default_factory=list, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -267,11 +269,16 @@ def build_rating_data(
     key = users * len(item_ids) + items
     _, last_from_end = np.unique(key[::-1], return_index=True)
     keep = np.sort(len(key) - 1 - last_from_end)
+    notes = []
+    if len(keep) < len(key):
+        notes.append(f"{name}: {len(key) - len(keep)} of {len(key)} rows repeat a (user, item) pair already rated; "
+                     "the last rating of each pair is kept")
+        warn(notes[-1])
     inter = Interactions(users[keep], items[keep], ratings[keep].astype(np.float32), len(user_ids), len(item_ids), scale)
     title_list = None
     if titles:
         title_list = [titles.get(_native(i), "") for i in item_ids]
-    return RatingData(name, inter, user_ids, item_ids, title_list, source)
+    return RatingData(name, inter, user_ids, item_ids, title_list, source, warnings=notes)
 
 
 def _native(value):
