@@ -259,9 +259,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from apt_core.bench import run_bench
+    from apt_core.bench import bench_load, format_table, run_bench
 
-    run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+    if args.load_rows is not None and args.load_rows < 1:
+        raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
+    if not args.load_only:
+        run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+    if args.load_rows:
+        print(format_table(bench_load(args.load_rows, max(1, min(3, args.repeats))), "cpu (loader, child process)"))
     return 0
 
 
@@ -336,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+    bench.add_argument("--load-rows", type=int, default=None, metavar="N",
+                       help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
+    bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")
     bench.set_defaults(func=cmd_bench)
 
     data = sub.add_parser("data", help="load a data set and print its statistics")
