@@ -259,6 +259,8 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     store = result_store()
     cached = store.get(key)
     if cached is not None:
+        for note in store.get(key + "#notes") or []:
+            st.warning(note)
         return cached
     shared = safe_mode()
     if shared and is_heavy(kind, scenario) and not is_presenter():
@@ -282,15 +284,19 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     def queued(ahead: int) -> None:
         bar.progress(0.0, text=f"queued: the server runs {run_slots().limit} run(s) at a time; {ahead} waiting before yours")
 
+    from apt_core.errors import collect_warnings
+
     try:
-        if shared:
-            with run_slots().slot(on_wait=queued):
+        with collect_warnings() as notes:
+            if shared:
+                with run_slots().slot(on_wait=queued):
+                    result = fn(scenario, progress)
+            else:
                 result = fn(scenario, progress)
-        else:
-            result = fn(scenario, progress)
     except Exception:
         st.session_state["_running"] = None  # a failure is not a cancellation
         raise
+    store.put(key + "#notes", list(notes))  # shown with the result (a cache that cannot be written...)
     store.put(key, result)
     st.session_state["_running"] = None
     # Render again from the cache: the Run/Cancel buttons and the bar disappear.

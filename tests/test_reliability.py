@@ -309,3 +309,31 @@ def test_scenario_seed_out_of_range_names_the_flag():
     for seed in (-1, 2**40):
         with pytest.raises(ConfigError, match="--seed"):
             Scenario(seed=seed).validate()
+
+
+# ---------------------------------------------------------------- loading speed (measured by `bench --load-rows`)
+
+
+def test_comma_files_take_the_fast_parser(tmp_path, monkeypatch):
+    """Well-formed comma files (quoted fields included) never reach the line-by-line parser."""
+    import apt_core.data.parsing as parsing
+    from apt_core.data import load_csv
+
+    def slow(*args, **kwargs):
+        raise AssertionError("the line-by-line parser ran on a well-formed file")
+
+    monkeypatch.setattr(parsing, "_careful_parse", slow)
+    path = tmp_path / "q.csv"
+    path.write_text('user,item,rating,timestamp\n"smith, j","The Film, 2",4,1\nbob,"The Film, 2",2,2\nbob, x ,5,3\n')
+    data = load_csv(path)
+    assert sorted(data.user_ids.tolist()) == ["bob", "smith, j"] and sorted(data.item_ids.tolist()) == ["The Film, 2", "x"]
+    numeric = tmp_path / "n.csv"
+    numeric.write_text("1,10,4\n2,10,3\n2,11,5\n")
+    data = load_csv(numeric)
+    assert data.user_ids.tolist() == [1, 2] and data.n_ratings == 3
+
+
+def test_bench_load_reports_time_and_peak_memory(capsys):
+    assert main(["bench", "--load-rows", "2000", "--load-only", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "load CSV, 2000 rows" in out and "peak memory" in out and "failed" not in out

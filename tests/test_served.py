@@ -219,3 +219,24 @@ def test_an_upload_is_parsed_once(tmp_path, monkeypatch):
         assert save_upload("r.csv", content, folder=tmp_path / "s") == path
     assert load_data(path, None).n_ratings > 0
     assert len(calls) == 1
+
+
+def test_warnings_reach_the_page(tmp_path, monkeypatch):
+    """A run's warnings (here: the cache cannot be written) are shown beside its result."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    at = page("defense", **{"def-defenses": ["none"]}).run()
+    [b for b in at.button if b.key == "run-defense"][0].click()
+    at.run()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "cannot be written" in texts(at)
+
+
+def test_duplicate_rows_are_shown_on_the_data_page(tmp_path):
+    from pages._common import save_upload
+
+    rows = "user,item,rating\n" + "".join(f"{u},{i},3\n" for u in range(12) for i in range(10)) + "1,1,5\n"
+    path = save_upload("dups.csv", rows.encode(), folder=tmp_path)
+    at = page("data", dataset="uploaded CSV", uploaded_path=path).run()
+    assert "repeat a (user, item) pair" in texts(at)
