@@ -370,14 +370,22 @@ def main(argv: list[str] | None = None) -> int:
     from apt_core.runtime import configure_threads
 
     configure_threads()
+    from apt_core.procs import terminate_on_sigterm
+
     debug = getattr(args, "debug", False) or os.environ.get("APT_LAB_DEBUG", "") not in ("", "0")
     warnings.showwarning = _show_warning
     try:
-        return args.func(args)
+        with terminate_on_sigterm():  # SIGTERM unwinds like Ctrl-C: worker pools are stopped, temp files removed
+            return args.func(args)
     except CancelledError as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from apt_core.procs import Terminated
+
+        if isinstance(exc, Terminated):
+            print("terminated", file=sys.stderr)
+            return 143
         print("cancelled", file=sys.stderr)
         return 130
     except AptError as exc:

@@ -347,10 +347,19 @@ def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, j
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from multiprocessing.managers import SyncManager
+
+    from apt_core.procs import die_with_parent, pdeathsig_wanted, stop_pool
+
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
+    # Every helper process dies with this one (a killed parent leaves no orphans, see apt_core.procs).
+    guard = (os.getpid(), pdeathsig_wanted())
+    manager = SyncManager(ctx=ctx)
+    manager.start(initializer=die_with_parent, initargs=guard)
+    with manager:
         messages = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=die_with_parent, initargs=guard)
+        try:
             for wave in waves:
                 if not wave:
                     continue
@@ -378,6 +387,10 @@ def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, j
                                 fut.cancel()
                             raise CancelledError("reproduce cancelled")
                 done += sum(w for _, w, _ in wave)
+        except BaseException:
+            stop_pool(pool)  # an error, Ctrl-C or SIGTERM: kill the workers, do not wait for their tasks
+            raise
+        pool.shutdown(wait=True)
     return done
 
 
@@ -472,7 +485,14 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache, data=data)
         results[(targets, attack)] = res
         if store is not None:
-            run_ids.append(store.record(res, label="reproduce"))
+            from apt_core.store import HistoryError
+
+            try:
+                # once=True: a rerun after a kill does not record a finished scenario twice
+                run_ids.append(store.record(res, label="reproduce", once=True))
+            except HistoryError as exc:
+                skipped.append(f"results not recorded in the history: {exc}")
+                store = None  # the tables are still written; one warning is enough
         done += cfg.seeds
 
     table2 = _table(results, cfg, "target_hr")
