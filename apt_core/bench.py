@@ -228,10 +228,10 @@ def bench_load(n_rows: int, repeats: int = 1, pythonpath: str | None = None) -> 
         size = write_synthetic_csv(path, n_rows)
         times, peaks = [], []
         env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-        if pythonpath:
-            env["PYTHONPATH"] = pythonpath
+        env["PYTHONPATH"] = pythonpath or os.pathsep.join(p for p in sys.path if p)
         for _ in range(max(1, repeats)):
-            proc = subprocess.run([sys.executable, "-c", _LOAD_CHILD, path], capture_output=True, text=True, env=env)
+            # cwd: the temporary folder, so ``-c`` does not import apt_core from wherever we run
+            proc = subprocess.run([sys.executable, "-c", _LOAD_CHILD, path], capture_output=True, text=True, env=env, cwd=tmp)
             if proc.returncode != 0:
                 tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 rows.append(BenchRow(f"load CSV, {n_rows} rows", float("nan"), float("nan"), 0, f"failed: {tail}"))

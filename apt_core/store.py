@@ -160,13 +160,18 @@ class RunStore:
             reason = "the path is a folder, not a file"
         elif "locked" in reason or "busy" in reason:
             reason = f"the database is locked by another process (waited {self.timeout:g} s)"
+        elif doing == "write" and not os.access(self.path if self.path.exists() else self.path.parent, os.W_OK):
+            reason = f"the file or its folder is read-only ({reason})"
         return HistoryError(f"run history {self.path}: cannot {doing}: {reason}")
 
     # -- connections ---------------------------------------------------------------------
-    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+    def _connect(self, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
         if readonly:
-            # mode=ro never creates or changes the file (nor its WAL), so reading needs no write access.
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", timeout=self.timeout, isolation_level=None, uri=True)
+            # mode=ro never creates or changes the database.  immutable=1 (the fallback on
+            # read-only media, where a WAL database cannot create its shared-memory file)
+            # also skips locking: right for a file that nobody can write anyway.
+            uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+            conn = sqlite3.connect(uri, timeout=self.timeout, isolation_level=None, uri=True)
         else:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -230,7 +235,13 @@ class RunStore:
         if not self.path.exists():
             return empty
         try:
-            conn = self._connect(readonly=True)
+            try:
+                conn = self._connect(readonly=True)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "unable to open" not in str(exc) and "readonly" not in str(exc) or self.path.is_dir():
+                    raise
+                conn = self._connect(readonly=True, immutable=True)
             try:
                 has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
                 if not has_runs:

@@ -337,3 +337,33 @@ def test_bench_load_reports_time_and_peak_memory(capsys):
     assert main(["bench", "--load-rows", "2000", "--load-only", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "load CSV, 2000 rows" in out and "peak memory" in out and "failed" not in out
+
+
+def _read_only_mount_works() -> bool:
+    if os.geteuid() != 0 or not Path("/usr/bin/unshare").exists():
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _read_only_mount_works(), reason="needs root and unshare for a read-only bind mount")
+def test_read_only_history_and_cache_on_read_only_media(homes, capsys):
+    """The real thing: the history and the cache on a read-only file system."""
+    ro = homes / "ro"
+    ro.mkdir()
+    rc, _, _ = _run(capsys, "--history-db", str(ro / "h.sqlite"), "--cache-dir", str(ro / "cache"))
+    assert rc == 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    mount = f"mount --bind {ro} {ro} && mount -o remount,ro,bind {ro}"
+
+    def in_ro(*args):
+        cmd = " ".join([sys.executable, "-m", "apt_core", *args])
+        return subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && {cmd}"], capture_output=True, text=True, env=env, timeout=300)
+
+    listed = in_ro("history", "--json", "--history-db", str(ro / "h.sqlite"))
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1
+    run = in_ro(*RUN, "--epochs", "2", "--history-db", str(ro / "h.sqlite"), "--cache-dir", str(ro / "cache"))
+    assert run.returncode == 0 and json.loads(run.stdout)["rows"], run.stderr
+    warnings_ = [ln for ln in run.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings_) == 2 and "Traceback" not in run.stderr  # the cache, then the history

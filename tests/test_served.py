@@ -240,3 +240,22 @@ def test_duplicate_rows_are_shown_on_the_data_page(tmp_path):
     path = save_upload("dups.csv", rows.encode(), folder=tmp_path)
     at = page("data", dataset="uploaded CSV", uploaded_path=path).run()
     assert "repeat a (user, item) pair" in texts(at)
+
+
+def test_defense_page_says_when_a_run_was_not_recorded(tmp_path, monkeypatch):
+    (tmp_path / "history-is-a-folder").mkdir()
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history-is-a-folder"))
+    at = page("defense", **{"def-defenses": ["none"]}).run()
+    [b for b in at.button if b.key == "run-defense"][0].click()
+    at.run()
+    at.run()
+    assert not at.exception and at.dataframe  # the result is shown ...
+    assert "not recorded in the history" in texts(at)  # ... and the missing record is reported
+
+
+def test_history_page_on_a_broken_history_is_one_message(tmp_path, monkeypatch):
+    bad = tmp_path / "h.sqlite"
+    bad.write_bytes(b"garbage" * 100)
+    monkeypatch.setenv("APT_HISTORY_DB", str(bad))
+    at = page("history").run()
+    assert not at.exception and len(at.error) == 1 and "not a run history" in at.error[0].value
