@@ -624,5 +624,10 @@ def run_and_record(scenario: Scenario, progress: ProgressFn | None = None, cache
     result = run_scenario(scenario, progress, cache=cache or None)
     run_id = None
     if store:
-        run_id = (RunStore() if store is True else store).record(result, label=label)
+        from apt_core.store import HistoryError
+
+        try:
+            run_id = (RunStore() if store is True else store).record(result, label=label)
+        except HistoryError as exc:  # the result stands; only its record is missing
+            warn(f"the run was not recorded in the history: {exc}")
     return result, run_id
