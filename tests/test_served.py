@@ -259,3 +259,17 @@ def test_history_page_on_a_broken_history_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setenv("APT_HISTORY_DB", str(bad))
     at = page("history").run()
     assert not at.exception and len(at.error) == 1 and "not a run history" in at.error[0].value
+
+
+def test_served_sidebar_offers_only_allowed_folders(tmp_path, monkeypatch):
+    allowed = tmp_path / "class-data"
+    allowed.mkdir()
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.setenv("APT_LAB_DATA_DIRS", str(allowed))
+    monkeypatch.delenv("APT_DATA_DIR", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    assert not at.exception
+    assert not [t for t in at.sidebar.text_input if t.key == "data_dir"]  # no typed paths
+    folder = [s for s in at.sidebar.selectbox if s.key == "data_dir"][0]
+    assert folder.options == ["(none: download or cache)", str(allowed.resolve())] or str(allowed.resolve()) in str(folder.options)
+    assert "safe mode is on" in " ".join(c.value for c in at.sidebar.caption)
