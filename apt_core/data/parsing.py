@@ -43,14 +43,6 @@ def _check_decodes(raw: bytes, encoding: str, path: Path) -> None:
         raise DataError(f"{path}, line {line}: not {encoding} text (byte 0x{byte} at offset {exc.start}){hint}") from None
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    raw = _read_bytes(path)
-    if _is_utf8(encoding) and raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
-    _check_decodes(raw, encoding, path)
-    return raw.decode(encoding)
-
-
 class LineNumbers:
     """1-based file line of each data row, computed only when an error message needs one.
 
