@@ -89,7 +89,9 @@ def test_run_slots_queue_in_order():
         time.sleep(0.01)
     t2 = threading.Thread(target=second)
     t2.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not waits and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert order == ["first"] and slots.waiting == 1 and waits and waits[0] == 0
     release.set()
     t1.join(5)
