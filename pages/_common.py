@@ -81,7 +81,7 @@ def settings() -> dict:
 
 
 #: uploads live in one private folder per browser session under this root
-UPLOAD_ROOT = Path(tempfile.gettempdir()) / "apt_lab_uploads"
+UPLOAD_ROOT = Path(os.environ.get("APT_LAB_UPLOAD_DIR") or Path(tempfile.gettempdir()) / "apt_lab_uploads")
 #: a session folder untouched this long belongs to a finished session: removed
 UPLOAD_MAX_AGE_S = 6 * 3600
 

@@ -15,6 +15,7 @@ import tempfile  # noqa: E402
 _TEST_HOME = tempfile.mkdtemp(prefix="apt-lab-tests-")
 os.environ["APT_CACHE_DIR"] = os.path.join(_TEST_HOME, "cache")
 os.environ["APT_HISTORY_DB"] = os.path.join(_TEST_HOME, "history.sqlite")
+os.environ["APT_LAB_UPLOAD_DIR"] = os.path.join(_TEST_HOME, "uploads")  # the dashboard's per-session upload folders
 
 from pathlib import Path  # noqa: E402
 
