@@ -12,10 +12,11 @@ Concurrency: two processes (a CLI run and the dashboard, two terminals) may reco
 same moment.  The database runs in WAL mode, each write is one ``BEGIN IMMEDIATE``
 transaction (it takes the write lock up front, so a transaction never fails half-way on a
 lock upgrade), and a busy timeout plus a retry loop waits for the other writer instead of
-failing -- for at most ``APT_HISTORY_TIMEOUT`` seconds (default 5): a history that stays
+failing -- for about ``APT_HISTORY_TIMEOUT`` seconds (default 5): a history that stays
 locked longer fails with :class:`HistoryError`, which callers report as a warning after the
-result is out.  Nothing is lost; readers never block writers and never need write access.  A fresh connection per call keeps
-the object safe to share between threads (Streamlit reruns scripts in threads).
+result is out.  Nothing is lost; readers never block writers and never need write access.
+A fresh connection per call keeps the object safe to share between threads (Streamlit
+reruns scripts in threads).
 """
 from __future__ import annotations
 
