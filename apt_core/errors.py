@@ -61,3 +61,11 @@ def collect_warnings() -> Iterator[list[str]]:
         yield notes
     finally:
         stack.remove(notes)
+
+
+class DivergedError(AptError):
+    """Training diverged: a loss, a factor or a score is NaN or infinite.
+
+    Raised instead of evaluating such a model: ranks count strictly higher scores and NaN
+    never compares higher, so a NaN model would otherwise rank every item first (HR = 1.0).
+    """
