@@ -271,7 +271,14 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache, data=data)
         results[(targets, attack)] = res
         if store is not None:
-            run_ids.append(store.record(res, label="reproduce"))
+            from apt_core.store import HistoryError
+
+            try:
+                # once=True: a rerun after a kill does not record a finished scenario twice
+                run_ids.append(store.record(res, label="reproduce", once=True))
+            except HistoryError as exc:
+                skipped.append(f"results not recorded in the history: {exc}")
+                store = None  # the tables are still written; one warning is enough
         done += cfg.seeds
 
     table2 = results_table(results, cfg, "target_hr")

@@ -19,14 +19,18 @@ PAPER_NOTE = (
 
 
 def run_and_record(scenario: Scenario, progress) -> object:
-    """Run the scenario, then keep it in the run history (when the run store is available)."""
+    """Run the scenario, then keep it in the run history; a history failure is reported, not hidden.
+
+    The result is returned (and shown) either way; the note is kept on the result so the
+    page can say why the run is missing from the History page.
+    """
     result = run_scenario(scenario, progress, cache=artifact_cache())
     try:
         from apt_core.store import RunStore
 
         RunStore().record(result, label="dashboard")
-    except Exception:  # noqa: BLE001 -- history is a convenience; the result is still shown
-        pass
+    except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown
+        result.history_note = f"This run was not recorded in the history: {exc}"
     return result
 
 
@@ -63,6 +67,8 @@ def body() -> None:
     if result is None:
         st.info("Press the button to run clean MF, the attack and each chosen defense (seed by seed).")
         return
+    if getattr(result, "history_note", None):
+        st.warning(result.history_note)
     table, shown, fig = results_views(result)
     st.subheader(f"Target HR@{scenario.k} and test HR@{scenario.k} (mean ± sd over {scenario.seeds} seed(s))")
     st.dataframe(shown, hide_index=True, width="stretch", key="def-table")
