@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apt_core.attacks._common import check_float, check_int, top_fillers_from_dense
+from apt_core.attacks._common import check_filler_ratings, check_float, check_int, rerate_fillers_like_average, top_fillers_from_dense
 from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_model, initial_ratings, soft_membership
 from apt_core.attacks.base import Attack, FakeProfiles, ProgressFn
 from apt_core.data.dataset import Interactions
@@ -54,7 +54,7 @@ class PGAAttack(Attack):
 
     def __init__(self, iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, mf_epochs: int = 25,
                  top_k: int = 20, max_users: int = 200, refresh_every: int = 10, sparse: bool = True,
-                 temperature: float = 0.05) -> None:
+                 temperature: float = 0.05, filler_ratings: str = "optimised") -> None:
         self.iterations = check_int("iterations", iterations, 1)
         self.step_size = check_float("step_size", step_size, 0.0, None, low_open=True)
         self.ridge = check_float("ridge", ridge, 0.0, None, low_open=True)
@@ -66,6 +66,7 @@ class PGAAttack(Attack):
             raise ConfigError(f"sparse must be True or False, got {sparse!r}")
         self.sparse = sparse
         self.temperature = check_float("temperature", temperature, 0.0, None, low_open=True)
+        self.filler_ratings = check_filler_ratings(filler_ratings)
         self._history: list[float] = []
 
     @property
@@ -114,4 +115,8 @@ class PGAAttack(Attack):
         self._history = history
         # Items tied at the upper bound are ordered by the last gradient: the direction the
         # attacker would still push them.
-        return top_fillers_from_dense(X.cpu().numpy(), targets, n_filler, train.scale, tie_break=grad.cpu().numpy())
+        profiles = top_fillers_from_dense(X.cpu().numpy(), targets, n_filler, train.scale, tie_break=grad.cpu().numpy())
+        if self.filler_ratings == "average":
+            # Keep the optimised item choice, draw the ratings as Average does (stealthier).
+            profiles = rerate_fillers_like_average(profiles, train, targets, rng)
+        return profiles

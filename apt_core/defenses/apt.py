@@ -65,8 +65,9 @@ class APT(ERMTraining):
         warm_start: bool = True,
         n_probe: int = 10,
         er_loss: str = "mean",
+        detector: str = "cogroup",
     ):
-        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus)
+        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, detector)
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if not (float(damping) >= 0 and np.isfinite(damping)):

@@ -29,9 +29,10 @@ class APTRand(ERMTraining):
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
+        detector: str = "cogroup",
     ):
         # No temperature and no r+: items are uniform and ratings unlifted by definition.
-        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None)
+        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, detector)
         del self.t, self.r_plus
 
     def _generate(self, state: RoundState) -> ERMBatch:

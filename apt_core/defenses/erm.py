@@ -16,6 +16,9 @@ setting (DESIGN section 6, step 6):
 - ``"observed"``: the data the defender trains on, fake users included (honest).
 - ``"robust"``: the observed data, but each item's median and scaled median absolute
   deviation, which a minority of fake ratings at the maximum moves less than the mean.
+- ``"trusted"``: the observed data without the users a shilling detector flags
+  (``detector``, default ``cogroup``; :mod:`apt_core.detection`).  Honest: the detector sees
+  only the observed data and decides from it how many users to flag.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
 
-ERM_STATS = ("observed", "clean", "robust")
+ERM_STATS = ("observed", "clean", "robust", "trusted")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,12 @@ class ERMTraining(Defense):
         t_inter: int | None = None,
         m_star: int | None = None,
         r_plus: float | None = None,
+        detector: str = "cogroup",
     ):
+        from apt_core.detection import detector_names
+
+        if detector not in detector_names():
+            raise ConfigError(f"detector must be one of {', '.join(detector_names())}, got {detector!r}")
         if not (0.0 <= float(erm_fraction) <= 1.0):
             raise ConfigError(f"erm_fraction must lie in [0, 1], got {erm_fraction}")
         if erm_stats not in ERM_STATS:
@@ -140,6 +148,7 @@ class ERMTraining(Defense):
         self.t_inter = t_inter
         self.m_star = m_star
         self.r_plus = r_plus
+        self.detector = detector
 
     def resolved_settings(self, dataset: str, n_items: int) -> APTSettings:
         base = settings_for(dataset, n_items)
@@ -153,6 +162,10 @@ class ERMTraining(Defense):
         )
 
     def _statistics(self, train: Interactions, context: DefenseContext) -> tuple[np.ndarray, np.ndarray]:
+        if self.erm_stats == "trusted":
+            means, stds, detection = trusted_statistics(train, self.detector, context.random_state)
+            self._detection = detection
+            return means, stds
         if self.erm_stats == "clean":
             if context.clean_train is None:
                 raise ConfigError("erm_stats='clean' needs the clean training data (context.clean_train); use 'observed'")
@@ -174,6 +187,7 @@ class ERMTraining(Defense):
         # n* = erm_fraction x users.  The recommender counts every account it has: it cannot
         # tell fake users apart, so n_real_users (known only to the evaluation) is not used.
         n_erm = int(round(self.erm_fraction * train.n_users))
+        self._detection = None
         means, stds = self._statistics(train, context)
         rng = np.random.default_rng([int(context.random_state), 7411])
         trainer = MFTrainer(n_obs, train.n_items, cfg, context.device, context.random_state)
@@ -223,6 +237,8 @@ class ERMTraining(Defense):
             "seconds_total": time.perf_counter() - t_start,
             "final_loss": trainer.last_loss,
         }
+        if self._detection is not None:
+            diagnostics.update(detection_diagnostics(self._detection))
         if not rounds:
             diagnostics["note"] = f"no regeneration happened: {cfg.epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
         return DefenseResult(trainer.model(), diagnostics)
@@ -247,6 +263,33 @@ class RoundState:
     epoch: int = 0
     last_batch: ERMBatch | None = None
     cache: dict | None = None
+
+
+def without_users(train: Interactions, drop: np.ndarray) -> Interactions:
+    """``train`` minus every rating of the users where ``drop`` is True (user ids unchanged)."""
+    keep = ~np.asarray(drop, dtype=bool)[train.users]
+    return Interactions(train.users[keep], train.items[keep], train.ratings[keep], train.n_users, train.n_items, train.scale, train.n_real_users)
+
+
+def trusted_statistics(train: Interactions, detector: str, random_state: int = 0):
+    """Item (mean, std) over the users the detector does not flag, plus the detection."""
+    from apt_core.detection import make_detector
+
+    detection = make_detector(detector).detect(train, random_state)
+    kept = without_users(train, detection.flagged)
+    # An item rated only by flagged users falls back to the global statistics of the kept data.
+    return kept.item_means(), kept.item_stds(), detection
+
+
+def detection_diagnostics(detection) -> dict:
+    """What a detection-based defense reports (the evaluation turns it into metrics)."""
+    return {
+        "detector": detection.detector,
+        "detection_cut": detection.cut,
+        "detection_threshold": detection.threshold,
+        "flagged_users": np.flatnonzero(detection.flagged).astype(np.int32),
+        "suspicion": detection.scores.astype(np.float32),
+    }
 
 
 def sample_without_replacement(logits: np.ndarray, n_rows: int, k: int, rng: np.random.Generator) -> np.ndarray:
