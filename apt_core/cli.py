@@ -147,6 +147,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from apt_core.detect import format_detection, run_detection
+
+    scenario = scenario_from_args(args)
+    detectors = list(args.detectors) if args.detectors else None
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json))
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        d = report.dataset
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; attack {scenario.attack} on {scenario.targets} targets, "
+              f"{scenario.seeds} seed(s); each detector flags users by its own data-driven cut")
+        print(format_detection(report))
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from apt_core.reproduce import ReproduceConfig, TextProgress, reproduce
 
@@ -252,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(run)
     run.set_defaults(func=cmd_run)
+
+    det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
+    add_scenario_arguments(det)
+    det.add_argument("--detectors", type=_defense_list, default=None, help="comma list (default: every registered detector)")
+    det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_cache_arguments(det, history=False)
+    det.set_defaults(func=cmd_detect, attack="average")
 
     from apt_core.attacks.io import add_cli as add_poison_cli
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.apt import APT
 from apt_core.defenses.base import DefenseContext, DefenseResult
-from apt_core.defenses.erm import item_statistics, without_users
+from apt_core.defenses.erm import detection_diagnostics
+from apt_core.defenses.erm import compact_users, expand_users, item_statistics, without_users
 from apt_core.detection.base import check_bool
 
 
@@ -36,13 +37,20 @@ class APTTrusted(APT):
 
         detection = make_detector(self.detector).detect(train, context.random_state)
         self._flagged_detection = detection
-        data = without_users(train, detection.flagged) if self.drop_suspects else train
-        result = super().fit(data, context)
+        if not self.drop_suspects:
+            result = super().fit(train, context)
+        else:
+            data, kept_ids = compact_users(train, detection.flagged)
+            result = super().fit(data, context)
+            result = DefenseResult(expand_users(result.model, kept_ids, train.n_users), result.diagnostics)
+        # Report the detection in the observed data's user ids (flagged ids, per-user scores).
+        result.diagnostics.update(detection_diagnostics(detection))
         result.diagnostics["drop_suspects"] = self.drop_suspects
         return result
 
     def _statistics(self, train: Interactions, context: DefenseContext):
         # The detection ran once, on the observed data, in fit().
-        detection = self._flagged_detection
-        self._detection = detection
-        return item_statistics(without_users(train, detection.flagged), "observed")
+        if not self.drop_suspects:
+            self._detection = self._flagged_detection
+            return item_statistics(without_users(train, self._flagged_detection.flagged), "observed")
+        return item_statistics(train, "observed")  # train is already the kept users

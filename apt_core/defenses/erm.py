@@ -271,6 +271,39 @@ def without_users(train: Interactions, drop: np.ndarray) -> Interactions:
     return Interactions(train.users[keep], train.items[keep], train.ratings[keep], train.n_users, train.n_items, train.scale, train.n_real_users)
 
 
+def compact_users(train: Interactions, drop: np.ndarray) -> tuple[Interactions, np.ndarray]:
+    """``train`` without the dropped users, the kept ones renumbered ``0..k-1`` in order.
+
+    Returns the compact data and the kept users' original ids.  Training on it is training
+    on what the defender keeps: the dropped accounts no longer exist, so they take no rows
+    (and no draws of the initialiser's random stream) in the model.
+    """
+    drop = np.asarray(drop, dtype=bool)
+    kept_ids = np.flatnonzero(~drop)
+    new_id = np.full(train.n_users, -1, dtype=np.int64)
+    new_id[kept_ids] = np.arange(len(kept_ids))
+    keep = ~drop[train.users]
+    n_real = int((kept_ids < train.n_real_users).sum())
+    compact = Interactions(new_id[train.users[keep]], train.items[keep], train.ratings[keep], len(kept_ids), train.n_items, train.scale, n_real)
+    return compact, kept_ids
+
+
+def expand_users(model, kept_ids: np.ndarray, n_users: int):
+    """An MF model over all ``n_users`` ids from one fitted on the kept users only.
+
+    A dropped user (flagged, its ratings unused) gets the mean of the kept users' factors:
+    it is recommended what an average user would be.
+    """
+    import torch
+
+    from apt_core.models.mf import MFModel
+
+    P = model.P[: len(kept_ids)]
+    full = P.mean(0, keepdim=True).repeat(n_users, 1)
+    full[torch.from_numpy(kept_ids).to(P.device)] = P
+    return MFModel(full, model.Q)
+
+
 def trusted_statistics(train: Interactions, detector: str, random_state: int = 0):
     """Item (mean, std) over the users the detector does not flag, plus the detection."""
     from apt_core.detection import make_detector

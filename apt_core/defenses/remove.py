@@ -5,8 +5,9 @@ One defense per detector, registered as ``remove-<detector>`` (``remove-cogroup`
 ``remove-rdma``, ...).  Threat model: the defender sees only the observed data; the detector
 decides from it how many users to flag (``cut``, default the gap rule of
 :mod:`apt_core.detection.cuts`).  Budget: none added; the cost is the real users it flags,
-whose ratings are dropped (they keep their user id and are still recommended to, from a
-model that never saw their ratings).  Diagnostics: the flagged user ids, the suspicion
+whose ratings are dropped.  The model is trained on the kept users only (renumbered: the
+dropped accounts take no rows), then every dropped user id gets the mean user factor, i.e.
+an average user's recommendations.  Diagnostics: the flagged user ids, the suspicion
 scores, the detector and its cut.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
-from apt_core.defenses.erm import detection_diagnostics, without_users
+from apt_core.defenses.erm import compact_users, detection_diagnostics, expand_users
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
 
@@ -38,9 +39,9 @@ class RemoveSuspects(Defense):
         from apt_core.detection import make_detector
 
         detection = make_detector(self.detector_name, cut=self.cut).detect(train, context.random_state)
-        kept = without_users(train, detection.flagged)
+        kept, kept_ids = compact_users(train, detection.flagged)
         cfg = context.mf_config
-        trainer = MFTrainer(train.n_users, train.n_items, cfg, context.device, context.random_state)
+        trainer = MFTrainer(kept.n_users, train.n_items, cfg, context.device, context.random_state)
         tensors = trainer.tensors(kept)
         for epoch in range(cfg.epochs):
             trainer.train_epochs(*tensors, 1)
@@ -48,7 +49,7 @@ class RemoveSuspects(Defense):
                 raise CancelledError("training cancelled")
         diagnostics = {"defense": self.name, "final_loss": trainer.last_loss, "ratings_removed": int(len(train) - len(kept)),
                        **detection_diagnostics(detection)}
-        return DefenseResult(trainer.model(), diagnostics)
+        return DefenseResult(expand_users(trainer.model(), kept_ids, train.n_users), diagnostics)
 
 
 def remove_defense_for(detector: str, summary: str) -> type[RemoveSuspects]:
