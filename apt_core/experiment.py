@@ -51,7 +51,7 @@ from apt_core.runtime import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 #: where APT's ERM users take item means/stds from (DESIGN section 6, step 6; robust = median/MAD)
-ERM_STATS_CHOICES = ("observed", "clean", "robust")
+ERM_STATS_CHOICES = ("observed", "clean", "robust", "trusted")
 
 ProgressFn = Callable[[float, str], object]
 
@@ -140,6 +140,8 @@ class PhaseResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
     from_cache: list[bool] = field(default_factory=list)
+    #: per seed, for defenses that flag users (remove-*, apt-trusted): metrics of the flags
+    detection: list[dict | None] = field(default_factory=list)
 
     @staticmethod
     def _mean(values: list[float]) -> float | None:
@@ -156,7 +158,7 @@ class PhaseResult:
         ri = None
         if origin is not None and attack is not None and self.phase not in ("origin", "attack"):
             ri = robustness_improvement(self._mean(self.target_hr), self._mean(origin.target_hr), self._mean(attack.target_hr))
-        return {
+        row = {
             "phase": self.phase,
             "target_hr": self._mean(self.target_hr),
             "target_hr_sd": self._sd(self.target_hr),
@@ -167,6 +169,14 @@ class PhaseResult:
             "prediction_shift": self._mean(self.prediction_shift),
             "seconds": self._mean(self.seconds),
         }
+        found = [d for d in self.detection if d]
+        if found:
+            # Means over seeds; the evaluation (not the defense) knows which users were fake.
+            row["detection"] = {"detector": found[0].get("detector"), **{
+                k: self._mean([d[k] for d in found if d.get(k) is not None])
+                for k in ("auc", "average_precision", "precision", "recall", "f1", "n_flagged", "real_flagged", "real_flagged_fraction")
+            }}
+        return row
 
 
 @dataclass
@@ -553,6 +563,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             ev, secs, diagnostics, cached = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
                                                           targets, scenario.k, device, cache_only)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
+            phases[name].detection.append(detection_summary(diagnostics, poisoned.n_real_users))
             step += 1
     report(1.0, "done")
     ordered = [phases["origin"], phases["attack"]] + [phases[n] for n in scenario.defenses]
@@ -566,7 +577,22 @@ def _defense_params(name: str, scenario: Scenario) -> dict:
     """Scenario-level settings a defense takes as hyper-parameters."""
     if name in ("apt", "apt-rand"):
         return {"erm_fraction": scenario.erm_fraction, "erm_stats": scenario.erm_stats}
+    if name == "apt-trusted":
+        return {"erm_fraction": scenario.erm_fraction}
     return {}
+
+
+def detection_summary(diagnostics: dict, n_real_users: int) -> dict | None:
+    """Detection metrics of a defense that flagged users (its diagnostics hold the flags)."""
+    if not diagnostics or "flagged_users" not in diagnostics or "suspicion" not in diagnostics:
+        return None
+    from apt_core.detection.metrics import detection_metrics, fake_mask
+
+    scores = np.asarray(diagnostics["suspicion"], dtype=np.float64)
+    flagged = np.zeros(len(scores), dtype=bool)
+    flagged[np.asarray(diagnostics["flagged_users"], dtype=np.int64)] = True
+    m = detection_metrics(fake_mask(len(scores), n_real_users), scores, flagged)
+    return {"detector": diagnostics.get("detector"), **m.to_dict()}
 
 
 def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict, from_cache: bool = False) -> None:
