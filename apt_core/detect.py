@@ -51,6 +51,8 @@ class DetectionReport:
     targets: list[int]
     runs: list[DetectorRun]
     stealth: list[dict] = field(default_factory=list)
+    #: the poisoned training data of each seed (for views of the flagged profiles; not in JSON)
+    poisoned: dict = field(default_factory=dict, repr=False)
 
     def detectors(self) -> list[str]:
         return list(dict.fromkeys(r.detector for r in self.runs))
@@ -114,6 +116,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     budget = attack_budget(split.train, scenario.attack_size, scenario.filler) if scenario.poison_file is None else None
     runs: list[DetectorRun] = []
     stealth: list[dict] = []
+    poisoned_by_seed: dict = {}
     total = scenario.seeds * (len(names) + 1)
     step = 0
 
@@ -130,6 +133,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
             fake, _, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device, None)
         step += 1
         poisoned = fake.inject(split.train)
+        poisoned_by_seed[seed] = poisoned
         is_fake = fake_mask(poisoned.n_users, poisoned.n_real_users)
         stealth.append(stealth_statistics(split.train, fake, targets).to_dict())
         for name in names:
@@ -143,7 +147,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     if progress is not None:
         progress(1.0, "done")
     info = {"name": data.name, "n_users": int(data.n_users), "n_items": int(data.n_items), "n_ratings": int(data.n_ratings)}
-    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth)
+    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed)
 
 
 def format_detection(report: DetectionReport) -> str:

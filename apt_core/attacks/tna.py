@@ -23,7 +23,12 @@ Algorithm:
    penalty ``eta * mean(X^2)`` on the filler ratings; projected gradient descent, the top-N
    lists refreshed every few iterations.
 4. Each fake user keeps the ``n_filler`` non-target items with the largest values as
-   fillers, denormalised and rounded to the grid.
+   fillers.  Their ratings are drawn ~ N(mean_j, std_j) as the Average attack's are
+   (``filler_ratings="average"``, default); ``"optimised"`` keeps the optimised values
+   (denormalised, rounded to the grid), which anti-correlate with the item means -- an
+   artefact that profile detectors catch (see :mod:`apt_core.attacks.pga`).  Measured on
+   ML-100K (split/target seed 100, attack seed 0, target HR@50 of plain MF): unpopular
+   targets 0.994 optimised vs 0.970 average fillers, random targets 0.448 vs 0.536.
 
 The loss of every iteration of the last run is in :attr:`objective_history` (lower is better).
 """
@@ -98,7 +103,7 @@ class TNAAttack(Attack):
     def __init__(self, subset_fraction: float = 0.2, top_n: int = 20, b: float = 0.1, eta: float = 0.01,
                  iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, damping: float = 1e-4,
                  cg_iterations: int = 10, mf_epochs: int = 25, max_users: int = 200, refresh_every: int = 10,
-                 temperature: float = 0.05, filler_ratings: str = "optimised") -> None:
+                 temperature: float = 0.05, filler_ratings: str = "average") -> None:
         self.subset_fraction = check_float("subset_fraction", subset_fraction, 0.0, 1.0, low_open=True)
         self.top_n = check_int("top_n", top_n, 1)
         self.b = check_float("b", b, 0.0, None, low_open=True)
