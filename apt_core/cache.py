@@ -260,7 +260,7 @@ class ArtifactCache:
 
     def __init__(self, root: str | Path | None = None, store_models: bool = True):
         if root is None:
-            from apt_core.store import default_cache_root
+            from apt_core.paths import default_cache_root
 
             root = default_cache_root() / "artifacts"
         self.root = Path(root).expanduser()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m apt_core {run,bench,data,...}`` (DESIGN section 8).
+"""Command line: ``python -m apt_core {run,poison,reproduce,history,cache,bench,data}`` (docs/cli.md).
 
 Errors that a user can fix (bad file, unknown name, out-of-range size) are printed as one
 ``error: ...`` line on stderr with exit status 2; no traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from apt_core.errors import AptError, CancelledError, ConfigError
 
@@ -164,6 +165,47 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_poison(args: argparse.Namespace) -> int:
+    """Generate an attack's fake profiles for a scenario and export them (the pipeline's first stages)."""
+    from apt_core.attacks.io import profile_format, save_profiles
+    from apt_core.experiment import generate_profiles, prepare
+    from apt_core.runtime import resolve_device
+    from apt_core.stealth import stealth_statistics
+
+    if args.attack == "none":
+        raise ConfigError("poison needs an attack: --attack random|average|bandwagon|aush|pga|tna")
+    out = Path(args.out)
+    profile_format(out)  # a bad ending fails before the attack runs
+    scenario = scenario_from_args(args)
+    scenario.validate()
+    prepared = prepare(scenario)
+    fake, _, _ = generate_profiles(scenario, prepared, scenario.seed, resolve_device(scenario.device))
+    split, targets = prepared.split, prepared.targets
+    save_profiles(fake, out, split.train.scale)
+    summary = {
+        "out": str(out),
+        "attack": scenario.attack,
+        "dataset": prepared.data.name,
+        "targets": [int(t) for t in targets],
+        "n_fake_users": fake.n_fake_users,
+        "n_filler": prepared.budget.n_filler,
+        "n_ratings": len(fake),
+        "stealth": stealth_statistics(split.train, fake, targets).to_dict(),
+    }
+    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
+    return 0
+
+
+def add_poison_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``)."""
+    p = subparsers.add_parser("poison", help="generate an attack's fake profiles and export them (CSV or the authors' .npy)")
+    add_scenario_arguments(p)
+    p.add_argument("--out", required=True, help="output file: .csv (user,item,rating) or .npy (dense normalised matrix)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_poison)
+    return p
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from apt_core.reproduce import ReproduceConfig, TextProgress, reproduce
 
@@ -277,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_arguments(det, history=False)
     det.set_defaults(func=cmd_detect, attack="average")
 
-    from apt_core.attacks.io import add_cli as add_poison_cli
-
-    add_poison_cli(sub)
+    add_poison_parser(sub)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")

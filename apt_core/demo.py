@@ -7,30 +7,28 @@ with APT in the authors' setting (item statistics from the clean data, an oracle
 defender has) beside it, falling back to the best available of each.  :func:`run_demo` runs it with
 :func:`apt_core.experiment.run_scenario`.
 
-:func:`explore_attack` runs the clean and the attacked MF of one seed exactly as
-``run_scenario`` does (same split, targets, seeds, attack call) but keeps the fitted models
-and the fake profiles, which the Attack and Profiles pages need (top-K lists of one user,
-user factors of fake vs real users).
+:func:`explore_attack` is :func:`~apt_core.experiment.run_scenario` for one seed with
+``keep_models=True`` (models from the artifact cache where it holds them), seen as an
+:class:`AttackView`: the fitted models and the fake profiles that the Attack and Profiles
+pages need (top-K lists of one user, user factors of fake vs real users).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from apt_core.attacks import attack_names, make_attack
+from apt_core.attacks import attack_names
 from apt_core.attacks.base import FakeProfiles
-from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import RatingData
-from apt_core.data.split import Split, attack_budget
-from apt_core.defenses import DefenseContext, defense_names, make_defense
-from apt_core.errors import CancelledError, ConfigError
-from apt_core.experiment import Scenario, ScenarioResult, _parse_targets, run_scenario
-from apt_core.metrics import Evaluation, evaluate
-from apt_core.models.mf import MFConfig
-from apt_core.runtime import resolve_device
+from apt_core.data.split import Split
+from apt_core.defenses import defense_names
+from apt_core.errors import ConfigError
+from apt_core.experiment import Scenario, ScenarioResult, run_scenario
+from apt_core.metrics import Evaluation
 
 ProgressFn = Callable[[float, str], object]
 
@@ -106,41 +104,24 @@ class AttackView:
     n_filler: int
 
 
-def explore_attack(scenario: Scenario, progress: ProgressFn | None = None) -> AttackView:
-    """Clean MF, the attack and MF on the poisoned data for ``scenario.seed``; models kept."""
-    scenario.validate()
-    device = resolve_device(scenario.device)
+def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache=None) -> AttackView:
+    """Clean MF, the attack and MF on the poisoned data for ``scenario.seed``; models kept.
 
-    def report(fraction: float, stage: str) -> None:
-        if progress is not None and progress(min(1.0, fraction), stage) is False:
-            raise CancelledError(f"cancelled during: {stage}")
-
-    def sub(lo: float, hi: float, stage: str):
-        def inner(fraction: float, detail: str = "") -> bool:
-            report(lo + (hi - lo) * fraction, f"{stage}{': ' + detail if detail else ''}")
-            return True
-
-        return inner
-
-    report(0.0, "loading data")
-    data = load_dataset(scenario.dataset, scenario.data_dir)
-    split = leave_one_out(data, scenario.seed)
-    targets = _parse_targets(scenario, data, split)
-    ctx = DefenseContext(MFConfig(epochs=scenario.epochs), device, scenario.seed, data.name, split.train, sub(0.0, 0.4, "clean MF"))
-    clean = make_defense("none").fit(split.train, ctx).model
-    clean_eval = evaluate(clean, split, targets, scenario.k)
-    fake, n_filler = None, 0
-    if scenario.attack != "none":
-        budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
-        n_filler = budget.n_filler
-        report(0.4, f"attack {scenario.attack}")
-        fake = make_attack(scenario.attack).generate(split.train, targets, budget.n_fake_users, budget.n_filler, scenario.seed, device, sub(0.4, 0.6, f"attack {scenario.attack}"))
-    poisoned = fake.inject(split.train) if fake is not None else split.train
-    ctx.progress = sub(0.6, 1.0, "MF on poisoned data")
-    attacked = make_defense("none").fit(poisoned, ctx).model if fake is not None else clean
-    attacked_eval = evaluate(attacked, split, targets, scenario.k) if fake is not None else clean_eval
-    report(1.0, "done")
-    return AttackView(scenario, data, split, targets, fake, clean, attacked, clean_eval, attacked_eval, n_filler)
+    The same pipeline as every other run (:func:`~apt_core.experiment.run_scenario`, one seed,
+    no defense), so its numbers are the ``origin`` and ``attack`` rows of that run;
+    ``cache`` (an ``ArtifactCache``) shares its models and fake profiles with them.
+    """
+    result = run_scenario(dataclasses.replace(scenario, seeds=1, defenses=("none",)), progress, cache=cache, keep_models=True)
+    models = result.models[0]
+    fake = result.fake_profiles[0]
+    if result.budget is not None:
+        n_filler = result.budget.n_filler
+    elif fake is not None:  # a poison file: fillers are what a fake user rates besides the targets
+        n_filler = int(round((~np.isin(fake.items, result.targets)).sum() / max(1, fake.n_fake_users)))
+    else:
+        n_filler = 0
+    return AttackView(scenario, result.data, result.split, result.targets, fake, models["origin"], models["attack"],
+                      result.phase("origin").evaluations[0], result.phase("attack").evaluations[0], n_filler)
 
 
 def top_k_items(model, split: Split, user: int, k: int) -> np.ndarray:

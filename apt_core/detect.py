@@ -16,12 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from apt_core.data import leave_one_out, load_dataset
-from apt_core.data.split import attack_budget
 from apt_core.detection import detector_names, make_detector
 from apt_core.detection.metrics import DetectionMetrics, detection_metrics, fake_mask
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.experiment import Scenario
+from apt_core.scenario import Scenario
 
 ProgressFn = Callable[[float, str], object]
 
@@ -96,8 +94,7 @@ class DetectionReport:
 def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
                   progress: ProgressFn | None = None, data=None) -> DetectionReport:
     """Run every detector (default: all registered) on the scenario's poisoned data, per seed."""
-    from apt_core.experiment import _generate_fake, _Keys, _parse_targets, load_poison_file
-    from apt_core.models.mf import MFConfig
+    from apt_core.experiment import generate_profiles, load_poison_file, prepare
     from apt_core.runtime import resolve_device
     from apt_core.stealth import stealth_statistics
 
@@ -109,11 +106,8 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     if unknown:
         raise ConfigError(f"unknown detector(s) {', '.join(unknown)}: choose from {', '.join(detector_names())}")
     device = resolve_device(scenario.device)
-    data = data if data is not None else load_dataset(scenario.dataset, scenario.data_dir)
-    split = leave_one_out(data, scenario.seed)
-    targets = _parse_targets(scenario, data, split)
-    keys = _Keys(data, split, device, MFConfig(epochs=scenario.epochs)) if cache is not None else None
-    budget = attack_budget(split.train, scenario.attack_size, scenario.filler) if scenario.poison_file is None else None
+    prepared = prepare(scenario, data)
+    data, split, targets = prepared.data, prepared.split, prepared.targets
     runs: list[DetectorRun] = []
     stealth: list[dict] = []
     poisoned_by_seed: dict = {}
@@ -130,7 +124,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
         if scenario.poison_file is not None:
             fake = load_poison_file(scenario.poison_file, split)
         else:
-            fake, _, _ = _generate_fake(cache, keys, scenario, split, targets, budget, seed, device, None)
+            fake, _, _ = generate_profiles(scenario, prepared, seed, device, cache=cache)
         step += 1
         poisoned = fake.inject(split.train)
         poisoned_by_seed[seed] = poisoned

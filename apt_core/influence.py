@@ -1,6 +1,6 @@
 """Influence machinery for MF: exact Hessian-vector products, a CG solver, APT's influence vector.
 
-The MF training loss (DESIGN section 3, ratings normalised to (0, 1]) is
+The MF training loss (docs/protocol.md, ratings normalised to (0, 1]) is
 
     L(P, Q) = (1/N) * sum_{(u,i,r)} (p_u . q_i - r)^2 .
 
@@ -13,7 +13,7 @@ de_ui = vP_u . q_i + p_u . vQ_i of the residual along (vP, vQ),
 which costs two gathers and two ``index_add`` over the ratings, O(ratings x d), the same as
 one gradient.  :func:`conjugate_gradient` solves ``(H + damping I) w = g`` with it and reports
 its residual, and :func:`influence_vector` is APT's Eq. 4-5 (Wu et al., SIGIR 2021) in the
-closed form of DESIGN section 6, step 4.
+closed form of APT's step 4 in docs/algorithms.md.
 """
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def influence_vector(
     x0: Tensors | None = None,
     structure: RatingStructure | None = None,
 ) -> InfluenceResult:
-    """APT's influence of each item on the empirical risk (Eq. 4-5; DESIGN section 6, step 4).
+    """APT's influence of each item on the empirical risk (Eq. 4-5; APT's step 4 in docs/algorithms.md).
 
     ``P, Q``: the model's factors for the users of the observed data D (ERM rows excluded)
     and all items; ``users, items, ratings``: D with normalised ratings.  Solves

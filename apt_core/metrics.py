@@ -1,4 +1,4 @@
-"""Evaluation metrics of DESIGN section 4: target HR@K, test HR@K, rank shift, RI, prediction shift.
+"""Evaluation metrics (docs/protocol.md): target HR@K, test HR@K, rank shift, RI, prediction shift.
 
 Ranks are 0-based: the rank of item ``t`` for user ``u`` is the number of items ``u`` has
 not rated in train whose score is strictly higher than ``t``'s.  Rated items are masked with

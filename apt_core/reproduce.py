@@ -1,9 +1,9 @@
 """``python -m apt_core reproduce``: the paper's Tables 2-3 and Figs. 1-3, ours beside the paper's.
 
-Grid (DESIGN section 7): for each target set (``random``, ``unpopular``) and each attack
+Grid (the paper's Tables 2-3; docs/protocol.md): for each target set (``random``, ``unpopular``) and each attack
 (Average, Random, AUSH, PGA, TNA -- those registered; a missing one is reported, not
 faked), one :class:`~apt_core.experiment.Scenario` with the defenses PCMF, AT, APT-rand and
-APT, 3% attack (5% on Yelp), 5% ERM users, K = 50, the MF recipe of section 3, ``--seeds``
+APT, 3% attack (5% on Yelp), 5% ERM users, K = 50, the authors' MF recipe, ``--seeds``
 repetitions.  Every scenario goes through the artifact cache, so the clean model of a seed
 is trained once for all attacks, and a second identical command is answered from disk.
 
@@ -13,7 +13,7 @@ the honest variant).  The output folder receives:
 
 - ``table2_target_hr.{csv,md}``: target HR@50 per (targets, attack) x phase, mean ± sd over
   seeds, APT with the paper's significance stars against the best baseline, RI, and the
-  paper's number beside ours where DESIGN section 7 gives one (empty cells otherwise);
+  paper's number beside ours where the paper gives one (empty cells otherwise);
 - ``table3_test_hr.{csv,md}``: the same layout for test HR@50 (generalisation);
 - ``per_seed.csv``: every phase x seed x scenario;
 - ``fig1_rank_shift.html`` (+ ``.csv``), ``fig2_attack_size.html`` (+ ``.csv``),
@@ -23,12 +23,14 @@ the honest variant).  The output folder receives:
 
 ``--quick``: sample data, 1 seed, 5 epochs, two attacks, short sweeps: a CI smoke test that
 runs the whole pipeline in well under a minute.
+
+This module runs the grid and the figure sweeps; the paper's numbers are
+:mod:`apt_core.paper`, the tables and ``report.md`` :mod:`apt_core.report`, the worker
+processes :mod:`apt_core.parallel` (their names are re-exported here).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-import queue as _queue
 import sys
 import tempfile
 import time
@@ -36,87 +38,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from apt_core.errors import CancelledError, ConfigError
+from apt_core.paper import (  # noqa: F401 -- re-exported: their old home
+    ATTACK_LABELS,
+    PAPER,
+    PAPER_ATTACKS,
+    PAPER_DEFENSES,
+    PAPER_HEADLINE,
+    PAPER_PHASES,
+    TARGET_SETS,
+    PaperValue,
+    paper_value,
+)
+from apt_core.parallel import _fully_cached, default_jobs, warm_cache  # noqa: F401 -- default_jobs re-exported
+from apt_core.report import report_markdown, results_table, table_markdown, timing_markdown  # noqa: F401
 
 ProgressFn = Callable[[float, str], object]
 
-PAPER_ATTACKS = ("average", "random", "aush", "pga", "tna")
-PAPER_PHASES = ("origin", "attack", "pcmf", "at", "apt-rand", "apt")
-PAPER_DEFENSES = ("pcmf", "at", "apt-rand", "apt")
-TARGET_SETS = ("random", "unpopular")
-ATTACK_LABELS = {"average": "Average", "random": "Random", "aush": "AUSH", "pga": "PGA", "tna": "TNA", "bandwagon": "Bandwagon"}
 
-
-@dataclass(frozen=True)
-class PaperValue:
-    """A number the paper reports: exact (low == high) or a range DESIGN gives over several cells."""
-
-    low: float
-    high: float
-    note: str = ""
-
-    @property
-    def exact(self) -> bool:
-        return self.low == self.high
-
-    def __str__(self) -> str:
-        return f"{self.low:.4f}" if self.exact else f"{self.low:.4g}–{self.high:.4g}†"
-
-
-def _v(x: float) -> PaperValue:
-    return PaperValue(x, x)
-
-
-def _r(lo: float, hi: float, note: str) -> PaperValue:
-    return PaperValue(lo, hi, note)
-
-
-_ATT = "range over the five attacks (DESIGN section 7 gives no per-attack value)"
-_GEN = "range over the attacks; DESIGN section 7 does not say for which target set"
-
-#: The paper's numbers, exactly as DESIGN section 7 gives them; nothing else.
-#: key: (dataset, targets, metric, attack, phase); attack None = same for every attack.
-PAPER: dict[tuple, PaperValue] = {}
-
-
-def _fill_paper() -> None:
-    per_attack_unpop = {
-        "attack": (0.9292, 0.5199, 0.9773, 0.5576, 0.9897),
-        "apt": (0.0009, 0.0007, 0.0015, 0.0002, 0.0019),
-        "at": (0.8572, 0.4265, 0.9112, 0.5402, 0.9336),
-    }
-    for phase, values in per_attack_unpop.items():
-        for attack, value in zip(PAPER_ATTACKS, values):
-            PAPER[("ml-100k", "unpopular", "target_hr", attack, phase)] = _v(value)
-    PAPER[("ml-100k", "unpopular", "target_hr", None, "origin")] = _v(0.0)
-    PAPER[("ml-100k", "random", "target_hr", None, "origin")] = _v(0.0460)
-    PAPER[("ml-100k", "random", "target_hr", None, "attack")] = _r(0.2366, 0.5774, _ATT)
-    PAPER[("ml-100k", "random", "target_hr", None, "apt")] = _r(0.039, 0.087, _ATT)
-    PAPER[("filmtrust", "unpopular", "target_hr", None, "attack")] = _r(0.032, 0.669, _ATT)
-    PAPER[("filmtrust", "unpopular", "target_hr", None, "apt")] = _r(0.004, 0.021, _ATT)
-    for targets in TARGET_SETS:
-        PAPER[("ml-100k", targets, "test_hr", None, "origin")] = _v(0.2106)
-        PAPER[("ml-100k", targets, "test_hr", None, "apt")] = _r(0.217, 0.230, _GEN)
-        PAPER[("ml-100k", targets, "test_hr", None, "at")] = _r(0.18, 0.19, _GEN)
-        PAPER[("filmtrust", targets, "test_hr", None, "origin")] = _v(0.8539)
-        PAPER[("filmtrust", targets, "test_hr", None, "apt")] = _r(0.833, 0.839, _GEN)
-        PAPER[("filmtrust", targets, "test_hr", None, "at")] = _r(0.73, 0.77, _GEN)
-
-
-_fill_paper()
-
-#: headline of the paper, quoted in the report
-PAPER_HEADLINE = "APT cuts the attacks' effect by over 88% on average (RI), and improves test HR on three of four datasets."
-
-
-def paper_value(dataset: str, targets: str, metric: str, attack: str, phase: str) -> PaperValue | None:
-    """The paper's number for one cell, or None where DESIGN section 7 gives none."""
-    key = dataset.lower()
-    return PAPER.get((key, targets, metric, attack, phase)) or PAPER.get((key, targets, metric, None, phase))
-
+ProgressFn = Callable[[float, str], object]
 
 @dataclass
 class ReproduceConfig:
@@ -198,77 +140,6 @@ def _scenario(cfg: ReproduceConfig, attack: str, targets: str, defenses: tuple[s
                     k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device)
 
 
-def _table(results: dict, cfg: ReproduceConfig, metric: str) -> pd.DataFrame:
-    """Long table: one row per (targets, attack, phase) with ours (mean, sd), stars, RI and the paper's."""
-    rows = []
-    dataset = cfg.dataset.lower()
-    for (targets, attack), res in results.items():
-        # Stars are the paper's robustness test (lower target HR is better); test HR gets none.
-        sig = res.significance() if metric == "target_hr" else None
-        by_phase = {r["phase"]: r for r in res.rows()}
-        for phase in PAPER_PHASES:
-            r = by_phase.get(phase)
-            pv = paper_value(dataset, targets, metric, attack, phase)
-            rows.append({
-                "dataset": res.data.name, "targets": targets, "attack": attack, "phase": phase,
-                "mean": None if r is None else r[metric], "sd": None if r is None else r[f"{metric}_sd"],
-                "n_seeds": None if r is None else len(res.phase(phase).target_hr),
-                "ri": None if r is None else r["ri"],
-                "p_value": sig.test.p_value if (sig is not None and phase == sig.method) else None,
-                "stars": sig.marker if (sig is not None and phase == sig.method) else "",
-                "baseline": sig.baseline if (sig is not None and phase == sig.method) else None,
-                "paper": None if pv is None else (pv.low if pv.exact else None),
-                "paper_low": None if pv is None else pv.low,
-                "paper_high": None if pv is None else pv.high,
-                "paper_note": "" if pv is None else pv.note,
-            })
-    return pd.DataFrame(rows)
-
-
-def _cell(mean, sd, stars: str, pv: PaperValue | None, n_seeds=None) -> str:
-    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
-        ours = "n/a"
-    elif sd is None or pd.isna(sd) or (n_seeds is not None and not pd.isna(n_seeds) and n_seeds < 2):
-        ours = f"{mean:.4f}{stars}"  # one seed: no spread to show (a "± 0" would claim one)
-    else:
-        ours = f"{mean:.4f} ± {sd:.4f}{stars}"
-    return f"{ours} ({pv})" if pv is not None else ours
-
-
-def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True) -> str:
-    """Wide Markdown: per target set, attacks as rows, phases as columns; ``ours ± sd (paper)``.
-
-    ``show_ri``: add APT's RI (a target-HR quantity, so only for the robustness table).
-    """
-    out = []
-    for targets in dict.fromkeys(table["targets"]):
-        part = table[table["targets"] == targets]
-        out.append(f"**{metric_label}, {targets} targets** — ours mean ± sd over seeds (paper in parentheses)\n")
-        header = ["attack", *PAPER_PHASES] + (["RI (APT)"] if show_ri else [])
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "---|" * len(header))
-        for attack in dict.fromkeys(part["attack"]):
-            rows = part[part["attack"] == attack].set_index("phase")
-            cells = [ATTACK_LABELS.get(attack, attack)]
-            for phase in PAPER_PHASES:
-                r = rows.loc[phase]
-                pv = None
-                if r["paper_low"] is not None and not pd.isna(r["paper_low"]):
-                    pv = PaperValue(float(r["paper_low"]), float(r["paper_high"]))
-                cells.append(_cell(r["mean"], r["sd"], r["stars"], pv, r.get("n_seeds")))
-            if show_ri:
-                ri = rows.loc["apt", "ri"]
-                cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
-               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed); ↑ before the stars: APT is "
-               "significantly *worse* (higher target HR) than that baseline. "
-               "† a range that DESIGN section 7 gives over several attacks (or without the target set), "
-               "not a per-cell value. No parentheses: DESIGN section 7 gives no paper number for that cell.")
-    return "\n".join(out)
-
-
 class TextProgress:
     """Progress on stderr: a redrawn bar on a terminal, one line per 5% (or stage) otherwise."""
 
@@ -298,87 +169,28 @@ class TextProgress:
         return True
 
 
-def _fully_cached(scenario, cache, data) -> bool:
-    from apt_core.cache import CacheMiss
-    from apt_core.experiment import run_scenario
+def _worker_waves(cfg: ReproduceConfig, grid: list[tuple[str, str]], defenses: tuple[str, ...], fig_attack: str,
+                  fig_defenses: tuple[str, ...], fig_seeds: int) -> tuple[list, list]:
+    """The ``(scenario, weight, label)`` tasks of ``--jobs N``: the grid and Fig. 2's points, then Fig. 3's.
 
-    try:
-        run_scenario(scenario, cache=cache, data=data, cache_only=True)
-        return True
-    except CacheMiss:
-        return False
-
-
-def default_jobs() -> int:
-    """Worker processes for ``reproduce``: one per core, at most 2 (a 2-core laptop is the target)."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def _warm_worker(scenario, cache_root: str, task_id: int, messages) -> tuple[int, float]:
-    """Run one scenario in a worker process only to fill the artifact cache; progress goes to ``messages``."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import run_scenario
-    from apt_core.runtime import configure_threads
-
-    # One thread per worker: the workers themselves use the cores.
-    configure_threads(1)
-    t0 = time.perf_counter()
-
-    def report(fraction: float, stage: str) -> bool:
-        try:
-            messages.put_nowait((task_id, float(fraction), stage))
-        except Exception:  # progress is best effort; never fail a run over it
-            pass
-        return True
-
-    run_scenario(scenario, progress=report, cache=ArtifactCache(cache_root))
-    return task_id, time.perf_counter() - t0
-
-
-def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, jobs: int, progress: ProgressFn | None,
-               done: float, units: float) -> float:
-    """Run ``(scenario, weight, label)`` tasks in ``jobs`` processes, wave after wave; returns the new ``done``.
-
-    Each wave starts when the previous one finished, so a task never recomputes an artifact
-    that an earlier wave is still producing (the clean models are trained before the first
-    wave; Fig. 3 points reuse the grid's fake profiles).  Workers are spawned, not forked:
-    forking a process whose OpenMP pool is running can deadlock.
+    Fig. 3's points reuse the fake profiles of the grid, so they run in a second wave; the
+    points equal to a grid scenario are left out (the grid computes them).
     """
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        messages = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            for wave in waves:
-                if not wave:
-                    continue
-                fractions = {i: 0.0 for i in range(len(wave))}
-                labels = {i: label for i, (_, _, label) in enumerate(wave)}
-                pending = {pool.submit(_warm_worker, sc, str(cache_root), i, messages) for i, (sc, _, _) in enumerate(wave)}
-                last = ""
-                while pending:
-                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        task_id, _ = fut.result()  # re-raises a worker's error here
-                        fractions[task_id] = 1.0
-                    while True:
-                        try:
-                            task_id, fraction, stage = messages.get_nowait()
-                        except _queue.Empty:
-                            break
-                        fractions[task_id] = max(fractions[task_id], fraction)
-                        last = f"{labels[task_id]}: {stage}"
-                    if progress is not None:
-                        current = done + sum(fractions[i] * wave[i][1] for i in fractions)
-                        running = sum(0 < f < 1 for f in fractions.values())
-                        if progress(min(1.0, current / units), f"[{jobs} workers, {running} busy] {last}") is False:
-                            for fut in pending:
-                                fut.cancel()
-                            raise CancelledError("reproduce cancelled")
-                done += sum(w for _, w, _ in wave)
-    return done
+    wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
+    wave2 = []
+    if cfg.figures:
+        fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
+        base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
+        for v in cfg.attack_sizes:
+            if v != cfg.resolved_attack_size():
+                wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
+        apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
+        for v in cfg.erm_fractions:
+            if v != cfg.erm_fraction:
+                wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
+    # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
+    wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+    return wave1, wave2
 
 
 def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=None, store=None) -> ReproduceResult:
@@ -440,20 +252,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         clean = Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, k=cfg.resolved_k(), epochs=cfg.epochs, seeds=max(cfg.seeds, fig_seeds),
                          seed=cfg.seed, device=cfg.device)
         run_scenario(clean, progress=tick(0, "clean models"), cache=cache, data=data)
-        wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
-        wave2 = []
-        if cfg.figures:
-            fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
-            base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
-            for v in cfg.attack_sizes:
-                if v != cfg.resolved_attack_size():
-                    wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
-            apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
-            for v in cfg.erm_fractions:
-                if v != cfg.erm_fraction:
-                    wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
-        # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
-        wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
+        wave1, wave2 = _worker_waves(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds)
         # Already answered by the cache (a repeated command): no worker needed for those.
         wave1 = [t for t in wave1 if not _fully_cached(t[0], cache, data)]
         wave2 = [t for t in wave2 if not _fully_cached(t[0], cache, data)]
@@ -475,8 +274,8 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
             run_ids.append(store.record(res, label="reproduce"))
         done += cfg.seeds
 
-    table2 = _table(results, cfg, "target_hr")
-    table3 = _table(results, cfg, "test_hr")
+    table2 = results_table(results, cfg, "target_hr")
+    table3 = results_table(results, cfg, "test_hr")
     per_seed = pd.concat([
         pd.DataFrame(res.to_json()["per_seed"]).assign(targets=t, attack=a) for (t, a), res in results.items()
     ], ignore_index=True)
@@ -540,69 +339,10 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     misses = cache.stats.misses - stats0[1] if cache is not None else 0
     if progress is not None:
         progress(1.0, "done")
-    report = _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks)
+    report = report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks)
     write("report.md", report)
     if tmp_cache is not None:
         tmp_cache.cleanup()
     return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids)
 
 
-def timing_markdown(results: dict) -> str:
-    """Mean seconds per seed of each stage, per attack (both target sets pooled; fit times as measured,
-    also when the artifact came from the cache)."""
-    cols = ["generate attack", "origin", "attack", *[p for p in PAPER_DEFENSES]]
-    per: dict[str, dict[str, list[float]]] = {}
-    for (_, attack), res in results.items():
-        d = per.setdefault(attack, {c: [] for c in cols})
-        d["generate attack"] += [v for v in res.attack_seconds if v is not None]
-        for p in res.phases:
-            if p.phase in d:
-                d[p.phase] += list(p.seconds)
-    lines = ["| attack | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
-    for attack, d in per.items():
-        cells = [f"{np.mean(v):.1f}" if v else "–" for v in (d[c] for c in cols)]
-        lines.append(f"| {ATTACK_LABELS.get(attack, attack)} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Seconds per seed (fit or generation time as measured when the artifact was made; "
-                 "with --jobs > 1 two fits ran at once, so each is slower than alone).")
-    return "\n".join(lines)
-
-
-def _report(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
-    from apt_core.store import package_versions
-
-    any_res = next(iter(results.values()))
-    d = any_res.data
-    v = package_versions()
-    lines = [
-        f"# APT Lab reproduction: {d.name}" + (" (quick CI settings)" if cfg.quick else ""),
-        "",
-        f"- data: {d.name}, {d.n_users} users, {d.n_items} items, {d.n_ratings} ratings; leave-one-out split seed {cfg.seed}",
-        f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
-        f"defenses: {', '.join(defenses)}; ERM users {cfg.erm_fraction:.0%}, ERM statistics `{cfg.erm_stats}`"
-        + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
-        f"- MF: {cfg.epochs} epochs (DESIGN section 3 recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
-        f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",
-        f"- wall time: {wall:.1f} s with {cfg.jobs} worker process(es); artifact cache: {hits} hits, {misses} misses"
-        + (" (counted in this process; the workers filled the cache)" if cfg.jobs > 1 else ""),
-        f"- versions: apt_core {v['apt_core']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
-        "",
-    ]
-    for s in skipped:
-        lines.append(f"- **not run**: {s}")
-    if skipped:
-        lines.append("")
-    lines += ["## Where the time goes", "", timing_markdown(results), ""]
-    lines += ["## Table 2: robustness (target HR)", "", md2, "", "## Table 3: generalisation (test HR)", "", md3, ""]
-    if figure_notes:
-        lines += ["## Figures", "", *figure_notes,
-                  "", "Files: `fig1_rank_shift.html`, `fig2_attack_size.html`, `fig2_attack_size_ri.html`, "
-                  "`fig3_erm_fraction.html`, `fig3_erm_fraction_test_hr.html` (data in the matching `.csv`).", ""]
-    ri = [r.row(res.phase("origin"), res.phase("attack"))["ri"] for res in results.values() for r in res.phases if r.phase == "apt"]
-    ri = [x for x in ri if x is not None]
-    ours = (f"Ours: APT's mean RI over the {len(ri)} attack x target cells with a defined RI is {np.mean(ri):.3f} "
-            f"(min {np.min(ri):.3f}, max {np.max(ri):.3f}).") if ri else "Ours: APT's RI is undefined here (APT did not run or no attack moved HR)."
-    lines += ["## The paper's claim", "", f"> {PAPER_HEADLINE}", "", ours, "",
-              "Our numbers are measured, not copied: compare each cell with the paper's in parentheses. "
-              "Where they differ, the difference is a result, not an error to be tuned away.", ""]
-    return "\n".join(lines)

@@ -4,7 +4,7 @@ Statistics, each computed for the fake users and for the real users beside them:
 
 * **Filler popularity**: mean training count (real ratings) of the items a profile rates,
   targets excluded for the fakes.  Random fillers are drawn uniformly, so they are far less
-  popular than what real users rate; TNA's tend to be very popular (DESIGN section 5).
+  popular than what real users rate; TNA's tend to be very popular (the authors' reference poison files).
 * **Correlation with item means**: Pearson correlation of the filler ratings with the rated
   items' mean ratings.  Real users' ratings are compared with leave-one-out item means (a
   rating must not explain itself).  Average-attack fakes correlate (0.3-0.6 in the authors'

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import sqlite3
 import sys
@@ -31,9 +30,11 @@ from typing import TYPE_CHECKING, Iterable
 import pandas as pd
 
 from apt_core.errors import ConfigError
+from apt_core.paths import default_cache_root, default_history_path  # noqa: F401 -- re-exported (their old home)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from apt_core.experiment import ScenarioResult
+    from apt_core.results import ScenarioResult
+    from apt_core.scenario import ProgressFn, Scenario
 
 SCHEMA_VERSION = 1
 
@@ -81,16 +82,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 RUN_COLUMNS = ["run_id", "created_at", "dataset", "attack", "attack_size", "targets", "defenses", "erm_fraction",
                "erm_stats", "k", "epochs", "seeds", "seed", "device", "wall_seconds", "cache_hits", "cache_misses",
                "label", "scenario_key"]
-
-
-def default_cache_root() -> Path:
-    """``$APT_CACHE_DIR`` or ``~/.cache/apt_lab`` (shared with the data-download cache)."""
-    return Path(os.environ.get("APT_CACHE_DIR", Path.home() / ".cache" / "apt_lab")).expanduser()
-
-
-def default_history_path() -> Path:
-    env = os.environ.get("APT_HISTORY_DB")
-    return Path(env).expanduser() if env else default_cache_root() / "history.sqlite"
 
 
 def package_versions() -> dict[str, str]:
@@ -276,3 +267,23 @@ class RunStore:
             data = json.dumps([self.get(r) for r in runs["run_id"]], indent=1).encode()
         atomic_write_bytes(path, data)
         return path
+
+
+def run_and_record(scenario: "Scenario", progress: "ProgressFn | None" = None, cache=True, store=True, label: str = ""):
+    """Run with the default artifact cache and record the run in the default history.
+
+    ``cache``/``store``: True for the default :class:`~apt_core.cache.ArtifactCache` /
+    :class:`RunStore`, an instance to use it, False/None for neither.
+    Returns ``(result, run_id)`` (``run_id`` None when not recorded).  (It lived in
+    :mod:`apt_core.experiment`, which sits below the history and may not import it.)
+    """
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import run_scenario
+
+    if cache is True:
+        cache = ArtifactCache()
+    result = run_scenario(scenario, progress, cache=cache or None)
+    run_id = None
+    if store:
+        run_id = (RunStore() if store is True else store).record(result, label=label)
+    return result, run_id

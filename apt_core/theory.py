@@ -37,7 +37,7 @@ Training methods (their expected score as a function of ``n_f``; :func:`expected
   otherwise -- the sign term acts like a median, which resists fakes only while the real
   users agree with each other.
 * **APT**: ``n_e`` ERM users rate the target (the target is among the items with negative
-  influence once attacked, DESIGN section 6) with ``v_e = clip(m + r_plus)`` where ``m`` is
+  influence once attacked, docs/algorithms.md) with ``v_e = clip(m + r_plus)`` where ``m`` is
   the item mean the defender uses: the clean mean ``a`` (the authors' oracle statistics) or
   the observed, poisoned mean ``(n a + n_f r_max)/(n + n_f)`` (honest).  With clean
   statistics ``N_APT = [n (tau - a) + n_e (tau - v_e)] / (r_max - tau)`` (our "bound 3"):

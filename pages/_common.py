@@ -110,6 +110,13 @@ def artifact_cache():
         return None
 
 
+def explore(scenario: Any, progress: Callable) -> Any:
+    """The Attack and Profiles pages' run: the experiments' pipeline for one seed, models kept, through the disk cache."""
+    from apt_core.demo import explore_attack
+
+    return explore_attack(scenario, progress, cache=artifact_cache())
+
+
 def scenario_key(kind: str, scenario: Any) -> str:
     payload = scenario.to_dict() if hasattr(scenario, "to_dict") else scenario
     return kind + ":" + json.dumps(payload, sort_keys=True, default=str)

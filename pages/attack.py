@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from apt_core.demo import explore_attack, top_k_items
+from apt_core.demo import top_k_items
 from apt_core.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
-from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import attack_controls, download, explore, fmt_frame, guard, load_data, run_cached, settings
 
 
 def body() -> None:
@@ -19,7 +19,7 @@ def body() -> None:
     scenario = attack_controls(data)
     if scenario is None:
         return
-    view = run_cached("attack", scenario, explore_attack, label="Run the attack")
+    view = run_cached("attack", scenario, explore, label="Run the attack")
     if view is None:
         st.info("Press the button to train clean MF, generate the fake users and retrain on the poisoned data.")
         return

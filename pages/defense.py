@@ -83,7 +83,7 @@ def body() -> None:
         ranks = [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets] for v in rounds]
         st.plotly_chart(influence_rounds_figure(ranks, [titles[int(t)] for t in result.targets], result.data.n_items), width="stretch")
         st.caption(
-            "DESIGN check: after one or two regenerations the attacked targets should be among the ~50 most negative "
+            "What to look for: after one or two regenerations the attacked targets should be among the ~50 most negative "
             "entries (ERM users then rate them, which dilutes the attack). Ranks in round "
             f"{chosen_round}: " + ", ".join(f"{titles[int(t)]}: {r + 1}" for t, r in zip(result.targets, ranks[chosen_round - 1]))
         )

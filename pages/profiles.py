@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from apt_core.demo import explore_attack, user_factors
+from apt_core.demo import user_factors
 from apt_core.plots.explore import (
     basic_profile_stats,
     factor_projection_figure,
@@ -14,7 +14,7 @@ from apt_core.plots.explore import (
     profile_stats_frame,
 )
 from apt_core.stealth import stealth_statistics
-from pages._common import attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import attack_controls, download, explore, fmt_frame, guard, load_data, run_cached, settings
 
 
 def stealth_table(view):
@@ -31,7 +31,7 @@ def body() -> None:
     scenario = attack_controls(data, prefix="prof")
     if scenario is None:
         return
-    view = run_cached("attack", scenario, explore_attack, label="Run the attack")
+    view = run_cached("attack", scenario, explore, label="Run the attack")
     if view is None:
         st.info("Press the button (same computation as the Attack page; shared cache).")
         return

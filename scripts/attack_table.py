@@ -2,9 +2,11 @@
 
 Runs ``python -m apt_core run ... --json`` once per (data set, targets, attack), sequentially,
 and prints a Markdown table of origin / attack target HR@50 and test HR@50 beside the APT
-paper's Table 2 attack numbers (DESIGN section 7).  Usage:
+paper's Table 2 attack numbers (docs/results.md).  Usage:
 
-    python scripts/attack_table.py --data-dir ../shared/data [--seed 0] [--out table.md]
+    python scripts/attack_table.py [--data-dir DIR] [--seed 0] [--out table.md]
+
+``--data-dir`` defaults to ``$APT_DATA_DIR``, then the download cache (as ``run``).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 import time
 
 ATTACKS = ["random", "average", "bandwagon", "aush", "pga", "tna"]
-# The paper's Table 2 (HR@50, 3% fake users): the attack row where DESIGN section 7 gives it.
+# The paper's Table 2 (HR@50, 3% fake users): the attack row where the paper gives it.
 PAPER = {
     ("ml-100k", "unpopular"): {"origin": "0.0000", "average": "0.9292", "random": "0.5199", "aush": "0.9773", "pga": "0.5576", "tna": "0.9897"},
     ("ml-100k", "random"): {"origin": "0.0460", "*": "0.2366-0.5774 (range over attacks)"},
@@ -23,9 +25,9 @@ PAPER = {
 }
 
 
-def run_one(dataset: str, targets: str, attack: str, data_dir: str, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "apt_core", "run", "--dataset", dataset, "--data-dir", data_dir, "--attack", attack,
-           "--targets", targets, "--seed", str(seed), "--device", "cpu", "--json"]
+def run_one(dataset: str, targets: str, attack: str, data_dir: str | None, seed: int) -> dict:
+    cmd = [sys.executable, "-m", "apt_core", "run", "--dataset", dataset, *(["--data-dir", data_dir] if data_dir else []),
+           "--attack", attack, "--targets", targets, "--seed", str(seed), "--device", "cpu", "--json"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -39,7 +41,7 @@ def run_one(dataset: str, targets: str, attack: str, data_dir: str, seed: int) -
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", default="../shared/data")
+    ap.add_argument("--data-dir", default=None, help="folder with the data sets (default: $APT_DATA_DIR, then the download cache)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--datasets", default="ml-100k,filmtrust")
     ap.add_argument("--targets", default="unpopular,random")

@@ -156,6 +156,7 @@ def test_defense_page_table_and_box_plot():
     assert len(at.dataframe) >= 1
     table = at.dataframe[0].value
     assert len(table) >= 2  # origin and attack rows at least
+    assert table.iloc[-1]["phase"] == "popularity (clean data, no MF)"  # the yardstick for test HR, last
     assert len(charts(at)) >= 1
 
 

@@ -65,6 +65,40 @@ def test_walkthrough_matches_run_scenario():
 
 
 @needs_attack
+def test_walkthrough_takes_its_models_from_the_cache(tmp_path):
+    """One pipeline: after a run, the Attack page's view trains nothing and shows the same ranks."""
+    from apt_core.cache import ArtifactCache
+    from apt_core.metrics import evaluate
+
+    cache = ArtifactCache(tmp_path)
+    s = Scenario(attack=[a for a in attack_names() if a != "none"][0], targets="unpopular", epochs=3, seed=2, device="cpu")
+    result = run_scenario(s, cache=cache)
+    writes = {kind: counts.get("writes", 0) for kind, counts in cache.stats.by_kind.items()}
+    view = explore_attack(s, cache=cache)
+    after = {kind: counts.get("writes", 0) for kind, counts in cache.stats.by_kind.items()}
+    assert after.get("model", 0) == writes.get("model", 0) and after.get("fake", 0) == writes.get("fake", 0)
+    assert cache.stats.by_kind["model"]["hits"] >= 2  # clean and attacked MF rebuilt, not refitted
+    for phase, ev in (("origin", view.clean_eval), ("attack", view.attacked_eval)):
+        np.testing.assert_array_equal(ev.target_ranks, result.phase(phase).evaluations[0].target_ranks)
+    # The rebuilt models are the ones behind the numbers.
+    again = evaluate(view.attacked_model, view.split, view.targets, s.k)
+    np.testing.assert_array_equal(again.target_ranks, view.attacked_eval.target_ranks)
+    assert view.n_filler == result.budget.n_filler > 0
+
+
+def test_keep_models_returns_one_model_per_phase_and_seed():
+    from apt_core.metrics import evaluate
+
+    s = Scenario(epochs=2, seeds=2, defenses=("none",), device="cpu")
+    result = run_scenario(s, keep_models=True)
+    assert [sorted(m) for m in result.models] == [["attack", "none", "origin"]] * 2
+    for r, models in enumerate(result.models):
+        ev = evaluate(models["origin"], result.split, result.targets, s.k)
+        assert ev.target_hr == result.phase("origin").target_hr[r]
+    assert run_scenario(s).models == []
+
+
+@needs_attack
 def test_top_k_excludes_rated_items_and_is_sorted():
     view = explore_attack(Scenario(attack=[a for a in attack_names() if a != "none"][0], epochs=2))
     user = 5

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from apt_core.attacks import make_attack
-from apt_core.attacks.io import add_cli, load_profiles, save_profiles
+from apt_core.attacks.io import load_profiles, save_profiles
+from apt_core.cli import add_poison_parser
 from apt_core.errors import ConfigError, DataError
 
 
@@ -126,7 +127,7 @@ def test_poison_file_drives_a_scenario(tmp_path, sample_split):
 
 def test_poison_subcommand(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
+    add_poison_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "fake.csv"
     args = parser.parse_args(["poison", "--dataset", "sample", "--attack", "average", "--targets", "unpopular", "--out", str(out), "--json", "--device", "cpu"])
     assert args.func(args) == 0

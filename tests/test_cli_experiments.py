@@ -80,7 +80,7 @@ def test_reproduce_quick(dirs, capsys):
         assert (out / name).is_file(), name
     t2 = pd.read_csv(out / "table2_target_hr.csv")
     assert set(t2["targets"]) == {"random", "unpopular"}
-    assert set(t2["phase"]) == {"origin", "attack", "pcmf", "at", "apt-rand", "apt"}
+    assert set(t2["phase"]) == {"origin", "attack", "pcmf", "at", "apt-rand", "apt", "popularity"}
     assert "plotly" in (out / "fig2_attack_size.html").read_text()[:5000].lower()
     fig2 = pd.read_csv(out / "fig2_attack_size.csv")
     assert sorted(set(fig2["attack_size"])) == [0.01, 0.03, 0.05]

@@ -45,7 +45,7 @@ def test_json_contract_and_extras(result):
     out = json.loads(json.dumps(result.to_json(), allow_nan=False))  # strict JSON: no NaN or Infinity
     assert {"config", "dataset", "targets", "rows"} <= set(out)
     assert set(out["dataset"]) >= {"name", "n_users", "n_items", "n_ratings"}
-    assert [r["phase"] for r in out["rows"]] == ["origin", "attack", "none", "apt"]
+    assert [r["phase"] for r in out["rows"]] == ["origin", "attack", "none", "apt", "popularity"]
     for row in out["rows"]:
         assert CONTRACT_ROW_KEYS <= set(row)
     assert out["rows"][0]["ri"] is None and out["rows"][1]["ri"] is None
@@ -53,6 +53,30 @@ def test_json_contract_and_extras(result):
     assert out["significance"]["method"] == "apt" and out["significance"]["baseline"] == "none"
     assert out["scenario_key"] == result.scenario.key("cpu")
     assert out["wall_seconds"] > 0 and out["cache"] == {"hits": 0, "misses": 0}
+
+
+def test_popularity_row_is_the_clean_popularity_ranking(result):
+    from apt_core.metrics import evaluate
+    from apt_core.models import fit_popularity
+
+    pop = result.rows()[-1]
+    assert pop["phase"] == "popularity"
+    assert pop["ri"] is None and pop["rank_shift_median"] is None and pop["seconds"] is None
+    ev = evaluate(fit_popularity(result.split.train), result.split, result.targets, result.scenario.k)
+    assert pop["target_hr"] == ev.target_hr and pop["test_hr"] == ev.test_hr and pop["target_hr_sd"] == 0.0
+    # A yardstick, not a method: not in per_seed, never a significance baseline.
+    assert "popularity" not in {m["phase"] for m in result.to_json()["per_seed"]}
+    assert "popularity" not in result.per_phase()
+
+
+def test_popularity_row_ignores_the_attack():
+    from apt_core.attacks import attack_names
+
+    attack = [a for a in attack_names() if a != "none"][0]
+    clean = run_scenario(Scenario(dataset="sample", epochs=2, targets="unpopular", device="cpu"))
+    attacked = run_scenario(Scenario(dataset="sample", epochs=2, targets="unpopular", attack=attack, attack_size=0.2, device="cpu"))
+    assert attacked.rows()[-1] == clean.rows()[-1]
+    assert [r["phase"] for r in attacked.rows()][:2] == ["origin", "attack"]
 
 
 def test_rows_are_mean_and_sample_sd_of_per_seed_values(result):
@@ -71,14 +95,16 @@ def test_diagnostics_stay_on_the_result_not_in_json(result):
 
 def test_results_table(result):
     table = results_table(result)
-    assert list(table["phase"]) == ["origin", "attack", "none", "apt"]
+    assert list(table["phase"]) == ["origin", "attack", "none", "apt", "popularity"]  # the dashboard's table
+    assert table["label"].iloc[-1] == "popularity (clean data, no MF)"
     assert {"target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "rank_shift_median", "seconds", "stars", "p_value"} <= set(table.columns)
     sig = result.significance()
     apt = table.set_index("phase").loc["apt"]
     assert apt["stars"] == sig.marker and apt["baseline"] == "none"
     assert (table["n_seeds"] == 3).all()
     text = format_results_table(table)
-    assert "±" in text.loc[3, "target HR"] and len(text) == 4
+    assert "±" in text.loc[3, "target HR"] and len(text) == 5
+    assert text.loc[4, "RI"] == "–" and text.loc[4, "rank shift (median)"] == "–"
 
 
 def test_rank_shift_frame_matches_evaluations(result):

@@ -84,7 +84,15 @@ def test_missing_attacks_are_reported_not_faked(tmp_path, monkeypatch):
     # Phases that did not run are empty cells, not zeros.
     apt = res.table2[res.table2["phase"] == "apt"].iloc[0]
     assert pd.isna(apt["mean"])
-    assert "not run" in (tmp_path / "o" / "report.md").read_text()
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "not run" in report
+    # The clean-data popularity ranking is the last column of both tables: measured, no RI, no paper number.
+    for table in (res.table2, res.table3):
+        pop = table[table["phase"] == "popularity"].iloc[0]
+        assert pop["mean"] is not None and 0.0 <= pop["mean"] <= 1.0 and pd.isna(pop["ri"]) and pd.isna(pop["paper_low"])
+    assert list(res.table2["phase"])[-1] == "popularity"
+    header = [line for line in report.splitlines() if line.startswith("| attack | origin |")][0]
+    assert header == "| attack | origin | attack | pcmf | at | apt-rand | apt | popularity | RI (APT) |"
 
 
 @pytest.mark.slow
@@ -104,7 +112,7 @@ def test_parallel_workers_fill_the_cache(tmp_path):
     # This process trains only the clean model (pre-pass); attacks and defenses ran in the workers.
     assert cache.stats.by_kind.get("fake", {}).get("writes", 0) == 0
     assert cache.stats.by_kind["model"]["writes"] == 1
-    assert res.table2["mean"].notna().sum() == 2 * 3  # two target sets x (origin, attack, at)
+    assert res.table2["mean"].notna().sum() == 2 * 4  # two target sets x (origin, attack, at, popularity)
     assert seen[-1] == 1.0
     # Repeated: everything cached, no worker is started, nothing is written.
     again = ArtifactCache(tmp_path / "c")

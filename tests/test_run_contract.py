@@ -1,4 +1,4 @@
-"""The command line's JSON contract (DESIGN section 8) and its error behaviour."""
+"""The command line's JSON contract (docs/cli.md) and its error behaviour."""
 from __future__ import annotations
 
 import json
@@ -28,6 +28,7 @@ def test_run_json_contract_on_sample(tmp_path):
     assert len(out["targets"]) == 5
     phases = [r["phase"] for r in out["rows"]]
     assert phases[:2] == ["origin", "attack"]
+    assert phases[-1] == "popularity" and out["rows"][-1]["ri"] is None  # appended last: rows[0]/rows[1] keep their meaning
     for row in out["rows"]:
         assert ROW_KEYS <= set(row)
         assert 0.0 <= row["test_hr"] <= 1.0
@@ -41,6 +42,9 @@ def test_run_json_on_real_ml100k(data_dir, tmp_path):
     assert out["dataset"]["n_ratings"] == 100000
     origin = out["rows"][0]
     assert 0.19 <= origin["test_hr"] <= 0.25  # paper 0.2106, authors' code 0.214-0.223
+    popularity = out["rows"][-1]
+    # The honest yardstick: on ML-100K ranking by popularity beats MF's test HR.
+    assert popularity["phase"] == "popularity" and popularity["test_hr"] > origin["test_hr"]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """A differentiable surrogate of "retrain MF on the poisoned data", shared by PGA and TNA.
 
 Retraining MF for every candidate set of fake ratings is far too slow to differentiate, so
-both optimisation attacks use the approximation DESIGN section 5 describes, in the spirit of
+both optimisation attacks use the approximation of docs/algorithms.md, in the spirit of
 Li et al. (NeurIPS 2016, alternating-minimisation attack):
 
 1. Fit the victim once on the clean data (white box: the attacker knows the MF recipe), giving

@@ -1,4 +1,4 @@
-"""The contract every poisoning attack honours (DESIGN section 5).
+"""The contract every poisoning attack honours (docs/algorithms.md, "Attacks").
 
 An attack is configured in ``__init__`` (hyper-parameters only, scikit-learn style) and
 :meth:`Attack.generate` returns a :class:`FakeProfiles` block for a given training set,

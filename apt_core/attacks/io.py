@@ -1,4 +1,4 @@
-"""Export and import of fake profiles, and the ``python -m apt_core poison`` subcommand.
+"""Export and import of fake profiles (the ``python -m apt_core poison`` subcommand that writes them is in :mod:`apt_core.cli`).
 
 Two formats:
 
@@ -13,10 +13,7 @@ Imports are validated -- shape, finite values, range -- and snapped to the ratin
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,8 @@ from apt_core.errors import ConfigError, DataError
 FORMATS = (".csv", ".npy")
 
 
-def _format_of(path: Path) -> str:
+def profile_format(path: Path) -> str:
+    """``.csv`` or ``.npy`` from the file name; any other ending is a :class:`ConfigError`."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ConfigError(f"{path.name}: unknown poison file format {suffix or '(none)'!r}; use .csv or .npy")
@@ -38,7 +36,7 @@ def _format_of(path: Path) -> str:
 def save_profiles(profiles: FakeProfiles, path: str | Path, scale: RatingScale) -> Path:
     """Write ``profiles`` as CSV (raw ratings) or ``.npy`` (dense normalised matrix)."""
     path = Path(path)
-    fmt = _format_of(path)
+    fmt = profile_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == ".npy":
         np.save(path, profiles.dense(scale.maximum), allow_pickle=False)
@@ -131,57 +129,7 @@ def _load_csv(path: Path, train: Interactions) -> FakeProfiles:
 def load_profiles(path: str | Path, train: Interactions) -> FakeProfiles:
     """Read fake profiles for ``train`` from CSV or ``.npy``; malformed files raise :class:`DataError`."""
     path = Path(path)
-    fmt = _format_of(path)
+    fmt = profile_format(path)
     if not path.is_file():
         raise DataError(f"poison file not found: {path}")
     return _load_npy(path, train) if fmt == ".npy" else _load_csv(path, train)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def cmd_poison(args: argparse.Namespace) -> int:
-    """Generate an attack's fake profiles for a scenario and export them."""
-    from apt_core.attacks import make_attack
-    from apt_core.cli import scenario_from_args
-    from apt_core.data import leave_one_out, load_dataset
-    from apt_core.data.split import attack_budget
-    from apt_core.experiment import _parse_targets
-    from apt_core.stealth import stealth_statistics
-
-    if args.attack == "none":
-        raise ConfigError("poison needs an attack: --attack random|average|bandwagon|aush|pga|tna")
-    out = Path(args.out)
-    _format_of(out)
-    scenario = scenario_from_args(args)
-    scenario.validate()
-    data = load_dataset(scenario.dataset, scenario.data_dir)
-    split = leave_one_out(data, scenario.seed)
-    targets = _parse_targets(scenario, data, split)
-    budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
-    fake = make_attack(scenario.attack).generate(split.train, targets, budget.n_fake_users, budget.n_filler, scenario.seed, scenario.device)
-    save_profiles(fake, out, split.train.scale)
-    summary = {
-        "out": str(out),
-        "attack": scenario.attack,
-        "dataset": data.name,
-        "targets": [int(t) for t in targets],
-        "n_fake_users": fake.n_fake_users,
-        "n_filler": budget.n_filler,
-        "n_ratings": len(fake),
-        "stealth": stealth_statistics(split.train, fake, targets).to_dict(),
-    }
-    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
-    return 0
-
-
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``)."""
-    from apt_core.cli import add_scenario_arguments
-
-    p = subparsers.add_parser("poison", help="generate an attack's fake profiles and export them (CSV or the authors' .npy)")
-    add_scenario_arguments(p)
-    p.add_argument("--out", required=True, help="output file: .csv (user,item,rating) or .npy (dense normalised matrix)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.set_defaults(func=cmd_poison)
-    return p

@@ -2,7 +2,7 @@
 attacks on factorization-based collaborative filtering", NeurIPS 2016).
 
 Threat model: white box.  The attacker knows the training data and the victim's recipe (MF
-as DESIGN section 3) and optimises the fake ratings against a differentiable surrogate of
+of docs/protocol.md) and optimises the fake ratings against a differentiable surrogate of
 the retrained model (:mod:`apt_core.attacks._surrogate`: closed-form ridge fit of the fake
 users' factors, one ALS step of the item factors, differentiated by autograd).
 Budget: ``n_fake_users`` fake users; every target rated with the scale maximum; at most

@@ -3,7 +3,7 @@ function based data poisoning attacks to top-N recommender systems", WWW 2020; t
 runs its S-TNA variant).
 
 Threat model: white box.  The attacker knows the training data and the victim's recipe (MF as
-DESIGN section 3).  Budget: ``n_fake_users`` fake users; every target rated with the scale
+docs/protocol.md).  Budget: ``n_fake_users`` fake users; every target rated with the scale
 maximum; at most ``n_filler`` fillers per fake user.
 
 Algorithm:

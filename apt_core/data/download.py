@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apt_core.errors import DataError
+from apt_core.paths import default_cache_root
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ ARCHIVES = {
 
 def cache_dir() -> Path:
     """Where downloads go: ``$APT_CACHE_DIR`` or ``~/.cache/apt_lab``."""
-    return Path(os.environ.get("APT_CACHE_DIR", Path.home() / ".cache" / "apt_lab")).expanduser()
+    return default_cache_root()
 
 
 def _md5(path: Path) -> str:

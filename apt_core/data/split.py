@@ -1,7 +1,7 @@
 """The authors' evaluation protocol: leave-one-out split, target items, attack budget.
 
 The paper's text mentions a 9:1 validation split that the authors' code does not have; the
-code holds out one random observed rating per user, which is what we do (DESIGN section 2).
+code holds out one random observed rating per user, which is what we do (docs/protocol.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Paper: Chenwang Wu, Defu Lian, Yong Ge, Zhihao Zhu, Enhong Chen, Senchao Yuan, "Fight Fire
 with Fire: Towards Robust Recommender Systems via Adversarial Poisoning Training", SIGIR
-2021 (Algorithm 1; Eq. 4-5; DESIGN section 6).
+2021 (Algorithm 1; Eq. 4-5; docs/algorithms.md).
 
 Threat model: the defender trains MF on data D that may contain fake user profiles it cannot
 tell apart from real ones.  Budget: the defender injects its own n* = round(erm_fraction x

@@ -1,4 +1,4 @@
-"""The contract every defense honours (DESIGN section 6).
+"""The contract every defense honours (docs/algorithms.md, "Defenses").
 
 A defense is a way to train a recommender on data that may be poisoned.  It is configured in
 ``__init__`` (hyper-parameters only) and :meth:`Defense.fit` takes the observed training data
@@ -27,7 +27,7 @@ class DefenseContext:
 
     ``clean_train`` is the training data before poisoning: only APT's ``erm_stats="clean"``
     (the authors' oracle setting) may read it.  ``dataset`` selects per-data-set
-    hyper-parameters (DESIGN section 6 table).
+    hyper-parameters (the schedule table of docs/algorithms.md).
     """
 
     mf_config: MFConfig = field(default_factory=MFConfig)

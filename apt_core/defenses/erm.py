@@ -9,7 +9,7 @@ chosen (:meth:`ERMTraining._generate`): APT samples items of negative influence 
 them above their mean, APT-rand samples items uniformly and rates them at their mean.
 
 Where the per-item rating mean and standard deviation come from is the ``erm_stats``
-setting (DESIGN section 6, step 6):
+setting (APT's step 6 in docs/algorithms.md):
 
 - ``"clean"``: the training data before poisoning (``context.clean_train``), as the
   authors' code does.  An oracle: a real defender never has the clean data.
@@ -49,7 +49,7 @@ class APTSettings:
     r_plus: float  # rating lift of APT's ERM users, normalised (0.2 = 1 star of 5)
 
 
-#: DESIGN section 6 table.  FilmTrust's T_pre is 5 in the paper and 4 in the authors' code;
+#: The paper's schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper and 4 in the authors' code;
 #: we follow the paper (pass ``t_pre=4`` to match the code).
 DATASET_SETTINGS: dict[str, APTSettings] = {
     "filmtrust": APTSettings(40.0, 5, 3, 100, 0.25),

@@ -1,4 +1,4 @@
-"""No defense: plain MF trained on whatever data it is given (the victim of DESIGN section 3)."""
+"""No defense: plain MF trained on whatever data it is given (the victim of docs/protocol.md)."""
 from __future__ import annotations
 
 from apt_core.data.dataset import Interactions

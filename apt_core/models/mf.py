@@ -1,4 +1,4 @@
-"""Matrix factorisation exactly as the APT authors trained their victim (DESIGN section 3).
+"""Matrix factorisation exactly as the APT authors trained their victim (docs/protocol.md).
 
 ``r_hat = p_u . q_i`` (no biases), d = 64, Glorot-uniform initialisation, mean squared error
 over a minibatch of observed ratings (batch 4096, reshuffled every epoch), negligible L2

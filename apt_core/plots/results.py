@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-if TYPE_CHECKING:  # pragma: no cover - import only for type hints (avoid a cycle)
-    from apt_core.experiment import ScenarioResult
+if TYPE_CHECKING:  # pragma: no cover - import only for type hints
+    from apt_core.results import ScenarioResult
 
 #: display names of phases (table rows, legends)
 PHASE_LABELS: dict[str, str] = {
@@ -29,6 +29,7 @@ PHASE_LABELS: dict[str, str] = {
     "at": "AT",
     "apt-rand": "APT-rand",
     "apt": "APT",
+    "popularity": "popularity (clean data, no MF)",
 }
 
 #: fixed colours so a phase looks the same in every figure
@@ -40,6 +41,7 @@ PHASE_COLORS: dict[str, str] = {
     "at": "#ff7f0e",
     "apt-rand": "#17becf",
     "apt": "#2ca02c",
+    "popularity": "#bcbd22",
 }
 
 #: axis titles for the metrics and swept parameters
@@ -71,6 +73,9 @@ def phase_color(phase: str) -> str | None:
 def results_table(result: "ScenarioResult") -> pd.DataFrame:
     """One row per phase: target/test HR mean and sd, RI, rank-shift median, seconds, stars.
 
+    The rows of ``result.rows()``: origin, attack, the defenses, then ``popularity`` (the
+    clean-data popularity ranking: the yardstick for test HR; no RI, no rank shift).
+
     Columns: ``phase, label, target_hr, target_hr_sd, test_hr, test_hr_sd, ri,
     rank_shift_median, prediction_shift, seconds, n_seeds, p_value, stars, baseline``.
     ``p_value``/``stars``/``baseline`` are filled on the APT row only (paired t-test of APT's
@@ -80,7 +85,7 @@ def results_table(result: "ScenarioResult") -> pd.DataFrame:
     sig = result.significance()
     frame = pd.DataFrame(rows)
     frame.insert(1, "label", [phase_label(p) for p in frame["phase"]])
-    frame["n_seeds"] = [len(p.target_hr) for p in result.phases]
+    frame["n_seeds"] = [len(p.target_hr) for p in result.all_phases]
     frame["p_value"] = None
     frame["stars"] = ""
     frame["baseline"] = None

@@ -1,0 +1,132 @@
+"""Cache keys and payloads of the pipeline's artifacts (see :mod:`apt_core.experiment` for what each key covers).
+
+:class:`Keys` builds every key of one scenario run; :func:`model_payload` /
+:func:`rebuild_model` store a fitted model and bring it back; :func:`eval_payload` /
+:func:`evaluation_from_entry` do the same for an evaluation (ranks and predictions).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from apt_core.attacks.base import FakeProfiles
+from apt_core.data.dataset import RatingData
+from apt_core.data.split import Split
+from apt_core.metrics import Evaluation
+from apt_core.models.mf import MFConfig
+from apt_core.scenario import CACHE_FORMAT
+
+
+def split_fingerprint(data: RatingData, split: Split) -> str:
+    """Content hash of a split: the data set's identity, content and the split seed in one key."""
+    from apt_core.cache import array_fingerprint, stable_hash
+
+    t = split.train
+    return stable_hash({
+        "name": data.name,
+        "arrays": array_fingerprint(t.users, t.items, t.ratings, split.test_items, split.test_ratings),
+        "shape": [t.n_users, t.n_items, t.n_real_users],
+        "scale": [t.scale.minimum, t.scale.maximum, t.scale.step],
+    })
+
+
+def profiles_fingerprint(fake: FakeProfiles) -> str:
+    from apt_core.cache import array_fingerprint
+
+    return array_fingerprint(fake.users, fake.items, fake.ratings, np.array([fake.n_fake_users, fake.n_items]))
+
+
+class Keys:
+    """Builds the cache keys of one scenario run (see the module docstring).
+
+    Code enters each key as the fingerprint of the modules that artifact runs (the attack's
+    or defense's module closure, see :func:`apt_core.cache.code_fingerprint`), so editing one
+    defense does not invalidate the clean models or the other defenses' entries.
+    """
+
+    def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig):
+        from apt_core.cache import environment_fingerprint
+
+        self.split = split_fingerprint(data, split)
+        self.base = {"format": CACHE_FORMAT, "env": environment_fingerprint(),
+                     "device": str(getattr(device, "type", device)), "dataset": data.name}
+        self.mf = mf_config
+        self._code: dict = {}
+
+    def code(self, obj) -> str:
+        from apt_core.cache import code_fingerprint
+
+        cls = obj if isinstance(obj, type) else type(obj)
+        if cls not in self._code:
+            self._code[cls] = code_fingerprint(cls)
+        return self._code[cls]
+
+    def _hash(self, **parts) -> str:
+        from apt_core.cache import stable_hash
+
+        return stable_hash({**self.base, **parts})
+
+    def fake(self, targets: np.ndarray, attack, n_fake: int, n_filler: int, seed: int) -> str:
+        return self._hash(kind="fake", split=self.split, targets=[int(t) for t in targets], attack=attack.name,
+                          params=attack.get_params(), n_fake=int(n_fake), n_filler=int(n_filler), seed=int(seed),
+                          code=self.code(attack))
+
+    def poisoned(self, fake: FakeProfiles | None) -> str:
+        return self.split if fake is None else self._hash(kind="poisoned", split=self.split, fake=profiles_fingerprint(fake))
+
+    def model(self, train_key: str, defense, seed: int) -> str:
+        return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
+                          params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense))
+
+    def evaluation(self, model_key: str, targets: np.ndarray) -> str:
+        from apt_core.cache import code_fingerprint
+        from apt_core import metrics
+
+        if "metrics" not in self._code:
+            self._code["metrics"] = code_fingerprint(metrics)
+        return self._hash(kind="eval", model=model_key, targets=[int(t) for t in targets], code=self._code["metrics"])
+
+
+def model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
+    from apt_core.cache import storable_subset
+
+    diag, dropped = storable_subset(diagnostics or {})
+    payload = {"seconds": float(seconds), "diagnostics": diag, "dropped_diagnostics": dropped, "state": None, "model_class": None}
+    cls = type(model)
+    # Only models that can rebuild themselves from tensors are stored (MFModel and any
+    # defense model exposing state_dict()/from_state_dict()); others get their evaluation cached.
+    if store_model and hasattr(model, "state_dict") and hasattr(cls, "from_state_dict") and cls.__module__.startswith("apt_core."):
+        try:
+            state = model.state_dict()
+            if isinstance(state, dict):
+                payload["state"] = state
+                payload["model_class"] = f"{cls.__module__}:{cls.__qualname__}"
+        except Exception:  # a model that cannot export itself is still evaluated and cached by its ranks
+            payload["state"] = None
+    return payload
+
+
+def rebuild_model(entry: dict, device):
+    import importlib
+
+    path = entry.get("model_class")
+    if not path or entry.get("state") is None:
+        return None
+    module, _, qualname = path.partition(":")
+    if not module.startswith("apt_core."):
+        return None
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj.from_state_dict(entry["state"], device)
+    except Exception:  # class renamed or changed: treat as a miss
+        return None
+
+
+def evaluation_from_entry(entry: dict, k: int) -> Evaluation:
+    return Evaluation(k, np.asarray(entry["target_ranks"]), np.asarray(entry["test_ranks"]), np.asarray(entry["target_predictions"]))
+
+
+def eval_payload(ev: Evaluation, seconds: float, diagnostics: dict) -> dict:
+    return {"target_ranks": ev.target_ranks, "test_ranks": ev.test_ranks, "target_predictions": ev.target_predictions,
+            "seconds": float(seconds), "diagnostics": diagnostics}

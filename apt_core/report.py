@@ -1,0 +1,151 @@
+"""What ``reproduce`` writes: the long tables, their Markdown (ours ± sd beside the paper's), timings and ``report.md``.
+
+Pure functions of finished :class:`~apt_core.results.ScenarioResult` objects; nothing here
+trains or runs anything.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from apt_core.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
+
+#: the tables' phases: the paper's, then the clean-data popularity ranking (our yardstick; the paper has none)
+TABLE_PHASES = (*PAPER_PHASES, "popularity")
+
+
+def results_table(results: dict, cfg: "ReproduceConfig", metric: str) -> pd.DataFrame:  # noqa: F821 -- apt_core.reproduce's
+    """Long table: one row per (targets, attack, phase of :data:`TABLE_PHASES`) with ours (mean, sd), stars, RI and the paper's."""
+    rows = []
+    dataset = cfg.dataset.lower()
+    for (targets, attack), res in results.items():
+        # Stars are the paper's robustness test (lower target HR is better); test HR gets none.
+        sig = res.significance() if metric == "target_hr" else None
+        by_phase = {r["phase"]: r for r in res.rows()}
+        for phase in TABLE_PHASES:
+            r = by_phase.get(phase)
+            pv = paper_value(dataset, targets, metric, attack, phase)
+            rows.append({
+                "dataset": res.data.name, "targets": targets, "attack": attack, "phase": phase,
+                "mean": None if r is None else r[metric], "sd": None if r is None else r[f"{metric}_sd"],
+                "n_seeds": None if r is None else len(res.phase(phase).target_hr),
+                "ri": None if r is None else r["ri"],
+                "p_value": sig.test.p_value if (sig is not None and phase == sig.method) else None,
+                "stars": sig.marker if (sig is not None and phase == sig.method) else "",
+                "baseline": sig.baseline if (sig is not None and phase == sig.method) else None,
+                "paper": None if pv is None else (pv.low if pv.exact else None),
+                "paper_low": None if pv is None else pv.low,
+                "paper_high": None if pv is None else pv.high,
+                "paper_note": "" if pv is None else pv.note,
+            })
+    return pd.DataFrame(rows)
+
+
+def _cell(mean, sd, stars: str, pv: PaperValue | None, n_seeds=None) -> str:
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        ours = "n/a"
+    elif sd is None or pd.isna(sd) or (n_seeds is not None and not pd.isna(n_seeds) and n_seeds < 2):
+        ours = f"{mean:.4f}{stars}"  # one seed: no spread to show (a "± 0" would claim one)
+    else:
+        ours = f"{mean:.4f} ± {sd:.4f}{stars}"
+    return f"{ours} ({pv})" if pv is not None else ours
+
+
+def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True) -> str:
+    """Wide Markdown: per target set, attacks as rows, phases as columns; ``ours ± sd (paper)``.
+
+    ``show_ri``: add APT's RI (a target-HR quantity, so only for the robustness table).
+    """
+    out = []
+    # Tables written before the popularity row existed (or built by hand) have only the paper's phases.
+    phases = [p for p in TABLE_PHASES if p in set(table["phase"])]
+    for targets in dict.fromkeys(table["targets"]):
+        part = table[table["targets"] == targets]
+        out.append(f"**{metric_label}, {targets} targets** — ours mean ± sd over seeds (paper in parentheses)\n")
+        header = ["attack", *phases] + (["RI (APT)"] if show_ri else [])
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        for attack in dict.fromkeys(part["attack"]):
+            rows = part[part["attack"] == attack].set_index("phase")
+            cells = [ATTACK_LABELS.get(attack, attack)]
+            for phase in phases:
+                r = rows.loc[phase]
+                pv = None
+                if r["paper_low"] is not None and not pd.isna(r["paper_low"]):
+                    pv = PaperValue(float(r["paper_low"]), float(r["paper_high"]))
+                cells.append(_cell(r["mean"], r["sd"], r["stars"], pv, r.get("n_seeds")))
+            if show_ri:
+                ri = rows.loc["apt", "ri"]
+                cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
+               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed); ↑ before the stars: APT is "
+               "significantly *worse* (higher target HR) than that baseline. "
+               "† a range that the paper's text gives over several attacks (or without the target set), "
+               "not a per-cell value. No parentheses: the paper gives no number for that cell.")
+    if "popularity" in phases:
+        out.append("\npopularity: items ranked by their number of ratings in the clean training data (no MF, no attack, "
+                   "the same for every seed); the yardstick for test HR, not a defense.")
+    return "\n".join(out)
+
+
+def timing_markdown(results: dict) -> str:
+    """Mean seconds per seed of each stage, per attack (both target sets pooled; fit times as measured,
+    also when the artifact came from the cache)."""
+    cols = ["generate attack", "origin", "attack", *[p for p in PAPER_DEFENSES]]
+    per: dict[str, dict[str, list[float]]] = {}
+    for (_, attack), res in results.items():
+        d = per.setdefault(attack, {c: [] for c in cols})
+        d["generate attack"] += [v for v in res.attack_seconds if v is not None]
+        for p in res.phases:
+            if p.phase in d:
+                d[p.phase] += list(p.seconds)
+    lines = ["| attack | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for attack, d in per.items():
+        cells = [f"{np.mean(v):.1f}" if v else "–" for v in (d[c] for c in cols)]
+        lines.append(f"| {ATTACK_LABELS.get(attack, attack)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Seconds per seed (fit or generation time as measured when the artifact was made; "
+                 "with --jobs > 1 two fits ran at once, so each is slower than alone).")
+    return "\n".join(lines)
+
+
+def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
+    from apt_core.store import package_versions
+
+    any_res = next(iter(results.values()))
+    d = any_res.data
+    v = package_versions()
+    lines = [
+        f"# APT Lab reproduction: {d.name}" + (" (quick CI settings)" if cfg.quick else ""),
+        "",
+        f"- data: {d.name}, {d.n_users} users, {d.n_items} items, {d.n_ratings} ratings; leave-one-out split seed {cfg.seed}",
+        f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
+        f"defenses: {', '.join(defenses)}; ERM users {cfg.erm_fraction:.0%}, ERM statistics `{cfg.erm_stats}`"
+        + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
+        f"- MF: {cfg.epochs} epochs (the authors' recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
+        f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",
+        f"- wall time: {wall:.1f} s with {cfg.jobs} worker process(es); artifact cache: {hits} hits, {misses} misses"
+        + (" (counted in this process; the workers filled the cache)" if cfg.jobs > 1 else ""),
+        f"- versions: apt_core {v['apt_core']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
+        "",
+    ]
+    for s in skipped:
+        lines.append(f"- **not run**: {s}")
+    if skipped:
+        lines.append("")
+    lines += ["## Where the time goes", "", timing_markdown(results), ""]
+    lines += ["## Table 2: robustness (target HR)", "", md2, "", "## Table 3: generalisation (test HR)", "", md3, ""]
+    if figure_notes:
+        lines += ["## Figures", "", *figure_notes,
+                  "", "Files: `fig1_rank_shift.html`, `fig2_attack_size.html`, `fig2_attack_size_ri.html`, "
+                  "`fig3_erm_fraction.html`, `fig3_erm_fraction_test_hr.html` (data in the matching `.csv`).", ""]
+    ri = [r.row(res.phase("origin"), res.phase("attack"))["ri"] for res in results.values() for r in res.phases if r.phase == "apt"]
+    ri = [x for x in ri if x is not None]
+    ours = (f"Ours: APT's mean RI over the {len(ri)} attack x target cells with a defined RI is {np.mean(ri):.3f} "
+            f"(min {np.min(ri):.3f}, max {np.max(ri):.3f}).") if ri else "Ours: APT's RI is undefined here (APT did not run or no attack moved HR)."
+    lines += ["## The paper's claim", "", f"> {PAPER_HEADLINE}", "", ours, "",
+              "Our numbers are measured, not copied: compare each cell with the paper's in parentheses. "
+              "Where they differ, the difference is a result, not an error to be tuned away.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""What an experiment is: :class:`Scenario` (the CLI's flags, the dashboard's widgets), its checks and its targets.
+
+:func:`parse_targets` turns the scenario's ``targets`` (``random``, ``unpopular`` or the data
+set's own item ids) into dense item indices of a split.  The pipeline that runs a scenario is
+:mod:`apt_core.experiment`; its results are :mod:`apt_core.results`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from apt_core.attacks import attack_names
+from apt_core.data import select_targets
+from apt_core.data.dataset import RatingData
+from apt_core.data.split import Split
+from apt_core.defenses import defense_names
+from apt_core.errors import ConfigError
+from apt_core.runtime import resolve_device
+
+CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
+#: where APT's ERM users take item means/stds from (APT's step 6 in docs/algorithms.md; robust = median/MAD)
+ERM_STATS_CHOICES = ("observed", "clean", "robust", "trusted")
+
+ProgressFn = Callable[[float, str], object]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything that determines an experiment's result."""
+
+    dataset: str = "sample"
+    data_dir: str | None = None
+    attack: str = "none"
+    attack_size: float = 0.03
+    filler: int | None = None
+    poison_file: str | None = None
+    targets: str | tuple[int, ...] = "random"
+    n_targets: int = 5
+    defenses: tuple[str, ...] = ("none",)
+    erm_fraction: float = 0.05
+    erm_stats: str = "observed"
+    k: int = 50
+    epochs: int = 25
+    seeds: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.attack not in attack_names():
+            raise ConfigError(f"unknown attack {self.attack!r}: choose one of {', '.join(attack_names())}")
+        for name in self.defenses:
+            if name not in defense_names():
+                raise ConfigError(f"unknown defense {name!r}: choose one of {', '.join(defense_names())}")
+        if not self.defenses:
+            raise ConfigError("choose at least one defense (use 'none' for plain MF)")
+        if len(set(self.defenses)) != len(self.defenses):
+            raise ConfigError(f"a defense is listed twice: {', '.join(self.defenses)}")
+        if not (0 < self.attack_size <= 1):
+            raise ConfigError(f"--attack-size must lie in (0, 1], got {self.attack_size}")
+        if not (0 <= self.erm_fraction <= 1):
+            raise ConfigError(f"--erm-fraction must lie in [0, 1], got {self.erm_fraction}")
+        if self.erm_stats not in ERM_STATS_CHOICES:
+            raise ConfigError(f"--erm-stats must be one of {', '.join(ERM_STATS_CHOICES)}, got {self.erm_stats!r}")
+        if self.k < 1:
+            raise ConfigError(f"--k must be at least 1, got {self.k}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.n_targets < 1:
+            raise ConfigError(f"--n-targets must be at least 1, got {self.n_targets}")
+        if self.filler is not None and self.filler < 0:
+            raise ConfigError(f"--filler must be non-negative, got {self.filler}")
+        resolve_device(self.device)
+
+    def key(self, device: str | None = None) -> str:
+        """Stable hash of the description (``data_dir`` excluded: where data lives is not what it is).
+
+        ``device`` replaces the scenario's device (``run_scenario`` passes the resolved type,
+        so ``auto`` on a CPU machine and ``cpu`` share a key).
+        """
+        from apt_core.cache import stable_hash
+
+        d = self.to_dict()
+        d.pop("data_dir", None)
+        if device is not None:
+            d["device"] = device
+        return stable_hash({"scenario": d, "format": CACHE_FORMAT})
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["defenses"] = list(self.defenses)
+        if isinstance(self.targets, tuple):
+            out["targets"] = list(self.targets)
+        return out
+
+
+def parse_targets(scenario: Scenario, data: RatingData, split: Split) -> np.ndarray:
+    """Dense indices of the scenario's target items in ``split`` (explicit ids are the data set's own)."""
+    if isinstance(scenario.targets, str):
+        return select_targets(split, scenario.targets, scenario.n_targets, scenario.seed)
+    # Explicit ids are the data set's own item ids (as in its files); report duplicates in
+    # those ids, not in the dense indices they map to.
+    ids = [str(t) for t in scenario.targets]
+    duplicates = sorted({t for t in ids if ids.count(t) > 1})
+    if duplicates:
+        raise ConfigError(f"duplicate target item id(s): {', '.join(duplicates)}")
+    return select_targets(split, data.item_index(list(scenario.targets)))

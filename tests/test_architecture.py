@@ -1,0 +1,175 @@
+"""The library's shape: no import cycle inside ``apt_core``, layers only import downwards, no Streamlit.
+
+Imports are read statically (``ast``), at every level of a file -- module level, inside
+functions and under ``if TYPE_CHECKING`` -- because a function-level import is still a
+dependency: it only hides a cycle until the function runs.  Importing ``a.b.c`` also runs
+``a/__init__.py`` and ``a/b/__init__.py``, so a module depends on those packages too -- except
+on its own enclosing packages, which Python has already begun to import before the module runs
+(``attacks/average.py`` importing ``attacks/_common.py`` is no cycle with ``attacks/__init__.py``).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "apt_core"
+
+#: The layers, bottom first.  A module may import its own layer and the layers below it,
+#: never one above.  A new module must be placed here (the test says so when it is not).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("base", ("apt_core", "apt_core.errors", "apt_core.runtime", "apt_core.registry", "apt_core.paths",
+              "apt_core.stats", "apt_core.theory", "apt_core.paper")),
+    ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.metrics")),
+    ("attacks and defenses", ("apt_core.influence", "apt_core.attacks", "apt_core.defenses", "apt_core.stealth", "apt_core.detection")),
+    ("experiment", ("apt_core.cache", "apt_core.scenario", "apt_core.artifacts", "apt_core.results",
+                    "apt_core.experiment", "apt_core.sweeps", "apt_core.demo", "apt_core.detect", "apt_core.bench", "apt_core.parallel")),
+    ("store, reproduce and figures", ("apt_core.store", "apt_core.plots", "apt_core.report", "apt_core.reproduce")),
+    ("command line", ("apt_core.cli", "apt_core.__main__")),
+]
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    return mods
+
+
+def _owner(name: str, mods: dict[str, Path]) -> str | None:
+    """The apt_core module that ``name`` (a module or an attribute of one) lives in."""
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the apt_core modules it imports (statically, anywhere in the file) and their packages."""
+    mods = _modules()
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        is_package = path.name == "__init__.py"
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = mod.split(".") if is_package else mod.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                # ``from pkg import sub`` imports the submodule ``pkg.sub`` when there is one.
+                names = [f"{module}.{a.name}" for a in node.names] + [module]
+            else:
+                continue
+            for name in names:
+                if name == "apt_core" or name.startswith("apt_core."):
+                    owner = _owner(name, mods)
+                    if owner is not None:
+                        targets.add(owner)
+                        own = set(_parents(mod)) | ({mod} if is_package else set())
+                        targets.update(p for p in _parents(owner) if p in mods and p not in own)
+        targets.discard(mod)
+        graph[mod] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _layer_of(module: str) -> int | None:
+    best, best_len = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            # The package itself ("apt_core", its __init__) matches only itself, not everything below it.
+            inside = module.startswith(prefix + ".") and prefix != "apt_core"
+            if (module == prefix or inside) and len(prefix) > best_len:
+                best, best_len = i, len(prefix)
+    return best
+
+
+def test_cycle_finder_finds_a_cycle():
+    # The checker itself must be able to fail.
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_in_apt_core():
+    found = cycles(import_graph())
+    assert not found, "import cycles inside apt_core:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(m for m in import_graph() if _layer_of(m) is None)
+    assert not missing, f"place these modules in a layer of tests/test_architecture.py: {missing}"
+
+
+def test_no_module_imports_a_higher_layer():
+    bad = []
+    for mod, targets in sorted(import_graph().items()):
+        mine = _layer_of(mod)
+        for target in sorted(targets):
+            theirs = _layer_of(target)
+            if mine is not None and theirs is not None and theirs > mine:
+                bad.append(f"{mod} ({LAYERS[mine][0]}) imports {target} ({LAYERS[theirs][0]})")
+    assert not bad, "imports that go up a layer:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_apt_core_never_imports_streamlit(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("import_module", "__import__"):
+            names = [a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        else:
+            continue
+        assert not any(n == "streamlit" or n.startswith("streamlit.") for n in names), f"{path.name} imports streamlit"
