@@ -44,8 +44,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-targets", type=int, default=5)
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses")
     p.add_argument("--erm-fraction", type=float, default=0.05)
-    p.add_argument("--erm-stats", choices=["observed", "clean", "robust", "trusted"], default="observed",
-                   help="item statistics of APT's ERM users: observed (honest), clean (the authors' oracle), robust (median/MAD), trusted (without the users the cogroup detector flags)")
+    p.add_argument("--erm-stats", choices=["observed", "clean", "robust", "trusted", "global"], default="observed",
+                   help="item statistics of APT's ERM users: observed (honest), clean (the authors' oracle), robust (median/MAD), "
+                        "trusted (without the users the cogroup detector flags), global (the observed global mean/std for every item)")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--seeds", type=int, default=1)

@@ -33,7 +33,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "pcmf": [{"dim": 0}, {"lr": 0.0}],
     "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}],
     "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"detector": "magic"}],
-    "apt-trusted": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"drop_suspects": "yes"}],
+    "apt-trusted": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"drop_suspects": "yes"}, {"statistics": "median"}],
     **{f"remove-{d}": [{"cut": "magic"}] for d in ("cogroup", "rdma", "wdma", "degsim", "lengthvar", "pca", "influence")},
 }
 

@@ -8,6 +8,9 @@ oracle.  APT-trusted runs a shilling detector (``detector``, default ``cogroup``
 observed data, computes each item's mean and spread without the flagged users
 (``erm_stats="trusted"``) and, with ``drop_suspects=True`` (default), also trains without
 the flagged users' ratings.  ``drop_suspects=False`` is ``apt --erm-stats trusted``.
+``statistics="global"`` lets ERM users rate around the kept data's *global* mean and spread
+instead of each item's (``apt --erm-stats global``): the fallback that still works when
+the detector misses the fake users (a group too small, a single target).
 
 Threat model: as APT; the defender sees only the observed data and the detector decides
 how many users to flag.  Budget: APT's ERM users; cost: the real users flagged.
@@ -20,17 +23,27 @@ from apt_core.defenses.base import DefenseContext, DefenseResult
 from apt_core.defenses.erm import detection_diagnostics
 from apt_core.defenses.erm import compact_users, expand_users, item_statistics, without_users
 from apt_core.detection.base import check_bool
+from apt_core.errors import ConfigError
+
+#: where the ERM users' rating centre comes from: each item's (trusted) mean, or the global one
+TRUSTED_STATISTICS = ("item", "global")
 
 
 class APTTrusted(APT):
+    """APT on the users a shilling detector trusts, with their item statistics (ours)."""
+
     name = "apt-trusted"
     summary = "APT with item statistics from the users a detector trusts; flagged users dropped (ours)"
 
     def __init__(self, erm_fraction: float = 0.05, detector: str = "cogroup", drop_suspects: bool = True,
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
-                 m_star: int | None = None, r_plus: float | None = None, solver: str = "identity") -> None:
+                 m_star: int | None = None, r_plus: float | None = None, solver: str = "identity",
+                 statistics: str = "item") -> None:
         super().__init__(erm_fraction, "trusted", t, t_pre, t_inter, m_star, r_plus, solver=solver, detector=detector)
         self.drop_suspects = check_bool("drop_suspects", drop_suspects)
+        if statistics not in TRUSTED_STATISTICS:
+            raise ConfigError(f"statistics must be one of {', '.join(TRUSTED_STATISTICS)}, got {statistics!r}")
+        self.statistics = statistics
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector
@@ -50,7 +63,8 @@ class APTTrusted(APT):
 
     def _statistics(self, train: Interactions, context: DefenseContext):
         # The detection ran once, on the observed data, in fit().
+        kind = "global" if self.statistics == "global" else "observed"
         if not self.drop_suspects:
             self._detection = self._flagged_detection
-            return item_statistics(without_users(train, self._flagged_detection.flagged), "observed")
-        return item_statistics(train, "observed")  # train is already the kept users
+            return item_statistics(without_users(train, self._flagged_detection.flagged), kind)
+        return item_statistics(train, kind)  # train is already the kept users

@@ -56,6 +56,7 @@ def remove_defense_for(detector: str, summary: str) -> type[RemoveSuspects]:
     """The ``remove-<detector>`` class (a subclass, so it registers under its own name)."""
     cls_name = "Remove" + "".join(p.capitalize() for p in detector.split("-"))
     return type(cls_name, (RemoveSuspects,), {
+        "__doc__": f"Drop the users the {detector} detector flags, then plain MF.",
         "name": f"remove-{detector}", "detector_name": detector,
         "summary": f"drop users flagged by {detector} ({summary}), then plain MF", "__module__": __name__,
     })
