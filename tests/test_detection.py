@@ -140,3 +140,34 @@ def test_detect_cli_refuses_no_attack(capsys):
 
     assert main(["detect", "--dataset", "sample", "--attack", "none", "--no-cache"]) == 2
     assert "fake users" in capsys.readouterr().err
+
+
+def test_trusted_statistics_are_the_clean_ones_when_the_group_is_caught(sample_split, average_poisoned):
+    from apt_core.defenses.erm import item_statistics, trusted_statistics
+
+    means, stds, detection = trusted_statistics(average_poisoned, "cogroup")
+    assert detection.flagged[average_poisoned.n_real_users:].all()
+    clean_means, clean_stds = item_statistics(sample_split.train, "clean")
+    np.testing.assert_allclose(means, clean_means, rtol=1e-6)
+    np.testing.assert_allclose(stds, clean_stds, rtol=1e-6)
+    observed = average_poisoned.item_means()
+    assert not np.allclose(observed, clean_means)  # the attack did move the observed means
+
+
+def test_global_statistics_barely_move_under_attack(sample_split, average_poisoned):
+    from apt_core.defenses.erm import item_statistics
+
+    g_means, g_stds = item_statistics(average_poisoned, "global")
+    assert np.ptp(g_means) == 0 and np.ptp(g_stds) == 0
+    assert abs(g_means[0] - sample_split.train.ratings.mean()) < 0.05
+
+
+def test_remove_defense_reports_its_flags(sample_split, average_poisoned):
+    from apt_core.defenses import DefenseContext, make_defense
+    from apt_core.models.mf import MFConfig
+
+    result = make_defense("remove-cogroup").fit(average_poisoned, DefenseContext(MFConfig(epochs=2), "cpu", 0, "sample"))
+    d = result.diagnostics
+    assert d["detector"] == "cogroup" and len(d["suspicion"]) == average_poisoned.n_users
+    assert set(d["flagged_users"].tolist()) == set(range(average_poisoned.n_real_users, average_poisoned.n_users))
+    assert result.model.P.shape[0] == average_poisoned.n_users  # every id can still be scored
