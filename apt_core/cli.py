@@ -231,6 +231,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         cfg = ReproduceConfig(**{k: v for k, v in options.items() if v is not None})
     if args.no_figures:
         cfg.figures = False
+    if args.no_detection:
+        cfg.detection = False
     result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
@@ -340,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
     rep.add_argument("--no-figures", action="store_true")
+    rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_cache_arguments(rep)
