@@ -8,9 +8,13 @@ oracle.  APT-trusted runs a shilling detector (``detector``, default ``cogroup``
 observed data, computes each item's mean and spread without the flagged users
 (``erm_stats="trusted"``) and, with ``drop_suspects=True`` (default), also trains without
 the flagged users' ratings.  ``drop_suspects=False`` is ``apt --erm-stats trusted``.
-``statistics="global"`` lets ERM users rate around the kept data's *global* mean and spread
-instead of each item's (``apt --erm-stats global``): the fallback that still works when
-the detector misses the fake users (a group too small, a single target).
+``statistics="global"`` (default) lets ERM users rate around the kept data's *global* mean
+and spread instead of each item's (``"item"``; ``apt --erm-stats global`` is the same rule
+without the detector).  Chosen on ML-100K with split/target seed 100 (ten settings) and on
+the sample data's settings other than the demo's: equal robustness (RI 1.0 on ML-100K
+with either), higher test HR@50 (0.288 against 0.251; origin 0.238), and it still works
+when the detector misses the fake users (a group of 1% of the users: RI 0.91 against
+-0.04 for per-item statistics, Average attack on unpopular targets).
 
 Threat model: as APT; the defender sees only the observed data and the detector decides
 how many users to flag.  Budget: APT's ERM users; cost: the real users flagged.
@@ -38,7 +42,7 @@ class APTTrusted(APT):
     def __init__(self, erm_fraction: float = 0.05, detector: str = "cogroup", drop_suspects: bool = True,
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
                  m_star: int | None = None, r_plus: float | None = None, solver: str = "identity",
-                 statistics: str = "item") -> None:
+                 statistics: str = "global") -> None:
         super().__init__(erm_fraction, "trusted", t, t_pre, t_inter, m_star, r_plus, solver=solver, detector=detector)
         self.drop_suspects = check_bool("drop_suspects", drop_suspects)
         if statistics not in TRUSTED_STATISTICS:
