@@ -31,7 +31,7 @@ def body() -> None:
     st.caption(
         f"Data set **{scenario.dataset}**; attack **{scenario.attack}** with {scenario.attack_size:.0%} fake users on "
         f"{scenario.n_targets} unpopular target items; defense **{scenario.defenses[0]}** (honest: it sees only the "
-        f"poisoned data; {scenario.erm_fraction:.0%} ERM users)"
+        f"poisoned data; {scenario.erm_description()})"
         + "".join(f"; beside it **{phase_label(scenario, d)}**" for d in scenario.defenses[1:])
         + f"; HR@{scenario.k}."
     )

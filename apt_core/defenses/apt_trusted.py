@@ -42,11 +42,12 @@ class APTTrusted(APT):
     name = "apt-trusted"
     summary = "APT with item statistics from the users a detector trusts; flagged users dropped (ours)"
 
-    def __init__(self, erm_fraction: float = 0.05, detector: str = "cogroup", drop_suspects: bool = True,
+    def __init__(self, erm_fraction: float | None = None, detector: str = "cogroup", drop_suspects: bool = True,
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
-                 m_star: int | None = None, r_plus: float | None = None, solver: str = "identity",
-                 statistics: str = "auto") -> None:
-        super().__init__(erm_fraction, "trusted", t, t_pre, t_inter, m_star, r_plus, solver=solver, detector=detector)
+                 m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
+                 statistics: str = "auto", erm_users: int | None = None, preset: str = "paper") -> None:
+        super().__init__(erm_fraction, "trusted", t, t_pre, t_inter, m_star, r_plus, solver=solver, detector=detector,
+                         erm_users=erm_users, preset=preset)
         self.drop_suspects = check_bool("drop_suspects", drop_suspects)
         if statistics not in TRUSTED_STATISTICS:
             raise ConfigError(f"statistics must be one of {', '.join(TRUSTED_STATISTICS)}, got {statistics!r}")
@@ -80,5 +81,5 @@ class APTTrusted(APT):
         kind = self._kind()
         if not self.drop_suspects:
             self._detection = self._flagged_detection
-            return item_statistics(without_users(train, self._flagged_detection.flagged), kind)
-        return item_statistics(train, kind)  # train is already the kept users
+            return item_statistics(without_users(train, self._flagged_detection.flagged), kind, self.single_rating_std)
+        return item_statistics(train, kind, self.single_rating_std)  # train is already the kept users
