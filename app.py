@@ -27,6 +27,7 @@ PAGE_SPECS = [
     ("defense.py", "Defense", ":material/shield:"),
     ("sweeps.py", "Sweeps", ":material/show_chart:"),
     ("profiles.py", "Profiles", ":material/group:"),
+    ("detection.py", "Detection", ":material/person_search:"),
     ("theory.py", "Theory", ":material/functions:"),
     ("history.py", "History", ":material/history:"),
 ]

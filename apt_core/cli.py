@@ -73,7 +73,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apt-solver", default=None,
                    help="APT's influence solver: lissa-lanczos, lissa (the authors' stochastic recursion, slow), "
                         "lissa-full, identity or cg (default: the preset's; paper: lissa-lanczos)")
-    p.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default="observed")
+    p.add_argument("--erm-stats", choices=["observed", "clean", "robust", "trusted", "global"], default="observed",
+                   help="item statistics of APT's ERM users: observed (honest), clean (the authors' oracle), robust (median/MAD), "
+                        "trusted (without the users the cogroup detector flags), global (the observed global mean/std for every item)")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--seeds", type=int, default=1)
@@ -196,6 +198,22 @@ def record_run(store, result, **kwargs) -> str | None:
         return None
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from apt_core.detect import format_detection, run_detection
+
+    scenario = scenario_from_args(args)
+    detectors = list(args.detectors) if args.detectors else None
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json))
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        d = report.dataset
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; attack {scenario.attack} on {scenario.targets} targets, "
+              f"{scenario.seeds} seed(s); each detector flags users by its own data-driven cut")
+        print(format_detection(report))
+    return 0
+
+
 def cmd_poison(args: argparse.Namespace) -> int:
     """Generate an attack's fake profiles for a scenario and export them (the pipeline's first stages)."""
     from apt_core.attacks.io import profile_format, save_profiles
@@ -261,6 +279,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         cfg = ReproduceConfig(**{k: v for k, v in options.items() if v is not None})
     if args.no_figures:
         cfg.figures = False
+    if args.no_detection:
+        cfg.detection = False
     result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
@@ -349,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_arguments(run)
     run.set_defaults(func=cmd_run)
 
+    det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
+    add_scenario_arguments(det)
+    det.add_argument("--detectors", type=_defense_list, default=None, help="comma list (default: every registered detector)")
+    det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_cache_arguments(det, history=False)
+    det.set_defaults(func=cmd_detect, attack="average")
+
     add_poison_parser(sub)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
@@ -369,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
     rep.add_argument("--no-figures", action="store_true")
+    rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_cache_arguments(rep)

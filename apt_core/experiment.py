@@ -312,6 +312,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             ev, secs, diagnostics, cached, kept[name] = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
                                                                       targets, scenario.k, device, cache_only, keep_models)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
+            phases[name].detection.append(detection_summary(diagnostics, poisoned.n_real_users))
             step += 1
         if keep_models:
             models.append(kept)
@@ -350,16 +351,31 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
 
 def _defense_params(name: str, scenario: Scenario) -> dict:
     """Scenario-level settings a defense takes as hyper-parameters."""
-    if name in ("apt", "apt-rand"):
+    if name in ("apt", "apt-rand", "apt-trusted"):
         params = {"erm_stats": scenario.erm_stats, "preset": scenario.apt_preset}
+        if name == "apt-trusted":
+            params.pop("erm_stats")  # always its own trusted statistics
         if scenario.erm_fraction is not None:
             params["erm_fraction"] = scenario.erm_fraction
         if scenario.erm_users is not None:
             params["erm_users"] = scenario.erm_users
-        if name == "apt" and scenario.apt_solver is not None:
+        if name in ("apt", "apt-trusted") and scenario.apt_solver is not None:
             params["solver"] = scenario.apt_solver
         return params
     return {}
+
+
+def detection_summary(diagnostics: dict, n_real_users: int) -> dict | None:
+    """Detection metrics of a defense that flagged users (its diagnostics hold the flags)."""
+    if not diagnostics or "flagged_users" not in diagnostics or "suspicion" not in diagnostics:
+        return None
+    from apt_core.detection.metrics import detection_metrics, fake_mask
+
+    scores = np.asarray(diagnostics["suspicion"], dtype=np.float64)
+    flagged = np.zeros(len(scores), dtype=bool)
+    flagged[np.asarray(diagnostics["flagged_users"], dtype=np.int64)] = True
+    m = detection_metrics(fake_mask(len(scores), n_real_users), scores, flagged)
+    return {"detector": diagnostics.get("detector"), **m.to_dict()}
 
 
 def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict, from_cache: bool = False) -> None:

@@ -25,7 +25,7 @@ from apt_core.runtime import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 #: where APT's ERM users take item means/stds from (APT's step 6 in docs/algorithms.md; robust = median/MAD)
-ERM_STATS_CHOICES = ("observed", "clean", "robust")
+ERM_STATS_CHOICES = ("observed", "clean", "robust", "trusted", "global")
 
 ProgressFn = Callable[[float, str], object]
 

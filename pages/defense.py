@@ -58,7 +58,7 @@ def body() -> None:
     default = [d for d in ("apt", "at") if d in names] or names[:1]
     chosen = c[0].multiselect("Defenses", names or ["none"], default=default or ["none"], key="def-defenses", help="; ".join(f"{n}: {DEFENSES[n].summary}" for n in DEFENSES))
     erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm")
-    stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", help="observed: what an honest defender sees (poisoned data). clean: the authors' oracle (statistics before poisoning).")
+    stats = c[2].radio("ERM item statistics", ["observed", "clean", "trusted"], key="def-stats", help="observed: what an honest defender sees (poisoned data). clean: the authors' oracle (statistics before poisoning). trusted: observed, without the users the cogroup shilling detector flags (honest).")
     seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
