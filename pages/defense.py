@@ -22,14 +22,18 @@ PAPER_NOTE = (
 
 
 def run_and_record(scenario: Scenario, progress) -> object:
-    """Run the scenario, then keep it in the run history (when the run store is available)."""
+    """Run the scenario, then keep it in the run history; a history failure is reported, not hidden.
+
+    The result is returned (and shown) either way; the note is kept on the result so the
+    page can say why the run is missing from the History page.
+    """
     result = run_scenario(scenario, progress, cache=artifact_cache())
     try:
         from apt_core.store import RunStore
 
         RunStore().record(result, label="dashboard")
-    except Exception:  # noqa: BLE001 -- history is a convenience; the result is still shown
-        pass
+    except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown
+        result.history_note = f"This run was not recorded in the history: {exc}"
     return result
 
 
@@ -69,8 +73,10 @@ def body() -> None:
                                  format_func=lambda v: f"{v:.0%}", key="def-erm", help=erm_help)
     else:
         erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm", help=erm_help)
-    stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", format_func=lambda s: {"observed": "observed (honest)", "clean": "clean (oracle)"}[s],
-                       help="observed: what an honest defender sees (the poisoned data). clean: " + GLOSSARY["oracle statistics"])
+    stats = c[2].radio("ERM item statistics", ["observed", "clean", "trusted"], key="def-stats",
+                       format_func=lambda s: {"observed": "observed (honest)", "clean": "clean (oracle)", "trusted": "trusted (honest, detector-filtered)"}[s],
+                       help="observed: what an honest defender sees (the poisoned data). clean: " + GLOSSARY["oracle statistics"]
+                       + " trusted: observed, without the users the cogroup shilling detector flags (honest).")
     if presenter():
         seeds = 1
     else:
@@ -98,6 +104,8 @@ def body() -> None:
     if previous is not None and previous[0] != scenario and not live:
         with st.expander("Before / after: the previous settings against these", expanded=True):
             st.dataframe(compare_frame(previous[1], result), hide_index=True, width="stretch")
+    if getattr(result, "history_note", None):
+        st.warning(result.history_note)
     remember("defense", scenario, result)
     show_result(result, scenario)
 

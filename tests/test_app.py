@@ -183,11 +183,15 @@ def test_sweeps_page_bad_values_message():
 def test_theory_page_slider_changes_curves():
     at = page("theory").run()
     no_failures(at)
-    assert len(charts(at)) == 1
-    before = at.metric[1].value
+    assert len(charts(at)) == 3  # the paper's bounds against n* and epsilon, our own model's curves
+    assert at.metric[3].label.startswith("Thm 4.5")
+    before_paper, before_own = at.metric[3].value, at.metric[5].value
+    at.slider(key="pt-nstar").set_value(300).run()  # Theorem 4.5 grows with n*
+    no_failures(at)
+    assert float(at.metric[3].value) > float(before_paper)
     at.slider(key="th-tau").set_value(0.7).run()
     no_failures(at)
-    assert at.metric[1].value != before
+    assert at.metric[5].value != before_own
 
 
 def test_theory_page_invalid_threshold_is_a_message():
@@ -256,3 +260,15 @@ def test_failed_run_is_an_error_message_not_a_cancellation():
     assert [e.value for e in at.error] == ["this scenario cannot run"]
     at.run()  # the next render must not call the failure a cancellation
     assert not any("cancelled" in w.value for w in at.warning)
+
+
+def test_detection_page():
+    at = page("detection", **{"det-detectors": ["cogroup", "rdma"]}).run()
+    no_failures(at)
+    at.button(key="run-detection").click().run()
+    no_failures(at)
+    table = at.dataframe[0].value
+    assert list(table["detector"]) == ["cogroup", "rdma"] and "ROC-AUC" in table.columns
+    assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
+    flagged = at.dataframe[1].value  # cogroup flags the Average attack's group on the sample data
+    assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9
