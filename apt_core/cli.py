@@ -55,17 +55,20 @@ def _defense_list(value: str) -> tuple[str, ...]:
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="sample", help="sample, ml-100k, ml-1m, filmtrust, yelp, or a path to a rating file / NCF split prefix")
     p.add_argument("--data-dir", default=None, help="local folder with data sets (else $APT_DATA_DIR, the cache, a download)")
-    p.add_argument("--attack", default="none", type=str.lower)
+    from apt_core.attacks import attack_names
+    from apt_core.defenses import defense_names
+
+    p.add_argument("--attack", default="none", type=str.lower, help="one of: " + ", ".join(attack_names()))
     p.add_argument("--attack-size", type=float, default=0.03, help="fake users as a share of real users, in (0, 1]")
-    p.add_argument("--filler", type=int, default=None, help="filler items per fake user (default: ratings per user)")
+    p.add_argument("--filler", type=int, default=None, help="filler items per fake user (default: the data set's ratings per user)%(default).0s")
     p.add_argument("--poison-file", default=None, help="inject these fake profiles (CSV user,item,rating or the authors' .npy) instead of running an attack")
     p.add_argument("--targets", type=_targets_arg, default="random",
                    help="random, unpopular, paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
                         "only on their split files), or comma-separated item ids (the data set's own ids)")
-    p.add_argument("--n-targets", type=int, default=5)
-    p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses")
+    p.add_argument("--n-targets", type=int, default=5, help="number of target items")
+    p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses, from: " + ", ".join(defense_names()) + " (default: none)%(default).0s")
     p.add_argument("--erm-fraction", type=float, default=None,
-                   help="APT/APT-rand ERM users as a share of all users (fake ones included); default: the preset's count")
+                   help="APT/APT-rand ERM users as a share of all users (fake ones included); default: the preset's count%(default).0s")
     p.add_argument("--erm-users", type=int, default=None, help="APT/APT-rand ERM users as a count (instead of --erm-fraction)")
     p.add_argument("--apt-preset", default="paper",
                    help="APT/APT-rand defaults: paper (the authors' code: LiSSA, 50 ERM users on ML-100K/FilmTrust, "
@@ -76,8 +79,8 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--erm-stats", choices=["observed", "clean", "robust", "trusted", "global"], default="observed",
                    help="item statistics of APT's ERM users: observed (honest), clean (the authors' oracle), robust (median/MAD), "
                         "trusted (without the users the cogroup detector flags), global (the observed global mean/std for every item)")
-    p.add_argument("--k", type=int, default=50)
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--k", type=int, default=50, help="top-K cut-off of the hit ratios")
+    p.add_argument("--epochs", type=int, default=25, help="training epochs of every model")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=_seed_arg, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -158,6 +161,21 @@ def store_from_args(args: argparse.Namespace):
     return RunStore(getattr(args, "history_db", None))
 
 
+def settings_line(scenario) -> str:
+    """Every setting that changes the numbers, in one line (the text output echoes them)."""
+    attack = "no attack" if scenario.attack == "none" else (
+        f"attack {scenario.attack} ({scenario.attack_size:g} of the users, filler {scenario.filler if scenario.filler is not None else 'auto'})")
+    if scenario.poison_file:
+        attack = f"poison file {scenario.poison_file}"
+    targets = scenario.targets if isinstance(scenario.targets, str) else "ids " + ",".join(map(str, scenario.targets))
+    parts = [attack, f"targets {targets} (n={scenario.n_targets})", f"defenses {','.join(scenario.defenses)}"]
+    if any(d in ("apt", "apt-rand") for d in scenario.defenses):
+        parts.append(f"{scenario.erm_description()}, erm-stats {scenario.erm_stats}, apt-preset {scenario.apt_preset}, "
+                     f"apt-solver {scenario.apt_solver or 'preset default'}")
+    parts.append(f"K {scenario.k}, epochs {scenario.epochs}, seeds {scenario.seeds} from seed {scenario.seed}")
+    return "settings: " + "; ".join(parts)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from apt_core.experiment import run_scenario
 
@@ -172,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = result.to_json()
         print(f"{out['dataset']['name']}: {out['dataset']['n_users']} users, {out['dataset']['n_items']} items, {out['dataset']['n_ratings']} ratings; device {out['device']}")
         print(f"targets: {', '.join(result.data.title(t) for t in result.targets)}")
+        print(settings_line(scenario))
         print(format_rows(out["rows"]))
         sig = out.get("significance")
         if sig and sig.get("baseline"):
@@ -363,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error (also: APT_LAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics")
+    run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_scenario_arguments(run)
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(run)
