@@ -102,6 +102,8 @@ class AttackView:
     clean_eval: Evaluation
     attacked_eval: Evaluation
     n_filler: int
+    #: the run behind the view (origin and attack rows), e.g. for the run history
+    result: ScenarioResult | None = None
 
 
 def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache=None, cache_only: bool = False, data=None) -> AttackView:
@@ -123,7 +125,7 @@ def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache
     else:
         n_filler = 0
     return AttackView(scenario, result.data, result.split, result.targets, fake, models["origin"], models["attack"],
-                      result.phase("origin").evaluations[0], result.phase("attack").evaluations[0], n_filler)
+                      result.phase("origin").evaluations[0], result.phase("attack").evaluations[0], n_filler, result)
 
 
 def top_k_items(model, split: Split, user: int, k: int) -> np.ndarray:

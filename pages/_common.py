@@ -321,7 +321,12 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
         st.session_state["_running"] = None  # a failure is not a cancellation
         slot.empty()
         raise
-    store.put(key + "#notes", list(notes))  # shown with the result (a cache that cannot be written...)
+    saved = list(notes)
+    if kind != "defense":  # the Defense page records its own runs (and reports a failure)
+        note = record_history(kind, result)
+        if note:
+            saved.append(note)
+    store.put(key + "#notes", saved)  # shown with the result (a cache that cannot be written...)
     store.put(key, result)
     st.session_state["_running"] = None
     # Render again from the cache: the Run/Cancel buttons and the bar disappear.
@@ -660,3 +665,37 @@ def offer_grid(cfg: dict, seconds_per_fit: float | None) -> None:
         if st.button("Precompute every slider position", key="grid-build"):
             st.session_state.setdefault("grid_built", {})[grid_id(cfg)] = True
             st.rerun()
+
+
+# --- History: runs of every page, with a link back --------------------------------------------
+
+#: which page a run_cached kind belongs to (the link back from the History page)
+KIND_PAGES = {"demo": "overview", "attack": "attack", "defense": "defense", "lesson": "lesson", "lesson-oracle": "lesson", "sweep": "sweeps"}
+
+
+def history_label(kind: str) -> str:
+    """``dashboard:<page>?<query>``: the page and its controls, so the History page can link back."""
+    from urllib.parse import urlencode
+
+    query = {}
+    for key in ["dataset", "seed", *st.session_state.get("_url_keys", [])]:
+        if key in st.session_state:
+            try:
+                query[key] = json.dumps(st.session_state[key], default=str)
+            except (TypeError, ValueError):
+                continue
+    return f"dashboard:{KIND_PAGES.get(kind, kind)}?{urlencode(query)}"
+
+
+def record_history(kind: str, result: Any) -> str | None:
+    """Keep a newly computed run in the run history; returns a note when that failed (the result is kept anyway)."""
+    res = result if hasattr(result, "to_json") else getattr(result, "result", None)
+    if res is None or not hasattr(res, "to_json"):
+        return None
+    try:
+        from apt_core.store import RunStore
+
+        RunStore().record(res, label=history_label(kind))
+    except Exception as exc:  # noqa: BLE001 -- history is a convenience
+        return f"This run was not recorded in the history: {exc}"
+    return None

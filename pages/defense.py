@@ -12,7 +12,7 @@ from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
-from pages._common import (GLOSSARY, artifact_cache, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
+from pages._common import (GLOSSARY, artifact_cache, history_label, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
                            last_shown, live_spec, load_data, offer_grid, presenter, remember, url_state, results_views, run_cached, settings, stale_container)
 
 PAPER_NOTE = (
@@ -31,7 +31,7 @@ def run_and_record(scenario: Scenario, progress) -> object:
     try:
         from apt_core.store import RunStore
 
-        RunStore().record(result, label="dashboard")
+        RunStore().record(result, label=history_label("defense"))
     except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown
         result.history_note = f"This run was not recorded in the history: {exc}"
     return result

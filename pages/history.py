@@ -8,8 +8,41 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import runs_comparison_figure
+from apt_core.plots.results import PHASE_LABELS
 from apt_core.store import RunStore
 from pages._common import download, fmt_frame, guard, is_presenter
+
+
+def summary(row) -> str:
+    """One readable line per run: what was attacked, how, and which defenses ran."""
+    attack = "no attack" if row["attack"] == "none" else f"{row['attack']} attack, {float(row['attack_size']):.0%} fake users"
+    text = f"{attack} on {row['targets']} targets"
+    defenses = [d for d in str(row["defenses"]).split(",") if d and d != "none"]
+    if defenses:
+        text += " → " + ", ".join(PHASE_LABELS.get(d, d) for d in defenses)
+        if any(d.startswith("apt") for d in defenses):
+            share = row.get("erm_fraction")
+            erm = f"{float(share):.0%} ERM users" if share is not None and share == share else "preset ERM users"
+            text += f" ({erm}, {row['erm_stats']} statistics)"
+    return text
+
+
+def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run list in words, with a link back to the page that made each dashboard run."""
+    labels = runs["label"].fillna("").astype(str)
+    pages = [lbl.split(":", 1)[1].split("?", 1)[0] if lbl.startswith("dashboard:") else ("dashboard" if lbl == "dashboard" else "command line")
+             for lbl in labels]
+    links = ["./" + lbl.split(":", 1)[1] if lbl.startswith("dashboard:") else None for lbl in labels]
+    return pd.DataFrame({
+        "when (UTC)": runs["created_at"].astype(str).str.slice(0, 19).str.replace("T", " "),
+        "from": pages,
+        "data set": runs["dataset"],
+        "what ran": [summary(r) for _, r in runs.iterrows()],
+        "seeds": runs["seeds"],
+        "seconds": runs["wall_seconds"].round(1),
+        "reopen": links,
+        "run": runs["run_id"],
+    })
 
 
 def body() -> None:
@@ -17,9 +50,10 @@ def body() -> None:
     store = RunStore()
     runs = store.runs()
     if runs.empty:
-        st.info("No runs recorded yet: runs from the Defense page (and `python -m apt_core run`) appear here.")
+        st.info("No runs recorded yet: every run you start on the Overview, Lesson, Attack, Defense and Sweeps pages appears here.")
         return
-    st.dataframe(runs, hide_index=True, width="stretch")
+    st.dataframe(readable_runs(runs), hide_index=True, width="stretch",
+                 column_config={"reopen": st.column_config.LinkColumn("reopen", display_text="open the page", help="opens the page with this run's settings")})
     ids = runs["run_id"].tolist()
     chosen = st.multiselect("Reopen / compare runs", ids, default=ids[:1], key="hist-runs")
     frames = []

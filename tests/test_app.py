@@ -272,3 +272,16 @@ def test_detection_page():
     assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
     flagged = at.dataframe[1].value  # cogroup flags the Average attack's group on the sample data
     assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9
+
+
+def test_history_records_other_pages_runs_with_a_link_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
+    at = page("attack", seed=777).run()  # a seed no other test uses: computed, hence recorded
+    no_failures(at)
+    hist = page("history").run()
+    no_failures(hist)
+    runs = hist.dataframe[0].value
+    assert list(runs.columns[:4]) == ["when (UTC)", "from", "data set", "what ran"]
+    row = runs[runs["from"] == "attack"].iloc[0]
+    assert row["what ran"].startswith("average attack, 3% fake users on unpopular targets")
+    assert row["reopen"].startswith("./attack?") and "seed=777" in row["reopen"]
