@@ -391,7 +391,7 @@ def attack_controls(data, prefix: str = "atk"):
     url_state([f"{prefix}-attack", f"{prefix}-size", f"{prefix}-filler", f"{prefix}-mode"])
     names = [a for a in attack_names() if a != "none"]
     if not names:
-        st.warning("No attack is registered yet in apt_core.attacks.")
+        st.warning("No attack is available yet.")
         return None
     c = st.columns(4)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))

@@ -8,6 +8,14 @@ from apt_core.plots.explore import long_tail_figure, rating_histogram_figure, us
 from pages._common import download, guard, load_data, settings
 
 
+#: the summary's keys in words
+READABLE = {
+    "name": "data set", "n_users": "users", "n_items": "items", "n_ratings": "ratings", "density": "density (share of user-item pairs rated)",
+    "scale": "rating scale", "mean_rating": "average rating", "ratings_per_user": "ratings per user (average)",
+    "items_with_lt5_ratings": "items with fewer than 5 ratings (candidate 'unpopular' targets)",
+}
+
+
 def body() -> None:
     st.title("Data")
     cfg = settings()
@@ -21,7 +29,9 @@ def body() -> None:
     c[1].metric("items", f"{summary['n_items']:,}")
     c[2].metric("ratings", f"{summary['n_ratings']:,}")
     c[3].metric("density", f"{summary['density']:.2%}")
-    frame = pd.DataFrame({"statistic": list(summary), "value": [f"{v:.4g}" if isinstance(v, float) else str(v) for v in summary.values()]})
+    shown = {k: v for k, v in summary.items() if k != "source"}  # a file path on the server means nothing to the reader
+    frame = pd.DataFrame({"statistic": [READABLE.get(k, k.replace("_", " ")) for k in shown],
+                          "value": [f"{v:.4g}" if isinstance(v, float) else str(v) for v in shown.values()]})
     st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, f"{data.name}_summary.csv")
     inter = data.interactions

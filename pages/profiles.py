@@ -51,7 +51,7 @@ def body() -> None:
     st.subheader("Profile statistics (fillers only for fake users)")
     st.dataframe(frame, hide_index=True, width="stretch")
     download(frame, "profile_statistics.csv")
-    st.subheader("Stealth statistics (apt_core.stealth)")
+    st.subheader("Stealth statistics (what a shilling detector looks at)")
     extra = fmt_frame(stealth_table(view))
     st.dataframe(extra, hide_index=True, width="stretch")
     download(extra, "stealth_statistics.csv")

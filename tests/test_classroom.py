@@ -92,3 +92,10 @@ def test_simulation_tolerates_about_n_and_apt_not_less():
     assert 0.5 * p.n < std < 1.5 * p.n  # the worst-case poison must outweigh the real users
     assert apt >= std - 0.05 * p.n
     assert not math.isnan(std)
+
+
+def test_one_seed_shows_no_spread(result):
+    from apt_core.plots.results import format_results_table, results_table
+
+    text = format_results_table(results_table(result))
+    assert not any("±" in v for v in text["target HR"]) and not any("±" in v for v in text["test HR"])

@@ -54,7 +54,8 @@ def long_tail_figure(item_counts: np.ndarray, title: str = "Long tail: ratings p
     fig = go.Figure(go.Scatter(x=rank, y=np.maximum(counts, 0.8), mode="lines", name="ratings of the item", line=dict(color=REAL)))
     fig.add_hrect(y0=1, y1=4.999, fillcolor=TARGET, opacity=0.15, line_width=0, annotation_text="unpopular (1-4 ratings)", annotation_position="inside top left")
     top = float(max(5, counts.max() if len(counts) else 5))
-    fig.update_yaxes(type="log", range=[np.log10(0.7), np.log10(top * 2.5)])  # log axes take log10 bounds
+    # log axes take log10 bounds; dtick=1: ticks at 1, 10, 100 only (minor "2, 5" labels are unreadable)
+    fig.update_yaxes(type="log", range=[np.log10(0.7), np.log10(top * 2.5)], dtick=1)
     return _layout(fig, title, "item rank (most popular first)", "number of ratings (log)")
 
 
@@ -137,6 +138,7 @@ def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles:
     deepest = int(position[np.asarray(targets, dtype=int)].max()) + 10 if len(targets) else 0
     shown = order[: min(max(top, deepest), len(order))]
     fig = go.Figure(go.Bar(x=np.arange(1, len(shown) + 1), y=influence[shown], marker_color=REAL, name="item influence I_j"))
+    fig.update_yaxes(exponentformat="e")  # "-3e-6", not the SI prefix "-3µ"
     ranks = {int(j): r for r, j in enumerate(order, start=1)}
     tx, ty, tt = [], [], []
     for t in np.asarray(targets, dtype=int):

@@ -111,11 +111,17 @@ def _fmt(mean, sd=None, digits: int = 4) -> str:
 
 
 def format_results_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable strings ("0.1234 ± 0.0100***") from :func:`results_table`'s output."""
+    """Human-readable strings ("0.1234 ± 0.0100***") from :func:`results_table`'s output.
+
+    A row over one seed shows no "± 0": a spread needs two seeds at least.
+    """
+    single = [n is not None and n == n and int(n) <= 1 for n in table["n_seeds"]] if "n_seeds" in table else [False] * len(table)
+    target_sd = [None if one else s for one, s in zip(single, table["target_hr_sd"])]
+    test_sd = [None if one else s for one, s in zip(single, table["test_hr_sd"])]
     out = pd.DataFrame({
         "phase": table["label"] if "label" in table else table["phase"],
-        "target HR": [_fmt(m, s) + (st or "") for m, s, st in zip(table["target_hr"], table["target_hr_sd"], table.get("stars", [""] * len(table)))],
-        "test HR": [_fmt(m, s) for m, s in zip(table["test_hr"], table["test_hr_sd"])],
+        "target HR": [_fmt(m, s) + (st or "") for m, s, st in zip(table["target_hr"], target_sd, table.get("stars", [""] * len(table)))],
+        "test HR": [_fmt(m, s) for m, s in zip(table["test_hr"], test_sd)],
         "RI": [_fmt(v, digits=3) for v in table["ri"]],
         "rank shift (median)": [_fmt(v, digits=1) for v in table["rank_shift_median"]],
         "seconds": [_fmt(v, digits=2) for v in table["seconds"]],
