@@ -145,3 +145,32 @@ def user_factors(model) -> np.ndarray | None:
     if factors is None:
         return None
     return factors.detach().float().cpu().numpy() if isinstance(factors, torch.Tensor) else np.asarray(factors)
+
+
+def adapt_to_data(scenario: Scenario, data: RatingData) -> tuple[Scenario, list[str]]:
+    """A scenario that fits a small data set, and what was changed, in words.
+
+    K must stay below the catalogue (else every list holds every item and every hit ratio is
+    1); "unpopular" targets need enough items with 1-4 ratings (else random targets are used);
+    the number of targets stays a small share of the items.
+    """
+    notes: list[str] = []
+    n_items = int(data.n_items)
+    k, n_targets, targets = scenario.k, scenario.n_targets, scenario.targets
+    if k >= max(2, n_items // 2):
+        k = max(1, n_items // 5)
+        notes.append(f"K lowered from {scenario.k} to {k}: the data set has only {n_items} items, and a top-K list must be a small part of them.")
+    if isinstance(targets, str):
+        cap = max(1, n_items // 10)
+        if n_targets > cap:
+            n_targets = cap
+            notes.append(f"{n_targets} target item(s) instead of {scenario.n_targets}: the data set has only {n_items} items.")
+        if targets == "unpopular":
+            counts = data.interactions.item_counts
+            pool = int(((counts >= 1) & (counts < 5)).sum())
+            if pool < n_targets:
+                targets = "random"
+                notes.append(f"Random target items instead of unpopular ones: only {pool} item(s) have 1 to 4 ratings here.")
+    if not notes:
+        return scenario, notes
+    return dataclasses.replace(scenario, k=k, n_targets=n_targets, targets=targets), notes

@@ -6,6 +6,7 @@ the frozen :class:`~apt_core.experiment.Scenario`, so moving a slider back is in
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -420,10 +421,31 @@ def attack_controls(data, prefix: str = "atk"):
             st.info("Choose at least one target item.")
             return None
         targets = tuple(v.item() if hasattr(v, "item") else v for v in data.item_ids[np.asarray(chosen)])
-    return Scenario(
+    scenario = Scenario(
         dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
         filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"],
     )
+    return small_data_controls(scenario, data, prefix)
+
+
+def small_data_controls(scenario, data, prefix: str):
+    """On a small data set: K and the number of targets adapt (the page says so), with a control for each."""
+    from apt_core.demo import adapt_to_data
+
+    adapted, notes = adapt_to_data(scenario, data)
+    if not notes and int(data.n_items) >= 300:
+        return scenario
+    for note in notes:
+        st.info(note)
+    n_items = int(data.n_items)
+    c = st.columns(2)
+    k = c[0].number_input("K: length of the recommendation list that is measured", 1, max(1, n_items - 1), adapted.k, key=f"{prefix}-k",
+                          help=GLOSSARY["HR@K"])
+    if isinstance(adapted.targets, str):
+        n_targets = c[1].number_input("Number of target items", 1, max(1, n_items // 2), adapted.n_targets, key=f"{prefix}-ntargets",
+                                      help=GLOSSARY["target item"])
+        adapted = dataclasses.replace(adapted, n_targets=int(n_targets))
+    return dataclasses.replace(adapted, k=int(k))
 
 
 def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa: D401

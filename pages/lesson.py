@@ -10,7 +10,7 @@ from apt_core.demo import top_k_items
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
 from apt_core.plots.results import method_bar_figure, reach_frame
-from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, url_state
+from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, small_data_controls, url_state
 
 STEPS = [
     "1. Pick a student",
@@ -54,7 +54,7 @@ def body() -> None:
     url_state(["lesson-step", "lesson-chosen"])
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
-    scenario = lesson_scenario(cfg)
+    scenario = small_data_controls(lesson_scenario(cfg), data, "lesson")
     oracle = dataclasses.replace(scenario, erm_stats="clean")
     result = from_cache_only("lesson", scenario, data, keep_models=True)
     if result is None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from apt_core.demo import demo_scenario, demo_steps, run_demo
 from apt_core.plots.explore import hit_ratio_steps_figure
-from pages._common import artifact_cache, download, fmt_frame, guard, results_views, run_cached, settings
+from pages._common import artifact_cache, download, fmt_frame, guard, load_data, results_views, run_cached, settings, small_data_controls
 
 
 def body() -> None:
@@ -26,11 +26,14 @@ def body() -> None:
     st.subheader("One-click demo")
     cfg = settings()
     scenario = demo_scenario(cfg["dataset"], cfg["data_dir"], cfg["seed"], cfg["device"])
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    scenario = small_data_controls(scenario, data, "demo")
     from apt_core.demo import phase_label
 
+    shown_name = "your uploaded file" if st.session_state.get("dataset") == "uploaded CSV" else data.name  # never a server path
     st.caption(
-        f"Data set **{scenario.dataset}**; attack **{scenario.attack}** with {scenario.attack_size:.0%} fake users on "
-        f"{scenario.n_targets} unpopular target items; defense **{scenario.defenses[0]}** (honest: it sees only the "
+        f"Data set **{shown_name}**; attack **{scenario.attack}** with {scenario.attack_size:.0%} fake users on "
+        f"{scenario.n_targets} {scenario.targets if isinstance(scenario.targets, str) else 'chosen'} target items; defense **{scenario.defenses[0]}** (honest: it sees only the "
         f"poisoned data; {scenario.erm_description()})"
         + "".join(f"; beside it **{phase_label(scenario, d)}**" for d in scenario.defenses[1:])
         + f"; HR@{scenario.k}."

@@ -285,3 +285,20 @@ def test_history_records_other_pages_runs_with_a_link_back(tmp_path, monkeypatch
     row = runs[runs["from"] == "attack"].iloc[0]
     assert row["what ran"].startswith("average attack, 3% fake users on unpopular targets")
     assert row["reopen"].startswith("./attack?") and "seed=777" in row["reopen"]
+
+
+def test_small_upload_adapts_k_and_targets_and_says_so(tmp_path):
+    import numpy as np
+
+    from pages._common import save_upload
+
+    rng = np.random.default_rng(0)
+    rows = "user,item,rating\n" + "".join(f"{u},{i},{rng.integers(1, 6)}\n" for u in range(30) for i in range(25) if rng.random() < 0.5)
+    path = save_upload("small.csv", rows.encode(), folder=tmp_path)
+    at = page("overview", dataset="uploaded CSV", uploaded_path=path).run()
+    no_failures(at)
+    notes = " ".join(i.value for i in at.info)
+    assert "K lowered from 50" in notes and "Random target items" in notes
+    assert at.number_input(key="demo-k").value < 25  # a control for K ...
+    assert at.number_input(key="demo-ntargets").value >= 1  # ... and for the number of targets
+    assert str(tmp_path) not in " ".join([m.value for m in at.markdown] + [c.value for c in at.caption])  # no server path shown
