@@ -102,10 +102,11 @@ def browser_timings(url: str, data_dir: str | None, moves: int) -> dict:
             times.append(time.perf_counter() - t0)
             page.wait_for_timeout(800)
         out.update(slider_move_s=[round(t, 3) for t in times], slider_move_median_s=round(statistics.median(times), 3))
+        print(json.dumps(out), flush=True)
         if data_dir:
             page.goto(f"{url}/defense?dataset=%22ml-100k%22")
             page.wait_for_selector('h1:has-text("Defense")')
-            box = page.get_by_label("Data folder (real data sets)")
+            box = page.get_by_role("textbox", name="Data folder (real data sets)")
             box.fill(data_dir)
             box.press("Enter")
             run = page.get_by_role("button", name="Run attack and defenses")
@@ -127,13 +128,15 @@ def main() -> None:
     ap.add_argument("--moves", type=int, default=6, help="slider moves to time")
     ap.add_argument("--ml-points", type=int, default=2, help="ML-100K grid points to build (the rest is estimated)")
     ap.add_argument("--cache", default=None, help="artifact cache folder (default: a fresh temporary one)")
+    ap.add_argument("--skip-grid", action="store_true", help="no grid build here (the cache already holds it): browser timings only")
     args = ap.parse_args()
     cache = args.cache or tempfile.mkdtemp(prefix="classroom-bench-")
     os.environ.update(APT_CACHE_DIR=cache, OMP_WAIT_POLICY="PASSIVE")
     os.environ.setdefault("APT_NUM_THREADS", "1")
     os.environ.setdefault("APT_HISTORY_DB", str(Path(cache) / "history.sqlite"))
     result: dict = {"cache": cache, "cpu_load_1min_at_start": round(os.getloadavg()[0], 1), "cpus": os.cpu_count()}
-    result.update(build_grids(args.data_dir, args.ml_points))
+    if not args.skip_grid:
+        result.update(build_grids(args.data_dir, args.ml_points))
     print(json.dumps(result), flush=True)
     proc = serve(args.port, dict(os.environ, PYTHONPATH=str(ROOT)))
     try:

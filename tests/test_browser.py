@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = ["overview", "data", "attack", "defense", "sweeps", "profiles", "theory", "history"]
+PAGES = ["overview", "lesson", "data", "attack", "defense", "sweeps", "profiles", "detection", "theory", "history"]
 
 pytestmark = pytest.mark.browser
 
