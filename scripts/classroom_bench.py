@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SIGNATURE = ("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => JSON.stringify((g.data || []).map(t => t.y))).join('|')")
+SIGNATURE = ("() => Array.from(document.querySelectorAll('.js-plotly-plot .bartext, .js-plotly-plot .legendtext')).map(e => e.textContent).join('|')")
 
 
 def build_grids(data_dir: str | None, ml_points: int) -> dict:
@@ -97,14 +97,20 @@ def browser_timings(url: str, data_dir: str | None, moves: int) -> dict:
             old = page.evaluate(SIGNATURE)
             slider.focus()
             t0 = time.perf_counter()
-            slider.press("ArrowRight" if (i // 3) % 2 == 0 else "ArrowLeft")
-            page.wait_for_function(f"(old) => {{ const now = ({SIGNATURE})(); return now.length > 0 && now !== old; }}", arg=old, timeout=120_000)
+            # 5% -> 10% -> 20% -> 10% -> 5% -> 2% -> 5% ...: every press lands on another grid value
+            slider.press(["ArrowRight", "ArrowRight", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowRight"][i % 6])
+            # changed, and the script run that changed it is over (no "Running" indicator)
+            page.wait_for_function(f"(old) => {{ const now = ({SIGNATURE})(); return now.length > 0 && now !== old "
+                                   "&& !document.querySelector('[data-testid=\"stStatusWidget\"]'); }", arg=old, timeout=120_000)
             times.append(time.perf_counter() - t0)
             page.wait_for_timeout(800)
         out.update(slider_move_s=[round(t, 3) for t in times], slider_move_median_s=round(statistics.median(times), 3))
         print(json.dumps(out), flush=True)
         if data_dir:
-            page.goto(f"{url}/defense?dataset=%22ml-100k%22")
+            # A seed no earlier run used: the Run trains everything (nothing comes from the cache).
+            seed = int(time.time()) % 9000 + 1000
+            out["ml100k_run_seed"] = seed
+            page.goto(f"{url}/defense?dataset=%22ml-100k%22&seed={seed}")
             page.wait_for_selector('h1:has-text("Defense")')
             box = page.get_by_role("textbox", name="Data folder (real data sets)")
             box.fill(data_dir)
@@ -129,6 +135,7 @@ def main() -> None:
     ap.add_argument("--ml-points", type=int, default=2, help="ML-100K grid points to build (the rest is estimated)")
     ap.add_argument("--cache", default=None, help="artifact cache folder (default: a fresh temporary one)")
     ap.add_argument("--skip-grid", action="store_true", help="no grid build here (the cache already holds it): browser timings only")
+    ap.add_argument("--url", default=None, help="time an app already served there (started with the same APT_CACHE_DIR) instead of starting one")
     args = ap.parse_args()
     cache = args.cache or tempfile.mkdtemp(prefix="classroom-bench-")
     os.environ.update(APT_CACHE_DIR=cache, OMP_WAIT_POLICY="PASSIVE")
@@ -138,12 +145,13 @@ def main() -> None:
     if not args.skip_grid:
         result.update(build_grids(args.data_dir, args.ml_points))
     print(json.dumps(result), flush=True)
-    proc = serve(args.port, dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = None if args.url else serve(args.port, dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
-        result.update(browser_timings(f"http://127.0.0.1:{args.port}", args.data_dir, args.moves))
+        result.update(browser_timings(args.url or f"http://127.0.0.1:{args.port}", args.data_dir, args.moves))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
     result["cpu_load_1min_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result, indent=1))
 

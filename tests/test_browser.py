@@ -216,6 +216,21 @@ def test_copied_url_reopens_the_same_view(server, browser):
     context.close()
 
 
+def test_bad_upload_clears_old_results(server, browser):
+    page = _open(browser, server, "Defense")
+    page.wait_for_selector(".js-plotly-plot .bartext")  # results of the sample data on screen
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]:has-text("Data set")').click()
+    page.get_by_role("option", name="uploaded CSV").click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"user,item,rating\n1,2,3\n1,3,not-a-number\n"}])
+    page.wait_for_selector("text=The uploaded rating file cannot be used")
+    page.wait_for_selector("text=Fix the file")
+    main = page.locator('[data-testid="stMain"]')
+    assert main.locator(".js-plotly-plot").count() == 0 and main.locator('[data-testid="stDataFrame"]').count() == 0
+    _no_exception(page)
+    page.close()
+
+
 @pytest.mark.slow
 def test_screenshots_every_page(server, browser):
     """Tall screenshots of each page after pressing its Run button (looked at by a person)."""
