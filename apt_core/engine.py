@@ -155,7 +155,8 @@ def ray_session(cfg: EngineConfig) -> Iterator[object]:
     try:
         if cfg.address in (None, "", "local"):
             reaper = start_reaper()
-            ray.init(num_cpus=cfg.jobs, include_dashboard=False, **kwargs)
+            # address="local": always a new instance, never a cluster someone else started
+            ray.init(address="local", num_cpus=cfg.jobs, include_dashboard=False, **kwargs)
         else:
             ray.init(address=cfg.address, **kwargs)
     except ConnectionError as exc:
