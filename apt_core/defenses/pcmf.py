@@ -24,7 +24,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.models.mf import MFModel, glorot_uniform
 from apt_core.runtime import resolve_device
 
@@ -38,6 +38,7 @@ class PCMF(Defense):
 
     name = "pcmf"
     summary = "PCMF: one user factor matrix, item factors = rating-weighted sums of their raters' factors"
+    divergence_hint = "lower PCMF's learning rate (lr)"
 
     def __init__(self, dim: int | None = None, lr: float = 0.01, epochs: int | None = None, batch_size: int = 4096, normalise: bool = True, reg: float = 0.0):
         if dim is not None and int(dim) < 1:
@@ -110,6 +111,14 @@ class PCMF(Defense):
                     U.grad, loss = self._batch_gradient(U, yt, y, users.index_select(0, idx), items.index_select(0, idx),
                                                         ratings.index_select(0, idx), grad_z)
                 opt.step()
+            # A diverged Adam fit (too large an lr) makes U or the loss NaN/inf; stop here
+            # rather than return a model that ranks every item first.
+            if n:
+                last = float(loss.detach())
+                if not math.isfinite(last):
+                    raise DivergedError(f"its training loss became {last} at epoch {epoch + 1} (PCMF learning rate {self.lr:g})")
+                if not bool(torch.isfinite(U.detach()).all()):
+                    raise DivergedError(f"its factors became NaN/inf at epoch {epoch + 1} (PCMF learning rate {self.lr:g})")
             if context.progress is not None and context.progress((epoch + 1) / max(1, epochs), f"pcmf: epoch {epoch + 1}/{epochs}") is False:
                 raise CancelledError("training cancelled")
         with torch.no_grad():
