@@ -187,9 +187,12 @@ def run_scale_bench(shape: str = "ml-1m", data_dir: str | None = None, repeats: 
 
 
 def _influence_row(train, dev, cfg, repeats: int) -> StageRow:
-    """One APT influence vector (the default solver) after 15 epochs of MF, as APT meets it."""
+    """One APT influence vector (APT's default solver) after 15 epochs of MF, as APT meets it."""
+    from apt_core.defenses import make_defense
     from apt_core.influence import RatingStructure, influence_vector, probe_users
     from apt_core.models.mf import MFTrainer
+
+    solver = getattr(make_defense("apt"), "solver", "cg")
 
     trainer = MFTrainer(train.n_users, train.n_items, cfg, dev, 0)
     u, i, r = trainer.tensors(train)
@@ -198,10 +201,10 @@ def _influence_row(train, dev, cfg, repeats: int) -> StageRow:
 
     def once():
         st = RatingStructure.build(u, i, train.n_users, train.n_items)
-        return influence_vector(trainer.P, trainer.Q, u, i, r, probe, structure=st)
+        return influence_vector(trainer.P, trainer.Q, u, i, r, probe, solver=solver, structure=st)
 
     try:
-        row, res = measure("influence vector (APT, per regeneration)", once, repeats)
+        row, res = measure(f"influence vector ({solver}, APT per regeneration)", once, repeats)
         cg = getattr(res, "cg", None)
         row.note = f"{len(train)} ratings" + (f", CG {cg.iterations} it" if cg is not None else "")
         return row
