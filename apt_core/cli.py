@@ -212,16 +212,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds, jobs=args.jobs,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address,
     )
-    if options["jobs"] is None:
-        from apt_core.reproduce import default_jobs
-        from apt_core.runtime import resolve_device
-
-        # --quick is too small to pay for starting worker processes; CUDA runs one at a time.
-        options["jobs"] = 1 if (args.quick or resolve_device(args.device or "auto").type == "cuda") else default_jobs()
-    if options["jobs"] < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {options['jobs']}")
+    engine_from_args(args)  # a bad --engine/--ray-address/--jobs fails before any data is read
     if args.quick:
         cfg = ReproduceConfig.quick_config(**options)
     else:
@@ -249,6 +242,8 @@ def engine_from_args(args: argparse.Namespace):
 
     cfg = EngineConfig(engine=args.engine, address=args.ray_address, jobs=getattr(args, "jobs", None))
     cfg.validate()
+    if cfg.engine == "local" and cfg.jobs not in (None, 1):
+        raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray (the local engine computes one unit after the other)")
     return cfg
 
 
@@ -396,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--erm-fraction", type=float, default=None)
     rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
-    rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
+    rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+    add_engine_arguments(rep)
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.metrics")),
     ("attacks and defenses", ("apt_core.influence", "apt_core.attacks", "apt_core.defenses", "apt_core.stealth")),
     ("experiment", ("apt_core.cache", "apt_core.scenario", "apt_core.artifacts", "apt_core.results",
-                    "apt_core.experiment", "apt_core.sweeps", "apt_core.demo", "apt_core.bench", "apt_core.parallel",
+                    "apt_core.experiment", "apt_core.sweeps", "apt_core.demo", "apt_core.bench",
                     "apt_core.engine", "apt_core.bench_scale")),
     ("store, reproduce and figures", ("apt_core.store", "apt_core.plots", "apt_core.report", "apt_core.reproduce")),
     ("command line", ("apt_core.cli", "apt_core.__main__")),
