@@ -133,7 +133,8 @@ def test_killed_driver_leaves_no_ray_process_and_its_rerun_uses_the_finished_uni
     cache_dir = tmp_path / "c"
     env = dict(os.environ, PYTHONPATH=str(ROOT), APT_HISTORY_DB=str(tmp_path / "h.sqlite"))
     cmd = [sys.executable, "-m", "apt_core", "reproduce", "--quick", "--engine", "ray", "--jobs", "2", "--no-progress",
-           "--no-history", "--no-figures", "--out", str(tmp_path / "out"), "--cache-dir", str(cache_dir), "--epochs", "40"]
+           "--no-history", "--no-figures", "--out", str(tmp_path / "out"), "--cache-dir", str(cache_dir), "--epochs", "40",
+           "--attacks", "average", "--targets", "unpopular", "--defense", "at,apt"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen: set[int] = set()
     try:
@@ -168,7 +169,8 @@ def test_killed_driver_leaves_no_ray_process_and_its_rerun_uses_the_finished_uni
     finished = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.pt")}
     assert finished
     cache = ArtifactCache(cache_dir)
-    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "out2"), engine="ray", epochs=40)
+    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "out2"), engine="ray", epochs=40, attacks=("average",),
+                                       target_sets=("unpopular",), defenses=("at", "apt"))
     cfg.figures = False
     res = reproduce(cfg, cache=cache)
     # Every unit finished before the kill was read, not recomputed: its file is untouched.
