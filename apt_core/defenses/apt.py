@@ -106,8 +106,9 @@ class APT(ERMTraining):
         lissa_damping: float = 0.0,
         lanczos_max_iter: int = 40,
         lanczos_tol: float = 1e-3,
+        detector: str = "cogroup",
     ):
-        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std)
+        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std, detector)
         solver = solver or get_preset(preset).solver
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
