@@ -50,6 +50,10 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--victim", default="mf", type=str.lower, choices=["mf", "lightgcn", "neumf"],
+                   help="the recommender attacked and defended: mf (the paper's), lightgcn or neumf")
+    p.add_argument("--victim-feedback", default="implicit", choices=["implicit", "explicit"],
+                   help="lightgcn/neumf: implicit (ratings are interactions; BPR / log loss, their papers' default) or explicit (MSE on ratings)")
 
 
 def scenario_from_args(args: argparse.Namespace):
@@ -60,6 +64,7 @@ def scenario_from_args(args: argparse.Namespace):
         filler=args.filler, poison_file=args.poison_file, targets=args.targets, n_targets=args.n_targets,
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
+        victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
     )
 
 
@@ -197,7 +202,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds, jobs=args.jobs,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, victim=args.victim,
     )
     if options["jobs"] is None:
         from apt_core.reproduce import default_jobs
@@ -314,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
+    rep.add_argument("--victim", default=None, type=str.lower, choices=["mf", "lightgcn", "neumf"],
+                     help="the recommender attacked (default mf, the paper's)")
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])

@@ -87,6 +87,7 @@ class ReproduceConfig:
     fig_defenses: tuple[str, ...] = ("at", "apt")
     quick: bool = False
     jobs: int = 1  # worker processes that fill the cache in parallel (1: everything in this process)
+    victim: str = "mf"  # the recommender under attack: mf (the paper's), lightgcn, neumf
 
     @classmethod
     def quick_config(cls, **overrides) -> "ReproduceConfig":
@@ -137,7 +138,7 @@ def _scenario(cfg: ReproduceConfig, attack: str, targets: str, defenses: tuple[s
 
     return Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, attack=attack, attack_size=cfg.resolved_attack_size(),
                     targets=targets, defenses=defenses, erm_fraction=cfg.erm_fraction, erm_stats=cfg.erm_stats,
-                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device)
+                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device, victim=cfg.victim)
 
 
 class TextProgress:
@@ -250,7 +251,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
 
         # Clean models first (shared by every attack and target set), here, one per seed.
         clean = Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, k=cfg.resolved_k(), epochs=cfg.epochs, seeds=max(cfg.seeds, fig_seeds),
-                         seed=cfg.seed, device=cfg.device)
+                         seed=cfg.seed, device=cfg.device, victim=cfg.victim)
         run_scenario(clean, progress=tick(0, "clean models"), cache=cache, data=data)
         wave1, wave2 = _worker_waves(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds)
         # Already answered by the cache (a repeated command): no worker needed for those.

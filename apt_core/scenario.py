@@ -46,6 +46,10 @@ class Scenario:
     seeds: int = 1
     seed: int = 0
     device: str = "auto"
+    #: the recommender under attack: mf (the paper's), lightgcn or neumf (apt_core.models.victims)
+    victim: str = "mf"
+    #: how lightgcn / neumf read ratings: implicit (interactions, their papers' default) or explicit (MSE)
+    victim_feedback: str = "implicit"
 
     def validate(self) -> None:
         if self.attack not in attack_names():
@@ -73,6 +77,12 @@ class Scenario:
             raise ConfigError(f"--n-targets must be at least 1, got {self.n_targets}")
         if self.filler is not None and self.filler < 0:
             raise ConfigError(f"--filler must be non-negative, got {self.filler}")
+        from apt_core.models.victims import FEEDBACK, VICTIMS
+
+        if self.victim not in VICTIMS:
+            raise ConfigError(f"unknown victim {self.victim!r}: choose one of {', '.join(VICTIMS)}")
+        if self.victim_feedback not in FEEDBACK:
+            raise ConfigError(f"--victim-feedback must be one of {', '.join(FEEDBACK)}, got {self.victim_feedback!r}")
         resolve_device(self.device)
 
     def key(self, device: str | None = None) -> str:
@@ -85,6 +95,12 @@ class Scenario:
 
         d = self.to_dict()
         d.pop("data_dir", None)
+        # The victim fields joined later: MF scenarios keep the keys they always had.
+        if d.get("victim") == "mf":
+            d.pop("victim", None)
+            d.pop("victim_feedback", None)
+        elif d.get("victim_feedback") == "implicit":
+            d.pop("victim_feedback", None)
         if device is not None:
             d["device"] = device
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})

@@ -27,6 +27,12 @@ RIs there say little).  Neither solver wins everywhere: whether the targets land
 negative side of I depends on the sign of the poisoned model's residuals.  Identity stays
 the default for its provenance and cost (~10x cheaper); pass ``solver="cg"`` for H^-1.
 
+Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
+over D, by autograd Hessian-vector products (:mod:`apt_core.influence_autograd`; MF keeps its
+closed form, which the general path reproduces on MF).  With implicit feedback (their
+default) an ERM user's ratings are only interactions: I_j is the influence of adding the
+interaction (z, j), and the ratings drawn from N(mean_j + r⁺, std_j) carry no information.
+
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
 and residual; plus which rating statistics were used (``erm_stats``).
@@ -40,6 +46,8 @@ import numpy as np
 from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
 from apt_core.errors import ConfigError
 from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, RatingStructure, influence_vector, probe_users
+from apt_core.influence_autograd import victim_influence
+from apt_core.models.mf import MFTrainer
 
 
 class APT(ERMTraining):
@@ -90,20 +98,31 @@ class APT(ERMTraining):
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, trainer = state.train, state.trainer
+        is_mf = isinstance(trainer, MFTrainer)
         if state.cache is None:
             # D never changes during the fit, so neither do the probe users z of Eq. 4.
             state.cache = {
                 "probe": probe_users(train.users, train.normalised_ratings, train.n_users, self.n_probe),
-                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items),
+                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items) if is_mf else None,
             }
         t0 = time.perf_counter()
-        # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
-        res = influence_vector(
-            trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
-            solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
-            preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
-            structure=state.cache["structure"],
-        )
+        if is_mf:
+            # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
+            res = influence_vector(
+                trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
+                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
+                preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
+                structure=state.cache["structure"],
+            )
+        else:
+            # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
+            # loss over D (apt_core.influence_autograd); ERM users' edges are left out.
+            res = victim_influence(
+                trainer, state.d_users, state.d_items, state.d_ratings, train.n_users, state.cache["probe"],
+                random_state=int(state.context.random_state) * 1000 + state.epoch,
+                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol,
+                x0=state.cache.get("w") if self.warm_start else None,
+            )
         state.cache["w"] = res.solution
         influence_seconds = time.perf_counter() - t0
         infl = res.values

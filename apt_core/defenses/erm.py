@@ -31,6 +31,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
+from apt_core.models.victims import make_trainer
 
 ERM_STATS = ("observed", "clean", "robust")
 
@@ -176,7 +177,8 @@ class ERMTraining(Defense):
         n_erm = int(round(self.erm_fraction * train.n_users))
         means, stds = self._statistics(train, context)
         rng = np.random.default_rng([int(context.random_state), 7411])
-        trainer = MFTrainer(n_obs, train.n_items, cfg, context.device, context.random_state)
+        # MF, or the context's other victim (same schedule; its own loss and optimiser).
+        trainer = make_trainer(n_obs, train.n_items, context)
         d_users, d_items, d_ratings = trainer.tensors(train)
         users, items, ratings = d_users, d_items, d_ratings
         state = RoundState(self, train, context, settings, trainer, d_users, d_items, d_ratings, means, stds, rng, n_erm)
@@ -185,10 +187,9 @@ class ERMTraining(Defense):
         for epoch in range(cfg.epochs):
             if n_erm > 0 and epoch >= settings.t_pre and (epoch - settings.t_pre) % settings.t_inter == 0:
                 t0 = time.perf_counter()
-                if trainer.P.shape[0] < n_obs + n_erm:
-                    # ERM rows are added at the first regeneration, so the pre-training is
-                    # exactly plain MF with the same seed (a clean baseline to compare with).
-                    trainer.grow_users(n_obs + n_erm)
+                # ERM rows are added at the first regeneration (a no-op later), so the
+                # pre-training is exactly plain MF with the same seed (a clean baseline).
+                trainer.grow_users(n_obs + n_erm)
                 state.epoch = epoch
                 batch = self._generate(state)
                 e_users = torch.from_numpy(batch.users + n_obs).to(trainer.device)
@@ -236,7 +237,7 @@ class RoundState:
     train: Interactions
     context: DefenseContext
     settings: APTSettings
-    trainer: MFTrainer
+    trainer: MFTrainer  # or a neural victim's trainer (apt_core.models.victims)
     d_users: torch.Tensor
     d_items: torch.Tensor
     d_ratings: torch.Tensor
