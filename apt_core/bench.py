@@ -71,7 +71,7 @@ def _ml1m_memory_child() -> None:
     print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "n_ratings": len(data)}))
 
 
-def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print) -> list[BenchRow]:
+def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print, include_victims: bool = True) -> list[BenchRow]:
     dev = resolve_device(device)
     rows: list[BenchRow] = []
     t0 = time.perf_counter()
@@ -117,6 +117,12 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             def_repeats = max(1, min(3, repeats))
             med, mn = time_it(lambda: defense.fit(poisoned, ctx), def_repeats)
             rows.append(BenchRow(f"defense {name} fit", med, mn, def_repeats, f"{med / mf_seconds:.1f}x plain MF"))
+
+    if include_victims:  # LightGCN / NeuMF fits and APT's autograd influence (apt_core.bench_victims)
+        from apt_core.bench_victims import bench_victims
+
+        victim_rows = bench_victims(split, dev, time_it, repeats, synthetic_ml1m_shape() if include_ml1m else None)
+        rows.extend(BenchRow(*row) for row in victim_rows)
 
     if include_ml1m:
         env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))

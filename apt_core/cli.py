@@ -275,7 +275,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from apt_core.bench import run_bench
 
-    run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+    run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m,
+              include_victims=not getattr(args, "skip_victims", False))
     return 0
 
 
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+    bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
     bench.set_defaults(func=cmd_bench)
 
     data = sub.add_parser("data", help="load a data set and print its statistics")

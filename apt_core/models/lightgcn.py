@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from apt_core.models.mf import MFModel
-from apt_core.models.victims import TorchVictimTrainer, seeded_normal
+from apt_core.models.neural import TorchVictimTrainer, seeded_normal
 
 
 class LightGCNModel(MFModel):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from apt_core.models.victims import TorchVictimTrainer, seeded_glorot, seeded_normal
+from apt_core.models.neural import TorchVictimTrainer, seeded_glorot, seeded_normal
 
 # First-layer trick: W [p; q] = W_p p + W_q q, so scoring users x all items never builds the
 # (users x items x 64) concatenation; chunks keep the (users x items x 32) hidden layer small.
