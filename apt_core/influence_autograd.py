@@ -90,13 +90,20 @@ def item_influence(s: torch.Tensor, js: torch.Tensor, n: int, kind: str) -> torc
 
 
 def mean_hessian_diagonal(matvec: Callable[[tuple], tuple], params: Params, n_samples: int = 4, random_state: int = 0) -> float:
-    """Hutchinson's estimate of H's mean diagonal entry (Rademacher probes, seeded)."""
+    """Scale of H's diagonal: the mean |diag(H)| by Hutchinson's estimator (Rademacher probes, seeded).
+
+    diag(H) ~ mean_k v_k * (H v_k) elementwise.  The mean *absolute* entry, not the trace: a
+    victim's Hessian away from a minimum is indefinite and its trace can be near zero or
+    negative, which would leave CG undamped.
+    """
     gen = torch.Generator().manual_seed(int(random_state))
-    total, dim = 0.0, sum(p.numel() for p in params)
+    acc = [torch.zeros_like(p) for p in params]
     for _ in range(max(1, n_samples)):
         v = tuple((torch.randint(0, 2, p.shape, generator=gen) * 2 - 1).to(p) for p in params)
-        total += float(sum((a * b).sum() for a, b in zip(v, matvec(v))))
-    return total / max(1, n_samples) / max(1, dim)
+        for a, vk, hk in zip(acc, v, matvec(v)):
+            a.add_(vk * hk)
+    total = sum(float(a.abs().sum()) for a in acc) / max(1, n_samples)
+    return total / max(1, sum(p.numel() for p in params))
 
 
 def autograd_influence(
@@ -119,7 +126,7 @@ def autograd_influence(
 
     ``solver="identity"``: w = grad L_ER (APT's default, what the authors' truncated LiSSA
     effectively computes); ``"cg"``: CG on (H + lambda I) w = grad L_ER with exact HVPs,
-    lambda = ``damping`` x H's mean diagonal (Hutchinson estimate) unless
+    lambda = ``damping`` x H's mean absolute diagonal (Hutchinson estimate) unless
     ``absolute_damping`` is given; no preconditioner (a general victim's diagonal is not
     free).  As in the MF path, CG that meets negative curvature at once retries with 10x
     the damping.  ``n``: number of users of D (Eq. 4's 1/n).
@@ -134,7 +141,7 @@ def autograd_influence(
     info, lam = None, 0.0
     if solver == "cg":
         h0 = hvp_operator(loss, params)
-        lam = float(absolute_damping) if absolute_damping is not None else damping * max(0.0, mean_hessian_diagonal(h0, params, random_state=random_state))
+        lam = float(absolute_damping) if absolute_damping is not None else damping * mean_hessian_diagonal(h0, params, random_state=random_state)
 
         for _ in range(3):
             def matvec(v: tuple, lam=lam) -> tuple:
