@@ -95,12 +95,6 @@ class Scenario:
 
         d = self.to_dict()
         d.pop("data_dir", None)
-        # The victim fields joined later: MF scenarios keep the keys they always had.
-        if d.get("victim") == "mf":
-            d.pop("victim", None)
-            d.pop("victim_feedback", None)
-        elif d.get("victim_feedback") == "implicit":
-            d.pop("victim_feedback", None)
         if device is not None:
             d["device"] = device
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})

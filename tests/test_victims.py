@@ -217,17 +217,14 @@ def test_defenses_train_other_victims(name, defense):
         assert model.n_users == data.n_users + 5  # ERM users are accounts of the model
 
 
-def test_scenario_key_of_mf_is_unchanged_by_the_victim_fields():
-    from apt_core.cache import stable_hash
-    from apt_core.scenario import CACHE_FORMAT, Scenario
+def test_the_victim_is_part_of_the_scenario_key():
+    from apt_core.scenario import Scenario
 
     s = Scenario()
-    d = s.to_dict()
-    d.pop("data_dir")
-    d.pop("victim")
-    d.pop("victim_feedback")
-    assert s.key() == stable_hash({"scenario": d, "format": CACHE_FORMAT})
-    assert Scenario(victim="lightgcn").key() != s.key() != Scenario(victim="neumf").key()
+    assert s.victim == "mf" and s.victim_feedback == "implicit"
+    keys = {s.key(), Scenario(victim="lightgcn").key(), Scenario(victim="neumf").key(),
+            Scenario(victim="neumf", victim_feedback="explicit").key()}
+    assert len(keys) == 4
     with pytest.raises(ConfigError):
         Scenario(victim="svd").validate()
 
@@ -245,3 +242,18 @@ def test_cli_run_with_a_victim(capsys):
         main(["run", "--dataset", "sample", "--victim", "svd"])
     assert exc.value.code == 2
     assert "invalid choice: 'svd'" in capsys.readouterr().err
+
+
+def test_victim_models_are_cached_under_their_own_keys(tmp_path):
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import Scenario, run_scenario
+
+    cache = ArtifactCache(tmp_path)
+    base = Scenario(dataset="sample", attack="average", epochs=1, device="cpu")
+    mf = run_scenario(base, cache=cache)
+    first = run_scenario(Scenario(**{**base.to_dict(), "defenses": ("none",), "victim": "neumf"}), cache=cache)
+    assert not any(first.phase("origin").from_cache)  # not answered by MF's entries
+    assert first.phase("origin").test_hr != mf.phase("origin").test_hr
+    again = run_scenario(Scenario(**{**base.to_dict(), "defenses": ("none",), "victim": "neumf"}), cache=cache)
+    assert all(again.phase("origin").from_cache) and all(again.phase("attack").from_cache)
+    assert again.phase("attack").target_hr == first.phase("attack").target_hr
