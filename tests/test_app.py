@@ -265,3 +265,12 @@ def test_failed_run_is_an_error_message_not_a_cancellation():
     assert [e.value for e in at.error] == ["this scenario cannot run"]
     at.run()  # the next render must not call the failure a cancellation
     assert not any("cancelled" in w.value for w in at.warning)
+
+
+def test_victim_select_box_on_the_attack_controls():
+    at = page("defense").run()
+    box = at.selectbox(key="def-victim")
+    assert box.options == ["MF (the paper's)", "LightGCN", "NeuMF"] and box.value == "mf"
+    box.set_value("neumf").run()
+    no_failures(at)
+    assert at.selectbox(key="def-victim").value == "neumf"
