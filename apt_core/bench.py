@@ -71,7 +71,8 @@ def _ml1m_memory_child() -> None:
     print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "n_ratings": len(data)}))
 
 
-def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print, include_victims: bool = True) -> list[BenchRow]:
+def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print,
+              apt_datasets: tuple[str, ...] = ("filmtrust",), include_victims: bool = True) -> list[BenchRow]:
     dev = resolve_device(device)
     rows: list[BenchRow] = []
     t0 = time.perf_counter()
@@ -118,6 +119,11 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             med, mn = time_it(lambda: defense.fit(poisoned, ctx), def_repeats)
             rows.append(BenchRow(f"defense {name} fit", med, mn, def_repeats, f"{med / mf_seconds:.1f}x plain MF"))
 
+    if include_defenses:
+        for name in apt_datasets:
+            if name != data.name:
+                rows.extend(bench_apt_on(name, data_dir, dev, repeats, out))
+
     if include_victims:  # LightGCN / NeuMF fits and APT's autograd influence (apt_core.bench_victims)
         from apt_core.bench_victims import bench_victims
 
@@ -141,8 +147,31 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
     return rows
 
 
+def bench_apt_on(dataset: str, data_dir: str | None, dev: torch.device, repeats: int = 3, out=print) -> list[BenchRow]:
+    """Plain MF and APT (default settings: the ``paper`` preset's solver and schedule) on
+    another data set, e.g. FilmTrust, where APT regenerates every 3 epochs from epoch 4."""
+    from apt_core.defenses import DefenseContext, make_defense
+
+    try:
+        data = load_dataset(dataset, data_dir)
+    except AptError as exc:
+        out(f"note: {exc}; skipping the {dataset} rows")
+        return []
+    split = leave_one_out(data, 0)
+    cfg = MFConfig()
+    fit_mf(split.train, cfg, dev, 0)  # warm-up
+    reps = max(1, min(3, repeats))
+    mf_med, mf_min = time_it(lambda: fit_mf(split.train, cfg, dev, 0), reps)
+    rows = [BenchRow(f"MF fit, {cfg.epochs} epochs, {data.name} ({dev.type})", mf_med, mf_min, reps, f"{len(split.train)} ratings")]
+    apt = make_defense("apt")
+    ctx = DefenseContext(cfg, dev, 0, data.name, split.train)
+    med, mn = time_it(lambda: apt.fit(split.train, ctx), reps)
+    rows.append(BenchRow(f"defense apt fit, {data.name}", med, mn, reps, f"{med / mf_med:.1f}x plain MF ({apt.solver})"))
+    return rows
+
+
 def bench_influence_ml1m(dev: torch.device, repeats: int = 3, pretrain_epochs: int = 15) -> list[BenchRow]:
-    """One APT influence vector on an ML-1M-shaped synthetic set (CG and identity solvers).
+    """One APT influence vector on an ML-1M-shaped synthetic set (CG, identity, LiSSA by Lanczos).
 
     The factors come from ``pretrain_epochs`` of MF, APT's T_pre on ML-1M, so the Hessian is
     the one APT meets at its first regeneration; the timed call is what APT runs per
@@ -163,7 +192,7 @@ def bench_influence_ml1m(dev: torch.device, repeats: int = 3, pretrain_epochs: i
         trainer.train_epochs(u, i, r, pretrain_epochs)
         probe = probe_users(data.users, data.normalised_ratings, data.n_users, 10)
         reps = max(1, min(3, repeats))
-        for solver in ("cg", "identity"):
+        for solver in ("cg", "identity", "lissa-lanczos"):
             info = {}
 
             def once():
@@ -173,7 +202,9 @@ def bench_influence_ml1m(dev: torch.device, repeats: int = 3, pretrain_epochs: i
 
             med, mn = time_it(once, reps)
             cg = info["res"].cg
-            note = f"{len(data)} ratings" + (f", CG {cg.iterations} it, residual {cg.residual:.1e}" if cg else "")
+            lz = info["res"].lanczos
+            note = f"{len(data)} ratings" + (f", CG {cg.iterations} it, residual {cg.residual:.1e}" if cg else "") + \
+                (f", Lanczos {lz.iterations} products" if lz else "")
             rows.append(BenchRow(f"influence vector ({solver}), ML-1M-shaped synthetic ({device.type})", med, mn, reps, note))
     return rows
 

@@ -147,15 +147,16 @@ def code_modules(*objects) -> dict[str, Path]:
     then every apt_core module, class or function they import at module level, transitively,
     plus :data:`ALWAYS_HASHED`.  Imports done inside functions are not seen.
     """
+    import importlib
     import inspect
-    import sys
 
     todo = set()
     for obj in objects:
         todo |= _apt_modules_of(obj)
     for name in ALWAYS_HASHED:
-        if name in sys.modules:
-            todo.add(sys.modules[name])
+        # Imported, not looked up in sys.modules: the key must not depend on what this
+        # process happened to import before (it did: a fresh process left metrics out).
+        todo.add(importlib.import_module(name))
     seen: dict[str, Path] = {}
     while todo:
         mod = todo.pop()

@@ -13,17 +13,20 @@ from pathlib import Path
 from apt_core.errors import AptError, CancelledError, ConfigError
 
 
+TARGET_WORDS = ("random", "unpopular", "paper", "paper-unpopular", "paper-random")
+
+
 def _targets_arg(value: str):
     value = value.strip()
-    if value in ("random", "unpopular"):
-        return value
+    if value.lower() in TARGET_WORDS:
+        return value.lower()
     parts = [p for p in value.replace(" ", ",").split(",") if p]
     if not parts:
-        raise argparse.ArgumentTypeError("--targets needs 'random', 'unpopular' or item ids")
+        raise argparse.ArgumentTypeError(f"--targets needs one of {', '.join(TARGET_WORDS)} or item ids")
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--targets: {value!r} is neither 'random', 'unpopular' nor a comma list of item ids") from None
+        raise argparse.ArgumentTypeError(f"--targets: {value!r} is neither one of {', '.join(TARGET_WORDS)} nor a comma list of item ids") from None
 
 
 def _defense_list(value: str) -> tuple[str, ...]:
@@ -40,10 +43,20 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack-size", type=float, default=0.03, help="fake users as a share of real users, in (0, 1]")
     p.add_argument("--filler", type=int, default=None, help="filler items per fake user (default: ratings per user)")
     p.add_argument("--poison-file", default=None, help="inject these fake profiles (CSV user,item,rating or the authors' .npy) instead of running an attack")
-    p.add_argument("--targets", type=_targets_arg, default="random", help="random, unpopular, or comma-separated item ids (the data set's own ids)")
+    p.add_argument("--targets", type=_targets_arg, default="random",
+                   help="random, unpopular, paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
+                        "only on their split files), or comma-separated item ids (the data set's own ids)")
     p.add_argument("--n-targets", type=int, default=5)
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses")
-    p.add_argument("--erm-fraction", type=float, default=0.05)
+    p.add_argument("--erm-fraction", type=float, default=None,
+                   help="APT/APT-rand ERM users as a share of all users (fake ones included); default: the preset's count")
+    p.add_argument("--erm-users", type=int, default=None, help="APT/APT-rand ERM users as a count (instead of --erm-fraction)")
+    p.add_argument("--apt-preset", default="paper",
+                   help="APT/APT-rand defaults: paper (the authors' code: LiSSA, 50 ERM users on ML-100K/FilmTrust, "
+                        "T_pre 4 on FilmTrust) or lab-v1 (gradient as influence, 5%% of the users, T_pre 5)")
+    p.add_argument("--apt-solver", default=None,
+                   help="APT's influence solver: lissa-lanczos, lissa (the authors' stochastic recursion, slow), "
+                        "lissa-full, identity or cg (default: the preset's; paper: lissa-lanczos)")
     p.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default="observed")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--epochs", type=int, default=25)
@@ -64,6 +77,7 @@ def scenario_from_args(args: argparse.Namespace):
         filler=args.filler, poison_file=args.poison_file, targets=args.targets, n_targets=args.n_targets,
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
+        erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
         victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
     )
 
@@ -147,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sig = out.get("significance")
         if sig and sig.get("baseline"):
             p = sig["p_value"]
-            print(f"APT vs {sig['baseline']}: paired t-test over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}")
+            note = f" ({sig['note']})" if sig.get("note") else ""
+            print(f"APT vs {sig['baseline']}: {sig.get('test') or 'no test'} over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}{note}")
         if cache is not None:
             print(f"cache: {result.cache_hits} hits, {result.cache_misses} misses; wall time {result.wall_seconds:.1f} s")
     return 0

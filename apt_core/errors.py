@@ -16,3 +16,11 @@ class ConfigError(AptError, ValueError):
 
 class CancelledError(AptError):
     """A long run was cancelled by its caller (progress callback returned False)."""
+
+
+class DivergedError(AptError):
+    """Training diverged: a loss, a factor or a score is NaN or infinite.
+
+    Raised instead of evaluating such a model: ranks count strictly higher scores and NaN
+    never compares higher, so a NaN model would otherwise rank every item first (HR = 1.0).
+    """

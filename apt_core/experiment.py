@@ -61,7 +61,7 @@ from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
 from apt_core.defenses import DefenseContext, make_defense
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift
 from apt_core.models.mf import MFConfig
 from apt_core.models.victims import VictimConfig, default_victim_config
@@ -113,8 +113,20 @@ def _fit_evaluate(cache, keys: Keys | None, train_key: str, defense, ctx: Defens
 
     Fits only on a miss.  The model is returned only with ``keep_model`` (else None): then a
     cached evaluation alone is not enough, the stored model is rebuilt (or refitted when the
-    cache holds none).
+    cache holds none).  A diverged fit (NaN/inf loss, factors or scores) raises
+    :class:`DivergedError` naming the phase and what to change, never an evaluation: a NaN
+    model would rank every item first.
     """
+    try:
+        return _fit_evaluate_once(cache, keys, train_key, defense, ctx, train, split, targets, k, device, cache_only, keep_model)
+    except DivergedError as exc:
+        phase = defense.name if defense.name != "none" else ("origin" if train is split.train else "attack")
+        raise DivergedError(f"the {phase!r} model diverged: {exc}; {defense.divergence_hint}") from None
+
+
+def _fit_evaluate_once(cache, keys: Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
+                       targets: np.ndarray, k: int, device, cache_only: bool = False,
+                       keep_model: bool = False) -> tuple[Evaluation, float, dict, bool, object]:
     model_key = eval_key = None
     if cache is not None and keys is not None:
         model_key = keys.model(train_key, defense, ctx.random_state)
@@ -317,7 +329,16 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
 def _defense_params(name: str, scenario: Scenario) -> dict:
     """Scenario-level settings a defense takes as hyper-parameters."""
     if name in ("apt", "apt-rand"):
-        return {"erm_fraction": scenario.erm_fraction, "erm_stats": scenario.erm_stats}
+        params = {"erm_stats": scenario.erm_stats, "preset": scenario.apt_preset}
+        if scenario.erm_fraction is not None:
+            params["erm_fraction"] = scenario.erm_fraction
+        if scenario.erm_users is not None:
+            params["erm_users"] = scenario.erm_users
+        if name == "apt" and scenario.apt_solver is not None:
+            params["solver"] = scenario.apt_solver
+            if scenario.victim != "mf":  # an explicit solver holds for any victim
+                params["victim_solver"] = scenario.apt_solver
+        return params
     return {}
 
 

@@ -3,7 +3,9 @@
 Ranks are 0-based: the rank of item ``t`` for user ``u`` is the number of items ``u`` has
 not rated in train whose score is strictly higher than ``t``'s.  Rated items are masked with
 ``-inf`` (not multiplied by a 0/1 mask: the authors' multiplication turns negative scores of
-rated items into large positives).  Only real users (``u < n_real_users``) are ranked; fake and
+rated items into large positives).  A model with a NaN or infinite score is refused
+(:class:`~apt_core.errors.DivergedError`): NaN never compares higher, so it would rank every
+item first and a diverged model would score HR = 1.0.  Only real users (``u < n_real_users``) are ranked; fake and
 ERM users never count.  Users are scored in chunks so memory stays bounded.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.data.split import Split
+from apt_core.errors import DivergedError
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 24  # scores held at once: 16M floats = 64 MB
 
@@ -31,6 +34,8 @@ def rank_items(
     ``items`` is ``(n_items_to_rank,)`` (the same items for every user) or ``(n_users, k)``
     (per-user items; ``-1`` entries are skipped).  Returns an int64 array ``(n_users, k)``
     with ``-1`` where the pair is undefined (item rated in train, or ``-1`` given).
+    Raises :class:`~apt_core.errors.DivergedError` when a ranked user has a NaN or infinite
+    score (a diverged model has no ranking to report).
     """
     if users is None:
         users = np.arange(train.n_real_users)
@@ -48,6 +53,8 @@ def rank_items(
         for start in range(0, len(users), chunk):
             block = users[start : start + chunk]
             scores = model.score_users(torch.from_numpy(block).to(device)).float().clone()
+            if not bool(torch.isfinite(scores).all()):
+                _raise_non_finite(scores)
             # Mask what each user rated in train.
             lengths = indptr[block + 1] - indptr[block]
             rows = np.repeat(np.arange(len(block)), lengths)
@@ -66,6 +73,12 @@ def rank_items(
             ranks[undefined] = -1
             out[start : start + len(block)] = ranks
     return out
+
+
+def _raise_non_finite(scores: torch.Tensor) -> None:
+    kinds = [name for name, present in (("NaN", torch.isnan(scores).any()), ("inf", torch.isinf(scores).any())) if bool(present)]
+    # Phrased to follow "the <phase> model diverged: " (the experiment adds the phase).
+    raise DivergedError(f"its scores contain {'/'.join(kinds)}, so it has no ranking (training diverged)")
 
 
 def hit_ratio(ranks: np.ndarray, k: int) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from apt_core.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
+from apt_core.stats import STARS_LEGEND
 
 #: the tables' phases: the paper's, then the clean-data popularity ranking (our yardstick; the paper has none)
 TABLE_PHASES = (*PAPER_PHASES, "popularity")
@@ -79,8 +80,8 @@ def table_markdown(table: pd.DataFrame, metric_label: str, show_ri: bool = True)
                 cells.append("–" if ri is None or pd.isna(ri) else f"{ri:.3f}")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT: paired t-test over seeds against the best baseline (lowest mean among PCMF, AT, "
-               "APT-rand): * p < 0.05, ** p < 0.01, *** p < 0.001 (none with one seed); ↑ before the stars: APT is "
+    out.append("Mean ± sample sd over seeds (mean only with one seed). Stars on APT against the best baseline (lowest mean among PCMF, AT, "
+               f"APT-rand): {STARS_LEGEND}; ↑ before the stars: APT is "
                "significantly *worse* (higher target HR) than that baseline. "
                "† a range that the paper's text gives over several attacks (or without the target set), "
                "not a per-cell value. No parentheses: the paper gives no number for that cell.")
@@ -112,6 +113,7 @@ def timing_markdown(results: dict) -> str:
 
 
 def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
+    from apt_core.scenario import Scenario
     from apt_core.store import package_versions
 
     any_res = next(iter(results.values()))
@@ -122,7 +124,7 @@ def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_
         "",
         f"- data: {d.name}, {d.n_users} users, {d.n_items} items, {d.n_ratings} ratings; leave-one-out split seed {cfg.seed}",
         f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
-        f"defenses: {', '.join(defenses)}; ERM users {cfg.erm_fraction:.0%}, ERM statistics `{cfg.erm_stats}`"
+        f"defenses: {', '.join(defenses)}; {Scenario(erm_fraction=cfg.erm_fraction).erm_description()} (APT preset `paper`), ERM statistics `{cfg.erm_stats}`"
         + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
         (f"- MF: {cfg.epochs} epochs (the authors' recipe); " if getattr(cfg, "victim", "mf") == "mf"
          else f"- victim {cfg.victim} (implicit feedback): {cfg.epochs} epochs; ")

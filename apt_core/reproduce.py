@@ -73,7 +73,7 @@ class ReproduceConfig:
     target_sets: tuple[str, ...] = TARGET_SETS
     defenses: tuple[str, ...] = PAPER_DEFENSES
     attack_size: float | None = None  # None: 3% (5% on Yelp)
-    erm_fraction: float = 0.05
+    erm_fraction: float | None = None  # None: the APT preset's count (paper: 50 on ML-100K/FilmTrust, else 5%)
     erm_stats: str = "clean"
     epochs: int = 25
     k: int | None = None  # None: 50 (1000 on Yelp)

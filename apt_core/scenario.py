@@ -1,7 +1,8 @@
 """What an experiment is: :class:`Scenario` (the CLI's flags, the dashboard's widgets), its checks and its targets.
 
-:func:`parse_targets` turns the scenario's ``targets`` (``random``, ``unpopular`` or the data
-set's own item ids) into dense item indices of a split.  The pipeline that runs a scenario is
+:func:`parse_targets` turns the scenario's ``targets`` (``random``, ``unpopular``, the APT
+authors' fixed lists ``paper`` / ``paper-unpopular`` / ``paper-random``, or the data set's own
+item ids) into dense item indices of a split.  The pipeline that runs a scenario is
 :mod:`apt_core.experiment`; its results are :mod:`apt_core.results`.
 """
 from __future__ import annotations
@@ -14,9 +15,12 @@ import numpy as np
 from apt_core.attacks import attack_names
 from apt_core.data import select_targets
 from apt_core.data.dataset import RatingData
+from apt_core.data.paper_targets import PAPER_TARGET_MODES, is_paper_mode, paper_targets
 from apt_core.data.split import Split
 from apt_core.defenses import defense_names
+from apt_core.defenses.erm import ERM_PRESETS
 from apt_core.errors import ConfigError
+from apt_core.influence import SOLVERS
 from apt_core.runtime import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
@@ -39,13 +43,18 @@ class Scenario:
     targets: str | tuple[int, ...] = "random"
     n_targets: int = 5
     defenses: tuple[str, ...] = ("none",)
-    erm_fraction: float = 0.05
+    # ERM users of APT / APT-rand: a share of all users, a count, or (both None) the preset's
+    # count (``paper``: 50 on ML-100K and FilmTrust as in the authors' code, else 5%).
+    erm_fraction: float | None = None
     erm_stats: str = "observed"
     k: int = 50
     epochs: int = 25
     seeds: int = 1
     seed: int = 0
     device: str = "auto"
+    erm_users: int | None = None
+    apt_preset: str = "paper"  # APT / APT-rand defaults: "paper" (the authors' code) or "lab-v1"
+    apt_solver: str | None = None  # APT's influence solver; None: the preset's
     #: the recommender under attack: mf (the paper's), lightgcn or neumf (apt_core.models.victims)
     victim: str = "mf"
     #: how lightgcn / neumf read ratings: implicit (interactions, their papers' default) or explicit (MSE)
@@ -63,8 +72,18 @@ class Scenario:
             raise ConfigError(f"a defense is listed twice: {', '.join(self.defenses)}")
         if not (0 < self.attack_size <= 1):
             raise ConfigError(f"--attack-size must lie in (0, 1], got {self.attack_size}")
-        if not (0 <= self.erm_fraction <= 1):
+        if self.erm_fraction is not None and not (0 <= self.erm_fraction <= 1):
             raise ConfigError(f"--erm-fraction must lie in [0, 1], got {self.erm_fraction}")
+        if self.erm_users is not None and self.erm_users < 0:
+            raise ConfigError(f"--erm-users must be non-negative, got {self.erm_users}")
+        if self.erm_users is not None and self.erm_fraction is not None:
+            raise ConfigError("give either --erm-users (a count) or --erm-fraction (a share of the users), not both")
+        if self.apt_preset not in ERM_PRESETS:
+            raise ConfigError(f"--apt-preset must be one of {', '.join(ERM_PRESETS)}, got {self.apt_preset!r}")
+        if self.apt_solver is not None and self.apt_solver not in SOLVERS:
+            raise ConfigError(f"--apt-solver must be one of {', '.join(SOLVERS)}, got {self.apt_solver!r}")
+        if isinstance(self.targets, str) and self.targets.startswith("paper") and not is_paper_mode(self.targets):
+            raise ConfigError(f"unknown target set {self.targets!r}: choose one of {', '.join(PAPER_TARGET_MODES)}")
         if self.erm_stats not in ERM_STATS_CHOICES:
             raise ConfigError(f"--erm-stats must be one of {', '.join(ERM_STATS_CHOICES)}, got {self.erm_stats!r}")
         if self.k < 1:
@@ -99,6 +118,16 @@ class Scenario:
             d["device"] = device
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})
 
+    def erm_description(self) -> str:
+        """How many ERM users APT / APT-rand get, in words (for captions and reports)."""
+        if self.erm_users is not None:
+            return f"{self.erm_users} ERM users"
+        if self.erm_fraction is not None:
+            return f"{self.erm_fraction:.0%} ERM users (share of all users)"
+        preset = ERM_PRESETS[self.apt_preset]
+        counts = ", ".join(f"{n} on {k}" for k, n in preset.erm_users.items())
+        return f"ERM users of the {self.apt_preset} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["defenses"] = list(self.defenses)
@@ -108,7 +137,13 @@ class Scenario:
 
 
 def parse_targets(scenario: Scenario, data: RatingData, split: Split) -> np.ndarray:
-    """Dense indices of the scenario's target items in ``split`` (explicit ids are the data set's own)."""
+    """Dense indices of the scenario's target items in ``split`` (explicit ids are the data set's own).
+
+    ``paper``, ``paper-unpopular``, ``paper-random``: the APT authors' fixed targets, only on
+    their split files (:func:`apt_core.data.paper_targets.paper_targets`).
+    """
+    if is_paper_mode(scenario.targets):
+        return paper_targets(data, split, scenario.targets)
     if isinstance(scenario.targets, str):
         return select_targets(split, scenario.targets, scenario.n_targets, scenario.seed)
     # Explicit ids are the data set's own item ids (as in its files); report duplicates in

@@ -9,6 +9,19 @@ Which baseline: the non-APT defense with the lowest mean target HR (the stronges
 competitor), as in the paper's tables.  APT-rand counts as a baseline (it is APT's ablation,
 not APT); plain MF on poisoned data (``none``/``attack``) is used only when no other defense
 ran, so a one-defense run still gets a test against doing nothing.
+
+Two guards against stars that overstate (hit ratios over few seeds take few distinct
+values, so identical per-seed differences are common):
+
+* Stars need at least :data:`MIN_SEEDS_FOR_STARS` (3) paired seeds; with 2 the p-value is
+  still reported but no stars are drawn.
+* When every paired difference is the same, the t statistic is undefined (zero variance;
+  taking its limit would give p = 0 and "***" from two seeds).  The test then falls back to
+  the exact two-sided sign-flip (permutation) test, which needs no variance: under the null
+  each difference is equally likely positive or negative, and n identical non-zero
+  differences are the two most extreme of the 2^n sign patterns, so p = 2 / 2^n (0.25 with
+  3 seeds, 0.0625 with 5: identical differences alone earn a star from 6 seeds on).  All
+  differences zero give p = 1.  :attr:`PairedTest.test` says which test produced p.
 """
 from __future__ import annotations
 
@@ -20,6 +33,11 @@ import numpy as np
 
 #: (threshold, stars), checked in order: the paper's convention.
 STAR_LEVELS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+#: fewer paired seeds than this get a p-value but never stars.
+MIN_SEEDS_FOR_STARS = 3
+#: how the stars are drawn, for the legends of tables, pages and the CLI (one wording).
+STARS_LEGEND = (f"paired t-test over seeds (the exact sign-flip test when every seed's difference is the same): "
+                f"* p < 0.05, ** p < 0.01, *** p < 0.001; no stars with fewer than {MIN_SEEDS_FOR_STARS} seeds")
 
 
 def stars(p_value: float | None) -> str:
@@ -42,30 +60,44 @@ def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]
 
 @dataclass(frozen=True)
 class PairedTest:
-    """Result of a two-sided paired t-test of ``a`` against ``b`` (``a - b`` per pair)."""
+    """Result of a two-sided paired test of ``a`` against ``b`` (``a - b`` per pair).
+
+    ``test``: ``"t-test"``, ``"sign-flip"`` (the differences had no spread) or ``""`` (no
+    test: fewer than two pairs).  ``note`` says in words why there are no stars when p alone
+    would not explain it (too few seeds, no spread).
+    """
 
     n: int
     mean_diff: float | None
     t: float | None
     p_value: float | None
     stars: str
+    test: str = ""
+    note: str = ""
 
     def to_dict(self) -> dict:
-        """Plain values for JSON: an infinite t (zero-variance shift) becomes None, p stays 0."""
+        """Plain values for JSON (a non-finite t becomes None)."""
         out = asdict(self)
         if out["t"] is not None and not math.isfinite(out["t"]):
             out["t"] = None
         return out
 
 
+def _stars_for(p_value: float | None, n: int) -> tuple[str, str]:
+    """Stars for ``p_value`` with ``n`` pairs, and a note when too few seeds withheld them."""
+    if n < MIN_SEEDS_FOR_STARS:
+        return "", f"no stars with fewer than {MIN_SEEDS_FOR_STARS} seeds"
+    return stars(p_value), ""
+
+
 def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     """Two-sided paired t-test; ``t = mean(d) / (sd(d) / sqrt(n))`` with ``d = a - b``, df = n - 1.
 
     Pairs where either value is missing/NaN are dropped.  With fewer than two pairs no test
-    exists (t and p are None).  When every difference is identical the variance is zero:
-    identical samples give p = 1 (no evidence of a difference), a constant non-zero shift
-    gives p = 0 (the limit of the statistic) -- scipy returns NaN for both, which would
-    silently drop the stars.
+    exists (t and p are None).  When every difference is identical (zero variance, where t
+    is undefined and scipy returns NaN) p comes from the exact sign-flip test instead: 1 for
+    identical samples, ``2 / 2**n`` for a constant non-zero shift (module docstring).
+    Stars need at least :data:`MIN_SEEDS_FOR_STARS` pairs.
     """
     a_arr = np.asarray([np.nan if v is None else v for v in a], dtype=float)
     b_arr = np.asarray([np.nan if v is None else v for v in b], dtype=float)
@@ -75,22 +107,22 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     a_arr, b_arr = a_arr[keep], b_arr[keep]
     n = int(len(a_arr))
     if n == 0:
-        return PairedTest(0, None, None, None, "")
+        return PairedTest(0, None, None, None, "", note="no paired seeds")
     d = a_arr - b_arr
     mean_diff = float(d.mean())
     if n < 2:
-        return PairedTest(n, mean_diff, None, None, "")
+        return PairedTest(n, mean_diff, None, None, "", note="one seed: no test")
     sd = float(d.std(ddof=1))
     if sd <= 1e-15 * max(1.0, abs(mean_diff)):
-        if abs(mean_diff) <= 1e-15:
-            return PairedTest(n, mean_diff, 0.0, 1.0, "")
-        t = math.copysign(math.inf, mean_diff)
-        return PairedTest(n, mean_diff, t, 0.0, stars(0.0))
+        p = 1.0 if abs(mean_diff) <= 1e-15 else min(1.0, 2.0 / 2.0**n)
+        mark, note = _stars_for(p, n)
+        return PairedTest(n, mean_diff, None, p, mark, "sign-flip", note or "every seed's difference is the same: exact sign-flip test")
     from scipy import stats as _sps  # imported here: scipy.stats takes a second to import
 
     res = _sps.ttest_rel(a_arr, b_arr)
     p = float(res.pvalue)
-    return PairedTest(n, mean_diff, float(res.statistic), p, stars(p))
+    mark, note = _stars_for(p, n)
+    return PairedTest(n, mean_diff, float(res.statistic), p, mark, "t-test", note)
 
 
 @dataclass(frozen=True)
@@ -151,5 +183,5 @@ def significance(per_phase: dict[str, Sequence[float]], method: str = "apt", met
         return None
     baseline = best_baseline(per_phase, method)
     if baseline is None:
-        return Significance(method, None, metric, PairedTest(0, None, None, None, ""))
+        return Significance(method, None, metric, PairedTest(0, None, None, None, "", note="no baseline ran"))
     return Significance(method, baseline, metric, paired_ttest(per_phase[method], per_phase[baseline]))

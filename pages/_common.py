@@ -241,17 +241,10 @@ def attack_controls(data, prefix: str = "atk"):
 
 
 def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa: D401
-    """(numeric table, display table, rank-shift figure) from the experiments' plots when present."""
-    try:
-        from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
+    """(numeric table, display table, rank-shift figure) of a scenario result."""
+    from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
 
-        table = results_table(result)
-        shown = format_results_table(table)
-        fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
-        return table, shown, fig
-    except ImportError:
-        from apt_core.plots.explore import phase_table, rank_shift_box_figure
-
-        table = phase_table(result.rows())
-        shifts = {p.phase: np.concatenate(p.rank_shifts) if p.rank_shifts else np.zeros(0) for p in result.phases if p.phase != "origin"}
-        return table, fmt_frame(table), rank_shift_box_figure(shifts)
+    table = results_table(result)
+    shown = format_results_table(table)
+    fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
+    return table, shown, fig

@@ -9,6 +9,7 @@ import streamlit as st
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
+from apt_core.stats import STARS_LEGEND
 from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, results_views, run_cached, settings
 
 PAPER_NOTE = (
@@ -65,7 +66,7 @@ def body() -> None:
     table, shown, fig = results_views(result)
     st.subheader(f"Target HR@{scenario.k} and test HR@{scenario.k} (mean ± sd over {scenario.seeds} seed(s))")
     st.dataframe(shown, hide_index=True, width="stretch", key="def-table")
-    st.caption("RI = 1 − (HR_defense − HR_origin)/(HR_attack − HR_origin). Stars: paired t-test of APT against the best baseline (* p<0.05, ** p<0.01, *** p<0.001; needs ≥ 2 seeds). " + PAPER_NOTE)
+    st.caption("RI = 1 − (HR_defense − HR_origin)/(HR_attack − HR_origin). Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
     download(fmt_frame(table), "defense_results.csv")
     st.plotly_chart(fig, width="stretch")
 

@@ -8,16 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import runs_comparison_figure
+from apt_core.store import RunStore
 from pages._common import download, fmt_frame, guard
 
 
 def body() -> None:
     st.title("History")
-    try:
-        from apt_core.store import RunStore
-    except ImportError:
-        st.info("The run store (apt_core.store) is not available yet.")
-        return
     store = RunStore()
     runs = store.runs()
     if runs.empty:

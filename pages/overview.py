@@ -26,7 +26,7 @@ def body() -> None:
     st.caption(
         f"Data set **{scenario.dataset}**; attack **{scenario.attack}** with {scenario.attack_size:.0%} fake users on "
         f"{scenario.n_targets} unpopular target items; defense **{', '.join(scenario.defenses)}** "
-        f"({scenario.erm_fraction:.0%} ERM users, item statistics from the observed data); HR@{scenario.k}."
+        f"({scenario.erm_description()}, item statistics from the observed data); HR@{scenario.k}."
     )
     t0 = time.perf_counter()
     result = run_cached("demo", scenario, lambda sc, pr: run_demo(sc, pr, cache=artifact_cache()), label="Run the one-click demo")

@@ -6,6 +6,8 @@ import dataclasses
 import streamlit as st
 
 from apt_core.defenses import defense_names
+from apt_core.plots.results import sweep_figure
+from apt_core.sweeps import sweep
 from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
@@ -13,8 +15,6 @@ DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01,
 
 
 def run_sweep(spec: tuple, progress):
-    from apt_core.sweeps import sweep
-
     base, parameter, values = spec
     return sweep(base, parameter, list(values), progress, cache=artifact_cache())
 
@@ -27,12 +27,6 @@ class _Spec(tuple):
 
 def body() -> None:
     st.title("Sweeps")
-    try:
-        from apt_core.plots.results import sweep_figure
-        import apt_core.sweeps  # noqa: F401
-    except ImportError:
-        st.info("The sweep runner (apt_core.sweeps) is not available yet.")
-        return
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
     st.caption("The attack settings below hold for every run; the swept parameter overrides its own setting. Error bars: sd over seeds.")

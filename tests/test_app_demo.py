@@ -9,10 +9,6 @@ from apt_core.defenses import defense_names
 from apt_core.demo import demo_scenario, demo_steps, explore_attack, run_demo, top_k_items, user_factors
 from apt_core.experiment import Scenario, run_scenario
 
-needs_attack = pytest.mark.skipif(len(attack_names()) < 2, reason="no attack registered yet")
-
-
-@needs_attack
 def test_demo_scenario_uses_registered_parts():
     s = demo_scenario(seed=3)
     assert s.attack in attack_names() and s.attack != "none"
@@ -22,7 +18,6 @@ def test_demo_scenario_uses_registered_parts():
         assert s.defenses == ("apt",)
 
 
-@needs_attack
 def test_demo_steps_follow_the_result_rows():
     s = demo_scenario()
     result = run_demo(Scenario(**{**s.to_dict(), "defenses": s.defenses, "epochs": 3}))
@@ -32,7 +27,6 @@ def test_demo_steps_follow_the_result_rows():
     assert steps[1][1] == rows["attack"]["target_hr"]
 
 
-@needs_attack
 def test_walkthrough_matches_run_scenario():
     s = Scenario(attack=[a for a in attack_names() if a != "none"][0], targets="unpopular", epochs=4, seed=1)
     view = explore_attack(s)
@@ -44,7 +38,6 @@ def test_walkthrough_matches_run_scenario():
     assert user_factors(view.attacked_model).shape[0] == n_real + view.fake.n_fake_users
 
 
-@needs_attack
 def test_walkthrough_takes_its_models_from_the_cache(tmp_path):
     """One pipeline: after a run, the Attack page's view trains nothing and shows the same ranks."""
     from apt_core.cache import ArtifactCache
@@ -78,7 +71,6 @@ def test_keep_models_returns_one_model_per_phase_and_seed():
     assert run_scenario(s).models == []
 
 
-@needs_attack
 def test_top_k_excludes_rated_items_and_is_sorted():
     view = explore_attack(Scenario(attack=[a for a in attack_names() if a != "none"][0], epochs=2))
     user = 5

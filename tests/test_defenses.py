@@ -9,7 +9,7 @@ from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.defenses import DEFENSES, DefenseContext, make_defense
 from apt_core.defenses.apt import target_influence_ranks
 from apt_core.defenses.erm import dataset_key, item_statistics, sample_without_replacement, settings_for
-from apt_core.errors import ConfigError
+from apt_core.errors import AptError, ConfigError
 from apt_core.models.mf import MFConfig, MFTrainer
 from conftest import make_tiny
 
@@ -65,6 +65,20 @@ def test_defense_fits_and_scores(name):
     scores = result.model.score_users(torch.arange(clean.n_users))
     assert scores.shape == (clean.n_users, clean.n_items) and torch.isfinite(scores).all()
     assert result.diagnostics["defense"] == name
+
+
+@pytest.mark.parametrize("name, params, mf", [
+    ("none", {}, {"lr": 1e20}),  # a user-set MF learning rate
+    ("at", {"epsilon": 1e20}, {}),  # AT's perturbation swamps the factors
+    ("pcmf", {"lr": 1e12}, {}),  # PCMF's Adam
+    ("apt", FAST_APT, {"lr": 1e20}),
+    ("apt-rand", FAST_APT, {"lr": 1e20}),
+])
+def test_diverged_fit_raises_instead_of_returning_a_nan_model(name, params, mf):
+    # Before the guard these fits returned NaN factors, which the ranking put first (HR = 1.0).
+    clean, poisoned, _ = _poisoned()
+    with pytest.raises(AptError, match=r"(loss|factors) became (nan|inf|NaN/inf) at epoch \d+"):
+        make_defense(name, **params).fit(poisoned, _ctx(clean, cfg=SMALL_MF.with_(**mf)))
 
 
 def test_apt_schedule_and_diagnostics():

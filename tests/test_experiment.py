@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from apt_core import defenses
+from apt_core.defenses.at import AdversarialTraining
 from apt_core.defenses.base import Defense, DefenseResult
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.models.mf import MFTrainer
@@ -21,9 +22,10 @@ class ShortMF(Defense):
     name = "apt"
     summary = "test stand-in"
 
-    def __init__(self, erm_fraction: float = 0.05, erm_stats: str = "observed"):
+    def __init__(self, erm_fraction: float | None = None, erm_stats: str = "observed", preset: str = "paper"):
         self.erm_fraction = erm_fraction
         self.erm_stats = erm_stats
+        self.preset = preset
 
     def fit(self, train, context):
         trainer = MFTrainer(train.n_users, train.n_items, context.mf_config, context.device, context.random_state + 100)
@@ -51,6 +53,7 @@ def test_json_contract_and_extras(result):
     assert out["rows"][0]["ri"] is None and out["rows"][1]["ri"] is None
     assert len(out["per_seed"]) == 4 * 3 and {r["seed"] for r in out["per_seed"]} == {0, 1, 2}
     assert out["significance"]["method"] == "apt" and out["significance"]["baseline"] == "none"
+    assert out["significance"]["n"] == 3 and out["significance"]["test"] in ("t-test", "sign-flip")
     assert out["scenario_key"] == result.scenario.key("cpu")
     assert out["wall_seconds"] > 0 and out["cache"] == {"hits": 0, "misses": 0}
 
@@ -126,3 +129,33 @@ def test_seeds_change_models_but_not_split_or_targets():
     assert np.array_equal(a.targets, b.targets)
     assert a.phase("origin").target_hr[0] == b.phase("origin").target_hr[0]
     assert a.phase("origin").test_hr[0] != a.phase("origin").test_hr[1] or a.phase("origin").target_hr[0] != a.phase("origin").target_hr[1]
+
+
+class NaNScoresAT(AdversarialTraining):
+    """Test stand-in for 'at': training 'succeeds' but the model's scores are NaN."""
+
+    def fit(self, train, context):
+        trainer = MFTrainer(train.n_users, train.n_items, context.mf_config, context.device, context.random_state)
+        model = trainer.model()
+        model.Q[0] = float("nan")  # one item's factor: every user's score for it is NaN
+        return DefenseResult(model, {})
+
+
+def test_nan_scores_stop_the_run_and_name_the_phase(monkeypatch):
+    # The old ranking put NaN first: this 'at' model scored target HR = test HR = 1.0.
+    from apt_core.errors import AptError
+
+    monkeypatch.setitem(defenses.DEFENSES, "at", NaNScoresAT)
+    with pytest.raises(AptError, match=r"^the 'at' model diverged: its scores contain NaN.*; lower epsilon"):
+        run_scenario(Scenario(dataset="sample", attack="random", epochs=2, defenses=("at",)))
+
+
+def test_diverged_training_names_the_phase(monkeypatch):
+    from apt_core.errors import AptError
+
+    def blow_up(self, gP, gQ):  # what a far too large learning rate does to the factors
+        self.P.fill_(float("inf"))
+
+    monkeypatch.setattr(MFTrainer, "_adagrad_update", blow_up)
+    with pytest.raises(AptError, match=r"^the 'origin' model diverged: its training loss became nan at epoch 1.*learning rate"):
+        run_scenario(Scenario(dataset="sample", epochs=2))

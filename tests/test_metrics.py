@@ -7,6 +7,7 @@ import torch
 
 from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.data.split import Split
+from apt_core.errors import AptError
 from apt_core.metrics import evaluate, hit_ratio, prediction_shift, rank_items, rank_shift, robustness_improvement
 
 SCALE = RatingScale(1, 5, 1)
@@ -53,6 +54,22 @@ def test_evaluate_excludes_fake_users():
     assert ev.target_ranks.ravel().tolist() == [1, 1]
     assert ev.target_hr == 0.0
     assert ev.test_ranks.tolist() == [0, 0] and ev.test_hr == 1.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_are_refused_not_ranked_first(bad):
+    # NaN never compares higher, so the old ranking gave a NaN target rank 0 (a hit for any K).
+    scores = [[0.0, bad, 0.5, 0.9], [0.0, 0.2, 0.3, 0.1]]
+    train = _train([(0, 0), (1, 0)], 2, 4)
+    with pytest.raises(AptError, match="scores contain (NaN|inf)"):
+        rank_items(FixedScores(scores), train, np.array([1, 2]))
+
+
+def test_a_nan_model_gets_no_hit_ratio():
+    train = _train([(0, 0), (1, 0)], 2, 4)
+    split = Split(train, np.array([3, 3]), np.zeros(2, np.float32), 0)
+    with pytest.raises(AptError, match="NaN"):
+        evaluate(FixedScores(np.full((2, 4), np.nan)), split, np.array([1, 2]), k=1)
 
 
 def test_rank_shift_and_prediction_shift():

@@ -72,14 +72,6 @@ def test_profile_figures_and_stats():
     assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["statistic", "real users", "fake users"]
 
 
-def test_fallback_table_and_box():
-    rows = [{"phase": "origin", "target_hr": 0.0, "test_hr": 0.2, "ri": None}, {"phase": "attack", "target_hr": 0.5, "test_hr": 0.2, "ri": None}]
-    assert ex.phase_table(rows)["phase"].tolist() == ["origin", "attack"]
-    fig = ex.rank_shift_box_figure({"attack": np.array([1, 2, 3]), "apt": np.array([0, 0])})
-    _labelled(fig)
-    assert [t.name for t in fig.data] == ["attack", "apt"]
-
-
 def test_theory_figure_lines_and_points():
     vals = np.array([0, 10, 20])
     bounds = {"standard": np.array([1.0, 1, 1]), "apt": np.array([1.0, 2, 3])}

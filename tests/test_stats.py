@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from apt_core.stats import best_baseline, mean_sd, paired_ttest, significance, stars
+from apt_core.stats import MIN_SEEDS_FOR_STARS, best_baseline, mean_sd, paired_ttest, significance, stars
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,17 @@ def test_paired_ttest_df1_by_hand_and_sign():
     res = paired_ttest([0.0, 0.0], [0.1, 0.3])  # a - b is negative: t = -2
     assert res.t == pytest.approx(-2.0)
     assert res.p_value == pytest.approx(1 - 2 * math.atan(2) / math.pi, rel=1e-9)
-    assert res.stars == ""
+    assert res.stars == "" and res.test == "t-test"
+
+
+def test_two_seeds_never_get_stars():
+    # d = [1.0, 1.002]: t = 1001 with df 1, p = 1 - 2 atan(1001) / pi = 6.4e-4 -- "***" by the
+    # threshold alone, but two seeds are too few to draw stars from.
+    res = paired_ttest([1.0, 1.002], [0.0, 0.0])
+    assert res.p_value == pytest.approx(1 - 2 * math.atan(1001) / math.pi, rel=1e-6)
+    assert res.p_value < 0.001 and stars(res.p_value) == "***"
+    assert MIN_SEEDS_FOR_STARS == 3 and res.stars == "" and "fewer than 3 seeds" in res.note
+    assert paired_ttest([1.0, 1.002, 1.001], [0.0, 0.0, 0.0]).stars == "***"  # 3 seeds: stars again
 
 
 def test_paired_ttest_is_paired_not_independent():
@@ -52,14 +62,34 @@ def test_paired_ttest_is_paired_not_independent():
 def test_zero_variance_and_small_samples():
     same = paired_ttest([0.2, 0.3, 0.4], [0.2, 0.3, 0.4])
     assert same.p_value == 1.0 and same.stars == ""
+    # Identical differences: t is undefined (0 / 0 spread); the exact sign-flip test gives
+    # p = 2 / 2^3 (all-negative and all-positive are the 2 most extreme of 8 sign patterns).
     shifted = paired_ttest([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
-    assert shifted.p_value == 0.0 and shifted.stars == "***" and shifted.t == -math.inf
+    assert shifted.p_value == pytest.approx(0.25) and shifted.stars == "" and shifted.t is None
+    assert shifted.test == "sign-flip" and shifted.mean_diff == pytest.approx(-0.1)
     one = paired_ttest([0.1], [0.2])
     assert one.n == 1 and one.t is None and one.p_value is None and one.stars == ""
     nan = paired_ttest([0.1, float("nan"), None, 0.3], [0.0, 0.5, 0.5, 0.1])
     assert nan.n == 2
     with pytest.raises(ValueError):
         paired_ttest([1, 2], [1])
+
+
+def test_identical_differences_with_two_seeds_get_no_stars():
+    # The review's case: the same shift on both seeds used to give p = 0 and "***".
+    res = paired_ttest([0.02, 0.04], [0.12, 0.14])
+    assert res.stars == "" and res.p_value == pytest.approx(0.5)
+    sig = significance({"at": [0.12, 0.14], "apt": [0.02, 0.04]})
+    assert sig.marker == "" and sig.to_dict()["stars"] == ""
+
+
+@pytest.mark.parametrize("n, p, expected", [(3, 0.25, ""), (5, 0.0625, ""), (6, 0.03125, "*"), (8, 2 / 256, "**"),
+                                            (10, 2 / 1024, "**"), (11, 2 / 2048, "***")])
+def test_sign_flip_p_for_identical_differences(n, p, expected):
+    # Every one of n seeds improves by exactly 0.01: only 2 of the 2^n sign patterns are as extreme.
+    a, b = [0.1 + i / 100 for i in range(n)], [0.11 + i / 100 for i in range(n)]
+    res = paired_ttest(a, b)
+    assert res.test == "sign-flip" and res.p_value == pytest.approx(p) and res.stars == expected
 
 
 def test_mean_sd_uses_sample_sd():
@@ -93,8 +123,10 @@ def test_to_dict_is_strict_json():
     import json
 
     d = paired_ttest([0.1, 0.2, 0.3], [0.2, 0.3, 0.4]).to_dict()
-    assert d["t"] is None and d["p_value"] == 0.0 and d["stars"] == "***"
+    assert d["t"] is None and d["p_value"] == pytest.approx(0.25) and d["stars"] == ""
+    assert d["test"] == "sign-flip" and d["note"]
     json.dumps(d, allow_nan=False)
+    json.dumps(paired_ttest([0.1], [0.2]).to_dict(), allow_nan=False)
 
 
 def test_marker_says_when_apt_is_significantly_worse():

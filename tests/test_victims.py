@@ -257,3 +257,33 @@ def test_victim_models_are_cached_under_their_own_keys(tmp_path):
     again = run_scenario(Scenario(**{**base.to_dict(), "defenses": ("none",), "victim": "neumf"}), cache=cache)
     assert all(again.phase("origin").from_cache) and all(again.phase("attack").from_cache)
     assert again.phase("attack").target_hr == first.phase("attack").target_hr
+
+
+@pytest.mark.parametrize("solver", ["lissa-full", "lissa-lanczos"])
+def test_general_influence_equals_mf_closed_form_lissa(solver):
+    from apt_core.influence import LissaSettings
+
+    data, P, Q, u, i, r = _mf_problem(2)
+    P, Q = P * 0.3, Q * 0.3  # small factors: H's spectrum inside LiSSA's convergent range
+    probe = probe_users(data.users, data.normalised_ratings, data.n_users, 3)
+    settings = LissaSettings(steps=60)
+    closed = influence_vector(P, Q, u, i, r, probe, solver=solver, lissa=settings)
+    general = mf_autograd_influence(P, Q, u, i, r, probe, solver=solver, lissa=settings)
+    np.testing.assert_allclose(general.values, closed.values, rtol=1e-6, atol=1e-9)
+
+
+def test_non_finite_lissa_on_a_neural_victim_falls_back_to_the_gradient():
+    data = make_tiny(20, 15, 0.3, 0)
+    trainer = make_trainer(data.n_users, data.n_items, DefenseContext(victim=small_config("neumf")), random_state=0)
+    tensors = trainer.tensors(data)
+    trainer.train_epochs(*tensors, 1)
+    probe = probe_users(data.users, data.normalised_ratings, data.n_users, 4)
+    res = victim_influence(trainer, *tensors, data.n_users, probe, solver="lissa-lanczos")
+    ident = victim_influence(trainer, *tensors, data.n_users, probe, solver="identity")
+    assert np.isfinite(res.values).all()
+    if res.solver.startswith("identity"):  # the filter overflowed: the gradient, and it says so
+        assert "not finite" in res.solver
+        np.testing.assert_allclose(res.values, ident.values)
+    assert make_defense("apt").victim_solver == "identity"
+    with pytest.raises(ConfigError):
+        make_defense("apt", victim_solver="newton")

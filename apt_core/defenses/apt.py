@@ -5,27 +5,53 @@ with Fire: Towards Robust Recommender Systems via Adversarial Poisoning Training
 2021 (Algorithm 1; Eq. 4-5; docs/algorithms.md).
 
 Threat model: the defender trains MF on data D that may contain fake user profiles it cannot
-tell apart from real ones.  Budget: the defender injects its own n* = round(erm_fraction x
-real users) "ERM users" (default 5%), each rating m* items, and regenerates all of them every
-T_inter epochs after T_pre epochs of plain training.  APT's ERM users rate the items whose
-influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at their mean
-plus r⁺: fake users push target items up; ratings near the item's honest level pull them back.
+tell apart from real ones.  Budget: the defender injects its own n* "ERM users", each rating
+m* items, and regenerates all of them every T_inter epochs after T_pre epochs of plain
+training.  n* is ``erm_users`` if given, else round(``erm_fraction`` x users), else the
+preset's count; a fraction counts *all* users of D, fake ones included (the defender cannot
+tell them apart; ``n_real_users`` is known only to the evaluation).  APT's ERM users rate the
+items whose influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at
+their mean plus r⁺: fake users push target items up; ratings near the item's honest level
+pull them back.
 
-Influence solver (``solver``).  ``"cg"`` solves (H + λI) w = ∇L_ER by Jacobi-preconditioned
-CG on exact Hessian-vector products (λ = ``damping`` x H's mean diagonal; MF's Hessian is
-indefinite after 15 Adagrad epochs, and below damping ~10 CG met negative curvature on
-ML-100K).  ``"identity"`` (the default) takes w = ∇L_ER.  The authors' code runs 1000 steps
-of LiSSA with scale 1, w ≈ Σ_k (I - H)^k ∇L_ER, which on MF's tiny Hessian eigenvalues is
-≈ a multiple of ∇L_ER: identity is what produced the paper's numbers.  Measured on ML-100K
-(3% attack, 5 targets, 2 seeds, clean stats, RI): random targets Average 0.86 / Random 0.77 /
-PGA 0.52 with identity against 0.88 / 0.83 / 0.06 with CG; unpopular targets 0.94 / 0.97 /
-0.93 against 0.95 / 0.97 / 0.00.  Against PGA on ML-100K, CG's influence ranks the targets
-among the most *positive* entries, so its ERM users never rate them.  On FilmTrust it is the
-other way round: PGA RI 0.71 (random) / 0.70 (unpopular targets) with CG against 0.08 / 0.05
-with identity (Average and Random barely move FilmTrust's target HR, 0.011-0.016, so their
-RIs there say little).  Neither solver wins everywhere: whether the targets land on the
-negative side of I depends on the sign of the poisoned model's residuals.  Identity stays
-the default for its provenance and cost (~10x cheaper); pass ``solver="cg"`` for H^-1.
+Presets (``preset``; every explicit argument overrides its entry; see
+:data:`apt_core.defenses.erm.ERM_PRESETS`):
+
+- ``"paper"`` (default): what produced the paper's tables.  Where the paper's text and the
+  authors' code disagree we follow the code: LiSSA influence (1000 steps, minibatch 16384,
+  scale 1, no damping; the text names no solver settings), T_pre 4 on FilmTrust (text: 5),
+  50 ERM users on ML-100K and FilmTrust (text: 5% of the users, i.e. 47 / 40), and spread 0
+  for an item with a single rating (``np.std`` of one value; we used the global std).
+  Elsewhere the paper's Table 1 schedule and 5% of the users.
+- ``"lab-v1"``: APT Lab's settings before the LiSSA work (identity solver, 5% of the users,
+  T_pre 5 on FilmTrust, global std for an item rated once), so older results stay comparable.
+
+Influence solver (``solver``; the preset chooses when None).  ``"lissa"`` runs the authors'
+stochastic recursion w <- g + w - H_batch w (1000 steps; ``lissa_*`` settings) on MF's
+closed-form Hessian-vector products, seeded per fit and round.  Those 1000 steps compute the
+spectral filter f(H) g, f(λ) = (1 - (1 - λ)^1001) / λ, which ``"lissa-full"`` applies with the
+full-data Hessian (1000 products, deterministic) and ``"lissa-lanczos"`` (the ``paper``
+preset's choice) by the Lanczos method in about 10 products.  ``"identity"`` takes w = ∇L_ER
+(lab-v1); ``"cg"`` solves (H + λI) w = ∇L_ER by Jacobi-preconditioned CG (λ = ``damping`` x
+H's mean diagonal).
+
+The old claim here, that identity "is what produced the paper's numbers", was wrong: MF's
+Hessian at T_pre has eigenvalues up to ~0.008 (ML-100K) / ~0.014 (FilmTrust), so 1000 steps
+weigh directions from 1/λ to 1001: LiSSA is not a multiple of the gradient.  Measured at
+APT's first regeneration (poisoned data, paper targets, ``scripts/lissa_agreement.py``),
+against the authors' stochastic LiSSA: a second stochastic run agrees at Spearman >= 0.9999;
+lissa-lanczos (10-15 products, 0.1 s) at Spearman 1.0000 with 99-100% of the 100 most negative
+items shared; identity at 0.92-0.97 (top-100 shared 64-95%); CG at 0.90-0.99.
+
+What that does to APT (3 seeds, clean statistics, 3% attacks, target HR@50; details in the
+README): on FilmTrust (unpopular paper targets) lissa-lanczos takes PGA 0.463 -> 0.015 and
+TNA 0.442 -> 0.023 where lab-v1 left 0.294 / 0.300, and with honest (observed) statistics
+0.050 / 0.025 where lab-v1 left 0.387 / 0.341.  On ML-100K it matches identity against
+Random, Average and AUSH (0.000-0.004 on the paper's unpopular targets) but is worse against
+our (stronger than the paper's) PGA and TNA: 0.107 / 0.139 against 0.006 / 0.006 with
+identity; one target drifts to the *positive* end of the LiSSA influence after the first
+round and is never rated by ERM users again.  CG fails there completely (0.98 / 0.97).
+No solver wins everywhere; the ``paper`` preset keeps the authors' choice.
 
 Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
 over D, by autograd Hessian-vector products (:mod:`apt_core.influence_autograd`; MF keeps its
@@ -43,9 +69,9 @@ import time
 
 import numpy as np
 
-from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
+from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
 from apt_core.errors import ConfigError
-from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, RatingStructure, influence_vector, probe_users
+from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
 from apt_core.influence_autograd import victim_influence
 from apt_core.models.mf import MFTrainer
 
@@ -58,14 +84,14 @@ class APT(ERMTraining):
 
     def __init__(
         self,
-        erm_fraction: float = 0.05,
+        erm_fraction: float | None = None,
         erm_stats: str = "observed",
         t: float | None = None,
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
         r_plus: float | None = None,
-        solver: str = "identity",
+        solver: str | None = None,
         damping: float = 10.0,
         cg_max_iter: int = 30,
         cg_tol: float = 1e-2,
@@ -73,8 +99,19 @@ class APT(ERMTraining):
         warm_start: bool = True,
         n_probe: int = 10,
         er_loss: str = "mean",
+        erm_users: int | None = None,
+        preset: str = "paper",
+        single_rating_std: str | None = None,
+        lissa_steps: int = 1000,
+        lissa_batch_size: int = 16384,
+        lissa_scale: float = 1.0,
+        lissa_damping: float = 0.0,
+        lanczos_max_iter: int = 40,
+        lanczos_tol: float = 1e-3,
+        victim_solver: str = "identity",
     ):
-        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus)
+        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std)
+        solver = solver or get_preset(preset).solver
         if solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if not (float(damping) >= 0 and np.isfinite(damping)):
@@ -87,7 +124,19 @@ class APT(ERMTraining):
             raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
         if er_loss not in ER_LOSSES:
             raise ConfigError(f"er_loss must be one of {', '.join(ER_LOSSES)}, got {er_loss!r}")
+        self.lissa = LissaSettings(int(lissa_steps), int(lissa_batch_size), float(lissa_scale), float(lissa_damping))
+        if int(lanczos_max_iter) < 1 or not (float(lanczos_tol) > 0):
+            raise ConfigError(f"lanczos_max_iter must be >= 1 and lanczos_tol > 0, got {lanczos_max_iter}, {lanczos_tol}")
+        self.lanczos_max_iter = int(lanczos_max_iter)
+        self.lanczos_tol = float(lanczos_tol)
+        if victim_solver not in SOLVERS:
+            raise ConfigError(f"victim_solver must be one of {', '.join(SOLVERS)}, got {victim_solver!r}")
         self.solver = solver
+        # Victims other than MF (LightGCN, NeuMF): the preset's LiSSA is the authors' MF
+        # recipe; on a neural victim's indefinite Hessian its filter (1 - (1 - λ)^1001) / λ
+        # overflows along negative eigenvalues (NaN influence on NeuMF after 1 epoch), so
+        # they default to the identity solver (w = grad L_ER).
+        self.victim_solver = victim_solver
         self.damping = float(damping)
         self.cg_max_iter = int(cg_max_iter)
         self.cg_tol = float(cg_tol)
@@ -112,7 +161,10 @@ class APT(ERMTraining):
                 trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
                 solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
                 preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
-                structure=state.cache["structure"],
+                structure=state.cache["structure"], lissa=self.lissa,
+                # the stochastic LiSSA draws fresh minibatches each round, reproducibly
+                seed=int(state.context.random_state) * 1009 + state.epoch,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
             )
         else:
             # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
@@ -120,8 +172,9 @@ class APT(ERMTraining):
             res = victim_influence(
                 trainer, state.d_users, state.d_items, state.d_ratings, train.n_users, state.cache["probe"],
                 random_state=int(state.context.random_state) * 1000 + state.epoch,
-                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol,
-                x0=state.cache.get("w") if self.warm_start else None,
+                solver=self.victim_solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol,
+                x0=state.cache.get("w") if self.warm_start else None, lissa=self.lissa,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
             )
         state.cache["w"] = res.solution
         influence_seconds = time.perf_counter() - t0
@@ -153,6 +206,8 @@ class APT(ERMTraining):
             "cg_residual": None if res.cg is None else res.cg.residual,
             "cg_converged": None if res.cg is None else res.cg.converged,
             "damping_absolute": res.damping,
+            "lanczos_iterations": None if res.lanczos is None else res.lanczos.iterations,
+            "lanczos_ritz_range": None if res.lanczos is None else [res.lanczos.ritz_min, res.lanczos.ritz_max],
             "influence_seconds": influence_seconds,
             "probe_users": res.probe_users.astype(np.int32),
         }

@@ -3,9 +3,12 @@
 Paper: Wu et al., "Fight Fire with Fire: Towards Robust Recommender Systems via Adversarial
 Poisoning Training", SIGIR 2021 (the "APT-rand" baseline of its experiments).
 
-Threat model and budget as APT: the defender cannot tell fake users apart and adds n* =
-round(erm_fraction x real users) ERM users of m* items each, regenerated on APT's schedule
-(T_pre, T_inter).  Each ERM user rates m* items drawn uniformly without replacement, with
+Threat model and budget as APT: the defender cannot tell fake users apart and adds n* ERM
+users of m* items each, regenerated on APT's schedule (T_pre, T_inter).  n* is counted as in
+APT: ``erm_users``, else round(``erm_fraction`` x *all* users of the observed data, fake ones
+included, since the defender cannot tell them apart), else the preset's count (``paper``: 50
+on ML-100K and FilmTrust as in the authors' code, 5% elsewhere; ``lab-v1``: 5%).  The preset
+also sets FilmTrust's T_pre (4 / 5) and the spread of items rated once (0 / global std).  Each ERM user rates m* items drawn uniformly without replacement, with
 ratings ~ N(mean_j, std_j) rounded to the grid (no influence, no r⁺).  It shows how much of
 APT's effect comes from the influence-guided choice of items rather than from extra data.
 """
@@ -24,14 +27,17 @@ class APTRand(ERMTraining):
 
     def __init__(
         self,
-        erm_fraction: float = 0.05,
+        erm_fraction: float | None = None,
         erm_stats: str = "observed",
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
+        erm_users: int | None = None,
+        preset: str = "paper",
+        single_rating_std: str | None = None,
     ):
         # No temperature and no r+: items are uniform and ratings unlifted by definition.
-        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None)
+        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, erm_users, preset, single_rating_std)
         del self.t, self.r_plus
 
     def _generate(self, state: RoundState) -> ERMBatch:

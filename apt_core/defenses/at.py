@@ -36,6 +36,7 @@ class AdversarialTraining(Defense):
 
     name = "at"
     summary = "adversarial training (APR): loss at worst-case embedding perturbations of norm ε"
+    divergence_hint = "lower epsilon or the MF learning rate"
 
     def __init__(self, epsilon: float = 0.03, adv_weight: float = 1.0, warmup_epochs: int | None = None):
         if not (float(epsilon) >= 0):

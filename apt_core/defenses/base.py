@@ -58,6 +58,9 @@ class DefenseResult:
 class Defense(ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: what to change when the fit diverges (NaN/inf loss, factors or scores); shown after the
+    #: :class:`~apt_core.errors.DivergedError` that names the phase.
+    divergence_hint: ClassVar[str] = "lower the MF learning rate"
 
     @abstractmethod
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:

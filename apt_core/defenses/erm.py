@@ -47,8 +47,8 @@ class APTSettings:
     r_plus: float  # rating lift of APT's ERM users, normalised (0.2 = 1 star of 5)
 
 
-#: The paper's schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper and 4 in the authors' code;
-#: we follow the paper (pass ``t_pre=4`` to match the code).
+#: The paper's Table 1 schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper's
+#: text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
 DATASET_SETTINGS: dict[str, APTSettings] = {
     "filmtrust": APTSettings(40.0, 5, 3, 100, 0.25),
     "ml-100k": APTSettings(20.0, 15, 2, 400, 0.2),
@@ -64,17 +64,74 @@ def dataset_key(name: str) -> str:
     return aliases.get(key, "other")
 
 
-def settings_for(dataset: str, n_items: int) -> APTSettings:
+@dataclass(frozen=True)
+class ERMPreset:
+    """A named set of APT / APT-rand defaults (each explicit argument overrides its entry).
+
+    ``erm_users`` maps data-set keys to an absolute number of ERM users; on other data sets
+    the number is ``round(erm_fraction x users)``, counting *all* users of the observed data
+    (a defender cannot tell fake users apart, so the fake ones are counted too: 943 real + 28
+    fake ML-100K users give 5% = 49 ERM users).
+    ``t_pre`` overrides the per-data-set T_pre of :data:`DATASET_SETTINGS`.
+    ``single_rating_std`` is the spread of an item rated once: ``"zero"`` (``np.std`` of one
+    value, what the authors' code uses) or ``"global"`` (the global standard deviation).
+    ``solver`` is APT's influence solver (APT-rand has none).
+    """
+
+    name: str
+    erm_users: dict
+    erm_fraction: float
+    t_pre: dict
+    single_rating_std: str
+    solver: str
+    description: str
+
+
+#: ``paper``: what produced the paper's tables, from the authors' code where its text differs
+#: (LiSSA, FilmTrust T_pre 4, 50 ERM users on ML-100K and FilmTrust where the paper says 5%,
+#: std 0 for an item rated once).  Elsewhere (no published code settings) 5% of the users.
+#: ``lab-v1``: APT Lab's settings before issue 16 (identity solver, 5% of the observed users,
+#: the paper's text's T_pre 5 on FilmTrust, global std for an item rated once), kept so that
+#: earlier results stay reproducible.
+ERM_PRESETS: dict[str, ERMPreset] = {
+    "paper": ERMPreset("paper", {"ml-100k": 50, "filmtrust": 50}, 0.05, {"filmtrust": 4}, "zero", "lissa-lanczos",
+                       "the authors' code: LiSSA influence, 50 ERM users on ML-100K and FilmTrust, T_pre 4 on FilmTrust, std 0 for items rated once"),
+    "lab-v1": ERMPreset("lab-v1", {}, 0.05, {}, "global", "identity",
+                        "APT Lab v1: gradient as influence (identity solver), 5% of the observed users, T_pre 5 on FilmTrust"),
+}
+SINGLE_RATING_STD = ("zero", "global")
+
+
+def get_preset(name: str) -> ERMPreset:
+    if name not in ERM_PRESETS:
+        raise ConfigError(f"unknown APT preset {name!r}: choose one of {', '.join(ERM_PRESETS)}")
+    return ERM_PRESETS[name]
+
+
+def settings_for(dataset: str, n_items: int, preset: str | None = None) -> APTSettings:
     key = dataset_key(dataset)
     if key in DATASET_SETTINGS:
-        return DATASET_SETTINGS[key]
-    return APTSettings(20.0, 15, 2, max(1, min(400, n_items // 4)), 0.2)
+        base = DATASET_SETTINGS[key]
+    else:
+        base = APTSettings(20.0, 15, 2, max(1, min(400, n_items // 4)), 0.2)
+    if preset is not None and key in get_preset(preset).t_pre:
+        base = APTSettings(base.t, int(get_preset(preset).t_pre[key]), base.t_inter, base.m_star, base.r_plus)
+    return base
 
 
-def item_statistics(data: Interactions, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item (centre, spread) of raw ratings; unrated items get the global mean and std."""
+def item_statistics(data: Interactions, kind: str, single_rating_std: str = "global") -> tuple[np.ndarray, np.ndarray]:
+    """Per-item (centre, spread) of raw ratings; unrated items get the global mean and std.
+
+    An item rated once has spread 0 with ``single_rating_std="zero"`` (the authors' code),
+    the global std with ``"global"``.
+    """
+    if single_rating_std not in SINGLE_RATING_STD:
+        raise ConfigError(f"single_rating_std must be one of {', '.join(SINGLE_RATING_STD)}, got {single_rating_std!r}")
     if kind in ("observed", "clean"):
-        return data.item_means(), data.item_stds()
+        stds = data.item_stds()
+        if single_rating_std == "zero":
+            stds = np.where(data.item_counts == 1, 0.0, stds)
+        return data.item_means(), stds
     # robust: median and 1.4826 * MAD (the normal-consistent scale), per item, vectorised.
     order = np.lexsort((data.ratings, data.items))
     items, ratings = data.items[order], data.ratings[order].astype(np.float64)
@@ -112,16 +169,26 @@ class ERMTraining(Defense):
 
     def __init__(
         self,
-        erm_fraction: float = 0.05,
+        erm_fraction: float | None = None,
         erm_stats: str = "observed",
         t: float | None = None,
         t_pre: int | None = None,
         t_inter: int | None = None,
         m_star: int | None = None,
         r_plus: float | None = None,
+        erm_users: int | None = None,
+        preset: str = "paper",
+        single_rating_std: str | None = None,
     ):
-        if not (0.0 <= float(erm_fraction) <= 1.0):
+        p = get_preset(preset)
+        if erm_fraction is not None and not (0.0 <= float(erm_fraction) <= 1.0):
             raise ConfigError(f"erm_fraction must lie in [0, 1], got {erm_fraction}")
+        if erm_users is not None and int(erm_users) < 0:
+            raise ConfigError(f"erm_users must be >= 0, got {erm_users}")
+        if erm_users is not None and erm_fraction is not None:
+            raise ConfigError("give either erm_users (a count) or erm_fraction (a share of users), not both")
+        if single_rating_std is not None and single_rating_std not in SINGLE_RATING_STD:
+            raise ConfigError(f"single_rating_std must be one of {', '.join(SINGLE_RATING_STD)}, got {single_rating_std!r}")
         if erm_stats not in ERM_STATS:
             raise ConfigError(f"erm_stats must be one of {', '.join(ERM_STATS)}, got {erm_stats!r}")
         if t is not None and not (float(t) >= 0 and np.isfinite(t)):
@@ -134,7 +201,11 @@ class ERMTraining(Defense):
             raise ConfigError(f"m_star must be >= 1, got {m_star}")
         if r_plus is not None and not (-1.0 <= float(r_plus) <= 1.0):
             raise ConfigError(f"r_plus is normalised and must lie in [-1, 1], got {r_plus}")
-        self.erm_fraction = float(erm_fraction)
+        self.preset = preset
+        # None = the preset's count for the data set (see n_erm_users).
+        self.erm_users = None if erm_users is None else int(erm_users)
+        self.erm_fraction = None if erm_fraction is None else float(erm_fraction)
+        self.single_rating_std = single_rating_std or p.single_rating_std
         self.erm_stats = erm_stats
         self.t = t
         self.t_pre = t_pre
@@ -142,8 +213,22 @@ class ERMTraining(Defense):
         self.m_star = m_star
         self.r_plus = r_plus
 
+    def n_erm_users(self, n_users: int, dataset: str = "") -> int:
+        """ERM users for data with ``n_users`` users (all of them, fake ones included): the
+        explicit ``erm_users`` or ``erm_fraction``, else the preset's count for ``dataset``,
+        else the preset's share."""
+        if self.erm_users is not None:
+            return self.erm_users
+        if self.erm_fraction is not None:
+            return int(round(self.erm_fraction * n_users))
+        p = get_preset(self.preset)
+        key = dataset_key(dataset)
+        if key in p.erm_users:
+            return int(p.erm_users[key])
+        return int(round(p.erm_fraction * n_users))
+
     def resolved_settings(self, dataset: str, n_items: int) -> APTSettings:
-        base = settings_for(dataset, n_items)
+        base = settings_for(dataset, n_items, self.preset)
         t, r_plus = getattr(self, "t", None), getattr(self, "r_plus", None)  # APT-rand has neither
         return APTSettings(
             float(t) if t is not None else base.t,
@@ -160,8 +245,8 @@ class ERMTraining(Defense):
             source = context.clean_train
             if source.n_items != train.n_items:
                 raise ConfigError("the clean training data has a different number of items than the observed data")
-            return item_statistics(source, "clean")
-        return item_statistics(train, self.erm_stats)
+            return item_statistics(source, "clean", self.single_rating_std)
+        return item_statistics(train, self.erm_stats, self.single_rating_std)
 
     @abstractmethod
     def _generate(self, state: "RoundState") -> ERMBatch:
@@ -172,9 +257,10 @@ class ERMTraining(Defense):
         cfg = context.mf_config
         settings = self.resolved_settings(context.dataset, train.n_items)
         n_obs = train.n_users
-        # n* = erm_fraction x users.  The recommender counts every account it has: it cannot
-        # tell fake users apart, so n_real_users (known only to the evaluation) is not used.
-        n_erm = int(round(self.erm_fraction * train.n_users))
+        # n* = erm_users, or erm_fraction x users.  The recommender counts every account it
+        # has: it cannot tell fake users apart, so n_real_users (known only to the
+        # evaluation) is not used.
+        n_erm = self.n_erm_users(train.n_users, context.dataset)
         means, stds = self._statistics(train, context)
         rng = np.random.default_rng([int(context.random_state), 7411])
         # MF, or the context's other victim (same schedule; its own loss and optimiser).
@@ -216,6 +302,7 @@ class ERMTraining(Defense):
         diagnostics = {
             "defense": self.name,
             "erm_stats": self.erm_stats,
+            "preset": self.preset,
             "n_erm_users": n_erm,
             "settings": asdict(settings),
             "rounds": rounds,

@@ -23,7 +23,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.models.mf import MFModel, glorot_uniform
 from apt_core.runtime import resolve_device
 
@@ -51,6 +51,7 @@ class PCMF(Defense):
 
     name = "pcmf"
     summary = "PCMF: one user factor matrix, item factors = rating-weighted sums of their raters' factors"
+    divergence_hint = "lower PCMF's learning rate (lr)"
 
     def __init__(self, dim: int | None = None, lr: float = 0.01, epochs: int | None = None, batch_size: int = 4096, normalise: bool = True, reg: float = 0.0):
         if dim is not None and int(dim) < 1:
@@ -102,6 +103,14 @@ class PCMF(Defense):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+            # A diverged Adam fit (too large an lr) makes U or the loss NaN/inf; stop here
+            # rather than return a model that ranks every item first.
+            if n:
+                last = float(loss.detach())
+                if not math.isfinite(last):
+                    raise DivergedError(f"its training loss became {last} at epoch {epoch + 1} (PCMF learning rate {self.lr:g})")
+                if not bool(torch.isfinite(U.detach()).all()):
+                    raise DivergedError(f"its factors became NaN/inf at epoch {epoch + 1} (PCMF learning rate {self.lr:g})")
             if context.progress is not None and context.progress((epoch + 1) / max(1, epochs), f"pcmf: epoch {epoch + 1}/{epochs}") is False:
                 raise CancelledError("training cancelled")
         with torch.no_grad():

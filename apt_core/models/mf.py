@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
-from apt_core.errors import ConfigError
+from apt_core.errors import ConfigError, DivergedError
 from apt_core.runtime import resolve_device
 
 
@@ -165,8 +165,22 @@ class MFTrainer:
                 total += float(loss) * len(r)
             self.last_loss = total / max(1, n)
             self.epochs_done += 1
+            self._check_finite()
             if should_stop is not None and should_stop():
                 break
+
+    def _check_finite(self) -> None:
+        """Stop at the first epoch whose loss or factors are NaN/inf (a diverged fit).
+
+        Adagrad's steps are bounded by ``lr`` per coordinate, so only a huge learning rate (or
+        a defense's gradient hook, e.g. AT with a huge epsilon) gets here; a NaN model would
+        otherwise rank every item first.  One pass over the factors per epoch is cheap next
+        to the epoch itself.
+        """
+        if not math.isfinite(self.last_loss):
+            raise DivergedError(f"its training loss became {self.last_loss} at epoch {self.epochs_done} (learning rate {self.config.lr:g})")
+        if not (bool(torch.isfinite(self.P).all()) and bool(torch.isfinite(self.Q).all())):
+            raise DivergedError(f"its factors became NaN/inf at epoch {self.epochs_done} (learning rate {self.config.lr:g})")
 
     def _adagrad_update(self, gP: torch.Tensor, gQ: torch.Tensor) -> None:
         """``acc += g^2; param -= lr * g / sqrt(acc)`` (TensorFlow 1's Adagrad, no epsilon).

@@ -125,24 +125,6 @@ def per_target_frame(titles: Sequence[str], targets: np.ndarray, counts: np.ndar
     )
 
 
-# --- Defense fallbacks (used only until apt_core.plots.results is available) ---------------
-
-
-def phase_table(rows: list[dict]) -> pd.DataFrame:
-    """The result rows as a table (origin, attack, then one row per defense)."""
-    frame = pd.DataFrame(rows)
-    keep = [c for c in ("phase", "target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "rank_shift_median", "seconds") if c in frame]
-    return frame[keep]
-
-
-def rank_shift_box_figure(shifts_by_phase: dict[str, np.ndarray], title: str = "Rank shift of the target items per defense") -> go.Figure:
-    """One box per phase (the paper's Fig. 1)."""
-    fig = go.Figure()
-    for name, shifts in shifts_by_phase.items():
-        fig.add_trace(go.Box(y=np.asarray(shifts), name=name, marker_color=PHASE_COLOURS.get(name, REAL), boxpoints=False))
-    return _layout(fig, title, "training method", "rank shift vs clean MF (> 0 = promoted)")
-
-
 def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles: Sequence[str] | None = None, top: int = 200, title: str = "APT influence ranking (most negative first)") -> go.Figure:
     """Items ordered by influence (most negative = most useful for ERM users), targets marked."""
     influence = np.asarray(influence, dtype=float)
