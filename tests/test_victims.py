@@ -287,3 +287,19 @@ def test_non_finite_lissa_on_a_neural_victim_falls_back_to_the_gradient():
     assert make_defense("apt").victim_solver == "identity"
     with pytest.raises(ConfigError):
         make_defense("apt", victim_solver="newton")
+
+
+@pytest.mark.parametrize("name", ["mf", *NEURAL])
+def test_expand_user_rows_keeps_kept_users_and_averages_dropped_ones(name):
+    from apt_core.models.mf import MFConfig, fit_mf
+    from apt_core.models.victims import expand_user_rows
+
+    data = make_tiny()
+    model = fit_mf(data, MFConfig(epochs=1, dim=4)) if name == "mf" else fit_victim(data, small_config(name, 1))
+    kept = np.array([0, 2, 3])
+    full = expand_user_rows(model, kept, 6)
+    assert type(full) is type(model) and full.n_users == 6
+    s_small = model.score_users(torch.arange(3))
+    s_full = full.score_users(torch.arange(6))
+    torch.testing.assert_close(s_full[kept], s_small)
+    torch.testing.assert_close(s_full[1], s_full[5])  # dropped users: one average user

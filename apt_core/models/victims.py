@@ -31,6 +31,7 @@ and APT's influence uses autograd Hessian-vector products
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
@@ -85,3 +86,29 @@ def fit_victim(data: Interactions, config: VictimConfig, device: str | torch.dev
     return trainer.model()
 
 
+
+
+def expand_user_rows(model, kept_ids: np.ndarray, n_users: int):
+    """A model over all ``n_users`` ids from one fitted on the kept users only (any victim).
+
+    A dropped user (e.g. flagged by a shilling detector, its ratings unused) gets the mean of
+    the kept users' rows of every user table: an average user's recommendations.  MF and
+    LightGCN (``P``/``Q`` models, LightGCN's rows being its final embeddings) keep their class;
+    NeuMF expands its GMF and MLP user tables.
+    """
+    from apt_core.models.mf import MFModel
+    from apt_core.models.neumf import NeuMFModel
+
+    def expand(rows: torch.Tensor) -> torch.Tensor:
+        rows = rows[: len(kept_ids)]
+        full = rows.mean(0, keepdim=True).repeat(n_users, 1)
+        full[torch.from_numpy(np.asarray(kept_ids)).to(rows.device)] = rows
+        return full
+
+    if isinstance(model, NeuMFModel):
+        params = list(model.params)
+        params[0], params[2] = expand(params[0]), expand(params[2])
+        return NeuMFModel(params, model.n_layers)
+    if isinstance(model, MFModel):
+        return type(model)(expand(model.P), model.Q)
+    raise TypeError(f"cannot expand the user rows of a {type(model).__name__}")
