@@ -263,6 +263,18 @@ def test_failed_run_is_an_error_message_not_a_cancellation():
     assert not any("cancelled" in w.value for w in at.warning)
 
 
+def test_detection_page():
+    at = page("detection", **{"det-detectors": ["cogroup", "rdma"]}).run()
+    no_failures(at)
+    at.button(key="run-detection").click().run()
+    no_failures(at)
+    table = at.dataframe[0].value
+    assert list(table["detector"]) == ["cogroup", "rdma"] and "ROC-AUC" in table.columns
+    assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
+    flagged = at.dataframe[1].value  # cogroup flags the Average attack's group on the sample data
+    assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9
+
+
 def test_victim_select_box_on_the_attack_controls():
     at = page("defense").run()
     box = at.selectbox(key="def-victim")

@@ -303,3 +303,21 @@ def test_expand_user_rows_keeps_kept_users_and_averages_dropped_ones(name):
     s_full = full.score_users(torch.arange(6))
     torch.testing.assert_close(s_full[kept], s_small)
     torch.testing.assert_close(s_full[1], s_full[5])  # dropped users: one average user
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_detect_and_remove_trains_the_chosen_victim(name):
+    from apt_core.attacks import make_attack
+    from apt_core.defenses import defense_names
+
+    removers = [d for d in defense_names() if d.startswith("remove-")]
+    if not removers:
+        pytest.skip("no detect-and-remove defense registered")
+    data = make_tiny(60, 40, 0.25, 5)
+    fake = make_attack("average").generate(data, np.array([1, 2]), 6, 8, 0, "cpu")
+    poisoned = fake.inject(data)
+    ctx = DefenseContext(dataset="tiny", clean_train=data, victim=small_config(name, epochs=2))
+    result = make_defense("remove-cogroup" if "remove-cogroup" in removers else removers[0]).fit(poisoned, ctx)
+    assert isinstance(result.model, (LightGCNModel, NeuMFModel))
+    assert result.model.n_users == poisoned.n_users
+    assert result.model.score_users(torch.arange(poisoned.n_real_users)).shape == (poisoned.n_real_users, data.n_items)

@@ -35,9 +35,10 @@ class APTRand(ERMTraining):
         erm_users: int | None = None,
         preset: str = "paper",
         single_rating_std: str | None = None,
+        detector: str = "cogroup",
     ):
         # No temperature and no r+: items are uniform and ratings unlifted by definition.
-        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, erm_users, preset, single_rating_std)
+        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, erm_users, preset, single_rating_std, detector)
         del self.t, self.r_plus
 
     def _generate(self, state: RoundState) -> ERMBatch:
