@@ -166,7 +166,7 @@ def test_served_heavy_runs_need_the_presenter(monkeypatch):
 
 
 def test_uploads_go_to_a_private_folder_per_session():
-    from pages._common import UPLOAD_ROOT, save_upload
+    from pages._common import UPLOAD_ROOT
 
     content = (ROOT / "sample_data" / "ratings.csv").read_bytes()
     paths = []
@@ -182,7 +182,6 @@ def test_uploads_go_to_a_private_folder_per_session():
     for p in paths:
         assert p.parent.parent == UPLOAD_ROOT and p.parent.name.startswith("session-")
         assert (p.parent.stat().st_mode & 0o077) == 0  # private to the server's user
-    assert save_upload  # (imported for the folder root)
 
 
 def test_old_session_folders_are_swept(tmp_path):
