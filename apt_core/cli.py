@@ -268,16 +268,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds, jobs=args.jobs, victim=args.victim,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address, victim=args.victim,
     )
-    if options["jobs"] is None:
-        from apt_core.reproduce import default_jobs
-        from apt_core.runtime import resolve_device
-
-        # --quick is too small to pay for starting worker processes; CUDA runs one at a time.
-        options["jobs"] = 1 if (args.quick or resolve_device(args.device or "auto").type == "cuda") else default_jobs()
-    if options["jobs"] < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {options['jobs']}")
+    engine_from_args(args)  # a bad --engine/--ray-address/--jobs fails before any data is read
     if args.quick:
         cfg = ReproduceConfig.quick_config(**options)
     else:
@@ -292,6 +285,68 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "
           f"{result.cache_misses} misses; {len(result.files)} files in {result.out}")
     print((result.out / "table2_target_hr.md").read_text())
+    return 0
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: every unit in this process, one after the other; ray: each unit a Ray task (pip install 'apt-lab[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: a Ray cluster's address, or 'auto' to join the running one (default: start a local instance)")
+
+
+def engine_from_args(args: argparse.Namespace):
+    from apt_core.engine import EngineConfig
+
+    cfg = EngineConfig(engine=args.engine, address=args.ray_address, jobs=getattr(args, "jobs", None))
+    cfg.validate()
+    if cfg.engine == "local" and cfg.jobs not in (None, 1):
+        raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray (the local engine computes one unit after the other)")
+    return cfg
+
+
+def _sweep_value(field_type, value: str):
+    """A ``--values`` entry as the Scenario field's type (comma lists for ``defenses``)."""
+    if field_type == "tuple":
+        return tuple(p.strip().lower() for p in value.split(",") if p.strip())
+    for cast in (int, float) if field_type == "number" else ():
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    if field_type == "number":
+        raise ConfigError(f"--values: {value!r} is not a number")
+    return value
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from apt_core.experiment import Scenario
+    from apt_core.sweeps import sweep, sweepable_parameters
+
+    if args.param not in sweepable_parameters():
+        raise ConfigError(f"cannot sweep {args.param!r}: choose one of {', '.join(sweepable_parameters())}")
+    default = getattr(Scenario(), args.param)
+    kind = "tuple" if isinstance(default, tuple) else "number" if isinstance(default, (int, float)) and not isinstance(default, bool) else "text"
+    if args.param == "filler":
+        kind = "number"
+    values = [_sweep_value(kind, v) for v in args.values]
+    base = scenario_from_args(args)
+    base = dataclasses.replace(base, **{args.param: values[0]})
+    base.validate()
+    engine = engine_from_args(args)
+    cache = cache_from_args(args)
+    frame = sweep(base, args.param, values, progress=StderrProgress(True), cache=cache, engine=engine)
+    if args.out:
+        from apt_core.cache import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
+    summary["value"] = summary["value"].astype(str)
+    print(summary.to_string(index=False))
+    if args.out:
+        print(f"{len(frame)} rows (value x phase x seed) written to {args.out}")
     return 0
 
 
@@ -343,13 +398,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from apt_core.bench import bench_load, format_table, run_bench
 
+    if getattr(args, "shape", None):
+        from apt_core.bench_scale import run_scale_bench
+
+        # At ML-1M/Yelp size one run of each stage is minutes: --repeats applies only when given.
+        run_scale_bench(args.shape, args.data_dir, args.repeats or 1, args.device,
+                        stages=tuple(args.stages) if args.stages else None)
+        return 0
+    repeats = args.repeats or 5
     if args.load_rows is not None and args.load_rows < 1:
         raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
     if not args.load_only:
-        run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m,
+        run_bench(args.dataset, args.data_dir, repeats, args.device, include_ml1m=not args.skip_ml1m,
                   include_victims=not getattr(args, "skip_victims", False))
     if args.load_rows:
-        print(format_table(bench_load(args.load_rows, max(1, min(3, args.repeats))), "cpu (loader, child process)"))
+        print(format_table(bench_load(args.load_rows, max(1, min(3, repeats))), "cpu (loader, child process)"))
     return 0
 
 
@@ -400,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--erm-fraction", type=float, default=None)
     rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
-    rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
+    rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+    add_engine_arguments(rep)
     rep.add_argument("--victim", default=None, type=str.lower, choices=["mf", "lightgcn", "neumf"],
                      help="the recommender attacked (default mf, the paper's)")
     rep.add_argument("--no-figures", action="store_true")
@@ -409,6 +473,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_cache_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
+
+    sw = sub.add_parser("sweep", help="one scenario per value of one parameter (the paper's Figs. 2-3): a tidy table")
+    add_scenario_arguments(sw)
+    sw.add_argument("--param", required=True, help="the scenario parameter to vary, e.g. attack_size, erm_fraction, defenses")
+    sw.add_argument("--values", required=True, nargs="+", help="its values (defenses: one comma list per value)")
+    sw.add_argument("--out", default=None, help="write the tidy table (value x phase x seed) to this CSV file")
+    sw.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+    add_engine_arguments(sw)
+    add_cache_arguments(sw, history=False)
+    sw.set_defaults(func=cmd_sweep)
 
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
     hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
@@ -429,10 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time each stage and print a table")
     bench.add_argument("--dataset", default="ml-100k")
     bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
     bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
+    bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
+                       help="time and peak memory of every stage at this data set's size (the real files when present, else synthetic)")
+    bench.add_argument("--stages", type=_defense_list, default=None, help="with --shape: only these stages (prefixes: rank,attack,defense,influence)")
     bench.add_argument("--load-rows", type=int, default=None, metavar="N",
                        help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
     bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")

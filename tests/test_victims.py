@@ -321,3 +321,15 @@ def test_detect_and_remove_trains_the_chosen_victim(name):
     assert isinstance(result.model, (LightGCNModel, NeuMFModel))
     assert result.model.n_users == poisoned.n_users
     assert result.model.score_users(torch.arange(poisoned.n_real_users)).shape == (poisoned.n_real_users, data.n_items)
+
+
+def test_engine_units_train_the_scenarios_victim(tmp_path):
+    """``compute_unit`` (what a Ray task runs) writes the victim's artifacts under the keys run_scenario reads."""
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import UNIT_ORIGIN, Scenario, compute_unit, run_scenario
+
+    cache = ArtifactCache(tmp_path)
+    sc = Scenario(dataset="sample", epochs=1, device="cpu", victim="neumf")
+    assert compute_unit(sc, 0, UNIT_ORIGIN, cache=cache) is False
+    res = run_scenario(sc, cache=cache)
+    assert all(res.phase("origin").from_cache)

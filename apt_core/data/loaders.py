@@ -204,6 +204,11 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
         return load_filmtrust(data_dir)
     if key == "yelp":
         return load_yelp(data_dir)
+    if key.startswith("synthetic-"):
+        # Generated at the shape of a licensed set (apt_core.data.synthetic): costs at scale, no real ratings.
+        from apt_core.data.synthetic import shaped
+
+        return shaped(key)
     path = Path(name).expanduser()
     if Path(f"{path}.train.rating").is_file():
         return load_ncf_split(path)
