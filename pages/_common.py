@@ -394,7 +394,7 @@ def attack_controls(data, prefix: str = "atk"):
     if not names:
         st.warning("No attack is available yet.")
         return None
-    c = st.columns(4)
+    c = st.columns(5)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
     if live:  # snap to the precomputed grid (apt_core.grid): a move is a cache read
         sizes = list(live_spec().sizes)
@@ -412,6 +412,12 @@ def attack_controls(data, prefix: str = "atk"):
                                    help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
     targets: str | tuple = mode
+    victim = c[4].selectbox(
+        "Victim model", ["mf", "lightgcn", "neumf"], key=f"{prefix}-victim",
+        format_func={"mf": "MF (the paper's)", "lightgcn": "LightGCN", "neumf": "NeuMF"}.get,
+        help="The recommender that is attacked and defended. MF: explicit ratings, the APT paper's victim. "
+             "LightGCN (BPR) and NeuMF (log loss) read every rating as an interaction, as their papers do; "
+             "they take tens of seconds per fit on ML-100K on a CPU.")
     if mode == "chosen by title":
         counts = data.interactions.item_counts
         order = np.argsort(counts)  # unpopular first: the interesting targets
@@ -423,7 +429,7 @@ def attack_controls(data, prefix: str = "atk"):
         targets = tuple(v.item() if hasattr(v, "item") else v for v in data.item_ids[np.asarray(chosen)])
     scenario = Scenario(
         dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
-        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"],
+        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim,
     )
     return small_data_controls(scenario, data, prefix)
 

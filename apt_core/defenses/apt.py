@@ -60,6 +60,12 @@ single rating (Average 0.142 against 0.032 with the global spread): ERM users th
 exactly at its one rating + r⁺.  No setting wins everywhere; the ``paper`` preset keeps the
 authors' choices, ``lab-v1`` and the single arguments keep the others reachable.
 
+Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
+over D, by autograd Hessian-vector products (:mod:`apt_core.influence_autograd`; MF keeps its
+closed form, which the general path reproduces on MF).  With implicit feedback (their
+default) an ERM user's ratings are only interactions: I_j is the influence of adding the
+interaction (z, j), and the ratings drawn from N(mean_j + r⁺, std_j) carry no information.
+
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
 and residual; plus which rating statistics were used (``erm_stats``).
@@ -73,6 +79,8 @@ import numpy as np
 from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
 from apt_core.errors import ConfigError
 from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
+from apt_core.influence_autograd import victim_influence
+from apt_core.models.mf import MFTrainer
 
 
 class APT(ERMTraining):
@@ -108,6 +116,7 @@ class APT(ERMTraining):
         lanczos_max_iter: int = 40,
         lanczos_tol: float = 1e-3,
         detector: str = "cogroup",
+        victim_solver: str = "identity",
     ):
         super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std, detector)
         solver = solver or get_preset(preset).solver
@@ -128,7 +137,14 @@ class APT(ERMTraining):
             raise ConfigError(f"lanczos_max_iter must be >= 1 and lanczos_tol > 0, got {lanczos_max_iter}, {lanczos_tol}")
         self.lanczos_max_iter = int(lanczos_max_iter)
         self.lanczos_tol = float(lanczos_tol)
+        if victim_solver not in SOLVERS:
+            raise ConfigError(f"victim_solver must be one of {', '.join(SOLVERS)}, got {victim_solver!r}")
         self.solver = solver
+        # Victims other than MF (LightGCN, NeuMF): the preset's LiSSA is the authors' MF
+        # recipe; on a neural victim's indefinite Hessian its filter (1 - (1 - λ)^1001) / λ
+        # overflows along negative eigenvalues (NaN influence on NeuMF after 1 epoch), so
+        # they default to the identity solver (w = grad L_ER).
+        self.victim_solver = victim_solver
         self.damping = float(damping)
         self.cg_max_iter = int(cg_max_iter)
         self.cg_tol = float(cg_tol)
@@ -139,23 +155,35 @@ class APT(ERMTraining):
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, trainer = state.train, state.trainer
+        is_mf = isinstance(trainer, MFTrainer)
         if state.cache is None:
             # D never changes during the fit, so neither do the probe users z of Eq. 4.
             state.cache = {
                 "probe": probe_users(train.users, train.normalised_ratings, train.n_users, self.n_probe),
-                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items),
+                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items) if is_mf else None,
             }
         t0 = time.perf_counter()
-        # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
-        res = influence_vector(
-            trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
-            solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
-            preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
-            structure=state.cache["structure"], lissa=self.lissa,
-            # the stochastic LiSSA draws fresh minibatches each round, reproducibly
-            seed=int(state.context.random_state) * 1009 + state.epoch,
-            lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
-        )
+        if is_mf:
+            # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
+            res = influence_vector(
+                trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
+                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
+                preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
+                structure=state.cache["structure"], lissa=self.lissa,
+                # the stochastic LiSSA draws fresh minibatches each round, reproducibly
+                seed=int(state.context.random_state) * 1009 + state.epoch,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
+            )
+        else:
+            # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
+            # loss over D (apt_core.influence_autograd); ERM users' edges are left out.
+            res = victim_influence(
+                trainer, state.d_users, state.d_items, state.d_ratings, train.n_users, state.cache["probe"],
+                random_state=int(state.context.random_state) * 1000 + state.epoch,
+                solver=self.victim_solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol,
+                x0=state.cache.get("w") if self.warm_start else None, lissa=self.lissa,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
+            )
         state.cache["w"] = res.solution
         influence_seconds = time.perf_counter() - t0
         infl = res.values
