@@ -274,7 +274,6 @@ def test_detection_page():
     assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9
 
 
-<<<<<<< HEAD
 def test_history_records_other_pages_runs_with_a_link_back(tmp_path, monkeypatch):
     monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
     at = page("attack", seed=777).run()  # a seed no other test uses: computed, hence recorded
@@ -303,7 +302,8 @@ def test_small_upload_adapts_k_and_targets_and_says_so(tmp_path):
     assert at.number_input(key="demo-k").value < 25  # a control for K ...
     assert at.number_input(key="demo-ntargets").value >= 1  # ... and for the number of targets
     assert str(tmp_path) not in " ".join([m.value for m in at.markdown] + [c.value for c in at.caption])  # no server path shown
-=======
+
+
 def test_victim_select_box_on_the_attack_controls():
     at = page("defense").run()
     box = at.selectbox(key="def-victim")
@@ -311,4 +311,3 @@ def test_victim_select_box_on_the_attack_controls():
     box.set_value("neumf").run()
     no_failures(at)
     assert at.selectbox(key="def-victim").value == "neumf"
->>>>>>> main
