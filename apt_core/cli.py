@@ -1,4 +1,4 @@
-"""Command line: ``python -m apt_core {run,poison,reproduce,history,cache,bench,data}`` (docs/cli.md).
+"""Command line: ``python -m apt_core {run,poison,params,sweep,reproduce,history,cache,bench,data}`` (docs/cli.md).
 
 Errors that a user can fix (bad file, unknown name, out-of-range size) are printed as one
 ``error: ...`` line on stderr with exit status 2; no traceback.
@@ -63,10 +63,16 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=VALUE",
+                   help="set a hyper-parameter of the attack or a defense, e.g. --param apt.r_plus=0.0 --param pga.iterations=5 "
+                        "(repeatable; `python -m apt_core params NAME` lists NAME's parameters, types, defaults, ranges and "
+                        "the paper's values; none = the default for optional ones).  --erm-fraction, --erm-users, --erm-stats, "
+                        "--apt-preset and --apt-solver are shorthands for the parameters of that name; --param wins")
 
 
 def scenario_from_args(args: argparse.Namespace):
     from apt_core.experiment import Scenario
+    from apt_core.scenario import parse_param_assignments
 
     return Scenario(
         dataset=args.dataset, data_dir=args.data_dir, attack=args.attack, attack_size=args.attack_size,
@@ -74,6 +80,7 @@ def scenario_from_args(args: argparse.Namespace):
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
         erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
+        params=parse_param_assignments(getattr(args, "param", None) or []),
     )
 
 
@@ -289,6 +296,87 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """List the declared hyper-parameters of one method (or of all)."""
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+    from apt_core.params import describe_params
+
+    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()}}
+    names = list(methods) if args.name is None else [args.name.strip().lower()]
+    for name in names:
+        if name not in methods:
+            raise ConfigError(f"unknown attack or defense {name!r}: choose one of {', '.join(methods)}")
+    if args.json:
+        print(json.dumps({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
+                          for n in names}, default=str))
+        return 0
+    for name in names:
+        kind, cls = methods[name]
+        print(f"{name} ({kind}): {cls.summary}")
+        rows = describe_params(cls)
+        if not rows:
+            print("  (no parameters)\n")
+            continue
+        header = ("parameter", "type", "default", "allowed", "paper", "help")
+        table = [header] + [(r["name"], r["type"], repr(r["default"]), r["range"], "-" if r["paper"] is None else str(r["paper"]), r["help"])
+                            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            print("  " + "  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
+        print(f"  set with --param {name}.PARAM=VALUE\n")
+    return 0
+
+
+def _sweep_value(parameter: str, text: str):
+    """One sweep value from text: typed by the parameter's declaration, or for a scenario field by its default."""
+    text = text.strip()
+    if "." in parameter:
+        from apt_core.scenario import declared_param
+
+        method, _, param = parameter.rpartition(".")
+        return declared_param(method, param).parse(text, method)
+    if parameter in ("defenses", "dataset", "attack", "targets", "erm_stats", "apt_preset", "apt_solver", "device"):
+        return text
+    if text.lower() in ("none", "null"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run the scenario once per value of one parameter (declared ``NAME.PARAM`` or a scenario field)."""
+    from apt_core.sweeps import sweep
+
+    swept = [p for p in args.param if "=" not in p]
+    if len(swept) != 1:
+        raise ConfigError("sweep needs exactly one --param NAME.PARAM without a value (the swept one), e.g. "
+                          "--param apt.r_plus --values 0,0.1,0.2; other --param NAME.PARAM=VALUE stay fixed")
+    parameter = swept[0].strip()
+    if "." in parameter:
+        method, _, param = parameter.rpartition(".")
+        parameter = f"{method.strip().lower()}.{param.strip()}"
+    args.param = [p for p in args.param if "=" in p]
+    values = [_sweep_value(parameter, v) for v in args.values.split(args.separator) if v.strip()]
+    base = scenario_from_args(args)
+    frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args))
+    if args.out:
+        frame.to_csv(args.out, index=False)
+    if args.json:
+        print(frame.to_json(orient="records"))
+        return 0
+    summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
+    print(f"sweep over {parameter}: {len(values)} value(s), {base.seeds} seed(s); mean over seeds")
+    print(summary.to_string(index=False))
+    if args.out:
+        print(f"wrote {len(frame)} rows to {args.out}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from apt_core.data import load_dataset
 
@@ -311,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_poison_parser(sub)
+
+    prm = sub.add_parser("params", help="list an attack's or defense's hyper-parameters (type, default, range, help, the paper's value)")
+    prm.add_argument("name", nargs="?", default=None, help="attack or defense name (default: all)")
+    prm.add_argument("--json", action="store_true")
+    prm.set_defaults(func=cmd_params)
+
+    swp = sub.add_parser("sweep", help="run a scenario once per value of one parameter, e.g. --param apt.r_plus --values 0,0.1,0.2")
+    add_scenario_arguments(swp)
+    swp.add_argument("--values", required=True, help="the values to sweep, comma-separated (see --separator)")
+    swp.add_argument("--separator", default=",", help="separator of --values (e.g. ';' to sweep comma lists of defenses)")
+    swp.add_argument("--out", default=None, help="also write the tidy table (one row per value x phase x seed) as CSV")
+    swp.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
+    add_cache_arguments(swp, history=False)
+    swp.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")

@@ -158,7 +158,7 @@ def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device:
 
     Returns ``(profiles, from_cache, seconds)`` (``seconds``: the original generation time).
     """
-    attack = make_attack(scenario.attack)
+    attack = make_attack(scenario.attack, **scenario.method_params(scenario.attack))
     budget, split, targets = prepared.budget, prepared.split, prepared.targets
     if budget is None:
         raise ConfigError("this scenario has no attack budget (no attack, or a poison file)")
@@ -282,7 +282,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
                 continue
             ctx.progress = sub(f"seed {seed}: defense {name}")
             report(step / n_steps, f"seed {seed}: defense {name}")
-            defense = make_defense(name, **_defense_params(name, scenario))
+            defense = make_defense(name, **scenario.method_params(name))
             ev, secs, diagnostics, cached, kept[name] = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
                                                                       targets, scenario.k, device, cache_only, keep_models)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
@@ -320,20 +320,6 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
         phase.diagnostics.append({})
         phase.from_cache.append(False)
     return phase
-
-
-def _defense_params(name: str, scenario: Scenario) -> dict:
-    """Scenario-level settings a defense takes as hyper-parameters."""
-    if name in ("apt", "apt-rand"):
-        params = {"erm_stats": scenario.erm_stats, "preset": scenario.apt_preset}
-        if scenario.erm_fraction is not None:
-            params["erm_fraction"] = scenario.erm_fraction
-        if scenario.erm_users is not None:
-            params["erm_users"] = scenario.erm_users
-        if name == "apt" and scenario.apt_solver is not None:
-            params["solver"] = scenario.apt_solver
-        return params
-    return {}
 
 
 def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict, from_cache: bool = False) -> None:

@@ -1,0 +1,145 @@
+"""Declared parameters end to end: Scenario.params, the cache keys, the history, --param, params NAME, sweep."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apt_core.cli import build_parser, main
+from apt_core.errors import ConfigError
+from apt_core.scenario import Scenario
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "hist.sqlite"))
+    return tmp_path
+
+
+#: APT on the sample data regenerates its ERM users at epochs 2 and 4 with t_pre 2, t_inter 2
+APT_RUN = ["run", "--dataset", "sample", "--attack", "average", "--defense", "apt", "--epochs", "5",
+           "--param", "apt.t_pre=2", "--param", "apt.m_star=20", "--json"]
+
+
+def _run(capsys, *argv) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_param_changes_the_result_and_is_cached_separately(dirs, capsys):
+    default = _run(capsys, *APT_RUN)
+    lifted = _run(capsys, *APT_RUN, "--param", "apt.r_plus=0.0")
+    assert default["config"]["params"] == {"apt.m_star": 20, "apt.t_pre": 2}
+    assert lifted["config"]["params"] == {"apt.m_star": 20, "apt.r_plus": 0.0, "apt.t_pre": 2}
+    assert lifted["scenario_key"] != default["scenario_key"]
+    apt_default = next(r for r in default["rows"] if r["phase"] == "apt")
+    apt_lifted = next(r for r in lifted["rows"] if r["phase"] == "apt")
+    # Same clean and attacked models (cache hits), a new APT model: r+ = 0 vs the data set's 0.2.
+    assert lifted["cache"]["misses"] > 0
+    assert (apt_default["target_hr"], apt_default["test_hr"]) != (apt_lifted["target_hr"], apt_lifted["test_hr"])
+    # Repeating either run is answered from the cache, each with its own numbers.
+    again = _run(capsys, *APT_RUN, "--param", "apt.r_plus=0.0")
+    assert again["cache"]["misses"] == 0 and again["rows"] == lifted["rows"]
+    assert _run(capsys, *APT_RUN)["rows"] == default["rows"]
+    # The history records the parameters with each run.
+    assert main(["history", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert main(["history", "--show", runs[0]["run_id"]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["config"]["params"] == {"apt.m_star": 20, "apt.t_pre": 2}
+
+
+def test_attack_parameters_reach_the_attack(dirs, capsys):
+    base = ["run", "--dataset", "sample", "--attack", "bandwagon", "--epochs", "2", "--json", "--no-history"]
+    a = _run(capsys, *base)
+    b = _run(capsys, *base, "--param", "bandwagon.popular_fraction=1.0")
+    assert b["cache"]["misses"] > 0, "a new attack parameter must not be answered from the cache"
+    assert b["config"]["params"] == {"bandwagon.popular_fraction": 1.0}
+    assert a["rows"][1] != b["rows"][1]
+
+
+@pytest.mark.parametrize("param,message", [
+    ("apt.r_plus=2", "apt.r_plus must be a number in \\[-1, 1\\]"),
+    ("apt.r_plus=high", "apt.r_plus must be"),
+    ("apt.no_such=1", "apt has no parameter 'no_such'"),
+    ("magic.x=1", "unknown attack or defense 'magic'"),
+    ("pga.iterations=3", "'pga' is neither the attack nor a defense"),
+    ("apt.r_plus", "NAME.PARAM=VALUE"),
+])
+def test_bad_param_is_a_one_line_error(param, message, dirs, capsys):
+    assert main(["run", "--dataset", "sample", "--defense", "apt", "--param", param, "--no-cache", "--no-history"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_run_help_mentions_param(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "--param NAME.PARAM=VALUE" in out and "apt.r_plus" in out
+
+
+def test_params_subcommand_lists_declarations(capsys):
+    assert main(["params", "apt"]) == 0
+    out = capsys.readouterr().out
+    assert "r_plus" in out and "0.25 FilmTrust" in out and "a number in [-1, 1] or None" in out
+    assert main(["params", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+
+    assert set(listing) == set(ATTACKS) | set(DEFENSES)
+    assert [p["name"] for p in listing["pga"]["params"]] == [p.name for p in ATTACKS["pga"].params]
+    assert main(["params", "nonsense"]) == 2
+
+
+def test_sweep_over_a_declared_parameter_from_the_cli(dirs, capsys):
+    argv = ["sweep", "--dataset", "sample", "--attack", "average", "--defense", "apt", "--epochs", "5",
+            "--param", "apt.t_pre=2", "--param", "apt.m_star=20", "--param", "apt.r_plus", "--values", "0,0.2", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["value"] for r in rows} == {0.0, 0.2}
+    apt = {r["value"]: r["target_hr"] for r in rows if r["phase"] == "apt"}
+    attack = {r["value"]: r["target_hr"] for r in rows if r["phase"] == "attack"}
+    assert attack[0.0] == attack[0.2], "only the swept parameter changes"
+    assert apt[0.0] != apt[0.2]
+    assert main(["sweep", "--dataset", "sample", "--defense", "apt", "--param", "apt.r_plus", "--values", "0,5"]) == 2
+    assert "apt.r_plus must be" in capsys.readouterr().err
+
+
+def test_scenario_params_normalised_validated_and_in_the_key():
+    a = Scenario(defenses=("apt",), params={"APT.r_plus": 0.1})
+    assert a.params == (("apt.r_plus", 0.1),) and a.method_params("apt")["r_plus"] == 0.1
+    assert a.key("cpu") != Scenario(defenses=("apt",)).key("cpu")
+    assert a.key("cpu") == Scenario(defenses=("apt",), params=[("apt.r_plus", 0.1)]).key("cpu")
+    with pytest.raises(ConfigError, match="apt.r_plus"):
+        Scenario(defenses=("apt",), params={"apt.r_plus": 3.0}).validate()
+    # shorthands apply to every method declaring the parameter; an explicit entry wins
+    s = Scenario(defenses=("apt", "apt-rand"), erm_stats="clean", apt_solver="identity", params={"apt.erm_stats": "robust"})
+    assert s.method_params("apt")["erm_stats"] == "robust" and s.method_params("apt-rand")["erm_stats"] == "clean"
+    assert "solver" not in s.method_params("apt-rand") and s.method_params("apt")["solver"] == "identity"
+
+
+def test_a_registered_defense_gets_its_parameters(monkeypatch):
+    """No per-defense plumbing: a new defense's declared parameters reach it through Scenario.params."""
+    from apt_core import defenses
+    from apt_core.defenses.base import Param
+    from apt_core.defenses.none import NoDefense
+
+    class Shrunk(NoDefense):
+        name = "shrunk-test"
+        params = (Param("strength", float, 1.0, "test parameter", low=0.0),)
+
+        def __init__(self, strength: float = 1.0):
+            self._set_declared(locals())
+
+    monkeypatch.setitem(defenses.DEFENSES, Shrunk.name, Shrunk)
+    s = Scenario(defenses=("shrunk-test",), params={"shrunk-test.strength": 0.5})
+    s.validate()
+    assert s.method_params("shrunk-test") == {"strength": 0.5}
+    with pytest.raises(ConfigError, match="shrunk-test.strength"):
+        Scenario(defenses=("shrunk-test",), params={"shrunk-test.strength": -1.0}).validate()
