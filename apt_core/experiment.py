@@ -56,7 +56,7 @@ from apt_core.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fin
     split_fingerprint,
 )
 from apt_core.attacks import make_attack
-from apt_core.attacks.base import FakeProfiles
+from apt_core.attacks.base import AttackResult, FakeProfiles
 from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
@@ -154,9 +154,20 @@ def _fit_evaluate_once(cache, keys: Keys | None, train_key: str, defense, ctx: D
 
 def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, progress: ProgressFn | None = None,
                       cache=None, keys: Keys | None = None, cache_only: bool = False) -> tuple[FakeProfiles, bool, float | None]:
-    """The attack stage: ``scenario.attack``'s fake profiles for one seed, from the cache when there.
+    """The attack stage's fake profiles: :func:`generate_attack` without the diagnostics.
 
     Returns ``(profiles, from_cache, seconds)`` (``seconds``: the original generation time).
+    """
+    result, from_cache, seconds = generate_attack(scenario, prepared, seed, device, progress, cache, keys, cache_only)
+    return result.profiles, from_cache, seconds
+
+
+def generate_attack(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, progress: ProgressFn | None = None,
+                    cache=None, keys: Keys | None = None, cache_only: bool = False) -> tuple[AttackResult, bool, float | None]:
+    """The attack stage: ``scenario.attack`` (with its parameters) for one seed, from the cache when there.
+
+    Returns ``(AttackResult, from_cache, seconds)``; the result is cached whole, so a cache hit
+    keeps the attack's diagnostics (PGA/TNA objective histories, AUSH losses, ...).
     """
     attack = make_attack(scenario.attack, **scenario.method_params(scenario.attack))
     budget, split, targets = prepared.budget, prepared.split, prepared.targets
@@ -170,18 +181,20 @@ def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device:
         hit = cache.load("fake", key)
         if hit is not None:
             fake = FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"]))
-            return fake, True, hit.get("seconds")
+            return AttackResult(fake, hit.get("diagnostics") or {}), True, hit.get("seconds")
     if cache_only:
         from apt_core.cache import CacheMiss
 
         raise CacheMiss(f"{scenario.attack} profiles not cached")
     t0 = time.perf_counter()
-    fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
+    result = attack.run(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
     seconds = time.perf_counter() - t0
+    fake = result.profiles
     if cache is not None and key is not None:
         cache.save("fake", key, {"users": fake.users, "items": fake.items, "ratings": fake.ratings,
-                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items), "seconds": seconds})
-    return fake, False, seconds
+                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items), "seconds": seconds,
+                                 "diagnostics": result.diagnostics})
+    return result, False, seconds
 
 
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
@@ -247,12 +260,14 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         step += 1
 
         # Attack.
+        attack_diagnostics: dict = {}
         if scenario.poison_file is not None:
             fake = load_poison_file(scenario.poison_file, split)
         elif scenario.attack != "none":
             report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            fake, _, attack_secs = generate_profiles(scenario, prepared, seed, device, sub(f"seed {seed}: attack {scenario.attack}"),
-                                                     cache, keys, cache_only)
+            attack_result, _, attack_secs = generate_attack(scenario, prepared, seed, device, sub(f"seed {seed}: attack {scenario.attack}"),
+                                                            cache, keys, cache_only)
+            fake, attack_diagnostics = attack_result.profiles, attack_result.diagnostics
             step += 1
         else:
             fake = None
@@ -271,7 +286,8 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
                 cache_only, keep_models)
         else:
             attack_eval, kept["attack"] = origin_eval, kept["origin"]
-        _record(phases["attack"], origin_eval, attack_eval, secs, {}, cached)
+        # The attack row carries the attack's diagnostics (from the cache too).
+        _record(phases["attack"], origin_eval, attack_eval, secs, attack_diagnostics, cached)
         if "none" in phases:
             _record(phases["none"], origin_eval, attack_eval, secs, {}, cached)
             kept["none"] = kept["attack"]

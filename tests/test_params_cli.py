@@ -143,3 +143,34 @@ def test_a_registered_defense_gets_its_parameters(monkeypatch):
     assert s.method_params("shrunk-test") == {"strength": 0.5}
     with pytest.raises(ConfigError, match="shrunk-test.strength"):
         Scenario(defenses=("shrunk-test",), params={"shrunk-test.strength": -1.0}).validate()
+
+
+def test_attack_result_is_cached_whole(tmp_path):
+    """PGA's per-run history comes back with the profiles on a cache hit (it used to live on the attack object)."""
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import run_scenario
+
+    cache = ArtifactCache(tmp_path / "c")
+    s = Scenario(dataset="sample", attack="pga", epochs=2, params={"pga.iterations": 3, "pga.mf_epochs": 2})
+    first = run_scenario(s, cache=cache)
+    second = run_scenario(s, cache=cache)
+    d1, d2 = first.phases[1].diagnostics[0], second.phases[1].diagnostics[0]
+    assert first.phases[1].phase == "attack" and second.phases[1].from_cache[0]
+    assert len(d1["objective_history"]) == 3 + 1 and d2["objective_history"] == d1["objective_history"]
+    other = run_scenario(Scenario(dataset="sample", attack="pga", epochs=2, params={"pga.iterations": 2, "pga.mf_epochs": 2}), cache=cache)
+    assert len(other.phases[1].diagnostics[0]["objective_history"]) == 2 + 1, "another parameter value is another cache entry"
+
+
+def test_attack_run_returns_profiles_and_diagnostics(tiny):
+    from apt_core.attacks import make_attack
+    from apt_core.attacks.base import AttackResult
+
+    for name in ("pga", "tna", "aush", "average"):
+        params = {"aush": {"epochs": 2}, "pga": {"iterations": 2, "mf_epochs": 2}, "tna": {"iterations": 2, "mf_epochs": 2}}.get(name, {})
+        attack = make_attack(name, **params)
+        result = attack.run(tiny, [1, 2], 3, 5, random_state=0)
+        assert isinstance(result, AttackResult)
+        again = attack.generate(tiny, [1, 2], 3, 5, random_state=0)
+        assert (result.profiles.items == again.items).all()
+        if name != "average":
+            assert result.diagnostics["attack"] == name
