@@ -37,7 +37,9 @@ def _defense_list(value: str) -> tuple[str, ...]:
 
 
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="sample", help="sample, ml-100k, ml-1m, filmtrust, yelp, or a path to a rating file / NCF split prefix")
+    from apt_core.data.loaders import DATASETS
+
+    p.add_argument("--dataset", default="sample", help=f"{', '.join(DATASETS)}, or a path to a rating file / NCF split prefix")
     p.add_argument("--data-dir", default=None, help="local folder with data sets (else $APT_DATA_DIR, the cache, a download)")
     p.add_argument("--attack", default="none", type=str.lower)
     p.add_argument("--attack-size", type=float, default=0.03, help="fake users as a share of real users, in (0, 1]")

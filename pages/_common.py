@@ -19,17 +19,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from apt_core.data.loaders import DATASETS as _DATASET_RECORDS
 from apt_core.errors import AptError, CancelledError
 
-DATASETS = ["sample", "ml-100k", "ml-1m", "filmtrust", "yelp", "uploaded CSV"]
-DATASET_LABELS = {
-    "sample": "sample (bundled, offline)",
-    "ml-100k": "MovieLens-100K",
-    "ml-1m": "MovieLens-1M",
-    "filmtrust": "FilmTrust",
-    "yelp": "Yelp (local files only)",
-    "uploaded CSV": "uploaded CSV",
-}
+# The named data sets and their labels come from their records (apt_core.data.loaders.DATASETS).
+DATASETS = [*_DATASET_RECORDS, "uploaded CSV"]
+DATASET_LABELS = {**{name: spec.label for name, spec in _DATASET_RECORDS.items()}, "uploaded CSV": "uploaded CSV"}
 
 
 def settings() -> dict:

@@ -19,7 +19,6 @@ setting (APT's step 6 in docs/algorithms.md):
 """
 from __future__ import annotations
 
-import re
 import time
 from abc import abstractmethod
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
+from apt_core.data.loaders import DATASETS, dataset_spec
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
@@ -46,21 +46,16 @@ class APTSettings:
     r_plus: float  # rating lift of APT's ERM users, normalised (0.2 = 1 star of 5)
 
 
-#: The paper's Table 1 schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper's
-#: text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
-DATASET_SETTINGS: dict[str, APTSettings] = {
-    "filmtrust": APTSettings(40.0, 5, 3, 100, 0.25),
-    "ml-100k": APTSettings(20.0, 15, 2, 400, 0.2),
-    "ml-1m": APTSettings(20.0, 15, 2, 700, 0.2),
-    "yelp": APTSettings(10.0, 10, 2, 2500, 0.2),
-}
+#: The paper's Table 1 schedule (docs/algorithms.md), from each data set's record
+#: (:data:`apt_core.data.loaders.DATASETS`, its ``apt`` entry).  FilmTrust's T_pre is 5 in the
+#: paper's text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
+DATASET_SETTINGS: dict[str, APTSettings] = {name: APTSettings(**spec.apt) for name, spec in DATASETS.items() if spec.apt}
 
 
 def dataset_key(name: str) -> str:
-    """Map a data-set name ("ML-100K", "movielens-100k", "ml100k"...) to a settings key."""
-    key = re.sub(r"[^a-z0-9]", "", (name or "").lower())
-    aliases = {"ml100k": "ml-100k", "movielens100k": "ml-100k", "ml1m": "ml-1m", "movielens1m": "ml-1m", "filmtrust": "filmtrust", "yelp": "yelp"}
-    return aliases.get(key, "other")
+    """Map a data-set name ("ML-100K", "movielens-100k", "ml100k"...) to a settings key ("other" if none)."""
+    spec = dataset_spec(name)
+    return spec.name if spec is not None and spec.apt else "other"
 
 
 @dataclass(frozen=True)
@@ -109,8 +104,9 @@ def get_preset(name: str) -> ERMPreset:
 
 def settings_for(dataset: str, n_items: int, preset: str | None = None) -> APTSettings:
     key = dataset_key(dataset)
-    if key in DATASET_SETTINGS:
-        base = DATASET_SETTINGS[key]
+    spec = dataset_spec(dataset)
+    if spec is not None and spec.apt:  # the data set's record (a data set added later counts too)
+        base = APTSettings(**spec.apt)
     else:
         base = APTSettings(20.0, 15, 2, max(1, min(400, n_items // 4)), 0.2)
     if preset is not None and key in get_preset(preset).t_pre:
