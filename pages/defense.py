@@ -10,7 +10,7 @@ from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
 from apt_core.stats import STARS_LEGEND
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, results_views, run_cached, settings
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, param_controls, results_views, run_cached, settings
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -58,7 +58,11 @@ def body() -> None:
     seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
-    scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds))
+    defense_params = param_controls(list(chosen), "def", "Advanced: defense parameters")
+    if defense_params is None:
+        return
+    scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds),
+                                   params={**dict(base.params), **defense_params})
     result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses")
     if result is None:
         st.info("Press the button to run clean MF, the attack and each chosen defense (seed by seed).")
