@@ -54,6 +54,8 @@ def _normalise_params(params: Any) -> tuple[tuple[str, Any], ...]:
         method, dot, param = str(key).rpartition(".")
         if not dot or not method or not param:
             raise ConfigError(f"a parameter is named NAME.PARAM (e.g. apt.r_plus), got {key!r}")
+        if isinstance(value, np.generic):  # numpy scalars from widgets/arrays: plain JSON-able values
+            value = value.item()
         out[f"{method.strip().lower()}.{param.strip()}"] = value
     return tuple(sorted(out.items()))
 
