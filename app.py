@@ -14,7 +14,7 @@ import streamlit as st  # noqa: E402
 
 from apt_core.errors import AptError  # noqa: E402
 from apt_core.runtime import configure_threads, device_label, resolve_device  # noqa: E402
-from pages._common import DATASET_LABELS, DATASETS, save_upload  # noqa: E402
+from pages._common import DATASET_LABELS, DATASETS, presenter_password, safe_mode, save_upload  # noqa: E402
 
 configure_threads()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
@@ -27,6 +27,7 @@ PAGE_SPECS = [
     ("defense.py", "Defense", ":material/shield:"),
     ("sweeps.py", "Sweeps", ":material/show_chart:"),
     ("profiles.py", "Profiles", ":material/group:"),
+    ("detection.py", "Detection", ":material/person_search:"),
     ("theory.py", "Theory", ":material/functions:"),
     ("history.py", "History", ":material/history:"),
 ]
@@ -43,15 +44,50 @@ with st.sidebar:
     if st.session_state.get("dataset") == "uploaded CSV":
         upload = st.file_uploader("Rating file (user,item,rating[,timestamp])", type=["csv", "tsv", "txt", "dat"])
         if upload is not None:
-            try:
-                st.session_state["uploaded_path"] = save_upload(upload.name, upload.getvalue())
-                st.success(f"{upload.name} loaded")
-            except AptError as exc:
-                st.session_state["uploaded_path"] = None
-                st.error(str(exc))
+            # Reruns (any widget change) keep the checked file: no re-hash, no re-parse.
+            stamp = (upload.file_id, upload.size)
+            if st.session_state.get("_upload_stamp") != stamp:
+                try:
+                    st.session_state["uploaded_path"] = save_upload(upload.name, upload.getvalue())
+                    st.session_state["_upload_error"] = None
+                except AptError as exc:
+                    st.session_state["uploaded_path"] = None
+                    st.session_state["_upload_error"] = str(exc)
+                except OSError as exc:
+                    st.session_state["uploaded_path"] = None
+                    st.session_state["_upload_error"] = f"{upload.name[:60]}: cannot be stored ({exc.strerror or exc})"
+                st.session_state["_upload_stamp"] = stamp
+            if st.session_state.get("_upload_error"):
+                st.error(st.session_state["_upload_error"])
+            elif st.session_state.get("uploaded_path"):
+                st.success(f"{upload.name[:60]} loaded")
+                from pages._common import load_data
+
+                try:
+                    for note in load_data(st.session_state["uploaded_path"], None).warnings:
+                        st.warning(note)
+                except AptError as exc:
+                    st.error(str(exc))
         elif not st.session_state.get("uploaded_path"):
             st.info("Upload a file; until then the sample data set is used.")
-    st.text_input("Data folder (real data sets)", value=os.environ.get("APT_DATA_DIR", ""), key="data_dir", help="MovieLens/FilmTrust/Yelp files; defaults to $APT_DATA_DIR")
+    if safe_mode():
+        # Served to a network: only the folders the operator allowed, never a typed path.
+        from apt_core.serving import allowed_data_dirs
+
+        allowed = [str(p) for p in allowed_data_dirs()]
+        st.selectbox("Data folder (real data sets)", [""] + allowed, key="data_dir", format_func=lambda p: p or "(none: download or cache)",
+                     help="This shared server reads only the folders its operator listed in APT_LAB_DATA_DIRS")
+        if presenter_password():
+            given = st.text_input("Presenter password", type="password", key="_presenter_pw", help="unlocks history deletion, sweeps and multi-seed runs")
+            if given:
+                from apt_core.serving import check_password
+
+                st.session_state["_presenter"] = check_password(given, presenter_password())
+                if not st.session_state["_presenter"]:
+                    st.error("wrong presenter password")
+        st.caption("Shared server: safe mode is on.")
+    else:
+        st.text_input("Data folder (real data sets)", value=os.environ.get("APT_DATA_DIR", ""), key="data_dir", help="MovieLens/FilmTrust/Yelp files; defaults to $APT_DATA_DIR")
     st.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed")
     st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     try:

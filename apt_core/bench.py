@@ -210,3 +210,66 @@ def format_table(rows: list[BenchRow], device: str) -> str:
     for r in rows:
         lines.append(f"{r.stage:<{width}}  {r.median_s:>9.3f}  {r.min_s:>8.3f}  {r.repeats:>3}  {r.note}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- loading
+
+#: code run in a child process to time one load of a CSV and report its peak memory; kept to
+#: ``load_csv`` alone so the same child measures older versions of the loader too.
+_LOAD_CHILD = (
+    "import json, resource, sys, time\n"
+    "from apt_core.data import load_csv\n"
+    "t0 = time.perf_counter()\n"
+    "data = load_csv(sys.argv[1])\n"
+    "seconds = time.perf_counter() - t0\n"
+    "peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(json.dumps({'seconds': seconds, 'peak_mb': peak_kb / 1024, 'n_ratings': data.n_ratings}))\n"
+)
+
+
+def write_synthetic_csv(path: str, n_rows: int, seed: int = 0, n_users: int | None = None, n_items: int | None = None) -> int:
+    """Write an ``user,item,rating,timestamp`` CSV of ``n_rows`` random ratings (with header); returns its size in bytes."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_users = n_users or max(10, n_rows // 100)
+    n_items = n_items or max(10, min(50_000, n_rows // 50))
+    frame = pd.DataFrame({
+        "user": rng.integers(1, n_users + 1, n_rows),
+        "item": rng.integers(1, n_items + 1, n_rows),
+        "rating": rng.integers(1, 6, n_rows),
+        "timestamp": rng.integers(880_000_000, 890_000_000, n_rows),
+    })
+    frame.to_csv(path, index=False)
+    return os.path.getsize(path)
+
+
+def bench_load(n_rows: int, repeats: int = 1, pythonpath: str | None = None) -> list[BenchRow]:
+    """Time ``load_csv`` on a synthetic ``n_rows``-row CSV written to a temporary folder (deleted after).
+
+    Each load runs in a fresh child process, so its peak resident memory (``ru_maxrss``) is
+    the loader's alone (plus the interpreter and imports, about 100-150 MB).  ``pythonpath``
+    points the child at another checkout (to measure an older loader on the same file).
+    """
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="apt-bench-load-") as tmp:
+        path = os.path.join(tmp, "ratings.csv")
+        size = write_synthetic_csv(path, n_rows)
+        times, peaks = [], []
+        env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        env["PYTHONPATH"] = pythonpath or os.pathsep.join(p for p in sys.path if p)
+        for _ in range(max(1, repeats)):
+            # cwd: the temporary folder, so ``-c`` does not import apt_core from wherever we run
+            proc = subprocess.run([sys.executable, "-c", _LOAD_CHILD, path], capture_output=True, text=True, env=env, cwd=tmp)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                rows.append(BenchRow(f"load CSV, {n_rows} rows", float("nan"), float("nan"), 0, f"failed: {tail}"))
+                return rows
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+            times.append(info["seconds"])
+            peaks.append(info["peak_mb"])
+        rows.append(BenchRow(f"load CSV, {n_rows} rows ({size / 1e6:.0f} MB)", float(np.median(times)), float(np.min(times)),
+                             len(times), f"peak memory {max(peaks):.0f} MB (child process)"))
+    return rows

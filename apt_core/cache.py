@@ -25,7 +25,9 @@ the experiment glue that alters what an artifact means bumps ``CACHE_FORMAT`` in
 Safety:
 - atomic writes: bytes go to a temporary file in the same folder, are fsynced, then
   ``os.replace``d onto the final name; a killed run leaves at most a stray ``*.tmp`` file
-  (ignored, removed by :meth:`ArtifactCache.clear`), never a half-written entry;
+  (ignored, removed by :meth:`ArtifactCache.clear` once it is 10 minutes old -- a younger
+  one may be another run's write in progress), never a half-written entry;
+- a write that fails (read-only folder, disk full) is a warning, never a failed run;
 - corruption: every entry starts with a magic line and the SHA-256 of its payload; a
   mismatch, a truncated file or a failed load counts as corrupt: the entry is deleted and
   the caller rebuilds it;
@@ -49,6 +51,8 @@ import numpy as np
 # a light import for processes that only look things up.
 
 MAGIC = b"APTLAB-CACHE-1\n"
+#: a temporary file older than this (seconds) was left by a killed writer; younger ones are in flight
+TMP_STALE_SECONDS = 600.0
 _NP_TAG = "__ndarray__"
 
 
@@ -248,6 +252,7 @@ class CacheStats:
     misses: int = 0
     corrupt: int = 0
     writes: int = 0
+    write_errors: int = 0
     by_kind: dict = field(default_factory=dict)
 
     def count(self, kind: str, what: str) -> None:
@@ -278,7 +283,7 @@ class ArtifactCache:
         path = self.path(kind, key)
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # absent, or unreadable (permissions): a miss, never a failed run
             self.stats.count(kind, "misses")
             return None
         try:
@@ -302,8 +307,13 @@ class ArtifactCache:
         self.stats.count(kind, "hits")
         return out
 
-    def save(self, kind: str, key: str, payload: dict) -> Path:
-        """Store ``payload`` (dict of arrays/tensors/plain values) atomically under ``key``."""
+    def save(self, kind: str, key: str, payload: dict) -> Path | None:
+        """Store ``payload`` (dict of arrays/tensors/plain values) atomically under ``key``.
+
+        The cache is an optimisation: a write that fails (read-only or full folder, a
+        concurrent ``cache --clear``) is reported once as a warning and the run carries on;
+        returns None then.
+        """
         import torch
 
         buf = io.BytesIO()
@@ -311,7 +321,16 @@ class ArtifactCache:
         body = buf.getvalue()
         data = MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
         path = self.path(kind, key)
-        atomic_write_bytes(path, data)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            self.stats.count(kind, "write_errors")
+            if self.stats.write_errors == 1:
+                from apt_core.errors import warn
+
+                warn(f"artifact cache {self.root} cannot be written ({exc.strerror or exc}); "
+                     "the run goes on without caching (results are not affected)")
+            return None
         self.stats.count(kind, "writes")
         return path
 
@@ -321,13 +340,29 @@ class ArtifactCache:
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.entries())
 
-    def clear(self) -> int:
-        """Delete every entry (and stray temp files); returns the number of entries removed."""
+    def clear(self, stale_after: float = TMP_STALE_SECONDS) -> int:
+        """Delete every finished entry; returns the number of entries removed.
+
+        Temporary files are another run's write in progress unless they are older than
+        ``stale_after`` seconds (a write takes well under a second; an old one was left by
+        a killed run): younger ones are left alone, so clearing during runs never breaks
+        them.  An entry that vanishes meanwhile (another clear) is not an error.
+        """
+        import time
+
         n = 0
         if not self.root.exists():
             return 0
+        now = time.time()
         for p in list(self.root.rglob("*")):
-            if p.is_file() and (p.suffix == ".pt" or p.name.endswith(".tmp")):
-                n += p.suffix == ".pt"
-                p.unlink()
+            try:
+                if not p.is_file():
+                    continue
+                if p.suffix == ".pt":
+                    p.unlink()
+                    n += 1
+                elif p.name.endswith(".tmp") and now - p.stat().st_mtime > stale_after:
+                    p.unlink()
+            except FileNotFoundError:
+                continue
         return n

@@ -7,10 +7,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
-from apt_core.errors import AptError, CancelledError, ConfigError
+from apt_core.errors import AptError, AptWarning, CancelledError, ConfigError
+
+#: largest accepted seed: numpy's and torch's generators take seeds below 2**32
+MAX_SEED = 2**32 - 1
+
+
+def _seed_arg(value: str) -> int:
+    """An integer in 0..2**32-1; the message names the flag (argparse adds ``argument --seed:``)."""
+    try:
+        seed = int(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number in 0..{MAX_SEED}, got {value!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must lie in 0..{MAX_SEED}, got {value}")
+    return seed
 
 
 TARGET_WORDS = ("random", "unpopular", "paper", "paper-unpopular", "paper-random")
@@ -59,11 +75,13 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apt-solver", default=None,
                    help="APT's influence solver: lissa-lanczos, lissa (the authors' stochastic recursion, slow), "
                         "lissa-full, identity or cg (default: the preset's; paper: lissa-lanczos)")
-    p.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default="observed")
+    p.add_argument("--erm-stats", choices=["observed", "clean", "robust", "trusted", "global"], default="observed",
+                   help="item statistics of APT's ERM users: observed (honest), clean (the authors' oracle), robust (median/MAD), "
+                        "trusted (without the users the cogroup detector flags), global (the observed global mean/std for every item)")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed_arg, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=VALUE",
                    help="set a hyper-parameter of the attack or a defense, e.g. --param apt.r_plus=0.0 --param pga.iterations=5 "
@@ -118,6 +136,10 @@ def format_rows(rows: list[dict]) -> str:
             f"{r['phase']:<10} {f(r['target_hr'], 10)} {f(r['target_hr_sd'], 7)} {f(r['test_hr'], 8)} {f(r['test_hr_sd'], 7)} "
             f"{f(r['ri'], 7, 3)} {f(r['rank_shift_median'], 10, 1)} {f(r['seconds'], 8, 2)}"
         )
+    if any(not isinstance(r["test_hr"], (int, float)) for r in rows):
+        lines.append("test HR -: not measurable (no user of the split has a held-out test rating)")
+    if any(not isinstance(r["ri"], (int, float)) for r in rows if r["phase"] not in ("origin", "attack")):
+        lines.append("RI -: undefined where the attack did not raise target HR above origin")
     return "\n".join(lines)
 
 
@@ -152,9 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario.validate()
     cache = cache_from_args(args)
     result = run_scenario(scenario, progress=StderrProgress(not args.json), cache=cache)
-    store = store_from_args(args)
-    if store is not None:
-        store.record(result)
+    # The result goes out first: nothing that happens to the history may lose it.
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -169,6 +189,37 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"APT vs {sig['baseline']}: {sig.get('test') or 'no test'} over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}{note}")
         if cache is not None:
             print(f"cache: {result.cache_hits} hits, {result.cache_misses} misses; wall time {result.wall_seconds:.1f} s")
+    sys.stdout.flush()
+    record_run(store_from_args(args), result)
+    return 0
+
+
+def record_run(store, result, **kwargs) -> str | None:
+    """Record ``result`` in ``store``; a failure is one warning line on stderr, never an error."""
+    from apt_core.store import HistoryError
+
+    if store is None:
+        return None
+    try:
+        return store.record(result, **kwargs)
+    except HistoryError as exc:
+        print(f"warning: the result above was not recorded in the history: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from apt_core.detect import format_detection, run_detection
+
+    scenario = scenario_from_args(args)
+    detectors = list(args.detectors) if args.detectors else None
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json))
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        d = report.dataset
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; attack {scenario.attack} on {scenario.targets} targets, "
+              f"{scenario.seeds} seed(s); each detector flags users by its own data-driven cut")
+        print(format_detection(report))
     return 0
 
 
@@ -237,6 +288,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         cfg = ReproduceConfig(**{k: v for k, v in options.items() if v is not None})
     if args.no_figures:
         cfg.figures = False
+    if args.no_detection:
+        cfg.detection = False
     result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
@@ -292,9 +345,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from apt_core.bench import run_bench
+    from apt_core.bench import bench_load, format_table, run_bench
 
-    run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+    if args.load_rows is not None and args.load_rows < 1:
+        raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
+    if not args.load_only:
+        run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+    if args.load_rows:
+        print(format_table(bench_load(args.load_rows, max(1, min(3, args.repeats))), "cpu (loader, child process)"))
     return 0
 
 
@@ -392,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="apt-lab", description="APT Lab: poisoning attacks and defenses for MF recommenders")
     parser.add_argument("--version", action="version", version=f"apt-lab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error (also: APT_LAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics")
@@ -399,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(run)
     run.set_defaults(func=cmd_run)
+
+    det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
+    add_scenario_arguments(det)
+    det.add_argument("--detectors", type=_defense_list, default=None, help="comma list (default: every registered detector)")
+    det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_cache_arguments(det, history=False)
+    det.set_defaults(func=cmd_detect, attack="average")
 
     add_poison_parser(sub)
 
@@ -420,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
     rep.add_argument("--data-dir", default=None)
     rep.add_argument("--seeds", type=int, default=None, help="repetitions (default 5; --quick: 1)")
-    rep.add_argument("--seed", type=int, default=None, help="split/target seed and first model seed (default 0)")
+    rep.add_argument("--seed", type=_seed_arg, default=None, help="split/target seed and first model seed (default 0)")
     rep.add_argument("--out", default="reproduce-out", help="output folder (created)")
     rep.add_argument("--quick", action="store_true", help="tiny CI settings: sample data, 1 seed, 5 epochs, 2 attacks")
     rep.add_argument("--attacks", type=_defense_list, default=None, help="comma list (default: average,random,aush,pga,tna)")
@@ -434,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
     rep.add_argument("--no-figures", action="store_true")
+    rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_cache_arguments(rep)
@@ -461,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+    bench.add_argument("--load-rows", type=int, default=None, metavar="N",
+                       help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
+    bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")
     bench.set_defaults(func=cmd_bench)
 
     data = sub.add_parser("data", help="load a data set and print its statistics")
@@ -470,23 +540,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """APT Lab's own warnings as one ``warning: ...`` line; others as Python prints them."""
+    if issubclass(category, AptWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from apt_core.runtime import configure_threads
 
     configure_threads()
+    from apt_core.procs import terminate_on_sigterm
+
+    debug = getattr(args, "debug", False) or os.environ.get("APT_LAB_DEBUG", "") not in ("", "0")
+    warnings.showwarning = _show_warning
     try:
-        return args.func(args)
+        with terminate_on_sigterm():  # SIGTERM unwinds like Ctrl-C: worker pools are stopped, temp files removed
+            return args.func(args)
     except CancelledError as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from apt_core.procs import Terminated
+
+        if isinstance(exc, Terminated):
+            print("terminated", file=sys.stderr)
+            return 143
         print("cancelled", file=sys.stderr)
         return 130
     except AptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        if debug:
+            raise
+        print("error: out of memory (the input is larger than this machine can hold)", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 -- a command line shows one line, not a traceback
+        if debug:
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: unexpected {type(exc).__name__}{': ' + detail if detail else ''} "
+              "(run with --debug or APT_LAB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = _python_show_warning

@@ -61,7 +61,7 @@ from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
 from apt_core.defenses import DefenseContext, make_defense
-from apt_core.errors import CancelledError, ConfigError, DivergedError
+from apt_core.errors import CancelledError, ConfigError, DataError, DivergedError, warn
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift
 from apt_core.models.mf import MFConfig
 from apt_core.models.popularity import fit_popularity
@@ -84,11 +84,37 @@ class Prepared:
     mf_config: MFConfig
 
 
+def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
+    """Refuse settings that would give meaningless numbers on this data set."""
+    if scenario.k >= data.n_items:
+        raise ConfigError(
+            f"--k {scenario.k} is not smaller than the catalogue of {data.name} ({data.n_items} items): every top-{scenario.k} "
+            f"list would hold every item, so every hit ratio would be 1.0; choose --k below {data.n_items}"
+        )
+
+
+def check_split_usable(data: RatingData, split: Split) -> None:
+    """Leave-one-out needs users with two or more ratings; say so instead of failing later."""
+    n_test = int((split.test_items >= 0).sum())
+    if n_test == 0:
+        counts = data.interactions.user_counts
+        raise DataError(
+            f"{data.name}: no user keeps a test rating: leave-one-out holds out one rating of each user with at least 2 "
+            f"ratings, and all {data.n_users} users have {'exactly 1 rating' if counts.max() <= 1 else 'too few ratings'} "
+            "(test HR cannot be measured; each user needs 2 or more ratings)"
+        )
+    if n_test < 0.5 * data.n_users:
+        warn(f"{data.name}: only {n_test} of {data.n_users} users keep a test rating (the others have a single rating): "
+             "test HR is measured on those users only")
+
+
 def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
     """Load (unless ``data`` is given), split with ``scenario.seed``, pick the targets, size the attack."""
     if data is None:
         data = load_dataset(scenario.dataset, scenario.data_dir)
+    check_scenario_fits_data(scenario, data)
     split = leave_one_out(data, scenario.seed)
+    check_split_usable(data, split)
     targets = parse_targets(scenario, data, split)
     budget = None
     if scenario.attack != "none" and scenario.poison_file is None:
@@ -302,6 +328,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
             ev, secs, diagnostics, cached, kept[name] = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
                                                                       targets, scenario.k, device, cache_only, keep_models)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
+            phases[name].detection.append(detection_summary(diagnostics, poisoned.n_real_users))
             step += 1
         if keep_models:
             models.append(kept)
@@ -336,6 +363,19 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
         phase.diagnostics.append({})
         phase.from_cache.append(False)
     return phase
+
+
+def detection_summary(diagnostics: dict, n_real_users: int) -> dict | None:
+    """Detection metrics of a defense that flagged users (its diagnostics hold the flags)."""
+    if not diagnostics or "flagged_users" not in diagnostics or "suspicion" not in diagnostics:
+        return None
+    from apt_core.detection.metrics import detection_metrics, fake_mask
+
+    scores = np.asarray(diagnostics["suspicion"], dtype=np.float64)
+    flagged = np.zeros(len(scores), dtype=bool)
+    flagged[np.asarray(diagnostics["flagged_users"], dtype=np.int64)] = True
+    m = detection_metrics(fake_mask(len(scores), n_real_users), scores, flagged)
+    return {"detector": diagnostics.get("detector"), **m.to_dict()}
 
 
 def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: float, diagnostics: dict, from_cache: bool = False) -> None:

@@ -63,10 +63,19 @@ def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, j
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from multiprocessing.managers import SyncManager
+
+    from apt_core.procs import die_with_parent, pdeathsig_wanted, stop_pool
+
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
+    # Every helper process dies with this one (a killed parent leaves no orphans, see apt_core.procs).
+    guard = (os.getpid(), pdeathsig_wanted())
+    manager = SyncManager(ctx=ctx)
+    manager.start(initializer=die_with_parent, initargs=guard)
+    with manager:
         messages = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=die_with_parent, initargs=guard)
+        try:
             for wave in waves:
                 if not wave:
                     continue
@@ -94,4 +103,8 @@ def warm_cache(waves: list[list[tuple[object, float, str]]], cache_root: Path, j
                                 fut.cancel()
                             raise CancelledError("reproduce cancelled")
                 done += sum(w for _, w, _ in wave)
+        except BaseException:
+            stop_pool(pool)  # an error, Ctrl-C or SIGTERM: kill the workers, do not wait for their tasks
+            raise
+        pool.shutdown(wait=True)
     return done

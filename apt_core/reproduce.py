@@ -86,6 +86,8 @@ class ReproduceConfig:
     erm_fractions: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20)
     fig_defenses: tuple[str, ...] = ("at", "apt")
     quick: bool = False
+    #: also run every shilling detector on each attack of the grid (detection.csv / .md)
+    detection: bool = True
     jobs: int = 1  # worker processes that fill the cache in parallel (1: everything in this process)
 
     @classmethod
@@ -193,6 +195,40 @@ def _worker_waves(cfg: ReproduceConfig, grid: list[tuple[str, str]], defenses: t
     return wave1, wave2
 
 
+def detection_table(cfg: ReproduceConfig, grid: list[tuple[str, str]], attacks: tuple[str, ...], cache, data) -> pd.DataFrame:
+    """Every detector on every (targets, attack) of the grid, means over the seeds, with the
+    attack's stealth statistics beside them (an attack caught only through an artefact of
+    its filler ratings shows it there)."""
+    from apt_core.detect import run_detection
+
+    rows = []
+    for targets, attack in grid:
+        if attack not in attacks:
+            continue
+        report = run_detection(_scenario(cfg, attack, targets, ("none",), cfg.seeds), cache=cache, data=data)
+        stealth = report.stealth_row() or {}
+        for r in report.rows():
+            rows.append({"targets": targets, "attack": attack, **r, **{f"stealth_{k}": v for k, v in stealth.items()}})
+    return pd.DataFrame(rows)
+
+
+def detection_markdown(frame: pd.DataFrame) -> str:
+    """One line per (targets, attack): each detector's ROC-AUC, and cogroup's flags at its cut."""
+    if frame.empty:
+        return "No detection results."
+    detectors = list(dict.fromkeys(frame["detector"]))
+    lines = ["| targets | attack | " + " | ".join(f"AUC {d}" for d in detectors) + " | precision / recall / real users flagged (first detector) | corr. with item means, fake (real) |",
+             "|" + "---|" * (len(detectors) + 4)]
+    for (t, a), g in frame.groupby(["targets", "attack"], sort=False):
+        by = {r["detector"]: r for _, r in g.iterrows()}
+        first = by[detectors[0]]
+        fmt = lambda v: "-" if v is None or pd.isna(v) else f"{v:.2f}"  # noqa: E731
+        lines.append(f"| {t} | {a} | " + " | ".join(fmt(by[d]["auc"]) if d in by else "-" for d in detectors)
+                     + f" | {fmt(first['precision'])} / {fmt(first['recall'])} / {fmt(first['real_flagged'])}"
+                     + f" | {fmt(first.get('stealth_mean_corr_fake'))} ({fmt(first.get('stealth_mean_corr_real'))}) |")
+    return "\n".join(lines)
+
+
 def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=None, store=None) -> ReproduceResult:
     """Run the grid and the figure sweeps, write everything to ``cfg.out``; see the module docstring.
 
@@ -271,7 +307,14 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache, data=data)
         results[(targets, attack)] = res
         if store is not None:
-            run_ids.append(store.record(res, label="reproduce"))
+            from apt_core.store import HistoryError
+
+            try:
+                # once=True: a rerun after a kill does not record a finished scenario twice
+                run_ids.append(store.record(res, label="reproduce", once=True))
+            except HistoryError as exc:
+                skipped.append(f"results not recorded in the history: {exc}")
+                store = None  # the tables are still written; one warning is enough
         done += cfg.seeds
 
     table2 = results_table(results, cfg, "target_hr")
@@ -290,6 +333,10 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     write("table2_target_hr.csv", table2.to_csv(index=False))
     write("table3_test_hr.csv", table3.to_csv(index=False))
     write("per_seed.csv", per_seed.to_csv(index=False))
+    if cfg.detection:
+        det = detection_table(cfg, grid, attacks, cache, data)
+        write("detection.csv", det.to_csv(index=False))
+        write("detection.md", detection_markdown(det) + "\n")
     md2 = table_markdown(table2, "Target HR@%d" % cfg.resolved_k())
     md3 = table_markdown(table3, "Test HR@%d" % cfg.resolved_k(), show_ri=False)
     write("table2_target_hr.md", md2 + "\n")

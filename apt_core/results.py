@@ -39,6 +39,8 @@ class PhaseResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
     from_cache: list[bool] = field(default_factory=list)
+    #: per seed, for defenses that flag users (remove-*, apt-trusted): metrics of the flags
+    detection: list[dict | None] = field(default_factory=list)
 
     @staticmethod
     def _mean(values: list[float]) -> float | None:
@@ -55,7 +57,7 @@ class PhaseResult:
         ri = None
         if origin is not None and attack is not None and self.phase not in ("origin", "attack", *REFERENCE_PHASES):
             ri = robustness_improvement(self._mean(self.target_hr), self._mean(origin.target_hr), self._mean(attack.target_hr))
-        return {
+        row = {
             "phase": self.phase,
             "target_hr": self._mean(self.target_hr),
             "target_hr_sd": self._sd(self.target_hr),
@@ -66,6 +68,14 @@ class PhaseResult:
             "prediction_shift": self._mean(self.prediction_shift),
             "seconds": self._mean(self.seconds),
         }
+        found = [d for d in self.detection if d]
+        if found:
+            # Means over seeds; the evaluation (not the defense) knows which users were fake.
+            row["detection"] = {"detector": found[0].get("detector"), **{
+                k: self._mean([d[k] for d in found if d.get(k) is not None])
+                for k in ("auc", "average_precision", "precision", "recall", "f1", "n_flagged", "real_flagged", "real_flagged_fraction")
+            }}
+        return row
 
 
 @dataclass

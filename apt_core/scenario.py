@@ -25,7 +25,7 @@ from apt_core.runtime import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 #: where APT's ERM users take item means/stds from (APT's step 6 in docs/algorithms.md; robust = median/MAD)
-ERM_STATS_CHOICES = ("observed", "clean", "robust")
+ERM_STATS_CHOICES = ("observed", "clean", "robust", "trusted", "global")
 
 ProgressFn = Callable[[float, str], object]
 
@@ -161,6 +161,9 @@ class Scenario:
             raise ConfigError(f"--n-targets must be at least 1, got {self.n_targets}")
         if self.filler is not None and self.filler < 0:
             raise ConfigError(f"--filler must be non-negative, got {self.filler}")
+        # numpy and torch take seeds in 0..2**32-1; the repetitions use seed .. seed+seeds-1
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
+            raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")
         self._validate_params()
         resolve_device(self.device)
 

@@ -12,13 +12,17 @@ Concurrency: two processes (a CLI run and the dashboard, two terminals) may reco
 same moment.  The database runs in WAL mode, each write is one ``BEGIN IMMEDIATE``
 transaction (it takes the write lock up front, so a transaction never fails half-way on a
 lock upgrade), and a busy timeout plus a retry loop waits for the other writer instead of
-failing.  Nothing is lost; readers never block writers.  A fresh connection per call keeps
-the object safe to share between threads (Streamlit reruns scripts in threads).
+failing -- for about ``APT_HISTORY_TIMEOUT`` seconds (default 5): a history that stays
+locked longer fails with :class:`HistoryError`, which callers report as a warning after the
+result is out.  Nothing is lost; readers never block writers and never need write access.
+A fresh connection per call keeps the object safe to share between threads (Streamlit
+reruns scripts in threads).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import sqlite3
 import sys
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
-from apt_core.errors import ConfigError
+from apt_core.errors import AptError, ConfigError
 from apt_core.paths import default_cache_root, default_history_path  # noqa: F401 -- re-exported (their old home)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,6 +81,10 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS run_keys (
+    run_key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE
+);
 """
 
 RUN_COLUMNS = ["run_id", "created_at", "dataset", "attack", "attack_size", "targets", "defenses", "erm_fraction",
@@ -107,24 +115,81 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-class RunStore:
-    """SQLite run history.  ``RunStore()`` uses :func:`default_history_path`."""
+class HistoryError(AptError):
+    """The run history file cannot be read or written (read-only, locked, not a database...)."""
 
-    def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
+
+#: seconds a write waits for another writer before giving up (a write takes milliseconds; a
+#: database locked for longer is stuck, and the finished result must not wait on it)
+DEFAULT_TIMEOUT = 5.0
+
+
+def _timeout_default() -> float:
+    try:
+        return float(os.environ.get("APT_HISTORY_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+class RunStore:
+    """SQLite run history.  ``RunStore()`` uses :func:`default_history_path`.
+
+    Opening does not touch the file: the schema is created by the first write, and reading
+    opens the database read-only, so listing runs works on a read-only history (or a
+    history another process holds locked).  Every SQLite or file-system failure surfaces as
+    :class:`HistoryError` with the path and the reason in one line.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float | None = None):
         self.path = Path(path).expanduser() if path is not None else default_history_path()
-        self.timeout = float(timeout)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write(None, init=True)
+        self.timeout = _timeout_default() if timeout is None else float(timeout)
+        self._schema_ready = False
+
+    def _fail(self, exc: BaseException, doing: str) -> HistoryError:
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in reason:
+            reason = "the file is not a run history (not an SQLite database)"
+        elif self.path.is_dir():
+            reason = "the path is a folder, not a file"
+        elif "locked" in reason or "busy" in reason:
+            reason = f"the database is locked by another process (waited {self.timeout:g} s)"
+        elif doing == "write" and not os.access(self.path if self.path.exists() else self.path.parent, os.W_OK):
+            reason = f"the file or its folder is read-only ({reason})"
+        return HistoryError(f"run history {self.path}: cannot {doing}: {reason}")
 
     # -- connections ---------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+    def _connect(self, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+        if readonly:
+            # mode=ro never creates or changes the database.  immutable=1 (the fallback on
+            # read-only media, where a WAL database cannot create its shared-memory file)
+            # also skips locking: right for a file that nobody can write anyway.
+            uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+            conn = sqlite3.connect(uri, timeout=self.timeout, isolation_level=None, uri=True)
+        else:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    def ensure_schema(self) -> None:
+        """Create the file and its tables if needed (done by the first write)."""
+        if not self._schema_ready:
+            self._write(None, init=True)
+            self._schema_ready = True
 
     def _write(self, fn, init: bool = False):
         """Run ``fn(conn)`` in one immediate transaction, retrying while another writer holds the lock."""
+        try:
+            if not init:
+                self.ensure_schema()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._write_once(fn, init)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._fail(exc, "write") from None
+
+    def _write_once(self, fn, init: bool):
         deadline = time.monotonic() + self.timeout
         delay = 0.01
         while True:
@@ -158,18 +223,62 @@ class RunStore:
             finally:
                 conn.close()
 
-    def _read(self, sql: str, params: Iterable = ()) -> pd.DataFrame:
-        conn = self._connect()
+    def _query(self, fn, empty):
+        """``fn(conn)`` on a read-only connection; ``empty`` when no history exists yet."""
+        if not self.path.exists():
+            return empty
         try:
-            return pd.read_sql_query(sql, conn, params=list(params))
-        finally:
-            conn.close()
+            try:
+                conn = self._connect(readonly=True)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "unable to open" not in str(exc) and "readonly" not in str(exc) or self.path.is_dir():
+                    raise
+                conn = self._connect(readonly=True, immutable=True)
+            try:
+                has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+                if not has_runs:
+                    return empty
+                return fn(conn)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError, pd.errors.DatabaseError) as exc:
+            cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+            raise self._fail(cause, "read") from None
+
+    def _read(self, sql: str, params: Iterable = ()) -> pd.DataFrame:
+        empty_sql = sql  # columns of an empty answer: run the same query on an empty in-memory schema
+        def empty():
+            conn = sqlite3.connect(":memory:")
+            try:
+                for statement in _SCHEMA.strip().split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                return pd.read_sql_query(empty_sql, conn, params=list(params))
+            finally:
+                conn.close()
+
+        marker = object()
+        out = self._query(lambda conn: pd.read_sql_query(sql, conn, params=list(params)), marker)
+        return empty() if out is marker else out
 
     # -- writing -------------------------------------------------------------------------
-    def record(self, result: "ScenarioResult", label: str = "") -> str:
-        """Store a finished run; returns its ``run_id`` (unique, sortable by time)."""
+    def record(self, result: "ScenarioResult", label: str = "", once: bool = False) -> str:
+        """Store a finished run; returns its ``run_id`` (unique, sortable by time).
+
+        ``once``: record a given result at most once.  The run key is the hash of the
+        label, the scenario's configuration and every per-seed number; a second call with
+        the same run (e.g. ``reproduce`` rerun after a kill; timings are left out of the key)
+        returns the first call's ``run_id`` and adds nothing.
+        """
         payload = result.to_json()
         config = payload["config"]
+        run_key = None
+        if once:
+            from apt_core.cache import stable_hash
+
+            run_key = stable_hash({"label": label, "config": config, "dataset": payload["dataset"],
+                                   "metrics": [list(m[:-1]) for m in result.per_seed_metrics()]})  # all but the seconds
         run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         versions = package_versions()
         payload = dict(payload, run_id=run_id, versions=versions)
@@ -183,17 +292,24 @@ class RunStore:
         )
         metric_rows = [(run_id, *m) for m in result.per_seed_metrics()]
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: sqlite3.Connection) -> str:
+            if run_key is not None:
+                known = conn.execute("SELECT run_id FROM run_keys WHERE run_key = ?", (run_key,)).fetchone()
+                if known is not None:
+                    return known[0]
             conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(run_row))})", run_row)
             conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", metric_rows)
+            if run_key is not None:
+                conn.execute("INSERT INTO run_keys VALUES (?, ?)", (run_key, run_id))
+            return run_id
 
-        self._write(write)
-        return run_id
+        return self._write(write)
 
     def delete(self, run_id: str) -> None:
         """Remove a run and its metrics; unknown ids raise :class:`ConfigError`."""
         def write(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM run_keys WHERE run_id = ?", (run_id,))
             return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
 
         if not self._write(write):
@@ -225,21 +341,13 @@ class RunStore:
 
     def get(self, run_id: str) -> dict:
         """The run's JSON (``ScenarioResult.to_json()`` plus ``run_id`` and ``versions``)."""
-        conn = self._connect()
-        try:
-            row = conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        finally:
-            conn.close()
+        row = self._query(lambda conn: conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone(), None)
         if row is None:
             raise ConfigError(f"no run with id {run_id!r} in {self.path}")
         return json.loads(row[0])
 
     def __len__(self) -> int:
-        conn = self._connect()
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        finally:
-            conn.close()
+        return int(self._query(lambda conn: conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0], 0))
 
     def export(self, path: str | Path, format: str = "csv", run_ids: Iterable[str] | None = None) -> Path:
         """Write the history to ``path``.
@@ -285,5 +393,10 @@ def run_and_record(scenario: "Scenario", progress: "ProgressFn | None" = None, c
     result = run_scenario(scenario, progress, cache=cache or None)
     run_id = None
     if store:
-        run_id = (RunStore() if store is True else store).record(result, label=label)
+        try:
+            run_id = (RunStore() if store is True else store).record(result, label=label)
+        except HistoryError as exc:  # the result stands; only its record is missing
+            from apt_core.errors import warn
+
+            warn(f"the run was not recorded in the history: {exc}")
     return result, run_id

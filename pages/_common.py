@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -27,6 +28,33 @@ DATASETS = [*_DATASET_RECORDS, "uploaded CSV"]
 DATASET_LABELS = {**{name: spec.label for name, spec in _DATASET_RECORDS.items()}, "uploaded CSV": "uploaded CSV"}
 
 
+def safe_mode() -> bool:
+    """Served to a network (see :mod:`apt_core.serving`): restrict folders, deletion and heavy runs."""
+    from apt_core.serving import safe_mode_enabled
+
+    try:
+        address = st.get_option("server.address")
+    except Exception:  # noqa: BLE001 -- no server config (bare script run): decide by the environment
+        address = "127.0.0.1"
+    return safe_mode_enabled(address)
+
+
+def presenter_password() -> str | None:
+    """``presenter_password`` from ``.streamlit/secrets.toml``, else ``$APT_LAB_PRESENTER_PASSWORD``."""
+    from apt_core.serving import PASSWORD_ENV
+
+    try:
+        value = st.secrets.get("presenter_password")
+    except Exception:  # noqa: BLE001 -- no secrets file
+        value = None
+    return value or os.environ.get(PASSWORD_ENV) or None
+
+
+def is_presenter() -> bool:
+    """Everything is allowed outside safe mode; inside it, once the presenter password was given."""
+    return (not safe_mode()) or bool(st.session_state.get("_presenter"))
+
+
 def settings() -> dict:
     """The shared sidebar's values (defaults when a page runs alone, as in tests)."""
     ss = st.session_state
@@ -34,28 +62,115 @@ def settings() -> dict:
     if dataset == "uploaded CSV":
         dataset = ss.get("uploaded_path") or "sample"
     data_dir = ss.get("data_dir", os.environ.get("APT_DATA_DIR", "")) or None
+    if safe_mode():
+        from apt_core.serving import allowed_data_dirs, check_data_dir
+
+        try:
+            data_dir = check_data_dir(data_dir, allowed_data_dirs())
+        except PermissionError:
+            data_dir = None  # the sidebar offers only allowed folders; anything else is ignored
+        own = ss.get("_upload_dir")
+        if dataset not in DATASETS and not (own and Path(dataset).resolve().parent == Path(own).resolve()):
+            dataset = "sample"  # only this session's own upload
     return {"dataset": dataset, "data_dir": data_dir, "seed": int(ss.get("seed", 0)), "device": ss.get("device", "auto")}
 
 
-def save_upload(name: str, content: bytes) -> str:
-    """Validate an uploaded rating file and keep it on disk (the library loads by path)."""
+#: uploads live in one private folder per browser session under this root
+UPLOAD_ROOT = Path(os.environ.get("APT_LAB_UPLOAD_DIR") or Path(tempfile.gettempdir()) / "apt_lab_uploads")
+#: a session folder untouched this long belongs to a finished session: removed
+UPLOAD_MAX_AGE_S = 6 * 3600
+
+
+def _safe_stem(name: str, limit: int = 40) -> str:
+    """A file-name stem that is safe on any file system: no folders, no dot files, short."""
+    stem = Path(str(name).replace("\\", "/")).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:limit]
+    return stem or "upload"
+
+
+def sweep_old_uploads(root: Path = UPLOAD_ROOT, max_age: float = UPLOAD_MAX_AGE_S) -> int:
+    """Remove session upload folders not used for ``max_age`` seconds; returns how many."""
+    import shutil
+    import time
+
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > max_age:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def session_upload_folder() -> Path:
+    """This browser session's own upload folder (created on first use, kept fresh while used).
+
+    Sessions never share files: one session cannot read, replace or delete another's upload.
+    Folders of ended sessions are removed by age (Streamlit has no reliable end-of-session hook).
+    """
+    ss = st.session_state
+    folder = ss.get("_upload_dir")
+    if not folder or not Path(folder).is_dir():
+        UPLOAD_ROOT.mkdir(parents=True, exist_ok=True)
+        sweep_old_uploads()
+        folder = tempfile.mkdtemp(prefix="session-", dir=UPLOAD_ROOT)
+        ss["_upload_dir"] = folder
+    try:
+        os.utime(folder)  # in use: not swept
+    except OSError:
+        pass
+    return Path(folder)
+
+
+def save_upload(name: str, content: bytes, folder: str | Path | None = None) -> str:
+    """Validate an uploaded rating file and keep it on disk (the library loads by path).
+
+    ``folder``: where to keep it (default: this session's upload folder).  The stored name
+    is a sanitised, shortened stem plus the content hash, whatever the browser sent.
+    Text that is not UTF-8 is refused with the line of the first bad byte, never decoded
+    with replacement characters.
+    """
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    stored = f"{_safe_stem(name)}-{digest}.csv"
+    try:
+        parse_upload(digest, stored, content)
+    except AptError as exc:  # DataError with file, line and reason: name the file as the user knows it
+        shown = Path(str(name).replace("\\", "/")).name[:60] or "upload"
+        raise type(exc)(str(exc).replace(stored, shown)) from None
+    folder = Path(folder) if folder is not None else session_upload_folder()
+    path = folder / stored
+    if not path.is_file():
+        from apt_core.cache import atomic_write_bytes
+
+        atomic_write_bytes(path, content)
+    return str(path)
+
+
+@st.cache_resource(show_spinner="Checking the file...", max_entries=4)
+def parse_upload(digest: str, name: str, _content: bytes | None = None, _path: str | None = None):
+    """Parse an upload once per content hash (reruns, pages and other sessions reuse it);
+    the bytes come from ``_content`` or the stored file ``_path`` (neither is hashed)."""
     from apt_core.data import load_csv
 
-    text = content.decode("utf-8", errors="replace")
-    load_csv(name, text=text)  # raises DataError with file, line and reason
-    folder = Path(tempfile.gettempdir()) / "apt_lab_uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(content).hexdigest()[:16]
-    path = folder / f"{Path(name).stem}-{digest}.csv"
-    if not path.exists():
-        path.write_bytes(content)
-    return str(path)
+    return load_csv(name, text=_content if _content is not None else Path(_path).read_bytes())
+
+
+_UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_-]+-([0-9a-f]{16})\.csv$")
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def load_data(name: str, data_dir: str | None):
     from apt_core.data import load_dataset
 
+    path = Path(name)
+    match = _UPLOAD_NAME.match(path.name)
+    if match and UPLOAD_ROOT.resolve() in path.resolve().parents:
+        return parse_upload(match.group(1), path.name, _path=str(path))  # parsed once, when uploaded
     return load_dataset(name, data_dir)
 
 
@@ -105,6 +220,20 @@ def artifact_cache():
         return None
 
 
+@st.cache_resource(show_spinner=False)
+def run_slots():
+    """The server's one queue of runs (safe mode): at most ``$APT_LAB_MAX_RUNS`` at once."""
+    from apt_core.serving import RunSlots, max_runs
+
+    return RunSlots(max_runs())
+
+
+def is_heavy(kind: str, scenario: Any) -> bool:
+    """Sweeps and runs of several seeds: what one visitor could use to occupy a shared server."""
+    seeds = getattr(scenario, "seeds", 1)
+    return kind == "sweep" or (isinstance(seeds, int) and seeds > 1)
+
+
 def explore(scenario: Any, progress: Callable) -> Any:
     """The Attack and Profiles pages' run: the experiments' pipeline for one seed, models kept, through the disk cache."""
     from apt_core.demo import explore_attack
@@ -132,7 +261,14 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
     store = result_store()
     cached = store.get(key)
     if cached is not None:
+        for note in store.get(key + "#notes") or []:
+            st.warning(note)
         return cached
+    shared = safe_mode()
+    if shared and is_heavy(kind, scenario) and not is_presenter():
+        st.info("This shared server runs sweeps and multi-seed runs for the presenter only "
+                "(enter the presenter password in the sidebar), or choose one seed.")
+        return None
     if st.session_state.get("_running") == key:
         st.warning("The previous run was cancelled (or interrupted by a change of settings).")
         st.session_state["_running"] = None
@@ -147,11 +283,22 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
         bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{stage} ({fraction:.0%})")
         return True
 
+    def queued(ahead: int) -> None:
+        bar.progress(0.0, text=f"queued: the server runs {run_slots().limit} run(s) at a time; {ahead} waiting before yours")
+
+    from apt_core.errors import collect_warnings
+
     try:
-        result = fn(scenario, progress)
+        with collect_warnings() as notes:
+            if shared:
+                with run_slots().slot(on_wait=queued):
+                    result = fn(scenario, progress)
+            else:
+                result = fn(scenario, progress)
     except Exception:
         st.session_state["_running"] = None  # a failure is not a cancellation
         raise
+    store.put(key + "#notes", list(notes))  # shown with the result (a cache that cannot be written...)
     store.put(key, result)
     st.session_state["_running"] = None
     # Render again from the cache: the Run/Cancel buttons and the bar disappear.
@@ -181,9 +328,16 @@ def guard(body: Callable[[], None]) -> None:
     except CancelledError as exc:
         st.warning(f"Cancelled: {exc}")
     except AptError as exc:
-        st.error(str(exc))
+        message = str(exc)
+        if safe_mode():
+            from apt_core.errors import DataError
+            from apt_core.serving import redact
+
+            if isinstance(exc, DataError):
+                message = redact(message)  # field values may be lines of a server file
+        st.error(message)
     except Exception as exc:  # noqa: BLE001 -- a dashboard shows every failure as a message
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}" if not safe_mode() else f"Something went wrong ({type(exc).__name__}).")
 
 
 def download(frame: pd.DataFrame, name: str, label: str = "Download this table (CSV)") -> None:

@@ -13,6 +13,8 @@ def body() -> None:
     cfg = settings()
     st.caption("Choose the data set in the sidebar (or upload a CSV there: user,item,rating[,timestamp]).")
     data = load_data(cfg["dataset"], cfg["data_dir"])
+    for note in getattr(data, "warnings", []):
+        st.warning(note)
     summary = data.summary()
     c = st.columns(4)
     c[0].metric("users", f"{summary['n_users']:,}")

@@ -19,14 +19,18 @@ PAPER_NOTE = (
 
 
 def run_and_record(scenario: Scenario, progress) -> object:
-    """Run the scenario, then keep it in the run history (when the run store is available)."""
+    """Run the scenario, then keep it in the run history; a history failure is reported, not hidden.
+
+    The result is returned (and shown) either way; the note is kept on the result so the
+    page can say why the run is missing from the History page.
+    """
     result = run_scenario(scenario, progress, cache=artifact_cache())
     try:
         from apt_core.store import RunStore
 
         RunStore().record(result, label="dashboard")
-    except Exception:  # noqa: BLE001 -- history is a convenience; the result is still shown
-        pass
+    except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown
+        result.history_note = f"This run was not recorded in the history: {exc}"
     return result
 
 
@@ -54,7 +58,7 @@ def body() -> None:
     default = [d for d in ("apt", "at") if d in names] or names[:1]
     chosen = c[0].multiselect("Defenses", names or ["none"], default=default or ["none"], key="def-defenses", help="; ".join(f"{n}: {DEFENSES[n].summary}" for n in DEFENSES))
     erm = c[1].slider("ERM users (APT), share of real users", 0.0, 0.20, 0.05, 0.01, key="def-erm")
-    stats = c[2].radio("ERM item statistics", ["observed", "clean"], key="def-stats", help="observed: what an honest defender sees (poisoned data). clean: the authors' oracle (statistics before poisoning).")
+    stats = c[2].radio("ERM item statistics", ["observed", "clean", "trusted"], key="def-stats", help="observed: what an honest defender sees (poisoned data). clean: the authors' oracle (statistics before poisoning). trusted: observed, without the users the cogroup shilling detector flags (honest).")
     seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
@@ -67,6 +71,8 @@ def body() -> None:
     if result is None:
         st.info("Press the button to run clean MF, the attack and each chosen defense (seed by seed).")
         return
+    if getattr(result, "history_note", None):
+        st.warning(result.history_note)
     table, shown, fig = results_views(result)
     st.subheader(f"Target HR@{scenario.k} and test HR@{scenario.k} (mean ± sd over {scenario.seeds} seed(s))")
     st.dataframe(shown, hide_index=True, width="stretch", key="def-table")

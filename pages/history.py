@@ -9,7 +9,7 @@ import streamlit as st
 
 from apt_core.plots.explore import runs_comparison_figure
 from apt_core.store import RunStore
-from pages._common import download, fmt_frame, guard
+from pages._common import download, fmt_frame, guard, is_presenter
 
 
 def body() -> None:
@@ -39,6 +39,9 @@ def body() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = store.export(Path(tmp) / "history.csv", "csv")
         st.download_button("Export the whole history (CSV, per seed)", Path(path).read_bytes(), file_name="apt_lab_history.csv", mime="text/csv")
+    if not is_presenter():
+        st.caption("Deleting runs is switched off on this shared server (the presenter password unlocks it).")
+        return
     to_delete = st.selectbox("Delete a run", [""] + ids, key="hist-del")
     if to_delete and st.button("Delete", key="hist-del-btn"):
         store.delete(to_delete)

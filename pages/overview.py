@@ -18,15 +18,22 @@ def body() -> None:
         "A **data-poisoning attack** injects fake user profiles crafted so that the trained model recommends "
         "chosen **target items** to many real users. **Adversarial Poisoning Training (APT)** "
         "(Wu et al., SIGIR 2021) fights fire with fire: during training it injects its own *ERM users* whose "
-        "ratings lower the model's empirical risk, which dilutes the attack."
+        "ratings lower the model's empirical risk, which dilutes the attack. The paper's ERM users take each item's "
+        "rating statistics from the *clean* data, which no real defender has; with the statistics an honest "
+        "defender sees, APT barely helps. **APT-trusted** first finds the coordinated fake accounts (a shilling "
+        "detector, from the observed data alone) and takes the statistics, and the training data, from the rest."
     )
     st.subheader("One-click demo")
     cfg = settings()
     scenario = demo_scenario(cfg["dataset"], cfg["data_dir"], cfg["seed"], cfg["device"])
+    from apt_core.demo import phase_label
+
     st.caption(
         f"Data set **{scenario.dataset}**; attack **{scenario.attack}** with {scenario.attack_size:.0%} fake users on "
-        f"{scenario.n_targets} unpopular target items; defense **{', '.join(scenario.defenses)}** "
-        f"({scenario.erm_description()}, item statistics from the observed data); HR@{scenario.k}."
+        f"{scenario.n_targets} unpopular target items; defense **{scenario.defenses[0]}** (honest: it sees only the "
+        f"poisoned data; {scenario.erm_description()})"
+        + "".join(f"; beside it **{phase_label(scenario, d)}**" for d in scenario.defenses[1:])
+        + f"; HR@{scenario.k}."
     )
     t0 = time.perf_counter()
     result = run_cached("demo", scenario, lambda sc, pr: run_demo(sc, pr, cache=artifact_cache()), label="Run the one-click demo")
@@ -45,7 +52,7 @@ def body() -> None:
     for name in scenario.defenses:
         if name != "none":
             ri = rows[name]["ri"]
-            text += f"; {name} brought it to **{rows[name]['target_hr']:.3f}** (RI {'undefined' if ri is None else f'{ri:.2f}'}; 1 = attack fully undone, < 0 = worse than no defense)"
+            text += f"; {phase_label(scenario, name)} brought it to **{rows[name]['target_hr']:.3f}** (RI {'undefined' if ri is None else f'{ri:.2f}'}; 1 = attack fully undone, < 0 = worse than no defense)"
     st.markdown(text + ".")
     st.markdown("**Result rows** (target HR, test HR, robustness improvement RI)")
     st.dataframe(shown, hide_index=True, width="stretch", key="demo-table")

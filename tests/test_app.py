@@ -261,3 +261,15 @@ def test_failed_run_is_an_error_message_not_a_cancellation():
     assert [e.value for e in at.error] == ["this scenario cannot run"]
     at.run()  # the next render must not call the failure a cancellation
     assert not any("cancelled" in w.value for w in at.warning)
+
+
+def test_detection_page():
+    at = page("detection", **{"det-detectors": ["cogroup", "rdma"]}).run()
+    no_failures(at)
+    at.button(key="run-detection").click().run()
+    no_failures(at)
+    table = at.dataframe[0].value
+    assert list(table["detector"]) == ["cogroup", "rdma"] and "ROC-AUC" in table.columns
+    assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
+    flagged = at.dataframe[1].value  # cogroup flags the Average attack's group on the sample data
+    assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9

@@ -9,13 +9,33 @@ from apt_core.defenses import defense_names
 from apt_core.demo import demo_scenario, demo_steps, explore_attack, run_demo, top_k_items, user_factors
 from apt_core.experiment import Scenario, run_scenario
 
+
 def test_demo_scenario_uses_registered_parts():
     s = demo_scenario(seed=3)
     assert s.attack in attack_names() and s.attack != "none"
     assert all(d in defense_names() for d in s.defenses)
     assert s.targets == "unpopular" and s.dataset == "sample" and s.seed == 3
-    if "apt" in defense_names():
-        assert s.defenses == ("apt",)
+    if "apt-trusted" in defense_names() and "apt" in defense_names():
+        # the best honest defense, with the authors' oracle setting beside it
+        assert s.defenses == ("apt-trusted", "apt") and s.erm_stats == "clean"
+
+
+def test_demo_labels_the_oracle_as_the_authors_setting():
+    from apt_core.demo import AUTHORS_SETTING, phase_label
+
+    s = demo_scenario()
+    if "apt" in s.defenses:
+        assert phase_label(s, "apt") == AUTHORS_SETTING
+    assert phase_label(Scenario(defenses=("apt",), erm_stats="observed"), "apt") == "apt"
+
+
+def test_one_click_demo_undoes_the_attack_honestly():
+    """The dashboard's default demo (sample data, default settings): the honest defense's RI."""
+    s = demo_scenario()
+    rows = {r["phase"]: r for r in run_demo(s).rows()}
+    honest = s.defenses[0]
+    assert honest != "apt" or s.erm_stats != "clean"
+    assert rows[honest]["ri"] is not None and rows[honest]["ri"] >= 0.8
 
 
 def test_demo_steps_follow_the_result_rows():

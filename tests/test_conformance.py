@@ -31,12 +31,14 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "average": [],
     "bandwagon": [{"popular_fraction": 1.5}, {"popular_fraction": -0.1}],
     "aush": [{"epochs": 0}, {"lr": 0.0}, {"n_selected": -1}],
-    "pga": [{"iterations": 0}, {"step_size": -1.0}, {"sparse": "yes"}],
-    "tna": [{"subset_fraction": 0.0}, {"b": 0.0}, {"top_n": 0}],
+    "pga": [{"iterations": 0}, {"step_size": -1.0}, {"sparse": "yes"}, {"filler_ratings": "magic"}],
+    "tna": [{"subset_fraction": 0.0}, {"b": 0.0}, {"top_n": 0}, {"filler_ratings": "magic"}],
     "at": [{"epsilon": -1.0}, {"adv_weight": -0.5}],
     "pcmf": [{"dim": 0}, {"lr": 0.0}],
     "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
-    "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"erm_fraction": 0.1, "erm_users": 5}],
+    "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"detector": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
+    "apt-trusted": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"drop_suspects": "yes"}, {"statistics": "median"}],
+    **{f"remove-{d}": [{"cut": "magic"}] for d in ("cogroup", "rdma", "wdma", "degsim", "lengthvar", "pca", "influence")},
 }
 
 #: settings that keep the conformance run fast (real algorithms, small schedules): APT and
@@ -47,6 +49,8 @@ FAST_PARAMS: dict[str, dict] = {
     "tna": {"iterations": 3, "mf_epochs": 5},
     "apt-rand": {"t_pre": 2, "t_inter": 2, "m_star": 5},
     "apt": {"t_pre": 2, "t_inter": 2, "m_star": 5},
+    "apt-trusted": {"t_pre": 2, "t_inter": 2, "m_star": 5},
+    "remove-influence": {},
 }
 
 N_FAKE, N_FILLER = 4, 6

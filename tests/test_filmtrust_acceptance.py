@@ -52,11 +52,6 @@ def _three_seeds(filmtrust, attack: str) -> tuple[float, float, float]:
             float(np.mean([r[1].test_hr for r in runs])))
 
 
-#: Attacks whose mean APT target HR over 3 seeds misses the issue's 0.02 floor (measured: TNA
-#: 0.0234, seeds 0.019 / 0.040 / 0.011; the authors' stochastic LiSSA gives 0.0229 on seed 0).
-KNOWN_ABOVE_FLOOR = ("tna",)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ["random", "average", "aush", "pga", "tna"])
 def test_apt_paper_preset_on_every_attack_on_filmtrust(filmtrust, attack):
@@ -65,12 +60,4 @@ def test_apt_paper_preset_on_every_attack_on_filmtrust(filmtrust, attack):
     if 0.03 <= a <= 0.67:
         # origin is 0 on these targets, so RI = 1 - d / a: the paper's headline cut of 88%
         assert 1 - d / a >= 0.88, (a, d, t)
-        if attack not in KNOWN_ABOVE_FLOOR:
-            assert d <= 0.02, (a, d, t)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="TNA: APT 0.0234 on 3 seeds, above the issue's 0.02 floor")
-def test_apt_paper_preset_floor_on_tna(filmtrust):
-    a, d, t = _three_seeds(filmtrust, "tna")
-    assert 0.03 <= a <= 0.67 and d <= 0.02
+        assert d <= 0.02, (a, d, t)

@@ -90,6 +90,14 @@ def test_missing_attacks_are_reported_not_faked(tmp_path, monkeypatch):
     assert list(res.table2["phase"])[-1] == "popularity"
     header = [line for line in report.splitlines() if line.startswith("| attack | origin |")][0]
     assert header == "| attack | origin | attack | pcmf | at | apt-rand | apt | popularity | RI (APT) |"
+    # The detection table: every detector on the attack that ran, stealth statistics beside it.
+    det = pd.read_csv(tmp_path / "o" / "detection.csv")
+    from apt_core.detection import detector_names
+
+    assert set(det["detector"]) == set(detector_names()) and set(det["attack"]) == {"average"}
+    assert det.loc[det["detector"] == "cogroup", "auc"].iloc[0] > 0.9
+    assert "stealth_mean_corr_fake" in det.columns
+    assert "| unpopular | average |" in (tmp_path / "o" / "detection.md").read_text()
 
 
 @pytest.mark.slow

@@ -93,6 +93,25 @@ def top_fillers_from_dense(values: np.ndarray, targets: np.ndarray, n_filler: in
     return assemble(items, raw, targets, scale, n_items)
 
 
+FILLER_RATINGS = ("optimised", "average")
+
+
+def rerate_fillers_like_average(profiles: FakeProfiles, train: Interactions, targets: np.ndarray, rng: np.random.Generator) -> FakeProfiles:
+    """Keep the profiles' items but draw each filler rating ~ N(mean_j, std_j) (as Average does).
+
+    Why: an optimised dense rating vector, cut to its largest entries, leaves fillers whose
+    ratings anti-correlate with the item means (about -0.6 for PGA/TNA on ML-100K, see
+    :mod:`apt_core.stealth`) -- an artefact a detector can catch without learning anything
+    about the attack's real footprint (the targets).  Targets stay at the maximum.
+    """
+    is_target = np.isin(profiles.items, targets)
+    means, stds = train.item_means(), train.item_stds()
+    ratings = profiles.ratings.copy()
+    f_items = profiles.items[~is_target]
+    ratings[~is_target] = train.scale.snap(rng.normal(means[f_items], stds[f_items]))
+    return FakeProfiles(profiles.users, profiles.items, ratings, profiles.n_fake_users, profiles.n_items)
+
+
 def item_popularity(train: Interactions) -> np.ndarray:
     """Number of (real) ratings per item in the training data."""
     return train.real_item_counts

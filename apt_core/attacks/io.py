@@ -20,7 +20,7 @@ import numpy as np
 
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import Interactions, RatingScale
-from apt_core.errors import ConfigError, DataError
+from apt_core.errors import ConfigError, DataError, warn
 
 FORMATS = (".csv", ".npy")
 
@@ -63,7 +63,44 @@ def _snap_checked(raw: np.ndarray, scale: RatingScale, where: str) -> np.ndarray
     return scale.snap(raw)
 
 
+#: most fake users a poison file may hold, as a multiple of the real users (a 100% attack is
+#: already extreme; the cap keeps a crafted header from allocating gigabytes)
+MAX_FAKE_USER_RATIO = 10
+
+
+def _check_npy_header(path: Path, train: Interactions) -> None:
+    """Check the ``.npy`` header's shape against the data set and the file size before loading.
+
+    A 1 kB file may claim a (100 million x items) matrix: ``np.load`` would try to allocate
+    it.  Nothing is allocated here beyond the header.
+    """
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path.name}: not a plain numeric .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise DataError(f"{path.name}: holds Python objects, not a plain numeric array (pickled arrays are never loaded)")
+    if len(shape) != 2 or shape[1] != train.n_items:
+        raise DataError(
+            f"{path.name}: expected a (fake users x {train.n_items} items) matrix of normalised ratings, found shape {tuple(shape)}"
+        )
+    need = int(shape[0]) * int(shape[1]) * dtype.itemsize
+    if size - offset < need:
+        raise DataError(f"{path.name}: the header claims shape {tuple(shape)} ({need} bytes) but the file holds {size - offset} bytes of data (truncated or forged)")
+    limit = MAX_FAKE_USER_RATIO * max(1, train.n_real_users)
+    if shape[0] > limit:
+        raise DataError(f"{path.name}: {shape[0]} fake users is more than {MAX_FAKE_USER_RATIO}x the {train.n_real_users} real users")
+
+
 def _load_npy(path: Path, train: Interactions) -> FakeProfiles:
+    _check_npy_header(path, train)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -87,6 +124,10 @@ def _load_npy(path: Path, train: Interactions) -> FakeProfiles:
             f"[{arr.min():g}, {arr.max():g}] -- is it on the raw scale instead of divided by {train.scale.maximum:g}?"
         )
     users, items = np.nonzero(arr > 0)
+    empty = int(arr.shape[0] - len(np.unique(users)))
+    if empty:
+        warn(f"{path.name}: {empty} of {arr.shape[0]} fake users rate nothing (rows of zeros)"
+             + (": the file injects no ratings at all" if empty == arr.shape[0] else ""))
     # Normalised values below the scale minimum snap up to it (the authors' files hold
     # continuous optimiser output); only values outside (0, 1] are errors.
     raw = arr[users, items] * train.scale.maximum
@@ -96,7 +137,7 @@ def _load_npy(path: Path, train: Interactions) -> FakeProfiles:
 
 def _load_csv(path: Path, train: Interactions) -> FakeProfiles:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path.name}: cannot read ({exc})") from None
     rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
@@ -114,15 +155,21 @@ def _load_csv(path: Path, train: Interactions) -> FakeProfiles:
     ids = table[:, :2]
     if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)) or np.any(ids < 0):
         raise DataError(f"{path.name}: user and item must be non-negative integers")
+    # Range checks on the floats, before the integer cast: 1e20 would wrap to a negative int64.
+    if ids[:, 1].max() >= train.n_items:
+        raise DataError(f"{path.name}: item index {ids[:, 1].max():g} out of range 0..{train.n_items - 1} (dense item indices)")
+    if ids[:, 0].max() >= 2**53:
+        raise DataError(f"{path.name}: user index {ids[:, 0].max():g} is too large (fake user indices count from 0)")
     users, items = ids[:, 0].astype(np.int64), ids[:, 1].astype(np.int64)
-    if items.max() >= train.n_items:
-        raise DataError(f"{path.name}: item index {items.max()} out of range 0..{train.n_items - 1} (dense item indices)")
-    key = users * train.n_items + items
+    # Fake user ids may have gaps; renumber them densely in order (before the pair key, so
+    # huge sparse user ids cannot overflow it).
+    uniq, local = np.unique(users, return_inverse=True)
+    if len(uniq) > MAX_FAKE_USER_RATIO * max(1, train.n_real_users):
+        raise DataError(f"{path.name}: {len(uniq)} fake users is more than {MAX_FAKE_USER_RATIO}x the {train.n_real_users} real users")
+    key = local.astype(np.int64) * train.n_items + items
     if len(np.unique(key)) != len(key):
         raise DataError(f"{path.name}: a fake user rates the same item twice")
     ratings = _snap_checked(table[:, 2], train.scale, path.name)
-    # Fake user ids may have gaps; renumber them densely in order.
-    uniq, local = np.unique(users, return_inverse=True)
     return FakeProfiles(local.astype(np.int64), items, ratings, len(uniq), train.n_items)
 
 

@@ -23,7 +23,12 @@ Algorithm:
    penalty ``eta * mean(X^2)`` on the filler ratings; projected gradient descent, the top-N
    lists refreshed every few iterations.
 4. Each fake user keeps the ``n_filler`` non-target items with the largest values as
-   fillers, denormalised and rounded to the grid.
+   fillers.  Their ratings are drawn ~ N(mean_j, std_j) as the Average attack's are
+   (``filler_ratings="average"``, default); ``"optimised"`` keeps the optimised values
+   (denormalised, rounded to the grid), which anti-correlate with the item means -- an
+   artefact that profile detectors catch (see :mod:`apt_core.attacks.pga`).  Measured on
+   ML-100K (split/target seed 100, attack seed 0, target HR@50 of plain MF): unpopular
+   targets 0.994 optimised vs 0.970 average fillers, random targets 0.448 vs 0.536.
 
 The surrogate's ridge (default 2) was chosen on held-out settings, none of them reported:
 ML-100K and FilmTrust, random and unpopular targets, seeds 100-102; mean attack HR@50 over
@@ -37,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apt_core.attacks._common import top_fillers_from_dense
+from apt_core.attacks._common import FILLER_RATINGS, rerate_fillers_like_average, top_fillers_from_dense
 from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_model, initial_ratings, soft_membership
 from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
@@ -115,12 +120,14 @@ class TNAAttack(Attack):
         Param("max_users", int, 200, "users sampled for the influence loss and the optimisation", low=1),
         Param("refresh_every", int, 10, "iterations between refreshes of the top-N lists", low=1),
         Param("temperature", float, 0.05, "softness of the fake rows' filler membership", low=0.0, low_open=True),
+        Param("filler_ratings", str, "average", "filler ratings: average (drawn ~ N(item mean, std), stealthier) or optimised (the optimised values)",
+              choices=FILLER_RATINGS),
     )
 
     def __init__(self, subset_fraction: float = 0.2, top_n: int = 20, b: float = 0.1, eta: float = 0.01,
                  iterations: int = 20, step_size: float = 0.1, ridge: float = 2.0, damping: float = 1e-4,
                  cg_iterations: int = 10, mf_epochs: int = 25, max_users: int = 200, refresh_every: int = 10,
-                 temperature: float = 0.05) -> None:
+                 temperature: float = 0.05, filler_ratings: str = "average") -> None:
         self._set_declared(locals())
         self._history: list[float] = []
         self._diagnostics: dict = {}
@@ -186,4 +193,7 @@ class TNAAttack(Attack):
         self._history = history
         self._diagnostics = diag
         profiles = top_fillers_from_dense(X.cpu().numpy(), targets, n_filler, train.scale, tie_break=-grad.cpu().numpy())
+        if self.filler_ratings == "average":
+            # Keep the optimised item choice, draw the ratings as Average does (stealthier).
+            profiles = rerate_fillers_like_average(profiles, train, targets, rng)
         return AttackResult(profiles, {"attack": self.name, "objective_history": list(history), **diag})

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
-from apt_core.errors import DataError
+from apt_core.errors import DataError, warn
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class RatingData:
     item_titles: list[str] | None = None
     source: str = ""
     fixed_test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    #: what loading noticed but did not refuse (duplicate rows...), for the CLI and the app to show
+    warnings: list[str] = field(default_factory=list, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -259,19 +262,29 @@ def build_rating_data(
     if len(ratings) == 0:
         raise DataError(f"{name}: no ratings")
     scale = scale or RatingScale.infer(ratings)
-    user_ids, users = np.unique(np.asarray(raw_users), return_inverse=True)
-    item_ids, items = np.unique(np.asarray(raw_items), return_inverse=True)
-    users = users.astype(np.int64).ravel()
-    items = items.astype(np.int64).ravel()
-    # Keep the last occurrence of each (user, item) pair.
+    user_ids, users = _dense_ids(raw_users)
+    item_ids, items = _dense_ids(raw_items)
+    # Keep the last occurrence of each (user, item) pair (a hash pass, not a sort: 5 million
+    # rows in well under a second).
     key = users * len(item_ids) + items
-    _, last_from_end = np.unique(key[::-1], return_index=True)
-    keep = np.sort(len(key) - 1 - last_from_end)
+    keep = np.flatnonzero(~pd.Series(key).duplicated(keep="last").to_numpy())
+    notes = []
+    if len(keep) < len(key):
+        notes.append(f"{name}: {len(key) - len(keep)} of {len(key)} rows repeat a (user, item) pair already rated; "
+                     "the last rating of each pair is kept")
+        warn(notes[-1])
     inter = Interactions(users[keep], items[keep], ratings[keep].astype(np.float32), len(user_ids), len(item_ids), scale)
     title_list = None
     if titles:
         title_list = [titles.get(_native(i), "") for i in item_ids]
-    return RatingData(name, inter, user_ids, item_ids, title_list, source)
+    return RatingData(name, inter, user_ids, item_ids, title_list, source, warnings=notes)
+
+
+def _dense_ids(raw) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, dense index of each row): ``np.unique(..., return_inverse=True)``
+    by hashing instead of sorting every row."""
+    codes, uniques = pd.factorize(np.asarray(raw).ravel(), sort=True)
+    return np.asarray(uniques), codes.astype(np.int64, copy=False)
 
 
 def _native(value):

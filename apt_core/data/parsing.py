@@ -11,15 +11,64 @@ import pandas as pd
 from apt_core.errors import DataError
 
 
-def _read_text(path: Path, encoding: str) -> str:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding=encoding)
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text file in {encoding} ({exc.reason} at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a rating file") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _check_decodes(raw: bytes, encoding: str, path: Path) -> None:
+    """Refuse bytes that are not text in ``encoding``, naming the line (no replacement characters:
+    a lossy decode silently merges distinct ids such as "café" and "cafè")."""
+    if raw.isascii():
+        return
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        byte = raw[exc.start: exc.start + 1].hex()
+        hint = " -- it looks like Latin-1/Windows-1252; save it as UTF-8" if _is_utf8(encoding) else ""
+        raise DataError(f"{path}, line {line}: not {encoding} text (byte 0x{byte} at offset {exc.start}){hint}") from None
+
+
+class LineNumbers:
+    """1-based file line of each data row, computed only when an error message needs one.
+
+    A well-formed file never pays for it: the table is parsed by pandas' C reader, which
+    does not report line numbers, and only a failed check asks which line row ``i`` was.
+    """
+
+    def __init__(self, raw: bytes, encoding: str, header: bool):
+        self._raw, self._encoding, self._header = raw, encoding, header
+        self._lines: np.ndarray | None = None
+
+    def _table(self) -> np.ndarray:
+        if self._lines is None:
+            text = self._raw.decode(self._encoding, errors="replace")
+            lines = np.flatnonzero([bool(ln.strip()) for ln in text.splitlines()]) + 1
+            self._lines = lines[1:] if self._header else lines
+        return self._lines
+
+    def __getitem__(self, i):
+        return self._table()[i]
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __deepcopy__(self, memo):  # pandas copies ``attrs`` along with frames; share, do not copy
+        return self
 
 
 def sniff_separator(first_line: str) -> str:
@@ -39,78 +88,104 @@ def read_rating_table(
     max_columns: int | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
-    text: str | None = None,
+    text: str | bytes | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Read a ``user item rating [timestamp]`` table.
 
-    Returns the frame (columns ``user``, ``item``, ``rating`` as strings/floats) and the
-    1-based line number of the first data row (for error messages).  ``header=None`` detects
-    a header line by a non-numeric rating field.
+    Returns the frame (columns ``user``, ``item`` as integers when every id is numeric, else
+    strings; ``rating`` as floats) and the 1-based line number of the first data row (for
+    error messages).  ``header=None`` detects a header line by a non-numeric rating field.
+    ``text``: the file's content (str, or bytes in ``encoding``) instead of reading ``path``.
+
+    Well-formed files go through pandas' C parser in one pass and are validated with
+    vectorised checks; a file the C parser rejects (wrong column count on some line) is
+    re-read line by line only to name the offending line.  UTF-8 files may start with a
+    byte-order mark; bytes that do not decode are refused, never replaced.
     """
     path = Path(path)
     if text is None:
-        text = _read_text(path, encoding)
-    lines = text.splitlines()
-    non_empty = [ln for ln in lines if ln.strip()]
-    if not non_empty:
-        raise DataError(f"{path}: the file is empty")
-    sep = sep or sniff_separator(non_empty[0])
-    first_line_no = next(i for i, ln in enumerate(lines, 1) if ln.strip())
-    if header is None:
-        first = _split(non_empty[0], sep)
-        header = len(first) >= 3 and not _is_number(first[2])
-    fast = _fast_parse(text, sep, header, min_columns, max_columns)
-    if fast is not None:
-        frame, line_numbers = fast
+        raw = _read_bytes(path)
+    elif isinstance(text, str):
+        raw, encoding = text.encode("utf-8"), "utf-8"
     else:
+        raw = bytes(text)
+    if _is_utf8(encoding):
+        encoding = "utf-8"
+        if raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+    _check_decodes(raw, encoding, path)
+    head_lines = raw[:65536].decode(encoding, errors="ignore").splitlines()
+    first_idx = next((i for i, ln in enumerate(head_lines) if ln.strip()), None)
+    if first_idx is None:
+        if not raw[65536:].strip():
+            raise DataError(f"{path}: the file is empty")
+        head_lines = raw.decode(encoding).splitlines()
+        first_idx = next(i for i, ln in enumerate(head_lines) if ln.strip())
+    first_line = head_lines[first_idx]
+    first_line_no = first_idx + 1
+    sep = sep or sniff_separator(first_line)
+    first = _split(first_line, sep)
+    if header is None:
+        header = len(first) >= 3 and not _is_number(first[2])
+    frame = _fast_parse(raw, sep, header, min_columns, max_columns, len(first), encoding)
+    if frame is not None:
+        frame.attrs["line_numbers"] = LineNumbers(raw, encoding, header)
+    else:
+        lines = raw.decode(encoding).splitlines()
         frame, line_numbers = _careful_parse(path, lines, sep, header, first_line_no, min_columns, max_columns)
-    rating = pd.to_numeric(frame["rating"].str.strip(), errors="coerce")
+        frame.attrs["line_numbers"] = np.asarray(line_numbers)
+    if len(frame) == 0:
+        raise DataError(f"{path}: the file has a header but no ratings")
+    line_of = frame.attrs["line_numbers"]
+    rating = frame["rating"]
+    if not pd.api.types.is_numeric_dtype(rating):
+        rating = pd.to_numeric(rating.str.strip(), errors="coerce")
     bad = np.flatnonzero(rating.isna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{path}, line {line_numbers[i]}: rating {frame['rating'].iloc[i]!r} is not a number")
+        raise DataError(f"{path}, line {line_of[i]}: rating {frame['rating'].iloc[i]!r} is not a number")
     frame["rating"] = rating.astype(np.float64)
-    frame["user"] = frame["user"].str.strip()
-    frame["item"] = frame["item"].str.strip()
-    empty = np.flatnonzero(((frame["user"] == "") | (frame["item"] == "")).to_numpy())
-    if len(empty):
-        i = int(empty[0])
-        raise DataError(f"{path}, line {line_numbers[i]}: empty user or item id")
-    if len(frame) == 0:
-        raise DataError(f"{path}: the file has a header but no ratings")
-    frame.attrs["line_numbers"] = np.asarray(line_numbers)
+    empty = np.zeros(len(frame), dtype=bool)
+    for col in ("user", "item"):
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = frame[col].astype(str).str.strip()
+            empty |= (frame[col] == "").to_numpy()
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise DataError(f"{path}, line {line_of[i]}: empty user or item id")
     return frame, first_line_no
 
 
-def _fast_parse(text, sep, header, min_columns, max_columns):
+def _fast_parse(raw: bytes, sep: str, header: bool, min_columns: int, max_columns: int | None, first_columns: int,
+                encoding: str) -> pd.DataFrame | None:
     """pandas' C parser for well-formed files; ``None`` sends the file to the careful path."""
+    if first_columns < min_columns or (max_columns is not None and first_columns > max_columns):
+        return None
     if sep == "::":
-        text = text.replace("::", "\t")
+        raw = raw.replace(b"::", b"\t")
         sep = "\t"
-    if sep == ",":
-        return None  # quoted CSV fields: the careful path uses the csv module
     try:
+        # na_filter=False: no value means "missing" (a rating "NA" is an error, not a NaN);
+        # short rows are padded with "" and caught below.  Quoted fields are read as the
+        # csv module reads them.
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, header=0 if header else None, dtype=str, skip_blank_lines=True,
-            engine="c", on_bad_lines="error", keep_default_na=False,
+            io.BytesIO(raw), sep=sep, header=0 if header else None, skip_blank_lines=True, engine="c",
+            on_bad_lines="error", na_filter=False, encoding=encoding, skipinitialspace=sep != r"\s+",
         )
-    except (pd.errors.ParserError, ValueError):
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError):
         return None
     ncols = frame.shape[1]
     if ncols < min_columns or (max_columns is not None and ncols > max_columns):
         return None
-    head = frame.iloc[:, :min_columns]
-    if head.isna().to_numpy().any() or (head == "").to_numpy().any():
-        return None  # short rows were padded: let the careful path name the line
-    frame = frame.iloc[:, :3].copy()
+    frame = frame.iloc[:, :3]
+    for j in range(3):
+        col = frame.iloc[:, j]
+        if not pd.api.types.is_numeric_dtype(col) and (col.astype(str).str.strip() == "").to_numpy().any():
+            return None  # a short row was padded: let the careful path name the line
+        if pd.api.types.is_float_dtype(col) and col.isna().to_numpy().any():
+            return None
     frame.columns = ["user", "item", "rating"]
-    # Line numbers of data rows (non-blank lines, after an optional header).
-    nonblank = np.flatnonzero([bool(ln.strip()) for ln in text.splitlines()]) + 1
-    if header:
-        nonblank = nonblank[1:]
-    if len(nonblank) != len(frame):
-        return None
-    return frame, nonblank
+    return frame
 
 
 def _careful_parse(path, lines, sep, header, first_line_no, min_columns, max_columns):
@@ -138,15 +213,27 @@ def _careful_parse(path, lines, sep, header, first_line_no, min_columns, max_col
     return pd.DataFrame(rows, columns=["user", "item", "rating"]), np.asarray(line_numbers)
 
 
+#: largest id accepted as an integer: beyond 2**53 a float no longer holds every integer and
+#: a cast to int64 can wrap around (1e20 became a negative id)
+MAX_ID = 2**53
+
+
 def numeric_ids(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """Convert an id column to integers, naming the first offending line."""
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
+    col = frame[column]
+    if pd.api.types.is_integer_dtype(col) and col.dtype.kind == "i":
+        values = col.to_numpy()
+        big = np.flatnonzero(np.abs(values) >= MAX_ID)
+        if len(big) == 0:
+            return values.astype(np.int64, copy=False)
+    values = pd.to_numeric(col, errors="coerce")
+    as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(np.isnan(as_float) | (as_float % 1 != 0) | (np.abs(as_float) >= MAX_ID))
     if len(bad):
         i = int(bad[0])
         line = frame.attrs["line_numbers"][i]
-        raise DataError(f"{path}, line {line}: {column} id {frame[column].iloc[i]!r} is not an integer")
-    return values.to_numpy().astype(np.int64)
+        raise DataError(f"{path}, line {line}: {column} id {frame[column].iloc[i]!r} is not an integer (below 2**53)")
+    return as_float.astype(np.int64)
 
 
 def check_scale(frame: pd.DataFrame, lo: float, hi: float, path: Path) -> None:

@@ -91,7 +91,13 @@ def select_targets(split: Split, mode: str | list | tuple | np.ndarray = "random
             counts = split.train.item_counts
             pool = np.flatnonzero((counts >= 1) & (counts < 5))
         if len(pool) < n_targets:
-            raise ConfigError(f"only {len(pool)} {mode} items exist, cannot draw {n_targets} targets")
+            why = ""
+            if mode == "unpopular":
+                why = (f" (unpopular = 1 to 4 training ratings; {int((counts >= 5).sum())} items have 5 or more, "
+                       f"{int((counts == 0).sum())} none); choose --targets random or item ids")
+            else:
+                why = f" (the catalogue has {n_items} items); lower --n-targets"
+            raise ConfigError(f"only {len(pool)} {mode} items exist, cannot draw {n_targets} targets{why}")
         return np.sort(rng.choice(pool, size=n_targets, replace=False)).astype(np.int64)
     if isinstance(mode, str):
         raise ConfigError(f"unknown target mode {mode!r}: choose {', '.join(TARGET_MODES)} or give item ids")

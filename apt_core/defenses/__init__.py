@@ -19,9 +19,21 @@ from apt_core.defenses.at import AdversarialTraining  # noqa: E402
 from apt_core.defenses.pcmf import PCMF  # noqa: E402
 from apt_core.defenses.apt_rand import APTRand  # noqa: E402
 from apt_core.defenses.apt import APT  # noqa: E402
+from apt_core.defenses.apt_trusted import APTTrusted  # noqa: E402
+from apt_core.defenses.remove import remove_defense_for  # noqa: E402
 
-for _cls in (AdversarialTraining, PCMF, APTRand, APT):
+for _cls in (AdversarialTraining, PCMF, APTRand, APT, APTTrusted):
     register(_cls)
+
+
+def _register_remove_defenses() -> None:
+    from apt_core.detection import DETECTORS
+
+    for _name, _det in DETECTORS.items():
+        register(remove_defense_for(_name, _det.summary))
+
+
+_register_remove_defenses()
 
 
 def defense_names() -> list[str]:

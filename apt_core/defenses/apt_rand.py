@@ -39,6 +39,7 @@ class APTRand(ERMTraining):
         erm_users: int | None = None,
         preset: str = "paper",
         single_rating_std: str | None = None,
+        detector: str = "cogroup",
     ):
         self._set_declared(locals())
 

@@ -1,0 +1,164 @@
+"""Detection experiment: the data and attack of a :class:`~apt_core.experiment.Scenario`,
+every shilling detector run on the poisoned training data, and its metrics (the CLI's
+``detect`` subcommand and the dashboard's Detection page).
+
+Per seed ``r`` (``scenario.seed + r``, as :func:`apt_core.experiment.run_scenario` draws its
+attacks): the fake profiles (from the artifact cache when given), the poisoned training
+set, each detector's suspicion scores and flagged users (its data-driven cut), and the
+attack's stealth statistics (:mod:`apt_core.stealth`) -- an attack that is caught only
+because of an artefact of its filler ratings shows it there.  Metrics are means over seeds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from apt_core.detection import detector_names, make_detector
+from apt_core.detection.metrics import DetectionMetrics, detection_metrics, fake_mask
+from apt_core.errors import CancelledError, ConfigError
+from apt_core.scenario import Scenario
+
+ProgressFn = Callable[[float, str], object]
+
+#: stealth statistics reported beside the detectors (fake vs real)
+STEALTH_KEYS = ("mean_corr_fake", "mean_corr_real", "filler_popularity_fake", "filler_popularity_real",
+                "nn_distance_fake", "nn_distance_real", "tv_distance")
+
+
+@dataclass
+class DetectorRun:
+    """One detector on one seed's poisoned data."""
+
+    detector: str
+    seed: int
+    scores: np.ndarray
+    flagged: np.ndarray
+    is_fake: np.ndarray
+    metrics: DetectionMetrics
+    threshold: float | None
+    seconds: float
+
+
+@dataclass
+class DetectionReport:
+    scenario: Scenario
+    dataset: dict
+    targets: list[int]
+    runs: list[DetectorRun]
+    stealth: list[dict] = field(default_factory=list)
+    #: the poisoned training data of each seed (for views of the flagged profiles; not in JSON)
+    poisoned: dict = field(default_factory=dict, repr=False)
+
+    def detectors(self) -> list[str]:
+        return list(dict.fromkeys(r.detector for r in self.runs))
+
+    def rows(self) -> list[dict]:
+        """One row per detector: means over seeds (None where undefined on every seed)."""
+        out = []
+        for name in self.detectors():
+            runs = [r for r in self.runs if r.detector == name]
+
+            def mean(key: str):
+                vals = [getattr(r.metrics, key) for r in runs if getattr(r.metrics, key) is not None]
+                return float(np.mean(vals)) if vals else None
+
+            out.append({
+                "detector": name,
+                "auc": mean("auc"), "average_precision": mean("average_precision"),
+                "precision": mean("precision"), "recall": mean("recall"), "f1": mean("f1"),
+                "n_flagged": mean("n_flagged"), "real_flagged": mean("real_flagged"),
+                "real_flagged_fraction": mean("real_flagged_fraction"), "n_fake": mean("n_fake"),
+                "seconds": float(np.mean([r.seconds for r in runs])),
+            })
+        return out
+
+    def stealth_row(self) -> dict | None:
+        if not self.stealth:
+            return None
+        return {k: float(np.nanmean([s[k] for s in self.stealth])) for k in STEALTH_KEYS}
+
+    def to_json(self) -> dict:
+        return {
+            "config": self.scenario.to_dict(),
+            "dataset": self.dataset,
+            "targets": self.targets,
+            "detectors": self.rows(),
+            "per_seed": [{"detector": r.detector, "seed": r.seed, "threshold": r.threshold, **r.metrics.to_dict()} for r in self.runs],
+            "stealth": self.stealth_row(),
+        }
+
+
+def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
+                  progress: ProgressFn | None = None, data=None) -> DetectionReport:
+    """Run every detector (default: all registered) on the scenario's poisoned data, per seed."""
+    from apt_core.experiment import generate_profiles, load_poison_file, prepare
+    from apt_core.runtime import resolve_device
+    from apt_core.stealth import stealth_statistics
+
+    scenario.validate()
+    if scenario.attack == "none" and scenario.poison_file is None:
+        raise ConfigError("detection needs fake users: choose an --attack or a --poison-file")
+    names = list(detectors) if detectors else detector_names()
+    unknown = [n for n in names if n not in detector_names()]
+    if unknown:
+        raise ConfigError(f"unknown detector(s) {', '.join(unknown)}: choose from {', '.join(detector_names())}")
+    device = resolve_device(scenario.device)
+    prepared = prepare(scenario, data)
+    data, split, targets = prepared.data, prepared.split, prepared.targets
+    runs: list[DetectorRun] = []
+    stealth: list[dict] = []
+    poisoned_by_seed: dict = {}
+    total = scenario.seeds * (len(names) + 1)
+    step = 0
+
+    def report(stage: str) -> None:
+        if progress is not None and progress(min(1.0, step / total), stage) is False:
+            raise CancelledError(f"cancelled during: {stage}")
+
+    for rep in range(scenario.seeds):
+        seed = scenario.seed + rep
+        report(f"seed {seed}: attack {scenario.attack}")
+        if scenario.poison_file is not None:
+            fake = load_poison_file(scenario.poison_file, split)
+        else:
+            fake, _, _ = generate_profiles(scenario, prepared, seed, device, cache=cache)
+        step += 1
+        poisoned = fake.inject(split.train)
+        poisoned_by_seed[seed] = poisoned
+        is_fake = fake_mask(poisoned.n_users, poisoned.n_real_users)
+        stealth.append(stealth_statistics(split.train, fake, targets).to_dict())
+        for name in names:
+            report(f"seed {seed}: detector {name}")
+            t0 = time.perf_counter()
+            result = make_detector(name).detect(poisoned, seed)
+            seconds = time.perf_counter() - t0
+            metrics = detection_metrics(is_fake, result.scores, result.flagged)
+            runs.append(DetectorRun(name, seed, result.scores, result.flagged, is_fake, metrics, result.threshold, seconds))
+            step += 1
+    if progress is not None:
+        progress(1.0, "done")
+    info = {"name": data.name, "n_users": int(data.n_users), "n_items": int(data.n_items), "n_ratings": int(data.n_ratings)}
+    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed)
+
+
+def format_detection(report: DetectionReport) -> str:
+    """Plain-text table of :meth:`DetectionReport.rows` plus the stealth statistics."""
+    header = f"{'detector':<11} {'AUC':>6} {'AP':>6} {'flagged':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'real flagged':>12} {'seconds':>8}"
+    lines = [header, "-" * len(header)]
+
+    def f(v, w, p=3):
+        return f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
+
+    for r in report.rows():
+        lines.append(f"{r['detector']:<11} {f(r['auc'], 6)} {f(r['average_precision'], 6)} {f(r['n_flagged'], 8, 1)} "
+                     f"{f(r['precision'], 9)} {f(r['recall'], 7)} {f(r['f1'], 6)} {f(r['real_flagged'], 12, 1)} {f(r['seconds'], 8, 2)}")
+    s = report.stealth_row()
+    if s:
+        lines.append("")
+        lines.append(f"attack stealth (fake vs real): correlation with item means {s['mean_corr_fake']:.2f} vs {s['mean_corr_real']:.2f}; "
+                     f"filler popularity {s['filler_popularity_fake']:.1f} vs {s['filler_popularity_real']:.1f}; "
+                     f"nearest-user distance {s['nn_distance_fake']:.2f} vs {s['nn_distance_real']:.2f}; rating histogram TV {s['tv_distance']:.2f}")
+    return "\n".join(lines)

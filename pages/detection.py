@@ -1,0 +1,66 @@
+"""Detection: shilling detectors on the poisoned data -- who gets flagged, real vs fake."""
+from __future__ import annotations
+
+import streamlit as st
+
+from apt_core.detect import run_detection
+from apt_core.detection import DETECTORS, detector_names
+from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+
+
+def body() -> None:
+    st.title("Detection")
+    st.caption(
+        "An honest defender sees only the poisoned ratings. Each detector gives every user a suspicion score and "
+        "decides from the scores alone how many users to flag; only this evaluation knows who is fake. "
+        "The defenses remove-<detector> and apt-trusted build on these flags (Defense page)."
+    )
+    cfg = settings()
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    scenario = attack_controls(data, prefix="det")
+    if scenario is None:
+        return
+    chosen = st.multiselect("Detectors", detector_names(), default=detector_names(), key="det-detectors",
+                            help="; ".join(f"{n}: {DETECTORS[n].summary}" for n in DETECTORS))
+    if not chosen:
+        st.info("Choose at least one detector.")
+        return
+    key = (scenario, tuple(chosen))
+    report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen)},
+                        lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress),
+                        label="Run the attack and the detectors")
+    if report is None:
+        st.info("Press the button: the attack runs, then every chosen detector scores the users of the poisoned data.")
+        return
+    table = fmt_frame(detection_table(report.rows()), 3)
+    st.subheader("How well each detector separates fake from real users")
+    st.dataframe(table, hide_index=True, width="stretch", key="det-table")
+    download(table, "detection.csv")
+    stealth = report.stealth_row()
+    if stealth:
+        st.caption(
+            f"Attack stealth (fake vs real users): correlation of ratings with item means {stealth['mean_corr_fake']:.2f} vs "
+            f"{stealth['mean_corr_real']:.2f}; popularity of rated items {stealth['filler_popularity_fake']:.0f} vs "
+            f"{stealth['filler_popularity_real']:.0f}; distance to the nearest real user {stealth['nn_distance_fake']:.2f} vs "
+            f"{stealth['nn_distance_real']:.2f}. A detector that wins only through such an artefact of the attack's code "
+            "says little about real attackers."
+        )
+    runs = [r for r in report.runs if r.seed == scenario.seed]
+    curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
+    points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
+    st.plotly_chart(precision_recall_figure(curves, points), width="stretch")
+    name = st.selectbox("Detector to inspect", [r.detector for r in runs], key="det-inspect")
+    run = next(r for r in runs if r.detector == name)
+    st.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name), width="stretch")
+    st.subheader(f"Users flagged by {name} ({int(run.flagged.sum())}; {run.metrics.real_flagged} of them real)")
+    if not run.flagged.any():
+        st.info("This detector's cut flags nobody here: no block of scores stands apart from the rest.")
+        return
+    poisoned = report.poisoned[scenario.seed]
+    frame = flagged_users_frame(run.scores, run.flagged, run.is_fake, poisoned.users, poisoned.items, poisoned.ratings,
+                                poisoned.scale.maximum, titles=data.title)
+    st.dataframe(fmt_frame(frame, 3), hide_index=True, width="stretch", key="det-flagged")
+
+
+guard(body)

@@ -1,0 +1,98 @@
+"""No orphans, ever (issue 15): ``reproduce --jobs 2`` leaves no process behind when its parent
+gets SIGTERM or SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to list child processes")
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state) of a live process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0]
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(entry.name))
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"  # a zombie has exited (only its entry waits to be reaped)
+
+
+def _workers(pids: set[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd or b"forkserver" in cmd:
+            found.append(pid)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_reproduce_workers_die_with_their_parent(tmp_path, sig):
+    env = dict(os.environ, APT_CACHE_DIR=str(tmp_path / "root"), APT_HISTORY_DB=str(tmp_path / "h.sqlite"),
+               PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "apt_core", "reproduce", "--quick", "--jobs", "2", "--no-progress", "--no-history",
+           "--out", str(tmp_path / "out"), "--epochs", "20"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            seen |= _descendants(proc.pid)
+            if len([p for p in _workers(seen) if _alive(p)]) >= 2:
+                break
+            assert proc.poll() is None, f"reproduce ended before its workers started: {proc.stderr.read().decode()[-2000:]}"
+            time.sleep(0.1)
+        else:
+            pytest.fail("the worker processes never started")
+        time.sleep(1.0)  # let them get to work
+        seen |= _descendants(proc.pid)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in seen):
+            time.sleep(0.2)
+        left = [p for p in seen if _alive(p)]
+        assert not left, f"{len(left)} process(es) outlived the parent: {left}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in seen:
+            if _alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass

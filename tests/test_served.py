@@ -1,0 +1,276 @@
+"""Safe mode of a served dashboard and upload handling (issue 15): nothing exposed, nothing re-parsed."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from apt_core.serving import RunSlots, check_data_dir, redact, safe_mode_enabled  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+SECRET = "root_password_is_hunter2"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def page(name: str, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
+    at.session_state["_via_app"] = True
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("error", "warning", "info", "caption", "markdown", "exception") for e in at.get(kind))
+
+
+def test_safe_mode_follows_the_server_address():
+    assert safe_mode_enabled("0.0.0.0", {}) and safe_mode_enabled("", {}) and safe_mode_enabled(None, {})
+    assert safe_mode_enabled("192.168.1.5", {})
+    assert not safe_mode_enabled("127.0.0.1", {}) and not safe_mode_enabled("localhost", {}) and not safe_mode_enabled("::1", {})
+    assert safe_mode_enabled("127.0.0.1", {"APT_LAB_SAFE_MODE": "1"})
+    assert not safe_mode_enabled("0.0.0.0", {"APT_LAB_SAFE_MODE": "off"})
+
+
+def test_data_folders_only_from_the_allow_list(tmp_path):
+    allowed = tmp_path / "data"
+    allowed.mkdir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    assert check_data_dir(str(allowed), [allowed.resolve()]) == str(allowed.resolve())
+    for other in ("/etc", str(tmp_path), str(tmp_path / "link" / "data" / "..")):
+        with pytest.raises(PermissionError):
+            check_data_dir(other, [allowed.resolve()])
+    assert check_data_dir("", [allowed]) is None
+
+
+def test_redact_drops_quoted_values():
+    message = f"/x/u.data, line 1: user id '{SECRET}' is not an integer"
+    assert SECRET not in redact(message) and "line 1" in redact(message)
+
+
+def test_run_slots_queue_in_order():
+    slots = RunSlots(1)
+    order, waits = [], []
+    release = threading.Event()
+
+    def first():
+        with slots.slot():
+            order.append("first")
+            release.wait(5)
+
+    def second():
+        with slots.slot(on_wait=waits.append, poll=0.05):
+            order.append("second")
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    while slots.running == 0:
+        time.sleep(0.01)
+    t2 = threading.Thread(target=second)
+    t2.start()
+    deadline = time.monotonic() + 30
+    while not waits and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == ["first"] and slots.waiting == 1 and waits and waits[0] == 0
+    release.set()
+    t1.join(5)
+    t2.join(5)
+    assert order == ["first", "second"] and slots.running == 0 and slots.waiting == 0
+
+
+def test_a_cancelled_waiter_leaves_the_queue():
+    slots = RunSlots(1)
+
+    class Cancelled(Exception):
+        pass
+
+    def give_up(ahead):
+        raise Cancelled
+
+    with slots.slot():
+        with pytest.raises(Cancelled):
+            with slots.slot(on_wait=give_up):
+                pass
+        assert slots.waiting == 0
+    with slots.slot():  # the queue still admits
+        assert slots.running == 1
+
+
+def _private_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "private" / "ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_text(f"{SECRET}\t1\t5\t0\n")
+    return folder.parent
+
+
+def test_served_app_does_not_read_or_echo_arbitrary_folders(tmp_path, monkeypatch):
+    private = _private_folder(tmp_path)
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.delenv("APT_LAB_DATA_DIRS", raising=False)
+    monkeypatch.delenv("APT_DATA_DIR", raising=False)
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
+    at = page("data", dataset="ml-100k", data_dir=str(private)).run()
+    assert SECRET not in texts(at)
+    # the same folder, once the operator allows it, is read -- and the bad field is not quoted
+    monkeypatch.setenv("APT_LAB_DATA_DIRS", str(private))
+    at = page("data", dataset="ml-100k", data_dir=str(private)).run()
+    assert at.error and "not an integer" in texts(at) and SECRET not in texts(at)
+
+
+def test_local_app_still_reads_typed_folders(tmp_path, monkeypatch):
+    private = _private_folder(tmp_path)
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "0")
+    at = page("data", dataset="ml-100k", data_dir=str(private)).run()
+    assert "not an integer" in texts(at)
+
+
+def test_served_history_needs_the_presenter_to_delete(monkeypatch):
+    from apt_core.experiment import Scenario, run_scenario
+    from apt_core.store import RunStore
+
+    RunStore().record(run_scenario(Scenario(epochs=1)), label="test")
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    at = page("history").run()
+    assert not at.exception
+    assert "hist-del" not in [s.key for s in at.selectbox] and "switched off" in texts(at)
+    at = page("history", _presenter=True).run()
+    assert "hist-del" in [s.key for s in at.selectbox]
+
+
+def test_served_heavy_runs_need_the_presenter(monkeypatch):
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    at = page("defense", **{"def-seeds": 3}).run()
+    assert not at.exception and "presenter" in texts(at)
+    assert not [b for b in at.button if b.key == "run-defense"]
+
+
+def test_uploads_go_to_a_private_folder_per_session():
+    from pages._common import UPLOAD_ROOT
+
+    content = (ROOT / "sample_data" / "ratings.csv").read_bytes()
+    paths = []
+    for _ in range(2):
+        at = AppTest.from_string(
+            "import streamlit as st\nfrom pages._common import save_upload\n"
+            "st.session_state['p'] = save_upload('r.csv', st.session_state['content'])\n", default_timeout=120)
+        at.session_state["content"] = content
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        paths.append(Path(at.session_state["p"]))
+    assert paths[0].parent != paths[1].parent  # two sessions, two folders
+    for p in paths:
+        assert p.parent.parent == UPLOAD_ROOT and p.parent.name.startswith("session-")
+        assert (p.parent.stat().st_mode & 0o077) == 0  # private to the server's user
+
+
+def test_old_session_folders_are_swept(tmp_path):
+    from pages._common import sweep_old_uploads
+
+    old, fresh = tmp_path / "session-old", tmp_path / "session-new"
+    for f in (old, fresh):
+        f.mkdir()
+        (f / "x.csv").write_text("1,1,1\n")
+    os.utime(old, (time.time() - 10 * 3600, time.time() - 10 * 3600))
+    assert sweep_old_uploads(tmp_path, max_age=3600) == 1
+    assert not old.exists() and fresh.exists()
+
+
+def test_an_upload_is_parsed_once(tmp_path, monkeypatch):
+    """Reruns (e.g. changing the seed) reuse the parsed upload: keyed by the content hash."""
+    import apt_core.data as data_mod
+    import pages._common as common
+    from pages._common import load_data, save_upload
+
+    monkeypatch.setattr(common, "UPLOAD_ROOT", tmp_path)
+    calls = []
+    real = data_mod.load_csv
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data_mod, "load_csv", counting)
+    import apt_core.data.loaders as loaders
+
+    monkeypatch.setattr(loaders, "load_csv", counting)
+    content = (ROOT / "sample_data" / "ratings.csv").read_bytes()
+    path = save_upload("r.csv", content, folder=tmp_path / "s")
+    for _ in range(3):
+        assert save_upload("r.csv", content, folder=tmp_path / "s") == path
+    assert load_data(path, None).n_ratings > 0
+    assert len(calls) == 1
+
+
+def test_warnings_reach_the_page(tmp_path, monkeypatch):
+    """A run's warnings (here: the cache cannot be written) are shown beside its result."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    at = page("defense", **{"def-defenses": ["none"]}).run()
+    [b for b in at.button if b.key == "run-defense"][0].click()
+    at.run()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "cannot be written" in texts(at)
+
+
+def test_duplicate_rows_are_shown_on_the_data_page(tmp_path):
+    from pages._common import save_upload
+
+    rows = "user,item,rating\n" + "".join(f"{u},{i},3\n" for u in range(12) for i in range(10)) + "1,1,5\n"
+    path = save_upload("dups.csv", rows.encode(), folder=tmp_path)
+    at = page("data", dataset="uploaded CSV", uploaded_path=path).run()
+    assert "repeat a (user, item) pair" in texts(at)
+
+
+def test_defense_page_says_when_a_run_was_not_recorded(tmp_path, monkeypatch):
+    (tmp_path / "history-is-a-folder").mkdir()
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history-is-a-folder"))
+    at = page("defense", **{"def-defenses": ["none"]}).run()
+    [b for b in at.button if b.key == "run-defense"][0].click()
+    at.run()
+    at.run()
+    assert not at.exception and at.dataframe  # the result is shown ...
+    assert "not recorded in the history" in texts(at)  # ... and the missing record is reported
+
+
+def test_history_page_on_a_broken_history_is_one_message(tmp_path, monkeypatch):
+    bad = tmp_path / "h.sqlite"
+    bad.write_bytes(b"garbage" * 100)
+    monkeypatch.setenv("APT_HISTORY_DB", str(bad))
+    at = page("history").run()
+    assert not at.exception and len(at.error) == 1 and "not a run history" in at.error[0].value
+
+
+def test_served_sidebar_offers_only_allowed_folders(tmp_path, monkeypatch):
+    allowed = tmp_path / "class-data"
+    allowed.mkdir()
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.setenv("APT_LAB_DATA_DIRS", str(allowed))
+    monkeypatch.delenv("APT_DATA_DIR", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    assert not at.exception
+    assert not [t for t in at.sidebar.text_input if t.key == "data_dir"]  # no typed paths
+    folder = [s for s in at.sidebar.selectbox if s.key == "data_dir"][0]
+    assert folder.options == ["(none: download or cache)", str(allowed.resolve())] or str(allowed.resolve()) in str(folder.options)
+    assert "safe mode is on" in " ".join(c.value for c in at.sidebar.caption)
