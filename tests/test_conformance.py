@@ -271,6 +271,34 @@ def test_every_declared_parameter_round_trips_and_changes_the_cache_key(name, pa
     assert before != after, f"{name}.{param} does not enter the cache key"
 
 
+def _detector_cases():
+    from apt_core.detection import DETECTORS
+
+    return [(name, p.name, bad) for name, cls in sorted(DETECTORS.items()) for p in cls.params for bad in p.invalid_values()]
+
+
+@pytest.mark.parametrize("name,param,bad", _detector_cases(), ids=lambda v: repr(v)[:30])
+def test_every_detector_parameter_refuses_invalid_values(name, param, bad):
+    from apt_core.detection import make_detector
+
+    with pytest.raises(ConfigError, match=param):
+        make_detector(name, **{param: bad})
+
+
+def test_detectors_declare_their_parameters_and_round_trip():
+    from apt_core.detection import DETECTORS, make_detector
+    from apt_core.registry import parameter_names
+
+    for name, cls in DETECTORS.items():
+        accepted, takes_any = parameter_names(cls)
+        assert not takes_any and sorted(p.name for p in cls.params) == sorted(accepted), name
+        det = make_detector(name)
+        for p in cls.params:
+            value = p.other_value(det.get_params()[p.name])
+            changed = det.clone().set_params(**{p.name: value})
+            assert changed.get_params()[p.name] == value and det.get_params()[p.name] != value
+
+
 def test_registry_refuses_empty_and_duplicate_names():
     from apt_core.attacks import register as register_attack
     from apt_core.attacks.random import RandomAttack
