@@ -223,6 +223,10 @@ _LOAD_CHILD = (
     "data = load_csv(sys.argv[1])\n"
     "seconds = time.perf_counter() - t0\n"
     "peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "try:\n"  # Linux: VmHWM is this program's own peak (ru_maxrss also counts the parent's at fork)
+    "    peak_kb = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
+    "except (OSError, StopIteration, ValueError):\n"
+    "    pass\n"
     "print(json.dumps({'seconds': seconds, 'peak_mb': peak_kb / 1024, 'n_ratings': data.n_ratings}))\n"
 )
 

@@ -1,5 +1,5 @@
 """Detect and remove: drop every rating of the users a shilling detector flags, then train
-plain MF (DESIGN section 6, "detect-and-remove baselines"; detectors: :mod:`apt_core.detection`).
+plain MF (a detect-and-remove baseline; detectors: :mod:`apt_core.detection`).
 
 One defense per detector, registered as ``remove-<detector>`` (``remove-cogroup``,
 ``remove-rdma``, ...).  Threat model: the defender sees only the observed data; the detector

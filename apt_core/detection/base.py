@@ -1,4 +1,4 @@
-"""The contract every shilling detector honours (DESIGN section 10).
+"""The contract every shilling detector honours (docs/detection.md).
 
 A detector is configured in ``__init__`` (hyper-parameters only) and :meth:`Detector.scores`
 maps the observed training data -- real and injected users alike, which it cannot tell

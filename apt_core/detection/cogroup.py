@@ -1,7 +1,7 @@
 """Co-rating groups (ours): users who give the top rating to pairs of items that far more
 users top-rate together than the items' popularity predicts.
 
-Why: every attack here (DESIGN section 2) has all its fake users rate the same target items
+Why: every attack here (docs/protocol.md, attack budget) has all its fake users rate the same target items
 with the scale maximum -- a planted block in the users x items "top rating" matrix.  Real
 users also top-rate items together (sequels, a genre's classics), but in proportion to how
 popular the items are and how active the users are.  So for each item pair (i, j) with top

@@ -1,6 +1,6 @@
 """How many users a detector flags, decided from its scores alone.
 
-The defender knows neither which users are fake nor how many there are (DESIGN section 10),
+The defender knows neither which users are fake nor how many there are (docs/detection.md),
 so the cut cannot be "the top 3%".  Rules:
 
 - ``gap``: sort the scores; in the top ``max_fraction`` (20%) find the largest drop between

@@ -2,7 +2,7 @@
 from the average length, ``|n_u - mean n| / sum_v (n_v - mean n)^2``.
 
 Meant for attacks whose profiles are much longer than real ones.  Our attacks give every
-fake user the *average* number of ratings (DESIGN section 2's budget), so on them the fake
+fake user the *average* number of ratings (the attack budget of docs/protocol.md), so on them the fake
 users are the least suspicious: kept as the classical baseline that it is, reported as
 measured.
 """
