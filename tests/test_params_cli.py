@@ -174,3 +174,16 @@ def test_attack_run_returns_profiles_and_diagnostics(tiny):
         assert (result.profiles.items == again.items).all()
         if name != "average":
             assert result.diagnostics["attack"] == name
+
+
+def test_shorthands_reach_only_the_methods_declaring_them():
+    """apt-trusted has no erm_stats parameter (always 'trusted'): --erm-stats does not reach it, --apt-solver does."""
+    s = Scenario(defenses=("apt", "apt-trusted", "at"), erm_stats="clean", apt_solver="identity", erm_users=7)
+    assert s.method_params("apt") == {"erm_stats": "clean", "solver": "identity", "erm_users": 7, "preset": "paper"}
+    assert s.method_params("apt-trusted") == {"solver": "identity", "erm_users": 7, "preset": "paper"}
+    assert s.method_params("at") == {}
+    s.validate()
+    from apt_core.defenses import make_defense
+
+    trusted = make_defense("apt-trusted", **s.method_params("apt-trusted"))
+    assert trusted.erm_stats == "trusted" and trusted.solver == "identity"
