@@ -210,9 +210,24 @@ def record_run(store, result, **kwargs) -> str | None:
 def cmd_detect(args: argparse.Namespace) -> int:
     from apt_core.detect import format_detection, run_detection
 
+    from apt_core.detection import DETECTORS
+    from apt_core.params import parse_assignment
+    from apt_core.scenario import declared_param
+
+    # --param DETECTOR.PARAM=VALUE goes to that detector; the others to the scenario (the attack)
+    detector_params: dict = {}
+    scenario_params = []
+    for text in args.param:
+        method, param, value = parse_assignment(text)
+        if method in DETECTORS:
+            detector_params.setdefault(method, {})[param] = declared_param(method, param).parse(value, method)
+        else:
+            scenario_params.append(text)
+    args.param = scenario_params
     scenario = scenario_from_args(args)
     detectors = list(args.detectors) if args.detectors else None
-    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json))
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json),
+                           detector_params=detector_params)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -362,7 +377,10 @@ def cmd_params(args: argparse.Namespace) -> int:
     from apt_core.defenses import DEFENSES
     from apt_core.params import describe_params
 
-    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()}}
+    from apt_core.detection import DETECTORS
+
+    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()},
+               **{n: ("detector", c) for n, c in DETECTORS.items()}}
     names = list(methods) if args.name is None else [args.name.strip().lower()]
     for name in names:
         if name not in methods:
@@ -384,7 +402,8 @@ def cmd_params(args: argparse.Namespace) -> int:
         widths = [max(len(row[i]) for row in table) for i in range(5)]
         for row in table:
             print("  " + "  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
-        print(f"  set with --param {name}.PARAM=VALUE\n")
+        where = "detect" if kind == "detector" else "run, sweep, poison"
+        print(f"  set with --param {name}.PARAM=VALUE ({where})\n")
     return 0
 
 
@@ -461,15 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
     add_scenario_arguments(det)
-    det.add_argument("--detectors", type=_defense_list, default=None, help="comma list (default: every registered detector)")
+    det.add_argument("--detectors", type=_defense_list, default=None,
+                     help="comma list (default: every registered detector); --param DETECTOR.PARAM=VALUE sets a detector's parameters")
     det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(det, history=False)
     det.set_defaults(func=cmd_detect, attack="average")
 
     add_poison_parser(sub)
 
-    prm = sub.add_parser("params", help="list an attack's or defense's hyper-parameters (type, default, range, help, the paper's value)")
-    prm.add_argument("name", nargs="?", default=None, help="attack or defense name (default: all)")
+    prm = sub.add_parser("params", help="list an attack's, defense's or detector's hyper-parameters (type, default, range, help, the paper's value)")
+    prm.add_argument("name", nargs="?", default=None, help="attack, defense or detector name (default: all)")
     prm.add_argument("--json", action="store_true")
     prm.set_defaults(func=cmd_params)
 

@@ -216,9 +216,11 @@ def declared_param(method: str, param: str):
     from apt_core.attacks import ATTACKS
     from apt_core.defenses import DEFENSES
 
-    cls = ATTACKS.get(method) or DEFENSES.get(method)
+    from apt_core.detection import DETECTORS
+
+    cls = ATTACKS.get(method) or DEFENSES.get(method) or DETECTORS.get(method)
     if cls is None:
-        raise ConfigError(f"unknown attack or defense {method!r} in --param: choose one of {', '.join([*ATTACKS, *DEFENSES])}")
+        raise ConfigError(f"unknown attack, defense or detector {method!r} in --param: choose one of {', '.join([*ATTACKS, *DEFENSES, *DETECTORS])}")
     specs = cls.param_specs()
     if param not in specs:
         raise ConfigError(f"{method} has no parameter {param!r} (valid: {', '.join(specs) or 'none'}; see `python -m apt_core params {method}`)")

@@ -63,7 +63,8 @@ def test_attack_parameters_reach_the_attack(dirs, capsys):
     ("apt.r_plus=2", "apt.r_plus must be a number in \\[-1, 1\\]"),
     ("apt.r_plus=high", "apt.r_plus must be"),
     ("apt.no_such=1", "apt has no parameter 'no_such'"),
-    ("magic.x=1", "unknown attack or defense 'magic'"),
+    ("magic.x=1", "unknown attack, defense or detector 'magic'"),
+    ("cogroup.rank=2", "'cogroup' is neither the attack nor a defense"),
     ("pga.iterations=3", "'pga' is neither the attack nor a defense"),
     ("apt.r_plus", "NAME.PARAM=VALUE"),
 ])
@@ -91,8 +92,10 @@ def test_params_subcommand_lists_declarations(capsys):
     listing = json.loads(capsys.readouterr().out)
     from apt_core.attacks import ATTACKS
     from apt_core.defenses import DEFENSES
+    from apt_core.detection import DETECTORS
 
-    assert set(listing) == set(ATTACKS) | set(DEFENSES)
+    assert set(listing) == set(ATTACKS) | set(DEFENSES) | set(DETECTORS)
+    assert listing["cogroup"]["kind"] == "detector" and "rank" in [p["name"] for p in listing["cogroup"]["params"]]
     assert [p["name"] for p in listing["pga"]["params"]] == [p.name for p in ATTACKS["pga"].params]
     assert main(["params", "nonsense"]) == 2
 
@@ -187,3 +190,15 @@ def test_shorthands_reach_only_the_methods_declaring_them():
 
     trusted = make_defense("apt-trusted", **s.method_params("apt-trusted"))
     assert trusted.erm_stats == "trusted" and trusted.solver == "identity"
+
+
+def test_detect_takes_detector_parameters(dirs, capsys):
+    base = ["detect", "--dataset", "sample", "--attack", "average", "--detectors", "lengthvar", "--json", "--no-cache"]
+    mad = _run(capsys, *base, "--param", "lengthvar.cut=mad")
+    none = _run(capsys, *base, "--param", "lengthvar.cut=none")
+    assert mad["detector_params"] == {"lengthvar": {"cut": "mad"}}
+    assert mad["detectors"][0]["n_flagged"] > 0 and none["detectors"][0]["n_flagged"] == 0
+    assert main([*base, "--param", "lengthvar.cut=magic"]) == 2
+    assert "lengthvar.cut must be one of gap, mad, none" in capsys.readouterr().err
+    assert main([*base, "--param", "cogroup.rank=2"]) == 2
+    assert "not among the detectors of this run" in capsys.readouterr().err
