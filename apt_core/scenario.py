@@ -182,14 +182,25 @@ class Scenario:
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})
 
     def erm_description(self) -> str:
-        """How many ERM users APT / APT-rand get, in words (for captions and reports)."""
-        if self.erm_users is not None:
-            return f"{self.erm_users} ERM users"
-        if self.erm_fraction is not None:
-            return f"{self.erm_fraction:.0%} ERM users (share of all users)"
-        preset = ERM_PRESETS[self.apt_preset]
+        """How many ERM users APT / APT-rand get, in words (for captions and reports).
+
+        From the first defense of the scenario that declares ERM users (``--param`` included),
+        else from the scenario's shorthand fields.
+        """
+        erm_users, erm_fraction, preset_name = self.erm_users, self.erm_fraction, self.apt_preset
+        for name in self.defenses:
+            p = self.method_params(name)
+            if "erm_users" in p or "erm_fraction" in p or "preset" in p:
+                erm_users, erm_fraction = p.get("erm_users"), p.get("erm_fraction")
+                preset_name = p.get("preset", preset_name)
+                break
+        if erm_users is not None:
+            return f"{erm_users} ERM users"
+        if erm_fraction is not None:
+            return f"{erm_fraction:.0%} ERM users (share of all users)"
+        preset = ERM_PRESETS[preset_name]
         counts = ", ".join(f"{n} on {k}" for k, n in preset.erm_users.items())
-        return f"ERM users of the {self.apt_preset} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
+        return f"ERM users of the {preset_name} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -125,6 +125,7 @@ def test_scenario_params_normalised_validated_and_in_the_key():
     s = Scenario(defenses=("apt", "apt-rand"), erm_stats="clean", apt_solver="identity", params={"apt.erm_stats": "robust"})
     assert s.method_params("apt")["erm_stats"] == "robust" and s.method_params("apt-rand")["erm_stats"] == "clean"
     assert "solver" not in s.method_params("apt-rand") and s.method_params("apt")["solver"] == "identity"
+    assert Scenario(defenses=("apt",), params={"apt.erm_users": 12}).erm_description() == "12 ERM users"
 
 
 def test_a_registered_defense_gets_its_parameters(monkeypatch):
