@@ -353,7 +353,7 @@ def fmt_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 
 def param_controls(names: list[str], prefix: str, title: str = "Advanced: parameters") -> dict | None:
-    """An expander with one widget per declared hyper-parameter of the methods ``names``.
+    """An expander with one widget per declared hyper-parameter of the methods ``names`` (attacks, defenses, detectors).
 
     Generated from the declarations (:mod:`apt_core.params`), so a registered method gets its
     controls without page code.  Returns ``{"NAME.PARAM": value}`` for the values changed from
@@ -362,9 +362,10 @@ def param_controls(names: list[str], prefix: str, title: str = "Advanced: parame
     """
     from apt_core.attacks import ATTACKS
     from apt_core.defenses import DEFENSES
+    from apt_core.detection import DETECTORS
     from apt_core.errors import ConfigError
 
-    classes = [(n, ATTACKS.get(n) or DEFENSES.get(n)) for n in names]
+    classes = [(n, ATTACKS.get(n) or DEFENSES.get(n) or DETECTORS.get(n)) for n in names]
     classes = [(n, c) for n, c in classes if c is not None and c.params]
     out: dict = {}
     if not classes:

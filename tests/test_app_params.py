@@ -62,3 +62,21 @@ def test_invalid_parameter_is_a_message_and_a_valid_one_reaches_the_scenario(mon
     at.text_input(key="def-param-apt-r_plus").set_value("0.0").run()
     assert not at.exception and not at.error
     assert seen and dict(seen[-1].params) == {"apt.r_plus": 0.0}, seen
+
+
+def test_detection_page_has_detector_parameter_controls(monkeypatch):
+    from apt_core.detection import DETECTORS
+
+    at = page("detection").run()
+    assert not at.exception and not at.error
+    keys = {w.key for kind in ("text_input", "selectbox", "checkbox") for w in at.get(kind)}
+    for name in at.multiselect(key="det-detectors").value:
+        for p in DETECTORS[name].params:
+            assert f"det-param-{name}-{p.name}" in keys
+    seen = []
+    import pages._common as common
+
+    monkeypatch.setattr(common, "run_cached", lambda kind, what, fn, **kw: seen.append(what))
+    at.selectbox(key="det-param-cogroup-cut").set_value("mad").run()
+    assert not at.exception and not at.error
+    assert seen and seen[-1]["detector_params"] == {"cogroup": {"cut": "mad"}}
