@@ -287,16 +287,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds, jobs=args.jobs,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address,
     )
-    if options["jobs"] is None:
-        from apt_core.reproduce import default_jobs
-        from apt_core.runtime import resolve_device
-
-        # --quick is too small to pay for starting worker processes; CUDA runs one at a time.
-        options["jobs"] = 1 if (args.quick or resolve_device(args.device or "auto").type == "cuda") else default_jobs()
-    if options["jobs"] < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {options['jobs']}")
+    engine_from_args(args)  # a bad --engine/--ray-address/--jobs fails before any data is read
     if args.quick:
         cfg = ReproduceConfig.quick_config(**options)
     else:
@@ -312,6 +305,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
           f"{result.cache_misses} misses; {len(result.files)} files in {result.out}")
     print((result.out / "table2_target_hr.md").read_text())
     return 0
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: every unit in this process, one after the other; ray: each unit a Ray task (pip install 'apt-lab[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: a Ray cluster's address, or 'auto' to join the running one (default: start a local instance)")
+
+
+def engine_from_args(args: argparse.Namespace):
+    from apt_core.engine import EngineConfig
+
+    cfg = EngineConfig(engine=args.engine, address=args.ray_address, jobs=getattr(args, "jobs", None))
+    cfg.validate()
+    if cfg.engine == "local" and cfg.jobs not in (None, 1):
+        raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray (the local engine computes one unit after the other)")
+    return cfg
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -362,12 +372,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from apt_core.bench import bench_load, format_table, run_bench
 
+    if getattr(args, "shape", None):
+        from apt_core.bench_scale import run_scale_bench
+
+        # At ML-1M/Yelp size one run of each stage is minutes: --repeats applies only when given.
+        run_scale_bench(args.shape, args.data_dir, args.repeats or 1, args.device,
+                        stages=tuple(args.stages) if args.stages else None)
+        return 0
+    repeats = args.repeats or 5
     if args.load_rows is not None and args.load_rows < 1:
         raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
     if not args.load_only:
-        run_bench(args.dataset, args.data_dir, args.repeats, args.device, include_ml1m=not args.skip_ml1m)
+        run_bench(args.dataset, args.data_dir, repeats, args.device, include_ml1m=not args.skip_ml1m)
     if args.load_rows:
-        print(format_table(bench_load(args.load_rows, max(1, min(3, args.repeats))), "cpu (loader, child process)"))
+        print(format_table(bench_load(args.load_rows, max(1, min(3, repeats))), "cpu (loader, child process)"))
     return 0
 
 
@@ -408,51 +426,69 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def _sweep_value(parameter: str, text: str):
-    """One sweep value from text: typed by the parameter's declaration, or for a scenario field by its default."""
+    """One sweep value from text: typed by the declaration (``NAME.PARAM``), else as the Scenario field's default."""
     text = text.strip()
     if "." in parameter:
         from apt_core.scenario import declared_param
 
         method, _, param = parameter.rpartition(".")
         return declared_param(method, param).parse(text, method)
-    if parameter in ("defenses", "dataset", "attack", "targets", "erm_stats", "apt_preset", "apt_solver", "device"):
-        return text
-    if text.lower() in ("none", "null"):
+    from apt_core.experiment import Scenario
+
+    default = getattr(Scenario(), parameter)
+    if isinstance(default, tuple):  # defenses: one comma list per value
+        return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if parameter in ("filler", "erm_fraction", "erm_users") and text.lower() in ("none", "null"):
         return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
+    if parameter in ("filler", "erm_fraction", "erm_users") or (isinstance(default, (int, float)) and not isinstance(default, bool)):
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                continue
+        raise ConfigError(f"--values: {text!r} is not a number")
     return text
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run the scenario once per value of one parameter (declared ``NAME.PARAM`` or a scenario field)."""
-    from apt_core.sweeps import sweep
+    """One scenario per value of one parameter: a declared ``NAME.PARAM`` or a scenario field (the paper's Figs. 2-3)."""
+    from apt_core.sweeps import sweep, sweepable_parameters
 
     swept = [p for p in args.param if "=" not in p]
     if len(swept) != 1:
-        raise ConfigError("sweep needs exactly one --param NAME.PARAM without a value (the swept one), e.g. "
-                          "--param apt.r_plus --values 0,0.1,0.2; other --param NAME.PARAM=VALUE stay fixed")
+        raise ConfigError("sweep needs exactly one --param without a value (the swept one), e.g. --param apt.r_plus "
+                          "--values 0,0.1,0.2 or --param attack_size --values 0.01 0.03; other --param NAME.PARAM=VALUE stay fixed")
     parameter = swept[0].strip()
     if "." in parameter:
         method, _, param = parameter.rpartition(".")
         parameter = f"{method.strip().lower()}.{param.strip()}"
+    if parameter not in sweepable_parameters():
+        raise ConfigError(f"cannot sweep {parameter!r}: choose a scenario field ({', '.join(p for p in sweepable_parameters() if '.' not in p)}) "
+                          "or a declared parameter NAME.PARAM (`python -m apt_core params NAME`)")
     args.param = [p for p in args.param if "=" in p]
-    values = [_sweep_value(parameter, v) for v in args.values.split(args.separator) if v.strip()]
+    # --values 0 0.1 0.2, or one token split on --separator (--values 0,0.1,0.2); a defenses value is a comma list itself
+    tokens = list(args.values)
+    if len(tokens) == 1 and parameter != "defenses":
+        tokens = tokens[0].split(args.separator)
+    elif args.separator != ",":
+        tokens = [t for tok in tokens for t in tok.split(args.separator)]
+    values = [_sweep_value(parameter, v) for v in tokens if v.strip()]
     base = scenario_from_args(args)
-    frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args))
+    engine = engine_from_args(args)
+    frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args), engine=engine)
     if args.out:
-        frame.to_csv(args.out, index=False)
+        from apt_core.cache import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
     if args.json:
         print(frame.to_json(orient="records"))
         return 0
     summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
+    summary["value"] = summary["value"].astype(str)
     print(f"sweep over {parameter}: {len(values)} value(s), {base.seeds} seed(s); mean over seeds")
     print(summary.to_string(index=False))
     if args.out:
-        print(f"wrote {len(frame)} rows to {args.out}")
+        print(f"{len(frame)} rows (value x phase x seed) written to {args.out}")
     return 0
 
 
@@ -493,14 +529,6 @@ def build_parser() -> argparse.ArgumentParser:
     prm.add_argument("--json", action="store_true")
     prm.set_defaults(func=cmd_params)
 
-    swp = sub.add_parser("sweep", help="run a scenario once per value of one parameter, e.g. --param apt.r_plus --values 0,0.1,0.2")
-    add_scenario_arguments(swp)
-    swp.add_argument("--values", required=True, help="the values to sweep, comma-separated (see --separator)")
-    swp.add_argument("--separator", default=",", help="separator of --values (e.g. ';' to sweep comma lists of defenses)")
-    swp.add_argument("--out", default=None, help="also write the tidy table (one row per value x phase x seed) as CSV")
-    swp.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
-    add_cache_arguments(swp, history=False)
-    swp.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
@@ -518,13 +546,27 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--erm-fraction", type=float, default=None)
     rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
-    rep.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, cores); 1 on CUDA)")
+    rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+    add_engine_arguments(rep)
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
     rep.add_argument("--no-progress", action="store_true")
     rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_cache_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
+
+    sw = sub.add_parser("sweep", help="one scenario per value of one parameter (the paper's Figs. 2-3): a tidy table; "
+                                      "e.g. --param apt.r_plus --values 0,0.1,0.2 or --param attack_size --values 0.01 0.03")
+    add_scenario_arguments(sw)  # its --param: the swept one without a value (NAME.PARAM or a scenario field), others fixed
+    sw.add_argument("--values", required=True, nargs="+",
+                    help="its values: several arguments, or one split on --separator (defenses: one comma list per argument)")
+    sw.add_argument("--separator", default=",", help="separator of a single --values argument (default ',')")
+    sw.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
+    sw.add_argument("--out", default=None, help="write the tidy table (value x phase x seed) to this CSV file")
+    sw.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+    add_engine_arguments(sw)
+    add_cache_arguments(sw, history=False)
+    sw.set_defaults(func=cmd_sweep)
 
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
     hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
@@ -545,9 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time each stage and print a table")
     bench.add_argument("--dataset", default="ml-100k")
     bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+    bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
+                       help="time and peak memory of every stage at this data set's size (the real files when present, else synthetic)")
+    bench.add_argument("--stages", type=_defense_list, default=None, help="with --shape: only these stages (prefixes: rank,attack,defense,influence)")
     bench.add_argument("--load-rows", type=int, default=None, metavar="N",
                        help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
     bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")

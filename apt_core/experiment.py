@@ -387,3 +387,65 @@ def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: 
     phase.evaluations.append(after)
     phase.diagnostics.append(diagnostics)
     phase.from_cache.append(from_cache)
+
+
+#: what :func:`compute_unit` computes: the clean model, the attack's profiles, MF on the poisoned data, or a defense
+UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK = "origin", "profiles", "attack"
+
+
+def scenario_units(scenario: Scenario) -> list[tuple[int, str]]:
+    """The ``(repetition, unit)`` pairs of a scenario, in the order :func:`run_scenario` computes them.
+
+    A unit is one phase of one repetition (see :func:`compute_unit`); the ``profiles`` unit
+    exists only when an attack runs (not for ``attack="none"`` nor a poison file).
+    """
+    units = []
+    for rep in range(scenario.seeds):
+        units.append((rep, UNIT_ORIGIN))
+        if scenario.attack != "none" and scenario.poison_file is None:
+            units.append((rep, UNIT_PROFILES))
+        if scenario.attack != "none" or scenario.poison_file is not None:
+            units.append((rep, UNIT_ATTACK))
+        units += [(rep, name) for name in scenario.defenses if name != "none"]
+    return units
+
+
+def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingData | None = None,
+                 progress: ProgressFn | None = None) -> bool:
+    """Compute one unit of ``scenario`` (repetition ``rep``) into ``cache``; True when it was already there.
+
+    What ``reproduce --engine ray`` runs as one Ray task.  It goes through the stages of
+    :func:`run_scenario` with the same arguments (:func:`prepare`, :func:`generate_profiles`,
+    ``_fit_evaluate`` with the same :class:`DefenseContext`), so the artifacts are the ones
+    ``run_scenario`` would write, under the same keys; ``run_scenario`` then reads them back.
+    A unit on poisoned data reads the attack's profiles from the cache: run the ``profiles``
+    unit first (else this unit generates them itself, which gives the same profiles).
+    """
+    if cache is None:
+        raise ConfigError("compute_unit writes to the artifact cache: pass one")
+    scenario.validate()
+    device = resolve_device(scenario.device)
+    prepared = prepare(scenario, data)
+    data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
+    keys = Keys(data, split, device, mf_config)
+    seed = scenario.seed + rep
+    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress)
+    if unit == UNIT_ORIGIN:
+        return _fit_evaluate(cache, keys, keys.split, make_defense("none"), ctx, split.train, split, targets, scenario.k, device)[3]
+    if unit == UNIT_PROFILES:
+        return generate_profiles(scenario, prepared, seed, device, progress, cache, keys)[1]
+    if scenario.poison_file is not None:
+        fake = load_poison_file(scenario.poison_file, split)
+    elif scenario.attack != "none":
+        fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys)[0]
+    else:
+        fake = None
+    poisoned = fake.inject(split.train) if fake is not None else split.train
+    poisoned_key = keys.poisoned(fake)
+    if unit == UNIT_ATTACK:
+        defense = make_defense("none")
+    elif unit in scenario.defenses:
+        defense = make_defense(unit, **scenario.method_params(unit))
+    else:
+        raise ConfigError(f"unknown unit {unit!r} of this scenario: origin, profiles, attack or one of its defenses")
+    return _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split, targets, scenario.k, device)[3]

@@ -108,7 +108,7 @@ def timing_markdown(results: dict) -> str:
         lines.append(f"| {ATTACK_LABELS.get(attack, attack)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Seconds per seed (fit or generation time as measured when the artifact was made; "
-                 "with --jobs > 1 two fits ran at once, so each is slower than alone).")
+                 "with --engine ray several fits ran at once, so each may be slower than alone).")
     return "\n".join(lines)
 
 
@@ -128,8 +128,10 @@ def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_
         + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
         f"- MF: {cfg.epochs} epochs (the authors' recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
         f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",
-        f"- wall time: {wall:.1f} s with {cfg.jobs} worker process(es); artifact cache: {hits} hits, {misses} misses"
-        + (" (counted in this process; the workers filled the cache)" if cfg.jobs > 1 else ""),
+        f"- wall time: {wall:.1f} s, engine {getattr(cfg, 'engine', 'local')}"
+        + (f" ({cfg.jobs} CPUs)" if getattr(cfg, "engine", "local") != "local" and cfg.jobs else "")
+        + f"; artifact cache: {hits} hits, {misses} misses"
+        + (" (counted in this process; the Ray tasks filled the cache)" if getattr(cfg, "engine", "local") != "local" else ""),
         f"- versions: apt_core {v['apt_core']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
         "",
     ]

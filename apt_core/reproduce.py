@@ -24,9 +24,13 @@ the honest variant).  The output folder receives:
 ``--quick``: sample data, 1 seed, 5 epochs, two attacks, short sweeps: a CI smoke test that
 runs the whole pipeline in well under a minute.
 
+``--engine ray``: every unit of the grid and the sweeps (one phase of one seed) runs as a Ray
+task that fills the artifact cache, then the pass below reads everything back from the cache,
+as the local engine computes it (:mod:`apt_core.engine`), so both write the same tables.
+
 This module runs the grid and the figure sweeps; the paper's numbers are
-:mod:`apt_core.paper`, the tables and ``report.md`` :mod:`apt_core.report`, the worker
-processes :mod:`apt_core.parallel` (their names are re-exported here).
+:mod:`apt_core.paper`, the tables and ``report.md`` :mod:`apt_core.report`, the engines
+:mod:`apt_core.engine`.
 """
 from __future__ import annotations
 
@@ -52,7 +56,6 @@ from apt_core.paper import (  # noqa: F401 -- re-exported: their old home
     PaperValue,
     paper_value,
 )
-from apt_core.parallel import _fully_cached, default_jobs, warm_cache  # noqa: F401 -- default_jobs re-exported
 from apt_core.report import report_markdown, results_table, table_markdown, timing_markdown  # noqa: F401
 
 ProgressFn = Callable[[float, str], object]
@@ -88,7 +91,9 @@ class ReproduceConfig:
     quick: bool = False
     #: also run every shilling detector on each attack of the grid (detection.csv / .md)
     detection: bool = True
-    jobs: int = 1  # worker processes that fill the cache in parallel (1: everything in this process)
+    engine: str = "local"  # local: one unit after the other here; ray: each unit a Ray task (apt_core.engine)
+    ray_address: str | None = None  # --engine ray: None starts a local Ray instance, "auto" joins a running cluster
+    jobs: int | None = None  # --engine ray: CPUs of a local Ray instance (None: every core)
 
     @classmethod
     def quick_config(cls, **overrides) -> "ReproduceConfig":
@@ -171,28 +176,26 @@ class TextProgress:
         return True
 
 
-def _worker_waves(cfg: ReproduceConfig, grid: list[tuple[str, str]], defenses: tuple[str, ...], fig_attack: str,
-                  fig_defenses: tuple[str, ...], fig_seeds: int) -> tuple[list, list]:
-    """The ``(scenario, weight, label)`` tasks of ``--jobs N``: the grid and Fig. 2's points, then Fig. 3's.
+def _all_scenarios(cfg: ReproduceConfig, grid: list[tuple[str, str]], defenses: tuple[str, ...], fig_attack: str,
+                   fig_defenses: tuple[str, ...], fig_seeds: int) -> list[tuple]:
+    """Every ``(scenario, label)`` of the run: the grid, Fig. 2's points, Fig. 3's points.
 
-    Fig. 3's points reuse the fake profiles of the grid, so they run in a second wave; the
-    points equal to a grid scenario are left out (the grid computes them).
+    The engine plans their units and runs each shared unit once (Fig. 3's points reuse the
+    grid's fake profiles; a point equal to a grid scenario adds nothing).
     """
-    wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), cfg.seeds, f"{t} targets, {a}") for t, a in grid]
+    wave1 = [(_scenario(cfg, a, t, defenses, cfg.seeds), f"{t} targets, {a}") for t, a in grid]
     wave2 = []
     if cfg.figures:
         fig_targets = cfg.fig_targets if cfg.fig_targets in cfg.target_sets else cfg.target_sets[0]
         base = _scenario(cfg, fig_attack, fig_targets, fig_defenses, fig_seeds)
         for v in cfg.attack_sizes:
             if v != cfg.resolved_attack_size():
-                wave1.append((dataclasses.replace(base, attack_size=v), fig_seeds, f"Fig. 2 attack size {v:g}"))
+                wave1.append((dataclasses.replace(base, attack_size=v), f"Fig. 2 attack size {v:g}"))
         apt_only = tuple(d for d in fig_defenses if d == "apt") or fig_defenses
         for v in cfg.erm_fractions:
             if v != cfg.erm_fraction:
-                wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), fig_seeds, f"Fig. 3 ERM share {v:g}"))
-    # Expensive scenarios (more defenses, more seeds) first, so the two workers finish together.
-    wave1.sort(key=lambda t: -t[1] * (1 + len(t[0].defenses)))
-    return wave1, wave2
+                wave2.append((dataclasses.replace(base, defenses=apt_only, erm_fraction=v), f"Fig. 3 ERM share {v:g}"))
+    return wave1 + wave2
 
 
 def detection_table(cfg: ReproduceConfig, grid: list[tuple[str, str]], attacks: tuple[str, ...], cache, data) -> pd.DataFrame:
@@ -274,31 +277,28 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         return inner
 
     tmp_cache = None
-    if cfg.jobs > 1:
+    if cfg.engine == "local" and cfg.jobs not in (None, 1):
+        raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray "
+                          "(the local engine computes one unit after the other)")
+    if cfg.engine != "local":
         from apt_core.cache import ArtifactCache
+        from apt_core.engine import EngineConfig, fill_cache
 
+        engine = EngineConfig(cfg.engine, cfg.ray_address, cfg.jobs)
+        engine.validate()
         if cache is None:
-            # Workers hand their results over through the cache; without one, use a throw-away folder.
+            if cfg.ray_address not in (None, "", "local"):
+                raise ConfigError("--engine ray on a cluster hands results over through a --cache-dir every node sees: drop --no-cache")
+            # The tasks hand their results over through the cache; without one, a throw-away folder.
             tmp_cache = tempfile.TemporaryDirectory(prefix="apt-reproduce-")
             cache = ArtifactCache(tmp_cache.name)
             stats0 = (0, 0)
-        from apt_core.experiment import Scenario
-
-        # Clean models first (shared by every attack and target set), here, one per seed.
-        clean = Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, k=cfg.resolved_k(), epochs=cfg.epochs, seeds=max(cfg.seeds, fig_seeds),
-                         seed=cfg.seed, device=cfg.device)
-        run_scenario(clean, progress=tick(0, "clean models"), cache=cache, data=data)
-        wave1, wave2 = _worker_waves(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds)
-        # Already answered by the cache (a repeated command): no worker needed for those.
-        wave1 = [t for t in wave1 if not _fully_cached(t[0], cache, data)]
-        wave2 = [t for t in wave2 if not _fully_cached(t[0], cache, data)]
         outer = progress
-        # The workers do the work (0-90% of the bar); the pass below only reads the cache.
-        if wave1 or wave2:
-            warm_cache([wave1, wave2], cache.root, cfg.jobs, (lambda f, s: outer(0.9 * f, s)) if outer else None, 0.0, units)
+        # The Ray tasks do the work (0-90% of the bar); the pass below only reads the cache.
+        fill_cache(_all_scenarios(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds), cache, engine, lambda s: data,
+                   (lambda f, s: outer(0.9 * f, s)) if outer else None)
         if outer is not None:
             progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
-        done = 0.0
 
     results = {}
     run_ids: list[str] = []

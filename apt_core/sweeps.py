@@ -36,7 +36,8 @@ def sweepable_parameters() -> list[str]:
     return fields + declared
 
 
-def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None, data=None) -> pd.DataFrame:
+def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None, data=None,
+          engine=None) -> pd.DataFrame:
     """Run ``base`` once per value of ``parameter``; one row per value x phase x seed.
 
     Columns: ``parameter, value, <parameter>, phase, seed, target_hr, test_hr, ri,
@@ -44,7 +45,10 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     hit ratios (None where the attack moved nothing, and for origin/attack themselves).
     ``progress(fraction, stage)`` returning ``False`` cancels (:class:`CancelledError`).
     ``cache`` and ``data`` (the loaded data set, when the sweep does not change it) are
-    passed to :func:`~apt_core.experiment.run_scenario`.
+    passed to :func:`~apt_core.experiment.run_scenario`.  ``engine``: an
+    :class:`apt_core.engine.EngineConfig`; with ``engine="ray"`` every value's units run
+    as Ray tasks that fill ``cache`` first (needs a cache), then the rows are read back
+    here exactly as the local (sequential) engine computes them.
     """
     from apt_core.experiment import run_scenario
 
@@ -64,17 +68,26 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
         s.validate()  # fail before any training if one value is invalid
         scenarios.append(s)
 
+    same_data = parameter not in ("dataset", "data_dir")
+    share = 0.0  # of the progress bar taken by the Ray tasks
+    if engine is not None and engine.engine != "local":
+        from apt_core.engine import data_loader, fill_cache
+
+        loader = data_loader(data if same_data else None)
+        share = 0.9
+        scaled = None if progress is None else (lambda f, s: progress(share * f, s))
+        fill_cache([(s, f"{parameter}={v}") for v, s in zip(values, scenarios)], cache, engine, loader, scaled)
+
     rows: list[dict] = []
     for i, (value, scenario) in enumerate(zip(values, scenarios)):
         def inner(fraction: float, stage: str, i=i, value=value) -> object:
             if progress is None:
                 return True
-            ok = progress((i + fraction) / len(values), f"{parameter}={value}: {stage}")
+            ok = progress(share + (1 - share) * (i + fraction) / len(values), f"{parameter}={value}: {stage}")
             if ok is False:
                 raise CancelledError(f"sweep cancelled at {parameter}={value}")
             return True
 
-        same_data = parameter not in ("dataset", "data_dir")
         result = run_scenario(scenario, progress=inner, cache=cache, data=data if same_data else None)
         # One row per phase and seed: the same per-seed metrics the history records.
         for phase, seed, target_hr, test_hr, ri, shift_median, _, seconds in result.per_seed_metrics():

@@ -21,11 +21,13 @@ PACKAGE = ROOT / "apt_core"
 #: never one above.  A new module must be placed here (the test says so when it is not).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("apt_core", "apt_core.errors", "apt_core.runtime", "apt_core.registry", "apt_core.params", "apt_core.paths",
-              "apt_core.stats", "apt_core.theory", "apt_core.paper", "apt_core.procs", "apt_core.serving")),
+              "apt_core.stats", "apt_core.theory", "apt_core.paper", "apt_core.procs", "apt_core.serving",
+              "apt_core.ray_reaper")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.metrics")),
     ("attacks and defenses", ("apt_core.influence", "apt_core.attacks", "apt_core.defenses", "apt_core.stealth", "apt_core.detection")),
     ("experiment", ("apt_core.cache", "apt_core.scenario", "apt_core.artifacts", "apt_core.results",
-                    "apt_core.experiment", "apt_core.sweeps", "apt_core.demo", "apt_core.detect", "apt_core.bench", "apt_core.parallel")),
+                    "apt_core.experiment", "apt_core.sweeps", "apt_core.demo", "apt_core.detect", "apt_core.bench",
+                    "apt_core.engine", "apt_core.bench_scale")),
     ("store, reproduce and figures", ("apt_core.store", "apt_core.plots", "apt_core.report", "apt_core.reproduce")),
     ("command line", ("apt_core.cli", "apt_core.__main__")),
 ]

@@ -1,5 +1,6 @@
-"""No orphans, ever (issue 15): ``reproduce --jobs 2`` leaves no process behind when its parent
-gets SIGTERM or SIGKILL."""
+"""No orphans, ever (issue 15): ``reproduce --engine ray --jobs 2`` leaves no process behind when its
+parent gets SIGTERM (it unwinds, cancels the tasks and shuts Ray down).  SIGKILL, where nothing unwinds
+and the reaper cleans up, is tested with the rerun in test_ray_engine.py."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to list child processes")
+pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
@@ -54,24 +56,24 @@ def _workers(pids: set[int]) -> list[int]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" in cmd or b"forkserver" in cmd:
+        if cmd.startswith(b"ray::apt:"):  # a Ray worker running one of our units
             found.append(pid)
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM], ids=["SIGTERM"])
 def test_reproduce_workers_die_with_their_parent(tmp_path, sig):
     env = dict(os.environ, APT_CACHE_DIR=str(tmp_path / "root"), APT_HISTORY_DB=str(tmp_path / "h.sqlite"),
                PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "apt_core", "reproduce", "--quick", "--jobs", "2", "--no-progress", "--no-history",
-           "--out", str(tmp_path / "out"), "--epochs", "20"]
+    cmd = [sys.executable, "-m", "apt_core", "reproduce", "--quick", "--engine", "ray", "--jobs", "2", "--no-progress",
+           "--no-history", "--no-figures", "--out", str(tmp_path / "out"), "--epochs", "20"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen: set[int] = set()
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # a Ray start on a busy 2-core machine takes tens of seconds
         while time.monotonic() < deadline:
             seen |= _descendants(proc.pid)
-            if len([p for p in _workers(seen) if _alive(p)]) >= 2:
+            if [p for p in _workers(seen) if _alive(p)]:
                 break
             assert proc.poll() is None, f"reproduce ended before its workers started: {proc.stderr.read().decode()[-2000:]}"
             time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""reproduce: the paper's numbers table, the Markdown layout, progress output, parallel workers."""
+"""reproduce: the paper's numbers table, the Markdown layout, progress output (the Ray engine: test_ray_engine.py)."""
 from __future__ import annotations
 
 import io
@@ -98,29 +98,6 @@ def test_missing_attacks_are_reported_not_faked(tmp_path, monkeypatch):
     assert det.loc[det["detector"] == "cogroup", "auc"].iloc[0] > 0.9
     assert "stealth_mean_corr_fake" in det.columns
     assert "| unpopular | average |" in (tmp_path / "o" / "detection.md").read_text()
-
-
-@pytest.mark.slow
-def test_parallel_workers_fill_the_cache(tmp_path):
-    """--jobs 2: two spawned workers compute, the main process only reads the cache."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.reproduce import reproduce
-
-    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "o"), attacks=("average",), defenses=("at",), epochs=2, jobs=2)
-    cfg.figures = False
-    cache = ArtifactCache(tmp_path / "c")
-    seen = []
-    res = reproduce(cfg, cache=cache, progress=lambda f, s: seen.append(f) or True)
-    # This process trains only the clean model (pre-pass); attacks and defenses ran in the workers.
-    assert cache.stats.by_kind.get("fake", {}).get("writes", 0) == 0
-    assert cache.stats.by_kind["model"]["writes"] == 1
-    assert res.table2["mean"].notna().sum() == 2 * 4  # two target sets x (origin, attack, at, popularity)
-    assert seen[-1] == 1.0
-    # Repeated: everything cached, no worker is started, nothing is written.
-    again = ArtifactCache(tmp_path / "c")
-    res2 = reproduce(cfg, cache=again)
-    assert again.stats.writes == 0 and again.stats.misses == 0
-    pd.testing.assert_series_equal(res2.table2["mean"], res.table2["mean"])
 
 
 def test_one_seed_cells_show_no_spread_and_test_table_has_no_ri():

@@ -273,6 +273,11 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
     spec = DATASETS.get(key) or next((s for s in DATASETS.values() if key in s.aliases), None)
     if spec is not None:
         return spec.load(data_dir)
+    if key.startswith("synthetic-"):
+        # Generated at the shape of a licensed set (apt_core.data.synthetic): costs at scale, no real ratings.
+        from apt_core.data.synthetic import shaped
+
+        return shaped(key)
     path = Path(name).expanduser()
     if Path(f"{path}.train.rating").is_file():
         return load_ncf_split(path)

@@ -1,0 +1,324 @@
+"""Where ``reproduce`` and sweeps compute: in this process (``local``) or as Ray tasks (``ray``).
+
+``local`` is sequential: every scenario runs through :func:`~apt_core.experiment.run_scenario`
+here, one after the other.  ``ray`` first plans the *units* of all scenarios -- one unit is
+one phase of one repetition (the clean model, the attack's fake profiles, MF on the poisoned
+data, one defense; :func:`apt_core.experiment.scenario_units`) -- drops the units that two
+scenarios share (the clean model of a seed serves every attack; Fig. 3's points reuse the
+grid's profiles), and runs each as one Ray task through
+:func:`apt_core.experiment.compute_unit`, the same stages ``run_scenario`` runs.  A unit on
+poisoned data waits for its profiles unit (a Ray dependency), nothing else waits.
+
+The artifact cache is the only hand-over: each task writes what it computed (atomic
+writes), then the caller reads every scenario back with ``run_scenario`` from the cache, as
+the local engine would -- so both engines report the same numbers, and a rerun after a kill
+finds every finished unit there.  On a cluster the cache folder must be on storage every
+node sees (``--cache-dir``) and apt_core must be installed on every node.  Only the driver
+writes the run history.
+
+Faults: a task whose worker process dies is retried by Ray (``max_retries``, default 3);
+a task that raises is not (the error is the same on every try) and its error is raised
+here.  A local Ray instance started here is stopped when the work ends, and its processes
+never outlive this one (:mod:`apt_core.ray_reaper`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from apt_core.errors import AptError, CancelledError, ConfigError
+from apt_core.scenario import ProgressFn, Scenario
+
+ENGINES = ("local", "ray")
+
+#: environment of every Ray worker: OpenMP threads sleep when idle and torch uses one
+#: thread per task (each task holds one CPU of Ray's; more threads only fight for it)
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "APT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+#: how often Ray reruns a task whose worker died (a crash, a kill, a lost node)
+MAX_RETRIES = 3
+
+
+class EngineError(AptError):
+    """The Ray engine cannot run (Ray missing, cluster unreachable, a task failed for good)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to run the work: ``engine`` local|ray; ``address`` of a Ray cluster (None: start a local
+    instance; ``auto``: join the running one); ``jobs``: CPUs of a local instance (None: Ray's
+    default, every core); ``gpu_share``: the share of a GPU each task asks for with ``--device cuda``."""
+
+    engine: str = "local"
+    address: str | None = None
+    jobs: int | None = None
+    gpu_share: float = 0.5
+    max_retries: int = MAX_RETRIES
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.engine == "local" and self.address is not None:
+            raise ConfigError("--ray-address needs --engine ray")
+        if not 0 < self.gpu_share <= 1:
+            raise ConfigError(f"the GPU share per task must lie in (0, 1], got {self.gpu_share}")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: ``unit`` (origin, profiles, attack or a defense) of repetition ``rep`` of ``scenario``."""
+
+    scenario: Scenario
+    rep: int
+    unit: str
+    ident: tuple
+    needs: tuple | None  # the ident of the unit whose artifact this one reads first
+    label: str
+
+
+def _neutral(scenario: Scenario, unit: str) -> Scenario:
+    """``scenario`` with the fields that do not change ``unit``'s artifact set to defaults.
+
+    Two units with equal neutral scenarios (and repetition) compute the same artifact, so one
+    task serves both.  Fields not named here count: a new field keeps units apart (safe).
+    """
+    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
+
+    base = Scenario()
+    drop = {"defenses": ("none",), "seeds": 1, "k": base.k}
+    if unit == UNIT_ORIGIN:
+        drop.update(attack="none", attack_size=base.attack_size, filler=None, poison_file=None)
+    # Declared parameters count only for the methods the unit runs: the attack's (not for the
+    # clean model), and the unit's own when it is a defense.
+    owners = set() if unit == UNIT_ORIGIN else {scenario.attack} | ({unit} if unit in scenario.defenses else set())
+    drop["params"] = tuple((k, v) for k, v in scenario.params if k.rpartition(".")[0] in owners)
+    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK) else scenario.method_params(unit)
+    if "erm_fraction" not in params:
+        drop["erm_fraction"] = base.erm_fraction
+    if "erm_stats" not in params:
+        drop["erm_stats"] = base.erm_stats
+    return dataclasses.replace(scenario, **drop)
+
+
+def plan_units(scenarios: Sequence[tuple[Scenario, str]]) -> list[Unit]:
+    """The distinct units of ``(scenario, label)`` pairs, profiles before the fits that read them."""
+    from apt_core.experiment import UNIT_ORIGIN, UNIT_PROFILES, scenario_units
+
+    units: dict[tuple, Unit] = {}
+    for scenario, label in scenarios:
+        for rep, unit in scenario_units(scenario):
+            ident = (_neutral(scenario, unit), rep, unit)
+            needs = None
+            if unit not in (UNIT_ORIGIN, UNIT_PROFILES) and scenario.attack != "none" and scenario.poison_file is None:
+                needs = (_neutral(scenario, UNIT_PROFILES), rep, UNIT_PROFILES)
+            if ident not in units:
+                units[ident] = Unit(scenario, rep, unit, ident, needs, f"{label}: seed {scenario.seed + rep} {unit}")
+    return list(units.values())
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise EngineError("--engine ray needs Ray, an optional extra: pip install 'apt-lab[ray]' "
+                          "(or pip install 'ray>=2.9'); --engine local runs without it") from None
+    return ray
+
+
+def ray_available() -> bool:
+    try:
+        _import_ray()
+        return True
+    except EngineError:
+        return False
+
+
+@contextmanager
+def ray_session(cfg: EngineConfig) -> Iterator[object]:
+    """Connect to Ray for the block: the running session, a cluster (``cfg.address``) or a new local instance.
+
+    A local instance started here is shut down at the end, and a reaper process
+    (:mod:`apt_core.ray_reaper`) kills whatever of it is left if this process dies first.
+    """
+    ray = _import_ray()
+    if ray.is_initialized():  # the caller (a test, a notebook) owns this session
+        yield ray
+        return
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)  # a local instance's processes inherit this environment
+    kwargs = dict(log_to_driver=False, runtime_env={"env_vars": dict(WORKER_ENV)})
+    reaper = None
+    try:
+        if cfg.address in (None, "", "local"):
+            reaper = start_reaper()
+            # address="local": always a new instance, never a cluster someone else started
+            ray.init(address="local", num_cpus=cfg.jobs, include_dashboard=False, **kwargs)
+        else:
+            ray.init(address=cfg.address, **kwargs)
+    except ConnectionError as exc:
+        _stop_reaper(reaper)
+        raise EngineError(f"cannot reach the Ray cluster at {cfg.address!r}: {exc}") from None
+    except BaseException:
+        _stop_reaper(reaper)
+        raise
+    try:
+        yield ray
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            _stop_reaper(reaper)
+
+
+def start_reaper() -> subprocess.Popen:
+    """Start the process that kills this process's Ray processes once it has gone (see :mod:`apt_core.ray_reaper`)."""
+    import apt_core
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(apt_core.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    # Its own session: a Ctrl-C in the terminal reaches this process (which shuts Ray down and
+    # then closes the pipe) rather than killing the reaper before it could clean up.
+    return subprocess.Popen([sys.executable, "-m", "apt_core.ray_reaper", str(os.getpid())], stdin=subprocess.PIPE,
+                            env=env, start_new_session=True)
+
+
+def _stop_reaper(reaper: subprocess.Popen | None) -> None:
+    if reaper is None:
+        return
+    try:
+        reaper.stdin.close()  # end of file: "the session is over, sweep and exit"
+        reaper.wait(timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        reaper.kill()
+        reaper.wait()
+
+
+def _unit_task(scenario: Scenario, rep: int, unit: str, cache_root: str, store_models: bool, data, *needs) -> dict:
+    """One Ray task: compute one unit into the shared cache (``needs``: the refs it waited for)."""
+    from apt_core.cache import ArtifactCache
+    from apt_core.experiment import compute_unit
+    from apt_core.runtime import configure_threads
+
+    configure_threads()  # APT_NUM_THREADS from WORKER_ENV: one thread per task
+    t0, c0 = time.perf_counter(), time.process_time()
+    cached = compute_unit(scenario, rep, unit, ArtifactCache(cache_root, store_models=store_models), data)
+    return {"unit": unit, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "cached": bool(cached),
+            "pid": os.getpid()}
+
+
+def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_scenario=None,
+                     progress: ProgressFn | None = None) -> list[dict]:
+    """Run ``units`` as Ray tasks that write into ``cache``; returns each task's summary (seconds, pid).
+
+    ``data_by_scenario(scenario)``: the loaded data set of a scenario (None: each task loads
+    it); it is put in Ray's object store once per data set and shared by the tasks.
+    ``progress(fraction, stage)`` returning False cancels (the running tasks are killed).
+    """
+    from apt_core.runtime import resolve_device
+
+    if not units:
+        return []
+    with ray_session(cfg) as ray:
+        remote = ray.remote(_unit_task)
+        refs: dict[tuple, object] = {}
+        labels: dict[object, str] = {}
+        data_refs: dict[int, object] = {}
+        for u in units:
+            data = data_by_scenario(u.scenario) if data_by_scenario is not None else None
+            data_ref = None
+            if data is not None:
+                data_ref = data_refs.get(id(data))
+                if data_ref is None:
+                    data_ref = data_refs[id(data)] = ray.put(data)
+            gpus = cfg.gpu_share if resolve_device(u.scenario.device).type == "cuda" else 0
+            needs = [refs[u.needs]] if u.needs is not None and u.needs in refs else []
+            ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=cfg.max_retries, retry_exceptions=False,
+                                 name=f"apt:{u.unit}").remote(u.scenario, u.rep, u.unit, str(cache.root), cache.store_models,
+                                                               data_ref, *needs)
+            refs[u.ident] = ref
+            labels[ref] = u.label
+        pending = list(refs.values())
+        results, total = [], len(pending)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+                for ref in done:
+                    results.append(_get(ray, ref, labels[ref]))
+                if progress is not None and progress(len(results) / total, f"[Ray, {total - len(results)} units left] "
+                                                     + (labels[done[-1]] if done else "")) is False:
+                    raise CancelledError("cancelled while the Ray tasks ran")
+        except BaseException:
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished or gone: nothing to stop
+                    pass
+            raise
+    return results
+
+
+def _get(ray, ref, label: str) -> dict:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, AptError):
+            raise cause from None  # a user-fixable error: the same one-line message as the local engine
+        raise EngineError(f"{label} failed on Ray: {exc}") from None
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.TaskUnschedulableError) as exc:
+        raise EngineError(f"{label}: its worker died on every one of {MAX_RETRIES + 1} tries ({type(exc).__name__})") from None
+
+
+def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConfig, data_by_scenario=None,
+               progress: ProgressFn | None = None) -> list[dict]:
+    """Compute every unit of ``scenarios`` that the cache lacks, on the engine of ``cfg``.
+
+    Scenarios the cache already answers in full are skipped without starting anything (a
+    repeated command costs no Ray start).  With the local engine this does nothing: the
+    caller's sequential ``run_scenario`` pass computes.
+    """
+    cfg.validate()
+    if cfg.engine == "local":
+        return []
+    if cache is None:
+        raise ConfigError("--engine ray hands results over through the artifact cache: drop --no-cache")
+    todo = [(s, label) for s, label in scenarios
+            if not fully_cached(s, cache, data_by_scenario(s) if data_by_scenario is not None else None)]
+    return run_units_on_ray(plan_units(todo), cache, cfg, data_by_scenario, progress)
+
+
+def data_loader(data=None):
+    """``scenario -> RatingData``: ``data`` for every scenario when given, else each data set loaded once."""
+    from apt_core.data import load_dataset
+
+    memo: dict[tuple, object] = {}
+
+    def load(scenario: Scenario):
+        if data is not None:
+            return data
+        key = (scenario.dataset, scenario.data_dir)
+        if key not in memo:
+            memo[key] = load_dataset(scenario.dataset, scenario.data_dir)
+        return memo[key]
+
+    return load
+
+
+def fully_cached(scenario: Scenario, cache, data=None) -> bool:
+    """Whether ``cache`` answers ``scenario`` in full (nothing would be computed)."""
+    from apt_core.cache import CacheMiss
+    from apt_core.experiment import run_scenario
+
+    try:
+        run_scenario(scenario, cache=cache, data=data, cache_only=True)
+        return True
+    except CacheMiss:
+        return False

@@ -1,0 +1,117 @@
+"""The work units behind ``--engine ray``, checked without Ray: same artifacts as run_scenario, shared units planned
+once, a clear error without Ray, and the reaper that keeps a killed driver's Ray processes from living on."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from apt_core.cache import ArtifactCache
+from apt_core.engine import EngineConfig, EngineError, fill_cache, plan_units
+from apt_core.errors import ConfigError
+from apt_core.experiment import Scenario, compute_unit, run_scenario, scenario_units
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _base(**kw) -> Scenario:
+    return Scenario(**{**dict(dataset="sample", attack="average", targets="unpopular", defenses=("at", "apt"), epochs=2, seeds=2), **kw})
+
+
+def test_units_write_exactly_what_run_scenario_reads(tmp_path):
+    """Every unit computed on its own, in plan order: run_scenario then finds all in the cache, same numbers as a fresh run."""
+    scenario = _base()
+    cache = ArtifactCache(tmp_path / "c")
+    units = plan_units([(scenario, "s")])
+    assert [(u.rep, u.unit) for u in units] == scenario_units(scenario)
+    for u in units:
+        assert compute_unit(u.scenario, u.rep, u.unit, cache) is False  # each computed once, never twice
+    cached = run_scenario(scenario, cache=cache, cache_only=True)  # raises CacheMiss if a unit were missing
+    fresh = run_scenario(scenario)
+    for a, b in zip(fresh.phases, cached.phases):
+        assert a.phase == b.phase and a.target_hr == b.target_hr and a.test_hr == b.test_hr
+    assert compute_unit(scenario, 0, "apt", cache) is True  # a repeated unit is answered by the cache
+
+
+def test_plan_shares_units_between_scenarios():
+    grid = [(_base(attack="average"), "avg"), (_base(attack="random"), "rnd")]
+    erm = [(_base(defenses=("apt",), erm_fraction=f), f"erm {f}") for f in (0.0, 0.1)]
+    units = plan_units(grid + erm)
+    kinds = [u.unit for u in units]
+    # one clean model per seed for everything; profiles and MF-on-poison per attack and seed
+    assert kinds.count("origin") == 2 and kinds.count("profiles") == 4 and kinds.count("attack") == 4
+    # APT per ERM share (0.05 from the grid, 0.0 and 0.1 from the sweep) and attack; AT only from the grid
+    assert kinds.count("apt") == 2 * 2 + 2 * 2 and kinds.count("at") == 4
+    idents = {u.ident for u in units}
+    assert all(u.needs in idents for u in units if u.unit not in ("origin", "profiles"))
+    assert all(u.needs is None for u in units if u.unit in ("origin", "profiles"))
+    # no attack: no profiles unit, defenses fit on the clean data with no dependency
+    clean = plan_units([(_base(attack="none", defenses=("at",), seeds=1), "clean")])
+    assert [u.unit for u in clean] == ["origin", "at"] and clean[1].needs is None
+
+
+def test_engine_settings_are_checked():
+    with pytest.raises(ConfigError, match="unknown engine"):
+        EngineConfig(engine="spark").validate()
+    with pytest.raises(ConfigError, match="needs --engine ray"):
+        EngineConfig(engine="local", address="auto").validate()
+    with pytest.raises(ConfigError, match="at least 1"):
+        EngineConfig(engine="ray", jobs=0).validate()
+
+
+def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
+    from apt_core.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as where it is not installed
+    with pytest.raises(EngineError, match=r"pip install 'apt-lab\[ray\]'"):
+        fill_cache([(_base(seeds=1), "s")], ArtifactCache(tmp_path / "c"), EngineConfig(engine="ray"))
+    rc = main(["sweep", "--param", "attack_size", "--values", "0.01", "--attack", "average", "--epochs", "1",
+               "--engine", "ray", "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs Ray" in err and "Traceback" not in err
+    # without a cache the Ray engine has no way to hand results back: refused before anything starts
+    with pytest.raises(ConfigError, match="--no-cache"):
+        fill_cache([(_base(seeds=1), "s")], None, EngineConfig(engine="ray"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the reaper reads /proc (Linux)")
+def test_reaper_kills_the_ray_processes_of_a_killed_driver(tmp_path):
+    """A stand-in driver with one Ray-named child and one other child: SIGKILL the driver; the Ray one goes, the other stays."""
+    pids = tmp_path / "pids"
+    driver = subprocess.Popen(["bash", "-c", f"(exec -a ray::IDLE sleep 60) & echo $! > {pids}; "
+                               f"sleep 60 & echo $! >> {pids}; wait"], start_new_session=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    reaper = subprocess.Popen([sys.executable, "-m", "apt_core.ray_reaper", str(driver.pid)], stdin=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):
+            time.sleep(0.1)
+        ray_child, other_child = (int(p) for p in pids.read_text().split())
+        time.sleep(1.5)  # the reaper looks every 0.5 s
+        driver.kill()
+        driver.wait()
+        reaper.wait(timeout=20)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive(ray_child):
+            time.sleep(0.1)
+        assert not _alive(ray_child), "the Ray process outlived its driver"
+        assert _alive(other_child), "the reaper touched a process that is not Ray's"
+    finally:
+        for pid in (locals().get("ray_child"), locals().get("other_child")):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if reaper.poll() is None:
+            reaper.kill()

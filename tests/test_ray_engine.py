@@ -1,0 +1,180 @@
+"""``--engine ray`` on a local 2-CPU Ray: same tables as the local engine, answered from the cache the
+second time, a worker killed mid-task is retried, a killed driver's rerun picks up the finished units and
+leaves no Ray process behind.  One Ray instance serves the module (a start costs seconds)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
+
+from apt_core.cache import ArtifactCache  # noqa: E402
+from apt_core.engine import EngineConfig, fill_cache, ray_session  # noqa: E402
+from apt_core.experiment import Scenario, run_scenario  # noqa: E402
+from apt_core.reproduce import ReproduceConfig, reproduce  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LINUX = Path("/proc/self/stat").exists()
+TABLES = ("table2_target_hr.csv", "table3_test_hr.csv", "per_seed.csv", "fig2_attack_size.csv", "fig3_erm_fraction.csv")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 CPUs for the module, through the engine's own session (reaper included)."""
+    with ray_session(EngineConfig(engine="ray", jobs=2)) as r:
+        yield r
+
+
+def _proc_stat(pid: int) -> tuple[int, str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0]
+
+
+def _alive(pid: int) -> bool:
+    st = _proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _proc_stat(int(entry.name))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(entry.name))
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _busy_workers(root: int) -> list[int]:
+    """Ray workers under ``root`` that are running one of our tasks (their title is ``ray::apt:<unit>``)."""
+    found = []
+    for pid in _descendants(root):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::apt:"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def _quick(tmp_path: Path, name: str, **kw) -> ReproduceConfig:
+    return ReproduceConfig.quick_config(out=str(tmp_path / name), **kw)
+
+
+def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tmp_path, local_ray):
+    local = reproduce(_quick(tmp_path, "local"), cache=ArtifactCache(tmp_path / "c-local"))
+    cache = ArtifactCache(tmp_path / "c-ray")
+    on_ray = reproduce(_quick(tmp_path, "ray", engine="ray"), cache=cache)
+    # Every artifact came from a Ray task: this process wrote none of them, it only read them back.
+    assert cache.stats.writes == 0 and on_ray.cache_hits > 0
+    for name in TABLES:
+        a = pd.read_csv(tmp_path / "local" / name)
+        b = pd.read_csv(tmp_path / "ray" / name)
+        keep = [c for c in a.columns if c != "seconds"]  # fit times are measurements, everything else must be equal
+        pd.testing.assert_frame_equal(a[keep], b[keep], obj=name)
+    assert (tmp_path / "local" / "table2_target_hr.md").read_text() == (tmp_path / "ray" / "table2_target_hr.md").read_text()
+    # Again: every scenario is answered by the cache, so no task is even planned.
+    again = ArtifactCache(tmp_path / "c-ray")
+    res = reproduce(_quick(tmp_path, "ray2", engine="ray"), cache=again)
+    assert again.stats.misses == 0 and again.stats.writes == 0
+    pd.testing.assert_frame_equal(res.table2, on_ray.table2)
+
+
+@pytest.mark.skipif(not LINUX, reason="finds the worker through /proc")
+def test_a_worker_killed_mid_task_is_retried(tmp_path, local_ray):
+    scenario = Scenario(dataset="sample", attack="average", targets="unpopular", defenses=("at",), epochs=60, seeds=1)
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer():
+        while not stop.is_set() and not killed:
+            busy = _busy_workers(os.getpid())
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    cache = ArtifactCache(tmp_path / "c")
+    try:
+        results = fill_cache([(scenario, "kill test")], cache, EngineConfig(engine="ray"))
+    finally:
+        stop.set()
+        thread.join()
+    assert killed, "no busy worker was seen: nothing was killed"
+    assert all(r["pid"] != killed[0] for r in results)  # every unit's result came from a live worker
+    cached = run_scenario(scenario, cache=cache, cache_only=True)  # complete, despite the kill
+    fresh = run_scenario(scenario)
+    for a, b in zip(fresh.phases, cached.phases):
+        assert (a.phase, a.target_hr, a.test_hr) == (b.phase, b.target_hr, b.test_hr)
+
+
+@pytest.mark.skipif(not LINUX, reason="lists the driver's processes through /proc")
+def test_killed_driver_leaves_no_ray_process_and_its_rerun_uses_the_finished_units(tmp_path, local_ray):
+    cache_dir = tmp_path / "c"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), APT_HISTORY_DB=str(tmp_path / "h.sqlite"))
+    cmd = [sys.executable, "-m", "apt_core", "reproduce", "--quick", "--engine", "ray", "--jobs", "2", "--no-progress",
+           "--no-history", "--no-figures", "--out", str(tmp_path / "out"), "--cache-dir", str(cache_dir), "--epochs", "40",
+           "--attacks", "average", "--targets", "unpopular", "--defense", "at,apt"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            seen |= _descendants(proc.pid)
+            evals = list((cache_dir / "eval").rglob("*.pt")) if (cache_dir / "eval").exists() else []
+            if evals and _busy_workers(proc.pid):
+                break  # some units finished, others are running: the worst moment to die
+            assert proc.poll() is None, f"reproduce ended early: {proc.stderr.read().decode()[-2000:]}"
+            time.sleep(0.1)
+        else:
+            pytest.fail("no unit finished in time")
+        seen |= _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p) for p in seen):
+            time.sleep(0.2)
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in seen if _alive(p)}
+        assert not left, f"process(es) outlived the killed driver: {left}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in seen:
+            if _alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+    finished = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.pt")}
+    assert finished
+    cache = ArtifactCache(cache_dir)
+    cfg = ReproduceConfig.quick_config(out=str(tmp_path / "out2"), engine="ray", epochs=40, attacks=("average",),
+                                       target_sets=("unpopular",), defenses=("at", "apt"))
+    cfg.figures = False
+    res = reproduce(cfg, cache=cache)
+    # Every unit finished before the kill was read, not recomputed: its file is untouched.
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    assert res.cache_hits >= len([p for p in finished if p.parent.parent.name == "eval"])
+    measured = res.table2[res.table2["phase"].isin(["origin", "attack", "at", "apt"])]
+    assert measured["mean"].notna().all()
