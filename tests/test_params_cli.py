@@ -203,3 +203,17 @@ def test_detect_takes_detector_parameters(dirs, capsys):
     assert "lengthvar.cut must be one of gap, mad, none" in capsys.readouterr().err
     assert main([*base, "--param", "cogroup.rank=2"]) == 2
     assert "not among the detectors of this run" in capsys.readouterr().err
+
+
+def test_engine_shares_units_that_declared_parameters_do_not_touch():
+    """Two scenarios differing only in apt.r_plus share the clean, profile and attack units, not APT's."""
+    from apt_core.engine import plan_units
+
+    a = Scenario(dataset="sample", attack="average", defenses=("apt", "at"), params={"apt.r_plus": 0.0})
+    b = Scenario(dataset="sample", attack="average", defenses=("apt", "at"), params={"apt.r_plus": 0.2})
+    units = plan_units([(a, "a"), (b, "b")])
+    kinds = sorted(u.unit for u in units)
+    assert kinds == ["apt", "apt", "at", "attack", "origin", "profiles"], kinds
+    pga = [Scenario(dataset="sample", attack="pga", params={"pga.iterations": n}) for n in (2, 3)]
+    kinds = sorted(u.unit for u in plan_units([(s, str(i)) for i, s in enumerate(pga)]))
+    assert kinds == ["attack", "attack", "origin", "profiles", "profiles"], kinds
