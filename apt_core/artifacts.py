@@ -43,13 +43,15 @@ class Keys:
     defense does not invalidate the clean models or the other defenses' entries.
     """
 
-    def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig):
+    def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig, victim=None):
         from apt_core.cache import environment_fingerprint
 
         self.split = split_fingerprint(data, split)
         self.base = {"format": CACHE_FORMAT, "env": environment_fingerprint(),
                      "device": str(getattr(device, "type", device)), "dataset": data.name}
         self.mf = mf_config
+        # Models of another victim (LightGCN, NeuMF) carry its config; MF keys are unchanged.
+        self.victim = victim
         self._code: dict = {}
 
     def code(self, obj) -> str:
@@ -74,8 +76,18 @@ class Keys:
         return self.split if fake is None else self._hash(kind="poisoned", split=self.split, fake=profiles_fingerprint(fake))
 
     def model(self, train_key: str, defense, seed: int) -> str:
+        extra = {} if self.victim is None else {"victim": self.victim, "victim_code": self.victim_code()}
         return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
-                          params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense))
+                          params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense), **extra)
+
+    def victim_code(self) -> str:
+        """Fingerprint of the victim's modules (a defense's closure does not import them all)."""
+        from apt_core.cache import code_fingerprint
+        from apt_core.models import lightgcn, neumf
+
+        if "victim" not in self._code:
+            self._code["victim"] = code_fingerprint(lightgcn if self.victim.name == "lightgcn" else neumf)
+        return self._code["victim"]
 
     def evaluation(self, model_key: str, targets: np.ndarray) -> str:
         from apt_core.cache import code_fingerprint

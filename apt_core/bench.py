@@ -72,7 +72,7 @@ def _ml1m_memory_child() -> None:
 
 
 def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print,
-              apt_datasets: tuple[str, ...] = ("filmtrust",)) -> list[BenchRow]:
+              apt_datasets: tuple[str, ...] = ("filmtrust",), include_victims: bool = True) -> list[BenchRow]:
     dev = resolve_device(device)
     rows: list[BenchRow] = []
     t0 = time.perf_counter()
@@ -123,6 +123,12 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
         for name in apt_datasets:
             if name != data.name:
                 rows.extend(bench_apt_on(name, data_dir, dev, repeats, out))
+
+    if include_victims:  # LightGCN / NeuMF fits and APT's autograd influence (apt_core.bench_victims)
+        from apt_core.bench_victims import bench_victims
+
+        victim_rows = bench_victims(split, dev, time_it, repeats, synthetic_ml1m_shape() if include_ml1m else None)
+        rows.extend(BenchRow(*row) for row in victim_rows)
 
     if include_ml1m:
         env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))

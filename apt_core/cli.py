@@ -88,6 +88,10 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable; `python -m apt_core params NAME` lists NAME's parameters, types, defaults, ranges and "
                         "the paper's values; none = the default for optional ones).  --erm-fraction, --erm-users, --erm-stats, "
                         "--apt-preset and --apt-solver are shorthands for the parameters of that name; --param wins")
+    p.add_argument("--victim", default="mf", type=str.lower, choices=["mf", "lightgcn", "neumf"],
+                   help="the recommender attacked and defended: mf (the paper's), lightgcn or neumf")
+    p.add_argument("--victim-feedback", default="implicit", choices=["implicit", "explicit"],
+                   help="lightgcn/neumf: implicit (ratings are interactions; BPR / log loss, their papers' default) or explicit (MSE on ratings)")
 
 
 def scenario_from_args(args: argparse.Namespace):
@@ -101,6 +105,7 @@ def scenario_from_args(args: argparse.Namespace):
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
         erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
         params=parse_param_assignments(getattr(args, "param", None) or []),
+        victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
     )
 
 
@@ -287,7 +292,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
         defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
         erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
-        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address, victim=args.victim,
     )
     engine_from_args(args)  # a bad --engine/--ray-address/--jobs fails before any data is read
     if args.quick:
@@ -383,7 +388,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.load_rows is not None and args.load_rows < 1:
         raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
     if not args.load_only:
-        run_bench(args.dataset, args.data_dir, repeats, args.device, include_ml1m=not args.skip_ml1m)
+        run_bench(args.dataset, args.data_dir, repeats, args.device, include_ml1m=not args.skip_ml1m,
+                  include_victims=not getattr(args, "skip_victims", False))
     if args.load_rows:
         print(format_table(bench_load(args.load_rows, max(1, min(3, repeats))), "cpu (loader, child process)"))
     return 0
@@ -548,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
     add_engine_arguments(rep)
+    rep.add_argument("--victim", default=None, type=str.lower, choices=["mf", "lightgcn", "neumf"],
+                     help="the recommender attacked (default mf, the paper's)")
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
     rep.add_argument("--no-progress", action="store_true")
@@ -590,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+    bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
     bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
                        help="time and peak memory of every stage at this data set's size (the real files when present, else synthetic)")
     bench.add_argument("--stages", type=_defense_list, default=None, help="with --shape: only these stages (prefixes: rank,attack,defense,influence)")

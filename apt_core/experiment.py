@@ -64,6 +64,7 @@ from apt_core.defenses import DefenseContext, make_defense
 from apt_core.errors import CancelledError, ConfigError, DataError, DivergedError, warn
 from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift
 from apt_core.models.mf import MFConfig
+from apt_core.models.victims import VictimConfig, default_victim_config
 from apt_core.models.popularity import fit_popularity
 from apt_core.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
 from apt_core.runtime import resolve_device
@@ -82,6 +83,8 @@ class Prepared:
     targets: np.ndarray
     budget: AttackBudget | None  # None: no attack, or fake profiles from a poison file
     mf_config: MFConfig
+    #: None = MF (mf_config); else LightGCN's / NeuMF's VictimConfig (same epochs)
+    victim: VictimConfig | None = None
 
 
 def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
@@ -119,7 +122,8 @@ def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
     budget = None
     if scenario.attack != "none" and scenario.poison_file is None:
         budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
-    return Prepared(data, split, targets, budget, MFConfig(epochs=scenario.epochs))
+    victim = default_victim_config(scenario.victim, scenario.epochs, scenario.victim_feedback)
+    return Prepared(data, split, targets, budget, MFConfig(epochs=scenario.epochs), victim)
 
 
 def load_poison_file(path: str, split: Split) -> FakeProfiles:
@@ -200,7 +204,7 @@ def generate_attack(scenario: Scenario, prepared: Prepared, seed: int, device: t
     if budget is None:
         raise ConfigError("this scenario has no attack budget (no attack, or a poison file)")
     if cache is not None and keys is None:
-        keys = Keys(prepared.data, split, device, prepared.mf_config)
+        keys = Keys(prepared.data, split, device, prepared.mf_config, prepared.victim)
     key = None
     if cache is not None:
         key = keys.fake(targets, attack, budget.n_fake_users, budget.n_filler, seed)
@@ -251,7 +255,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     report(0.0, "loading data")
     prepared = prepare(scenario, data)
     data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
-    keys = Keys(data, split, device, mf_config) if cache is not None else None
+    keys = Keys(data, split, device, mf_config, prepared.victim) if cache is not None else None
 
     phases = {"origin": PhaseResult("origin"), "attack": PhaseResult("attack")}
     for name in scenario.defenses:
@@ -273,7 +277,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
 
     for rep in range(scenario.seeds):
         seed = scenario.seed + rep
-        ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None)
+        ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None, victim=prepared.victim)
         kept: dict = {}
 
         # Clean model.
@@ -427,9 +431,9 @@ def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingDat
     device = resolve_device(scenario.device)
     prepared = prepare(scenario, data)
     data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
-    keys = Keys(data, split, device, mf_config)
+    keys = Keys(data, split, device, mf_config, prepared.victim)
     seed = scenario.seed + rep
-    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress)
+    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress, victim=prepared.victim)
     if unit == UNIT_ORIGIN:
         return _fit_evaluate(cache, keys, keys.split, make_defense("none"), ctx, split.train, split, targets, scenario.k, device)[3]
     if unit == UNIT_PROFILES:

@@ -126,7 +126,9 @@ def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_
         f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
         f"defenses: {', '.join(defenses)}; {Scenario(erm_fraction=cfg.erm_fraction).erm_description()} (APT preset `paper`), ERM statistics `{cfg.erm_stats}`"
         + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
-        f"- MF: {cfg.epochs} epochs (the authors' recipe); HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
+        (f"- MF: {cfg.epochs} epochs (the authors' recipe); " if getattr(cfg, "victim", "mf") == "mf"
+         else f"- victim {cfg.victim} (implicit feedback): {cfg.epochs} epochs; ")
+        + f"HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
         f"({cfg.seed}..{cfg.seed + cfg.seeds - 1}); device {any_res.device}",
         f"- wall time: {wall:.1f} s, engine {getattr(cfg, 'engine', 'local')}"
         + (f" ({cfg.jobs} CPUs)" if getattr(cfg, "engine", "local") != "local" and cfg.jobs else "")

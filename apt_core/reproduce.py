@@ -94,6 +94,7 @@ class ReproduceConfig:
     engine: str = "local"  # local: one unit after the other here; ray: each unit a Ray task (apt_core.engine)
     ray_address: str | None = None  # --engine ray: None starts a local Ray instance, "auto" joins a running cluster
     jobs: int | None = None  # --engine ray: CPUs of a local Ray instance (None: every core)
+    victim: str = "mf"  # the recommender under attack: mf (the paper's), lightgcn, neumf
 
     @classmethod
     def quick_config(cls, **overrides) -> "ReproduceConfig":
@@ -144,7 +145,7 @@ def _scenario(cfg: ReproduceConfig, attack: str, targets: str, defenses: tuple[s
 
     return Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, attack=attack, attack_size=cfg.resolved_attack_size(),
                     targets=targets, defenses=defenses, erm_fraction=cfg.erm_fraction, erm_stats=cfg.erm_stats,
-                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device)
+                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device, victim=cfg.victim)
 
 
 class TextProgress:

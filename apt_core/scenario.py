@@ -85,6 +85,10 @@ class Scenario:
     erm_users: int | None = None
     apt_preset: str = "paper"  # APT / APT-rand defaults: "paper" (the authors' code) or "lab-v1"
     apt_solver: str | None = None  # APT's influence solver; None: the preset's
+    #: the recommender under attack: mf (the paper's), lightgcn or neumf (apt_core.models.victims)
+    victim: str = "mf"
+    #: how lightgcn / neumf read ratings: implicit (interactions, their papers' default) or explicit (MSE)
+    victim_feedback: str = "implicit"
     #: hyper-parameters of the attack and the defenses: ``{"apt.r_plus": 0.0, "pga.iterations": 5}``
     #: (any mapping or pairs; stored as sorted pairs).  Declared by each method (``params NAME``).
     params: tuple = ()
@@ -105,6 +109,8 @@ class Scenario:
             value = getattr(self, field_name)
             if value is not None and param in declared:
                 out[param] = value
+        if "victim_solver" in declared and self.apt_solver is not None and self.victim != "mf":
+            out["victim_solver"] = self.apt_solver  # an explicit solver holds for any victim
         prefix = name + "."
         out.update({k[len(prefix):]: v for k, v in self.params if k.startswith(prefix)})
         return out
@@ -165,6 +171,12 @@ class Scenario:
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
             raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")
         self._validate_params()
+        from apt_core.models.victims import FEEDBACK, VICTIMS
+
+        if self.victim not in VICTIMS:
+            raise ConfigError(f"unknown victim {self.victim!r}: choose one of {', '.join(VICTIMS)}")
+        if self.victim_feedback not in FEEDBACK:
+            raise ConfigError(f"--victim-feedback must be one of {', '.join(FEEDBACK)}, got {self.victim_feedback!r}")
         resolve_device(self.device)
 
     def key(self, device: str | None = None) -> str:

@@ -415,12 +415,18 @@ def attack_controls(data, prefix: str = "atk"):
     if not names:
         st.warning("No attack is registered yet in apt_core.attacks.")
         return None
-    c = st.columns(4)
+    c = st.columns(5)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
     size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size")
     filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode")
     targets: str | tuple = mode
+    victim = c[4].selectbox(
+        "Victim model", ["mf", "lightgcn", "neumf"], key=f"{prefix}-victim",
+        format_func={"mf": "MF (the paper's)", "lightgcn": "LightGCN", "neumf": "NeuMF"}.get,
+        help="The recommender that is attacked and defended. MF: explicit ratings, the APT paper's victim. "
+             "LightGCN (BPR) and NeuMF (log loss) read every rating as an interaction, as their papers do; "
+             "they take tens of seconds per fit on ML-100K on a CPU.")
     if mode == "chosen by title":
         counts = data.interactions.item_counts
         order = np.argsort(counts)  # unpopular first: the interesting targets
@@ -435,7 +441,7 @@ def attack_controls(data, prefix: str = "atk"):
         return None
     return Scenario(
         dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
-        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], params=params,
+        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim, params=params,
     )
 
 

@@ -47,7 +47,7 @@ def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
 
 def body() -> None:
     st.title("Defense")
-    st.caption("Each defense trains a recommender on the poisoned data; origin = plain MF on clean data, attack = plain MF on poisoned data.")
+    st.caption("Each defense trains the victim model on the poisoned data; origin = the plain victim (MF by default) on clean data, attack = the plain victim on poisoned data.")
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
     base = attack_controls(data, prefix="def")

@@ -273,3 +273,12 @@ def test_detection_page():
     assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
     flagged = at.dataframe[1].value  # cogroup flags the Average attack's group on the sample data
     assert len(flagged) > 0 and flagged["truly fake"].mean() > 0.9
+
+
+def test_victim_select_box_on_the_attack_controls():
+    at = page("defense").run()
+    box = at.selectbox(key="def-victim")
+    assert box.options == ["MF (the paper's)", "LightGCN", "NeuMF"] and box.value == "mf"
+    box.set_value("neumf").run()
+    no_failures(at)
+    assert at.selectbox(key="def-victim").value == "neumf"

@@ -60,6 +60,12 @@ single rating (Average 0.142 against 0.032 with the global spread): ERM users th
 exactly at its one rating + r⁺.  No setting wins everywhere; the ``paper`` preset keeps the
 authors' choices, ``lab-v1`` and the single arguments keep the others reachable.
 
+Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
+over D, by autograd Hessian-vector products (:mod:`apt_core.influence_autograd`; MF keeps its
+closed form, which the general path reproduces on MF).  With implicit feedback (their
+default) an ERM user's ratings are only interactions: I_j is the influence of adding the
+interaction (z, j), and the ratings drawn from N(mean_j + r⁺, std_j) carry no information.
+
 Diagnostics (for the dashboard), per regeneration round: the influence vector over items,
 each item's rank in it (0 = most negative), the ERM items chosen, the solver's iterations
 and residual; plus which rating statistics were used (``erm_stats``).
@@ -73,6 +79,8 @@ import numpy as np
 from apt_core.defenses.base import Param
 from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
 from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
+from apt_core.influence_autograd import victim_influence
+from apt_core.models.mf import MFTrainer
 
 
 class APT(ERMTraining):
@@ -99,6 +107,8 @@ class APT(ERMTraining):
         Param("lissa_damping", float, 0.0, "LiSSA: damping", low=0.0, high=1.0, high_open=True, paper=0.0),
         Param("lanczos_max_iter", int, 40, "lissa-lanczos: Lanczos iterations at most", low=1),
         Param("lanczos_tol", float, 1e-3, "lissa-lanczos: tolerance", low=0.0, low_open=True),
+        Param("victim_solver", str, "identity", "influence solver for victims other than MF (LiSSA's filter overflows on a neural "
+              "victim's indefinite Hessian)", choices=SOLVERS),
     )
 
     def __init__(
@@ -128,6 +138,7 @@ class APT(ERMTraining):
         lanczos_max_iter: int = 40,
         lanczos_tol: float = 1e-3,
         detector: str = "cogroup",
+        victim_solver: str = "identity",
     ):
         self._set_declared(locals())
 
@@ -142,23 +153,35 @@ class APT(ERMTraining):
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, trainer = state.train, state.trainer
+        is_mf = isinstance(trainer, MFTrainer)
         if state.cache is None:
             # D never changes during the fit, so neither do the probe users z of Eq. 4.
             state.cache = {
                 "probe": probe_users(train.users, train.normalised_ratings, train.n_users, self.n_probe),
-                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items),
+                "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items) if is_mf else None,
             }
         t0 = time.perf_counter()
-        # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
-        res = influence_vector(
-            trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
-            solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
-            preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
-            structure=state.cache["structure"], lissa=self.lissa,
-            # the stochastic LiSSA draws fresh minibatches each round, reproducibly
-            seed=int(state.context.random_state) * 1009 + state.epoch,
-            lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
-        )
+        if is_mf:
+            # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
+            res = influence_vector(
+                trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
+                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
+                preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
+                structure=state.cache["structure"], lissa=self.lissa,
+                # the stochastic LiSSA draws fresh minibatches each round, reproducibly
+                seed=int(state.context.random_state) * 1009 + state.epoch,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
+            )
+        else:
+            # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
+            # loss over D (apt_core.influence_autograd); ERM users' edges are left out.
+            res = victim_influence(
+                trainer, state.d_users, state.d_items, state.d_ratings, train.n_users, state.cache["probe"],
+                random_state=int(state.context.random_state) * 1000 + state.epoch,
+                solver=self.victim_solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol,
+                x0=state.cache.get("w") if self.warm_start else None, lissa=self.lissa,
+                lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
+            )
         state.cache["w"] = res.solution
         influence_seconds = time.perf_counter() - t0
         infl = res.values

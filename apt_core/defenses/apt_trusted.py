@@ -57,7 +57,7 @@ class APTTrusted(APT):
                  single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
                  preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
                  lissa_steps: int = 1000, lissa_batch_size: int = 16384, lissa_scale: float = 1.0, lissa_damping: float = 0.0,
-                 lanczos_max_iter: int = 40, lanczos_tol: float = 1e-3) -> None:
+                 lanczos_max_iter: int = 40, lanczos_tol: float = 1e-3, victim_solver: str = "identity") -> None:
         self.erm_stats = "trusted"  # fixed, not a parameter
         self._set_declared(locals())
 

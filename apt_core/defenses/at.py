@@ -9,6 +9,10 @@ norm ε per embedding row.  After ``warmup_epochs`` of plain MF, each minibatch 
 loss gradient g, sets Δ = ε·g/||g|| for every user and item row (the fast-gradient
 approximation of the worst Δ, APR Eq. 6), and descends on L(Θ) + λ_adv·L(Θ + Δ), with Δ held
 constant.  ε = 0.03 as in the APT paper; λ_adv = 1.
+
+Other victims (LightGCN, NeuMF; :mod:`apt_core.models.victims`): the same perturbation of
+the victim's own embedding tables (LightGCN's E⁰; NeuMF's GMF and MLP embeddings), on the
+victim's own loss, with the same ε and λ_adv.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.errors import CancelledError
 from apt_core.models.mf import MFTrainer, mf_batch_gradients
+from apt_core.models.victims import make_trainer
 
 
 def _row_normalised(g: torch.Tensor) -> torch.Tensor:
@@ -60,11 +65,15 @@ class AdversarialTraining(Defense):
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         cfg = context.mf_config
         warmup = int(round(0.4 * cfg.epochs)) if self.warmup_epochs is None else min(int(self.warmup_epochs), cfg.epochs)
-        trainer = MFTrainer(train.n_users, train.n_items, cfg, context.device, context.random_state)
+        trainer = make_trainer(train.n_users, train.n_items, context)
         tensors = trainer.tensors(train)
+        is_mf = isinstance(trainer, MFTrainer)  # MF: hand-written gradients (fast path)
         hook = self._hook(cfg.reg)
         for epoch in range(cfg.epochs):
-            trainer.train_epochs(*tensors, 1, gradient_hook=None if epoch < warmup else hook)
+            if is_mf:
+                trainer.train_epochs(*tensors, 1, gradient_hook=None if epoch < warmup else hook)
+            else:
+                trainer.train_epochs(*tensors, 1, adversarial=None if epoch < warmup else (self.epsilon, self.adv_weight))
             if context.progress is not None and context.progress((epoch + 1) / max(1, cfg.epochs), f"at: epoch {epoch + 1}/{cfg.epochs}") is False:
                 raise CancelledError("training cancelled")
         return DefenseResult(trainer.model(), {"defense": self.name, "epsilon": self.epsilon, "adv_weight": self.adv_weight, "warmup_epochs": warmup, "final_loss": trainer.last_loss})

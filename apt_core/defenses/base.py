@@ -37,6 +37,15 @@ class DefenseContext:
     dataset: str = ""
     clean_train: Interactions | None = None
     progress: ProgressFn | None = None
+    #: the victim model: None = MF (``mf_config``), else a
+    #: :class:`apt_core.models.victims.VictimConfig` (LightGCN, NeuMF); see ``make_trainer``
+    victim: object | None = None
+
+    def __post_init__(self) -> None:
+        # The defenses' schedules count epochs in mf_config; a victim's own count wins.
+        epochs = getattr(self.victim, "epochs", None)
+        if epochs is not None and epochs != self.mf_config.epochs:
+            self.mf_config = self.mf_config.with_(epochs=int(epochs))
 
 
 @dataclass

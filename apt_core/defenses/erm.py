@@ -40,6 +40,7 @@ from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.detection import DETECTORS
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
+from apt_core.models.victims import make_trainer
 
 ERM_STATS = ("observed", "clean", "robust", "trusted", "global")
 
@@ -284,7 +285,8 @@ class ERMTraining(Defense):
         self._detection = None
         means, stds = self._statistics(train, context)
         rng = np.random.default_rng([int(context.random_state), 7411])
-        trainer = MFTrainer(n_obs, train.n_items, cfg, context.device, context.random_state)
+        # MF, or the context's other victim (same schedule; its own loss and optimiser).
+        trainer = make_trainer(n_obs, train.n_items, context)
         d_users, d_items, d_ratings = trainer.tensors(train)
         users, items, ratings = d_users, d_items, d_ratings
         state = RoundState(self, train, context, settings, trainer, d_users, d_items, d_ratings, means, stds, rng, n_erm)
@@ -293,10 +295,9 @@ class ERMTraining(Defense):
         for epoch in range(cfg.epochs):
             if n_erm > 0 and epoch >= settings.t_pre and (epoch - settings.t_pre) % settings.t_inter == 0:
                 t0 = time.perf_counter()
-                if trainer.P.shape[0] < n_obs + n_erm:
-                    # ERM rows are added at the first regeneration, so the pre-training is
-                    # exactly plain MF with the same seed (a clean baseline to compare with).
-                    trainer.grow_users(n_obs + n_erm)
+                # ERM rows are added at the first regeneration (a no-op later), so the
+                # pre-training is exactly plain MF with the same seed (a clean baseline).
+                trainer.grow_users(n_obs + n_erm)
                 state.epoch = epoch
                 batch = self._generate(state)
                 e_users = torch.from_numpy(batch.users + n_obs).to(trainer.device)
@@ -347,7 +348,7 @@ class RoundState:
     train: Interactions
     context: DefenseContext
     settings: APTSettings
-    trainer: MFTrainer
+    trainer: MFTrainer  # or a neural victim's trainer (apt_core.models.victims)
     d_users: torch.Tensor
     d_items: torch.Tensor
     d_ratings: torch.Tensor
@@ -384,19 +385,15 @@ def compact_users(train: Interactions, drop: np.ndarray) -> tuple[Interactions, 
 
 
 def expand_users(model, kept_ids: np.ndarray, n_users: int):
-    """An MF model over all ``n_users`` ids from one fitted on the kept users only.
+    """A model over all ``n_users`` ids from one fitted on the kept users only.
 
     A dropped user (flagged, its ratings unused) gets the mean of the kept users' factors:
-    it is recommended what an average user would be.
+    it is recommended what an average user would be.  Any victim (MF, LightGCN, NeuMF):
+    :func:`apt_core.models.victims.expand_user_rows`.
     """
-    import torch
+    from apt_core.models.victims import expand_user_rows
 
-    from apt_core.models.mf import MFModel
-
-    P = model.P[: len(kept_ids)]
-    full = P.mean(0, keepdim=True).repeat(n_users, 1)
-    full[torch.from_numpy(kept_ids).to(P.device)] = P
-    return MFModel(full, model.Q)
+    return expand_user_rows(model, kept_ids, n_users)
 
 
 def trusted_statistics(train: Interactions, detector: str, random_state: int = 0, single_rating_std: str = "global"):

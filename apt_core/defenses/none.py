@@ -1,9 +1,9 @@
-"""No defense: plain MF trained on whatever data it is given (the victim of docs/protocol.md)."""
+"""No defense: the victim (plain MF by default, docs/protocol.md) trained on whatever data it is given."""
 from __future__ import annotations
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
-from apt_core.models.mf import MFTrainer
+from apt_core.models.victims import make_trainer
 
 
 class NoDefense(Defense):
@@ -17,11 +17,12 @@ class NoDefense(Defense):
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         cfg = context.mf_config
-        trainer = MFTrainer(train.n_users, train.n_items, cfg, context.device, context.random_state)
+        # The victim of the context: MF, or LightGCN / NeuMF (their own epochs = cfg.epochs).
+        trainer = make_trainer(train.n_users, train.n_items, context)
         tensors = trainer.tensors(train)
         for epoch in range(cfg.epochs):
             trainer.train_epochs(*tensors, 1)
-            if context.progress is not None and context.progress((epoch + 1) / max(1, cfg.epochs), "training MF") is False:
+            if context.progress is not None and context.progress((epoch + 1) / max(1, cfg.epochs), "training the victim") is False:
                 from apt_core.errors import CancelledError
 
                 raise CancelledError("training cancelled")

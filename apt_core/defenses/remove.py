@@ -1,5 +1,5 @@
 """Detect and remove: drop every rating of the users a shilling detector flags, then train
-plain MF (a detect-and-remove baseline; detectors: :mod:`apt_core.detection`).
+plain MF, or the context's other victim (a detect-and-remove baseline; detectors: :mod:`apt_core.detection`).
 
 One defense per detector, registered as ``remove-<detector>`` (``remove-cogroup``,
 ``remove-rdma``, ...).  Threat model: the defender sees only the observed data; the detector
@@ -19,7 +19,7 @@ from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.defenses.erm import compact_users, detection_diagnostics, expand_users
 from apt_core.detection.cuts import CUTS
 from apt_core.errors import CancelledError
-from apt_core.models.mf import MFTrainer
+from apt_core.models.victims import make_trainer
 
 
 class RemoveSuspects(Defense):
@@ -41,7 +41,8 @@ class RemoveSuspects(Defense):
         detection = make_detector(self.detector_name, cut=self.cut).detect(train, context.random_state)
         kept, kept_ids = compact_users(train, detection.flagged)
         cfg = context.mf_config
-        trainer = MFTrainer(kept.n_users, train.n_items, cfg, context.device, context.random_state)
+        # The context's victim (MF, LightGCN, NeuMF) trained on the kept users.
+        trainer = make_trainer(kept.n_users, train.n_items, context)
         tensors = trainer.tensors(kept)
         for epoch in range(cfg.epochs):
             trainer.train_epochs(*tensors, 1)
