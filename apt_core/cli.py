@@ -1,4 +1,4 @@
-"""Command line: ``python -m apt_core {run,poison,reproduce,history,cache,bench,data}`` (docs/cli.md).
+"""Command line: ``python -m apt_core {run,poison,params,sweep,reproduce,history,cache,bench,data}`` (docs/cli.md).
 
 Errors that a user can fix (bad file, unknown name, out-of-range size) are printed as one
 ``error: ...`` line on stderr with exit status 2; no traceback.
@@ -53,7 +53,9 @@ def _defense_list(value: str) -> tuple[str, ...]:
 
 
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="sample", help="sample, ml-100k, ml-1m, filmtrust, yelp, or a path to a rating file / NCF split prefix")
+    from apt_core.data.loaders import DATASETS
+
+    p.add_argument("--dataset", default="sample", help=f"{', '.join(DATASETS)}, or a path to a rating file / NCF split prefix")
     p.add_argument("--data-dir", default=None, help="local folder with data sets (else $APT_DATA_DIR, the cache, a download)")
     from apt_core.attacks import attack_names
     from apt_core.defenses import defense_names
@@ -84,6 +86,11 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=_seed_arg, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=VALUE",
+                   help="set a hyper-parameter of the attack or a defense, e.g. --param apt.r_plus=0.0 --param pga.iterations=5 "
+                        "(repeatable; `python -m apt_core params NAME` lists NAME's parameters, types, defaults, ranges and "
+                        "the paper's values; none = the default for optional ones).  --erm-fraction, --erm-users, --erm-stats, "
+                        "--apt-preset and --apt-solver are shorthands for the parameters of that name; --param wins")
     p.add_argument("--victim", default="mf", type=str.lower, choices=["mf", "lightgcn", "neumf"],
                    help="the recommender attacked and defended: mf (the paper's), lightgcn or neumf")
     p.add_argument("--victim-feedback", default="implicit", choices=["implicit", "explicit"],
@@ -92,6 +99,7 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
 
 def scenario_from_args(args: argparse.Namespace):
     from apt_core.experiment import Scenario
+    from apt_core.scenario import parse_param_assignments
 
     return Scenario(
         dataset=args.dataset, data_dir=args.data_dir, attack=args.attack, attack_size=args.attack_size,
@@ -99,6 +107,7 @@ def scenario_from_args(args: argparse.Namespace):
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
         erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
+        params=parse_param_assignments(getattr(args, "param", None) or []),
         victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
     )
 
@@ -225,9 +234,24 @@ def record_run(store, result, **kwargs) -> str | None:
 def cmd_detect(args: argparse.Namespace) -> int:
     from apt_core.detect import format_detection, run_detection
 
+    from apt_core.detection import DETECTORS
+    from apt_core.params import parse_assignment
+    from apt_core.scenario import declared_param
+
+    # --param DETECTOR.PARAM=VALUE goes to that detector; the others to the scenario (the attack)
+    detector_params: dict = {}
+    scenario_params = []
+    for text in args.param:
+        method, param, value = parse_assignment(text)
+        if method in DETECTORS:
+            detector_params.setdefault(method, {})[param] = declared_param(method, param).parse(value, method)
+        else:
+            scenario_params.append(text)
+    args.param = scenario_params
     scenario = scenario_from_args(args)
     detectors = list(args.detectors) if args.detectors else None
-    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json))
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json),
+                           detector_params=detector_params)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -324,51 +348,6 @@ def engine_from_args(args: argparse.Namespace):
     return cfg
 
 
-def _sweep_value(field_type, value: str):
-    """A ``--values`` entry as the Scenario field's type (comma lists for ``defenses``)."""
-    if field_type == "tuple":
-        return tuple(p.strip().lower() for p in value.split(",") if p.strip())
-    for cast in (int, float) if field_type == "number" else ():
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    if field_type == "number":
-        raise ConfigError(f"--values: {value!r} is not a number")
-    return value
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from apt_core.experiment import Scenario
-    from apt_core.sweeps import sweep, sweepable_parameters
-
-    if args.param not in sweepable_parameters():
-        raise ConfigError(f"cannot sweep {args.param!r}: choose one of {', '.join(sweepable_parameters())}")
-    default = getattr(Scenario(), args.param)
-    kind = "tuple" if isinstance(default, tuple) else "number" if isinstance(default, (int, float)) and not isinstance(default, bool) else "text"
-    if args.param == "filler":
-        kind = "number"
-    values = [_sweep_value(kind, v) for v in args.values]
-    base = scenario_from_args(args)
-    base = dataclasses.replace(base, **{args.param: values[0]})
-    base.validate()
-    engine = engine_from_args(args)
-    cache = cache_from_args(args)
-    frame = sweep(base, args.param, values, progress=StderrProgress(True), cache=cache, engine=engine)
-    if args.out:
-        from apt_core.cache import atomic_write_bytes
-
-        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
-    summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
-    summary["value"] = summary["value"].astype(str)
-    print(summary.to_string(index=False))
-    if args.out:
-        print(f"{len(frame)} rows (value x phase x seed) written to {args.out}")
-    return 0
-
-
 def cmd_history(args: argparse.Namespace) -> int:
     from apt_core.store import RunStore
 
@@ -435,6 +414,109 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """List the declared hyper-parameters of one method (or of all)."""
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+    from apt_core.params import describe_params
+
+    from apt_core.detection import DETECTORS
+
+    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()},
+               **{n: ("detector", c) for n, c in DETECTORS.items()}}
+    names = list(methods) if args.name is None else [args.name.strip().lower()]
+    for name in names:
+        if name not in methods:
+            raise ConfigError(f"unknown attack or defense {name!r}: choose one of {', '.join(methods)}")
+    if args.json:
+        print(json.dumps({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
+                          for n in names}, default=str))
+        return 0
+    for name in names:
+        kind, cls = methods[name]
+        print(f"{name} ({kind}): {cls.summary}")
+        rows = describe_params(cls)
+        if not rows:
+            print("  (no parameters)\n")
+            continue
+        header = ("parameter", "type", "default", "allowed", "paper", "help")
+        table = [header] + [(r["name"], r["type"], repr(r["default"]), r["range"], "-" if r["paper"] is None else str(r["paper"]), r["help"])
+                            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            print("  " + "  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
+        where = "detect" if kind == "detector" else "run, sweep, poison"
+        print(f"  set with --param {name}.PARAM=VALUE ({where})\n")
+    return 0
+
+
+def _sweep_value(parameter: str, text: str):
+    """One sweep value from text: typed by the declaration (``NAME.PARAM``), else as the Scenario field's default."""
+    text = text.strip()
+    if "." in parameter:
+        from apt_core.scenario import declared_param
+
+        method, _, param = parameter.rpartition(".")
+        return declared_param(method, param).parse(text, method)
+    from apt_core.experiment import Scenario
+
+    default = getattr(Scenario(), parameter)
+    if isinstance(default, tuple):  # defenses: one comma list per value
+        return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if parameter in ("filler", "erm_fraction", "erm_users") and text.lower() in ("none", "null"):
+        return None
+    if parameter in ("filler", "erm_fraction", "erm_users") or (isinstance(default, (int, float)) and not isinstance(default, bool)):
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                continue
+        raise ConfigError(f"--values: {text!r} is not a number")
+    return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """One scenario per value of one parameter: a declared ``NAME.PARAM`` or a scenario field (the paper's Figs. 2-3)."""
+    from apt_core.sweeps import sweep, sweepable_parameters
+
+    swept = [p for p in args.param if "=" not in p]
+    if len(swept) != 1:
+        raise ConfigError("sweep needs exactly one --param without a value (the swept one), e.g. --param apt.r_plus "
+                          "--values 0,0.1,0.2 or --param attack_size --values 0.01 0.03; other --param NAME.PARAM=VALUE stay fixed")
+    parameter = swept[0].strip()
+    if "." in parameter:
+        method, _, param = parameter.rpartition(".")
+        parameter = f"{method.strip().lower()}.{param.strip()}"
+    if parameter not in sweepable_parameters():
+        raise ConfigError(f"cannot sweep {parameter!r}: choose a scenario field ({', '.join(p for p in sweepable_parameters() if '.' not in p)}) "
+                          "or a declared parameter NAME.PARAM (`python -m apt_core params NAME`)")
+    args.param = [p for p in args.param if "=" in p]
+    # --values 0 0.1 0.2, or one token split on --separator (--values 0,0.1,0.2); a defenses value is a comma list itself
+    tokens = list(args.values)
+    if len(tokens) == 1 and parameter != "defenses":
+        tokens = tokens[0].split(args.separator)
+    elif args.separator != ",":
+        tokens = [t for tok in tokens for t in tok.split(args.separator)]
+    values = [_sweep_value(parameter, v) for v in tokens if v.strip()]
+    base = scenario_from_args(args)
+    engine = engine_from_args(args)
+    frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args), engine=engine)
+    if args.out:
+        from apt_core.cache import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    if args.json:
+        print(frame.to_json(orient="records"))
+        return 0
+    summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
+    summary["value"] = summary["value"].astype(str)
+    print(f"sweep over {parameter}: {len(values)} value(s), {base.seeds} seed(s); mean over seeds")
+    print(summary.to_string(index=False))
+    if args.out:
+        print(f"{len(frame)} rows (value x phase x seed) written to {args.out}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from apt_core.data import load_dataset
 
@@ -460,12 +542,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
     add_scenario_arguments(det)
-    det.add_argument("--detectors", type=_defense_list, default=None, help="comma list (default: every registered detector)")
+    det.add_argument("--detectors", type=_defense_list, default=None,
+                     help="comma list (default: every registered detector); --param DETECTOR.PARAM=VALUE sets a detector's parameters")
     det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(det, history=False)
     det.set_defaults(func=cmd_detect, attack="average")
 
     add_poison_parser(sub)
+
+    prm = sub.add_parser("params", help="list an attack's, defense's or detector's hyper-parameters (type, default, range, help, the paper's value)")
+    prm.add_argument("name", nargs="?", default=None, help="attack, defense or detector name (default: all)")
+    prm.add_argument("--json", action="store_true")
+    prm.set_defaults(func=cmd_params)
+
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
@@ -494,10 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
 
-    sw = sub.add_parser("sweep", help="one scenario per value of one parameter (the paper's Figs. 2-3): a tidy table")
-    add_scenario_arguments(sw)
-    sw.add_argument("--param", required=True, help="the scenario parameter to vary, e.g. attack_size, erm_fraction, defenses")
-    sw.add_argument("--values", required=True, nargs="+", help="its values (defenses: one comma list per value)")
+    sw = sub.add_parser("sweep", help="one scenario per value of one parameter (the paper's Figs. 2-3): a tidy table; "
+                                      "e.g. --param apt.r_plus --values 0,0.1,0.2 or --param attack_size --values 0.01 0.03")
+    add_scenario_arguments(sw)  # its --param: the swept one without a value (NAME.PARAM or a scenario field), others fixed
+    sw.add_argument("--values", required=True, nargs="+",
+                    help="its values: several arguments, or one split on --separator (defenses: one comma list per argument)")
+    sw.add_argument("--separator", default=",", help="separator of a single --values argument (default ',')")
+    sw.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
     sw.add_argument("--out", default=None, help="write the tidy table (value x phase x seed) to this CSV file")
     sw.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
     add_engine_arguments(sw)

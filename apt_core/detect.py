@@ -51,6 +51,8 @@ class DetectionReport:
     stealth: list[dict] = field(default_factory=list)
     #: the poisoned training data of each seed (for views of the flagged profiles; not in JSON)
     poisoned: dict = field(default_factory=dict, repr=False)
+    #: the detectors' parameters set by the caller (``{detector: {param: value}}``; defaults omitted)
+    detector_params: dict = field(default_factory=dict)
 
     def detectors(self) -> list[str]:
         return list(dict.fromkeys(r.detector for r in self.runs))
@@ -88,12 +90,16 @@ class DetectionReport:
             "detectors": self.rows(),
             "per_seed": [{"detector": r.detector, "seed": r.seed, "threshold": r.threshold, **r.metrics.to_dict()} for r in self.runs],
             "stealth": self.stealth_row(),
+            "detector_params": self.detector_params,
         }
 
 
 def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
-                  progress: ProgressFn | None = None, data=None) -> DetectionReport:
-    """Run every detector (default: all registered) on the scenario's poisoned data, per seed."""
+                  progress: ProgressFn | None = None, data=None, detector_params: dict | None = None) -> DetectionReport:
+    """Run every detector (default: all registered) on the scenario's poisoned data, per seed.
+
+    ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
+    """
     from apt_core.experiment import generate_profiles, load_poison_file, prepare
     from apt_core.runtime import resolve_device
     from apt_core.stealth import stealth_statistics
@@ -105,6 +111,12 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     unknown = [n for n in names if n not in detector_names()]
     if unknown:
         raise ConfigError(f"unknown detector(s) {', '.join(unknown)}: choose from {', '.join(detector_names())}")
+    detector_params = detector_params or {}
+    for name in detector_params:
+        if name not in names:
+            raise ConfigError(f"--param {name}.*: detector {name!r} is not among the detectors of this run ({', '.join(names)})")
+    for name in names:
+        make_detector(name, **detector_params.get(name, {}))  # every value checked before any work
     device = resolve_device(scenario.device)
     prepared = prepare(scenario, data)
     data, split, targets = prepared.data, prepared.split, prepared.targets
@@ -133,7 +145,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
         for name in names:
             report(f"seed {seed}: detector {name}")
             t0 = time.perf_counter()
-            result = make_detector(name).detect(poisoned, seed)
+            result = make_detector(name, **detector_params.get(name, {})).detect(poisoned, seed)
             seconds = time.perf_counter() - t0
             metrics = detection_metrics(is_fake, result.scores, result.flagged)
             runs.append(DetectorRun(name, seed, result.scores, result.flagged, is_fake, metrics, result.threshold, seconds))
@@ -141,7 +153,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     if progress is not None:
         progress(1.0, "done")
     info = {"name": data.name, "n_users": int(data.n_users), "n_items": int(data.n_items), "n_ratings": int(data.n_ratings)}
-    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed)
+    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed, detector_params)
 
 
 def format_detection(report: DetectionReport) -> str:

@@ -90,13 +90,17 @@ def _neutral(scenario: Scenario, unit: str) -> Scenario:
     Two units with equal neutral scenarios (and repetition) compute the same artifact, so one
     task serves both.  Fields not named here count: a new field keeps units apart (safe).
     """
-    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES, _defense_params
+    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
 
     base = Scenario()
     drop = {"defenses": ("none",), "seeds": 1, "k": base.k}
     if unit == UNIT_ORIGIN:
         drop.update(attack="none", attack_size=base.attack_size, filler=None, poison_file=None)
-    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK) else _defense_params(unit, scenario)
+    # Declared parameters count only for the methods the unit runs: the attack's (not for the
+    # clean model), and the unit's own when it is a defense.
+    owners = set() if unit == UNIT_ORIGIN else {scenario.attack} | ({unit} if unit in scenario.defenses else set())
+    drop["params"] = tuple((k, v) for k, v in scenario.params if k.rpartition(".")[0] in owners)
+    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK) else scenario.method_params(unit)
     if "erm_fraction" not in params:
         drop["erm_fraction"] = base.erm_fraction
     if "erm_stats" not in params:

@@ -56,7 +56,7 @@ from apt_core.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fin
     split_fingerprint,
 )
 from apt_core.attacks import make_attack
-from apt_core.attacks.base import FakeProfiles
+from apt_core.attacks.base import AttackResult, FakeProfiles
 from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
@@ -184,11 +184,22 @@ def _fit_evaluate_once(cache, keys: Keys | None, train_key: str, defense, ctx: D
 
 def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, progress: ProgressFn | None = None,
                       cache=None, keys: Keys | None = None, cache_only: bool = False) -> tuple[FakeProfiles, bool, float | None]:
-    """The attack stage: ``scenario.attack``'s fake profiles for one seed, from the cache when there.
+    """The attack stage's fake profiles: :func:`generate_attack` without the diagnostics.
 
     Returns ``(profiles, from_cache, seconds)`` (``seconds``: the original generation time).
     """
-    attack = make_attack(scenario.attack)
+    result, from_cache, seconds = generate_attack(scenario, prepared, seed, device, progress, cache, keys, cache_only)
+    return result.profiles, from_cache, seconds
+
+
+def generate_attack(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, progress: ProgressFn | None = None,
+                    cache=None, keys: Keys | None = None, cache_only: bool = False) -> tuple[AttackResult, bool, float | None]:
+    """The attack stage: ``scenario.attack`` (with its parameters) for one seed, from the cache when there.
+
+    Returns ``(AttackResult, from_cache, seconds)``; the result is cached whole, so a cache hit
+    keeps the attack's diagnostics (PGA/TNA objective histories, AUSH losses, ...).
+    """
+    attack = make_attack(scenario.attack, **scenario.method_params(scenario.attack))
     budget, split, targets = prepared.budget, prepared.split, prepared.targets
     if budget is None:
         raise ConfigError("this scenario has no attack budget (no attack, or a poison file)")
@@ -200,18 +211,20 @@ def generate_profiles(scenario: Scenario, prepared: Prepared, seed: int, device:
         hit = cache.load("fake", key)
         if hit is not None:
             fake = FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"]))
-            return fake, True, hit.get("seconds")
+            return AttackResult(fake, hit.get("diagnostics") or {}), True, hit.get("seconds")
     if cache_only:
         from apt_core.cache import CacheMiss
 
         raise CacheMiss(f"{scenario.attack} profiles not cached")
     t0 = time.perf_counter()
-    fake = attack.generate(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
+    result = attack.run(split.train, targets, budget.n_fake_users, budget.n_filler, seed, device, progress)
     seconds = time.perf_counter() - t0
+    fake = result.profiles
     if cache is not None and key is not None:
         cache.save("fake", key, {"users": fake.users, "items": fake.items, "ratings": fake.ratings,
-                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items), "seconds": seconds})
-    return fake, False, seconds
+                                 "n_fake_users": int(fake.n_fake_users), "n_items": int(fake.n_items), "seconds": seconds,
+                                 "diagnostics": result.diagnostics})
+    return result, False, seconds
 
 
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
@@ -277,12 +290,14 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         step += 1
 
         # Attack.
+        attack_diagnostics: dict = {}
         if scenario.poison_file is not None:
             fake = load_poison_file(scenario.poison_file, split)
         elif scenario.attack != "none":
             report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            fake, _, attack_secs = generate_profiles(scenario, prepared, seed, device, sub(f"seed {seed}: attack {scenario.attack}"),
-                                                     cache, keys, cache_only)
+            attack_result, _, attack_secs = generate_attack(scenario, prepared, seed, device, sub(f"seed {seed}: attack {scenario.attack}"),
+                                                            cache, keys, cache_only)
+            fake, attack_diagnostics = attack_result.profiles, attack_result.diagnostics
             step += 1
         else:
             fake = None
@@ -301,7 +316,8 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
                 cache_only, keep_models)
         else:
             attack_eval, kept["attack"] = origin_eval, kept["origin"]
-        _record(phases["attack"], origin_eval, attack_eval, secs, {}, cached)
+        # The attack row carries the attack's diagnostics (from the cache too).
+        _record(phases["attack"], origin_eval, attack_eval, secs, attack_diagnostics, cached)
         if "none" in phases:
             _record(phases["none"], origin_eval, attack_eval, secs, {}, cached)
             kept["none"] = kept["attack"]
@@ -312,7 +328,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
                 continue
             ctx.progress = sub(f"seed {seed}: defense {name}")
             report(step / n_steps, f"seed {seed}: defense {name}")
-            defense = make_defense(name, **_defense_params(name, scenario))
+            defense = make_defense(name, **scenario.method_params(name))
             ev, secs, diagnostics, cached, kept[name] = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
                                                                       targets, scenario.k, device, cache_only, keep_models)
             _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
@@ -351,24 +367,6 @@ def _popularity_reference(split: Split, targets: np.ndarray, k: int, seeds: int,
         phase.diagnostics.append({})
         phase.from_cache.append(False)
     return phase
-
-
-def _defense_params(name: str, scenario: Scenario) -> dict:
-    """Scenario-level settings a defense takes as hyper-parameters."""
-    if name in ("apt", "apt-rand", "apt-trusted"):
-        params = {"erm_stats": scenario.erm_stats, "preset": scenario.apt_preset}
-        if name == "apt-trusted":
-            params.pop("erm_stats")  # always its own trusted statistics
-        if scenario.erm_fraction is not None:
-            params["erm_fraction"] = scenario.erm_fraction
-        if scenario.erm_users is not None:
-            params["erm_users"] = scenario.erm_users
-        if name in ("apt", "apt-trusted") and scenario.apt_solver is not None:
-            params["solver"] = scenario.apt_solver
-            if scenario.victim != "mf":  # an explicit solver holds for any victim
-                params["victim_solver"] = scenario.apt_solver
-        return params
-    return {}
 
 
 def detection_summary(diagnostics: dict, n_real_users: int) -> dict | None:
@@ -451,7 +449,7 @@ def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingDat
     if unit == UNIT_ATTACK:
         defense = make_defense("none")
     elif unit in scenario.defenses:
-        defense = make_defense(unit, **_defense_params(unit, scenario))
+        defense = make_defense(unit, **scenario.method_params(unit))
     else:
         raise ConfigError(f"unknown unit {unit!r} of this scenario: origin, profiles, attack or one of its defenses")
     return _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split, targets, scenario.k, device)[3]

@@ -8,7 +8,7 @@ item ids) into dense item indices of a split.  The pipeline that runs a scenario
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -28,6 +28,36 @@ CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 ERM_STATS_CHOICES = ("observed", "clean", "robust", "trusted", "global")
 
 ProgressFn = Callable[[float, str], object]
+
+#: Scenario fields that are shorthands for a declared hyper-parameter: field -> parameter.  A
+#: shorthand applies to every method of the scenario that declares the parameter (so a
+#: defense added with ``register()`` that declares ``erm_stats`` gets ``--erm-stats`` too);
+#: None (the field's "not given") applies to none.  An explicit ``params`` entry wins.
+SHORTHANDS: dict[str, str] = {
+    "erm_fraction": "erm_fraction",
+    "erm_users": "erm_users",
+    "erm_stats": "erm_stats",
+    "apt_preset": "preset",
+    "apt_solver": "solver",
+}
+
+
+def _normalise_params(params: Any) -> tuple[tuple[str, Any], ...]:
+    """``{"apt.r_plus": 0.3}`` or pairs -> sorted tuple of pairs (hashable, one order for the key)."""
+    items = params.items() if isinstance(params, Mapping) else params
+    out: dict[str, Any] = {}
+    for pair in items or ():
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise ConfigError(f"params must map 'NAME.PARAM' to a value, got {pair!r}") from None
+        method, dot, param = str(key).rpartition(".")
+        if not dot or not method or not param:
+            raise ConfigError(f"a parameter is named NAME.PARAM (e.g. apt.r_plus), got {key!r}")
+        if isinstance(value, np.generic):  # numpy scalars from widgets/arrays: plain JSON-able values
+            value = value.item()
+        out[f"{method.strip().lower()}.{param.strip()}"] = value
+    return tuple(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -59,6 +89,47 @@ class Scenario:
     victim: str = "mf"
     #: how lightgcn / neumf read ratings: implicit (interactions, their papers' default) or explicit (MSE)
     victim_feedback: str = "implicit"
+    #: hyper-parameters of the attack and the defenses: ``{"apt.r_plus": 0.0, "pga.iterations": 5}``
+    #: (any mapping or pairs; stored as sorted pairs).  Declared by each method (``params NAME``).
+    params: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _normalise_params(self.params))
+
+    def method_params(self, name: str) -> dict:
+        """The hyper-parameters of method ``name`` in this scenario: shorthand fields, then ``params``."""
+        from apt_core.attacks import ATTACKS
+        from apt_core.defenses import DEFENSES
+
+        cls = ATTACKS.get(name) if name == self.attack else None
+        cls = cls or DEFENSES.get(name)
+        declared = {p.name for p in getattr(cls, "params", ())}
+        out = {}
+        for field_name, param in SHORTHANDS.items():
+            value = getattr(self, field_name)
+            if value is not None and param in declared:
+                out[param] = value
+        if "victim_solver" in declared and self.apt_solver is not None and self.victim != "mf":
+            out["victim_solver"] = self.apt_solver  # an explicit solver holds for any victim
+        prefix = name + "."
+        out.update({k[len(prefix):]: v for k, v in self.params if k.startswith(prefix)})
+        return out
+
+    def _validate_params(self) -> None:
+        from apt_core.attacks import make_attack
+        from apt_core.defenses import make_defense
+
+        methods = ([self.attack] if self.attack != "none" else []) + list(self.defenses)
+        for key, _ in self.params:
+            method = key.rpartition(".")[0]
+            if method not in methods:
+                raise ConfigError(f"--param {key}: {method!r} is neither the attack nor a defense of this run "
+                                  f"(attack {self.attack}, defenses {', '.join(self.defenses)})")
+        # Building each method validates every value and the combinations (one place: the declarations).
+        if self.attack != "none":
+            make_attack(self.attack, **self.method_params(self.attack))
+        for name in self.defenses:
+            make_defense(name, **self.method_params(name))
 
     def validate(self) -> None:
         if self.attack not in attack_names():
@@ -99,6 +170,7 @@ class Scenario:
         # numpy and torch take seeds in 0..2**32-1; the repetitions use seed .. seed+seeds-1
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
             raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")
+        self._validate_params()
         from apt_core.models.victims import FEEDBACK, VICTIMS
 
         if self.victim not in VICTIMS:
@@ -122,21 +194,60 @@ class Scenario:
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})
 
     def erm_description(self) -> str:
-        """How many ERM users APT / APT-rand get, in words (for captions and reports)."""
-        if self.erm_users is not None:
-            return f"{self.erm_users} ERM users"
-        if self.erm_fraction is not None:
-            return f"{self.erm_fraction:.0%} ERM users (share of all users)"
-        preset = ERM_PRESETS[self.apt_preset]
+        """How many ERM users APT / APT-rand get, in words (for captions and reports).
+
+        From the first defense of the scenario that declares ERM users (``--param`` included),
+        else from the scenario's shorthand fields.
+        """
+        erm_users, erm_fraction, preset_name = self.erm_users, self.erm_fraction, self.apt_preset
+        for name in self.defenses:
+            p = self.method_params(name)
+            if "erm_users" in p or "erm_fraction" in p or "preset" in p:
+                erm_users, erm_fraction = p.get("erm_users"), p.get("erm_fraction")
+                preset_name = p.get("preset", preset_name)
+                break
+        if erm_users is not None:
+            return f"{erm_users} ERM users"
+        if erm_fraction is not None:
+            return f"{erm_fraction:.0%} ERM users (share of all users)"
+        preset = ERM_PRESETS[preset_name]
         counts = ", ".join(f"{n} on {k}" for k, n in preset.erm_users.items())
-        return f"ERM users of the {self.apt_preset} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
+        return f"ERM users of the {preset_name} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["defenses"] = list(self.defenses)
+        out["params"] = dict(self.params)
         if isinstance(self.targets, tuple):
             out["targets"] = list(self.targets)
         return out
+
+
+def parse_param_assignments(assignments: list[str] | tuple[str, ...]) -> dict:
+    """``["apt.r_plus=0.3", ...]`` -> ``{"apt.r_plus": 0.3}``, each value typed and checked by its declaration."""
+    from apt_core.params import parse_assignment
+
+    out: dict = {}
+    for text in assignments or ():
+        method, param, value = parse_assignment(text)
+        out[f"{method}.{param}"] = declared_param(method, param).parse(value, method)
+    return out
+
+
+def declared_param(method: str, param: str):
+    """The :class:`~apt_core.params.Param` ``param`` of attack or defense ``method`` (clear errors)."""
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+
+    from apt_core.detection import DETECTORS
+
+    cls = ATTACKS.get(method) or DEFENSES.get(method) or DETECTORS.get(method)
+    if cls is None:
+        raise ConfigError(f"unknown attack, defense or detector {method!r} in --param: choose one of {', '.join([*ATTACKS, *DEFENSES, *DETECTORS])}")
+    specs = cls.param_specs()
+    if param not in specs:
+        raise ConfigError(f"{method} has no parameter {param!r} (valid: {', '.join(specs) or 'none'}; see `python -m apt_core params {method}`)")
+    return specs[param]
 
 
 def parse_targets(scenario: Scenario, data: RatingData, split: Split) -> np.ndarray:

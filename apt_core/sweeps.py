@@ -1,6 +1,8 @@
 """Parameter sweeps as tidy tables (the paper's Figs. 2-3).
 
-:func:`sweep` runs one :class:`~apt_core.experiment.Scenario` per value of one parameter and
+:func:`sweep` runs one :class:`~apt_core.experiment.Scenario` per value of one parameter (a
+scenario field such as ``attack_size``, or any declared hyper-parameter ``NAME.PARAM`` such as
+``apt.r_plus``; ``python -m apt_core sweep --param apt.r_plus --values 0,0.1,0.2``) and
 returns one row per value x phase x seed, ready for :func:`apt_core.plots.results.sweep_figure`.
 Everything else in the scenario stays fixed, so with the artifact cache the clean models
 (and, for an ERM sweep, the fake profiles and the undefended model) are trained once and
@@ -24,9 +26,14 @@ _NOT_SWEEPABLE = {"seeds", "seed", "device", "data_dir"}
 
 
 def sweepable_parameters() -> list[str]:
+    """Scenario fields, then every declared hyper-parameter as ``NAME.PARAM`` (e.g. ``apt.r_plus``)."""
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
     from apt_core.experiment import Scenario
 
-    return [f.name for f in dataclasses.fields(Scenario) if f.name not in _NOT_SWEEPABLE]
+    fields = [f.name for f in dataclasses.fields(Scenario) if f.name not in _NOT_SWEEPABLE and f.name != "params"]
+    declared = [f"{name}.{p.name}" for registry in (ATTACKS, DEFENSES) for name, cls in registry.items() for p in cls.params]
+    return fields + declared
 
 
 def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None, data=None,
@@ -54,7 +61,10 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     for v in values:
         if parameter == "defenses" and isinstance(v, str):
             v = tuple(x.strip() for x in v.split(",") if x.strip())
-        s = dataclasses.replace(base, **{parameter: v})
+        if "." in parameter:  # a declared hyper-parameter: set it in the scenario's params
+            s = dataclasses.replace(base, params={**dict(base.params), parameter: v})
+        else:
+            s = dataclasses.replace(base, **{parameter: v})
         s.validate()  # fail before any training if one value is invalid
         scenarios.append(s)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from apt_core.data.loaders import DATASETS as _DATASET_RECORDS
 from apt_core.errors import AptError, CancelledError
 
 #: plain-language explanations shown as tooltips wherever the term appears
@@ -37,15 +38,9 @@ GLOSSARY = {
     "attack size": "Number of fake users as a share of the real users (3% of 600 users = 18 fake users).",
 }
 
-DATASETS = ["sample", "ml-100k", "ml-1m", "filmtrust", "yelp", "uploaded CSV"]
-DATASET_LABELS = {
-    "sample": "sample (bundled, offline)",
-    "ml-100k": "MovieLens-100K",
-    "ml-1m": "MovieLens-1M",
-    "filmtrust": "FilmTrust",
-    "yelp": "Yelp (local files only)",
-    "uploaded CSV": "uploaded CSV",
-}
+# The named data sets and their labels come from their records (apt_core.data.loaders.DATASETS).
+DATASETS = [*_DATASET_RECORDS, "uploaded CSV"]
+DATASET_LABELS = {**{name: spec.label for name, spec in _DATASET_RECORDS.items()}, "uploaded CSV": "uploaded CSV"}
 
 
 def safe_mode() -> bool:
@@ -382,6 +377,59 @@ def fmt_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return out
 
 
+def param_controls(names: list[str], prefix: str, title: str = "Advanced: parameters") -> dict | None:
+    """An expander with one widget per declared hyper-parameter of the methods ``names`` (attacks, defenses, detectors).
+
+    Generated from the declarations (:mod:`apt_core.params`), so a registered method gets its
+    controls without page code.  Returns ``{"NAME.PARAM": value}`` for the values changed from
+    the default (what ``Scenario.params`` takes), or None when a typed value is invalid (the
+    message is shown in place of a traceback).
+    """
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+    from apt_core.detection import DETECTORS
+    from apt_core.errors import ConfigError
+
+    classes = [(n, ATTACKS.get(n) or DEFENSES.get(n) or DETECTORS.get(n)) for n in names]
+    classes = [(n, c) for n, c in classes if c is not None and c.params]
+    out: dict = {}
+    if not classes:
+        return out
+    ok = True
+    with st.expander(title, expanded=False):
+        st.caption("Every hyper-parameter the method declares (`python -m apt_core params NAME` lists the same). "
+                   "Blank or 'default' keeps the default; changed values are part of the cache key and the run history.")
+        for name, cls in classes:
+            st.markdown(f"**{name}** — {cls.summary}")
+            cols = st.columns(3)
+            for i, p in enumerate(cls.params):
+                key = f"{prefix}-param-{name}-{p.name}"
+                paper = "" if p.paper is None else f" Paper: {p.paper}."
+                help_text = f"{p.help}. Allowed: {p.range_text()}.{paper}"
+                col = cols[i % 3]
+                if p.type is bool:
+                    value = col.checkbox(p.name, value=bool(p.default), key=key, help=help_text)
+                elif p.choices is not None:
+                    options = (["default"] if p.optional else []) + list(p.choices)
+                    picked = col.selectbox(p.name, options, index=options.index("default" if p.default is None else p.default), key=key, help=help_text)
+                    value = None if picked == "default" else picked
+                else:
+                    text = col.text_input(p.name, value="" if p.default is None else str(p.default), key=key, help=help_text,
+                                          placeholder="default")
+                    if not text.strip() or text.strip().lower() == "default":
+                        value = p.default
+                    else:
+                        try:
+                            value = p.parse(text, name)
+                        except ConfigError as exc:
+                            col.error(str(exc))
+                            ok = False
+                            continue
+                if value != p.default:
+                    out[f"{name}.{p.name}"] = value
+    return out if ok else None
+
+
 def attack_controls(data, prefix: str = "atk"):
     """Widgets shared by the Attack and Profiles pages; returns the scenario they describe."""
     from apt_core.attacks import ATTACKS, attack_names
@@ -427,9 +475,12 @@ def attack_controls(data, prefix: str = "atk"):
             st.info("Choose at least one target item.")
             return None
         targets = tuple(v.item() if hasattr(v, "item") else v for v in data.item_ids[np.asarray(chosen)])
+    params = param_controls([attack], prefix, f"Advanced: {attack} parameters")
+    if params is None:
+        return None
     scenario = Scenario(
         dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
-        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim,
+        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim, params=params,
     )
     return small_data_controls(scenario, data, prefix)
 

@@ -13,7 +13,8 @@ from apt_core.plots.explore import influence_ranking_figure, influence_rounds_fi
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
 from pages._common import (GLOSSARY, artifact_cache, history_label, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
-                           last_shown, live_spec, load_data, offer_grid, presenter, remember, url_state, results_views, run_cached, settings, stale_container)
+                           last_shown, live_spec, load_data, offer_grid, param_controls, presenter, remember, url_state, results_views, run_cached,
+                           settings, stale_container)
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -83,7 +84,11 @@ def body() -> None:
         seeds = c[3].number_input("Seeds (repetitions)", 1, 10, 1, key="def-seeds", help="Repeat with seeds s, s+1, ...: mean ± sd and a significance test.")
     if not names:
         st.info("Only plain MF ('none') is registered so far: the table compares origin and attack.")
-    scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds))
+    defense_params = param_controls(list(chosen), "def", "Advanced: defense parameters")
+    if defense_params is None:
+        return
+    scenario = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), erm_fraction=float(erm), erm_stats=stats, seeds=int(seeds),
+                                   params={**dict(base.params), **defense_params})
     result = from_cache_only("defense", scenario, data)
     if result is None:
         result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses", auto=live)

@@ -6,7 +6,7 @@ import streamlit as st
 from apt_core.detect import run_detection
 from apt_core.detection import DETECTORS, detector_names
 from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings
+from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, param_controls, run_cached, settings
 
 
 def body() -> None:
@@ -26,9 +26,17 @@ def body() -> None:
     if not chosen:
         st.info("Choose at least one detector.")
         return
-    key = (scenario, tuple(chosen))
-    report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen)},
-                        lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress),
+    changed = param_controls(list(chosen), "det", "Advanced: detector parameters")
+    if changed is None:
+        return
+    detector_params: dict = {}
+    for name_param, value in changed.items():
+        det, _, param = name_param.rpartition(".")
+        detector_params.setdefault(det, {})[param] = value
+    key = (scenario, tuple(chosen), detector_params)
+    report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen), "detector_params": detector_params},
+                        lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress,
+                                                           detector_params=key[2]),
                         label="Run the attack and the detectors")
     if report is None:
         st.info("Press the button: the attack runs, then every chosen detector scores the users of the poisoned data.")

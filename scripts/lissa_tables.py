@@ -36,13 +36,12 @@ def main() -> None:
     targets = tuple(int(t) for t in args.targets.split(","))
     data = load_dataset(args.dataset, args.data_dir)
     cache = ArtifactCache()
-    original = experiment._defense_params
     for attack in args.attacks.split(","):
         for name, params in variants.items():
-            experiment._defense_params = lambda d, sc, params=params: (
-                {"erm_stats": sc.erm_stats, **params} if d in ("apt", "apt-rand") else original(d, sc))
+            # the variant's APT keyword arguments are declared parameters: Scenario.params carries them
             sc = experiment.Scenario(dataset=args.dataset, data_dir=args.data_dir, attack=attack, targets=targets, defenses=("apt",),
-                                     erm_stats=args.erm_stats, seeds=args.seeds, device="cpu")
+                                     erm_stats=args.erm_stats, seeds=args.seeds, device="cpu",
+                                     params={f"apt.{k}": v for k, v in params.items()})
             res = experiment.run_scenario(sc, cache=cache, data=data)
             rows = {}
             for ph in res.phases:
@@ -53,7 +52,6 @@ def main() -> None:
             print(json.dumps({"dataset": data.name, "targets": list(targets), "attack": attack, "variant": name,
                               "params": params, "erm_stats": args.erm_stats, "seeds": args.seeds,
                               "n_erm_users": diag.get("n_erm_users"), "settings": diag.get("settings"), "rows": rows}), flush=True)
-    experiment._defense_params = original
 
 
 if __name__ == "__main__":

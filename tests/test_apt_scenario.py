@@ -5,23 +5,22 @@ from __future__ import annotations
 import pytest
 
 from apt_core.errors import ConfigError
-from apt_core.experiment import _defense_params
 from apt_core.scenario import Scenario
 
 
 def test_default_scenario_leaves_the_erm_count_to_the_preset():
     sc = Scenario(defenses=("apt",))
-    p = _defense_params("apt", sc)
+    p = sc.method_params("apt")
     assert p == {"erm_stats": "observed", "preset": "paper"}
     assert "50 on ml-100k" in sc.erm_description()
 
 
 def test_explicit_settings_reach_the_defenses():
     sc = Scenario(defenses=("apt", "apt-rand"), erm_fraction=0.1, apt_preset="lab-v1", apt_solver="cg")
-    assert _defense_params("apt", sc) == {"erm_stats": "observed", "preset": "lab-v1", "erm_fraction": 0.1, "solver": "cg"}
-    assert _defense_params("apt-rand", sc) == {"erm_stats": "observed", "preset": "lab-v1", "erm_fraction": 0.1}
+    assert sc.method_params("apt") == {"erm_stats": "observed", "preset": "lab-v1", "erm_fraction": 0.1, "solver": "cg"}
+    assert sc.method_params("apt-rand") == {"erm_stats": "observed", "preset": "lab-v1", "erm_fraction": 0.1}
     assert Scenario(erm_users=7).erm_description() == "7 ERM users"
-    assert _defense_params("apt", Scenario(erm_users=7))["erm_users"] == 7
+    assert Scenario(erm_users=7).method_params("apt")["erm_users"] == 7
 
 
 @pytest.mark.parametrize("bad", [dict(erm_users=3, erm_fraction=0.1), dict(erm_users=-1), dict(apt_preset="v0"),

@@ -3,7 +3,10 @@
 Budget respected, targets at the scale maximum, ratings on the grid, fake users never
 counted, seeded determinism, inputs left untouched, bad arguments rejected with a clear
 message, cancellation honoured.  A new attack or defense is covered as soon as it is
-registered; it must also declare invalid hyper-parameters in ``BAD_PARAMS``.
+registered: its declared parameters (``params``, :mod:`apt_core.params`) must equal its
+``__init__`` arguments, round-trip through ``get_params``/``set_params``/``clone``, change the
+cache keys, and refuse every invalid value generated from the declaration.  ``BAD_PARAMS``
+holds extra hand-written cases (combinations the declaration cannot express).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from apt_core.metrics import evaluate
 from apt_core.models.mf import MFConfig
 from conftest import make_tiny
 
-#: hyper-parameters each attack/defense must reject with ConfigError
+#: extra hand-written hyper-parameters each attack/defense must reject with ConfigError (the
+#: declared parameters' invalid values are generated, see test_every_declared_parameter_refuses_invalid_values)
 BAD_PARAMS: dict[str, list[dict]] = {
     "none": [],
     "random": [],
@@ -31,8 +35,8 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "tna": [{"subset_fraction": 0.0}, {"b": 0.0}, {"top_n": 0}, {"filler_ratings": "magic"}],
     "at": [{"epsilon": -1.0}, {"adv_weight": -0.5}],
     "pcmf": [{"dim": 0}, {"lr": 0.0}],
-    "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}],
-    "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"detector": "magic"}],
+    "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
+    "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"detector": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
     "apt-trusted": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"drop_suspects": "yes"}, {"statistics": "median"}],
     **{f"remove-{d}": [{"cut": "magic"}] for d in ("cogroup", "rdma", "wdma", "degsim", "lengthvar", "pca", "influence")},
 }
@@ -186,15 +190,140 @@ def test_defense_rejects_bad_parameters(name):
             make_defense(name, **params)
 
 
-def test_every_entry_declares_bad_parameters():
+def _registry() -> dict:
+    return {**ATTACKS, **DEFENSES}
+
+
+def _make(name: str, **params):
+    return (make_attack if name in ATTACKS else make_defense)(name, **params)
+
+
+def _declared_cases() -> list[tuple[str, str]]:
+    return [(name, p.name) for name, cls in sorted(_registry().items()) for p in cls.params]
+
+
+def _invalid_cases() -> list[tuple[str, str, object]]:
+    return [(name, p.name, bad) for name, cls in sorted(_registry().items()) for p in cls.params for bad in p.invalid_values()]
+
+
+@pytest.mark.parametrize("name", sorted({**ATTACKS, **DEFENSES}))
+def test_declared_parameters_are_the_init_arguments(name):
+    """get_params is the declaration; the declaration must be exactly what __init__ takes (so a
+    hyper-parameter cannot hide from the cache key under another name)."""
     from apt_core.registry import parameter_names
 
-    registry = {**ATTACKS, **DEFENSES}
-    missing = [n for n in registry if n not in BAD_PARAMS]
-    assert not missing, f"declare invalid hyper-parameters in BAD_PARAMS for: {missing}"
-    for name, cls in registry.items():
-        takes_params = bool(parameter_names(cls)[0])
-        assert bool(BAD_PARAMS[name]) == takes_params, f"{name}: declare invalid examples for each configurable class"
+    cls = _registry()[name]
+    accepted, takes_any = parameter_names(cls)
+    assert not takes_any, f"{name}: **kwargs would accept undeclared parameters"
+    declared = [p.name for p in cls.params]
+    assert len(set(declared)) == len(declared), f"{name}: a parameter is declared twice"
+    assert sorted(declared) == sorted(accepted), f"{name}: declare every __init__ argument, nothing else"
+    obj = _make(name)
+    assert list(obj.get_params()) == declared
+    assert all(not k.startswith("_") for k in obj.get_params())
+
+
+def test_parameter_names_cannot_be_private():
+    from apt_core.params import Param
+
+    with pytest.raises(ValueError, match="public"):
+        Param("_hidden", float, 1.0, "a hyper-parameter stored under an underscore name")
+
+
+def test_declarations_cover_many_parameters():
+    """Sanity check that the generated tests below run over the real declarations."""
+    assert len(_declared_cases()) >= 50
+    assert all(len(p.invalid_values()) >= 2 for cls in _registry().values() for p in cls.params)
+
+
+@pytest.mark.parametrize("name,param,bad", _invalid_cases(), ids=lambda v: repr(v)[:30])
+def test_every_declared_parameter_refuses_invalid_values(name, param, bad):
+    with pytest.raises(ConfigError, match=param):
+        _make(name, **{param: bad})
+    obj = _make(name)
+    before = obj.get_params()
+    with pytest.raises(ConfigError, match=param):
+        obj.set_params(**{param: bad})
+    assert obj.get_params() == before, "a refused value must leave the object as it was"
+
+
+@pytest.fixture(scope="module")
+def keys(sample_data, sample_split):
+    from apt_core.artifacts import Keys
+
+    return Keys(sample_data, sample_split, "cpu", FAST_MF)
+
+
+@pytest.mark.parametrize("name,param", _declared_cases())
+def test_every_declared_parameter_round_trips_and_changes_the_cache_key(name, param, keys):
+    obj = _make(name)
+    spec = type(obj).param_specs()[param]
+    value = spec.other_value(obj.get_params()[param])
+    changed = obj.clone().set_params(**{param: value})
+    assert changed.get_params()[param] == value
+    assert type(obj)(**changed.get_params()).get_params() == changed.get_params(), "clone/constructor round trip"
+    assert changed.clone().get_params() == changed.get_params()
+    assert obj.get_params()[param] != value, "clone must not share state with the original"
+    if name in ATTACKS:
+        before, after = (keys.fake(TARGETS, a, N_FAKE, N_FILLER, 0) for a in (obj, changed))
+    else:
+        before, after = (keys.model("train", d, 0) for d in (obj, changed))
+    assert before != after, f"{name}.{param} does not enter the cache key"
+
+
+def _detector_cases():
+    from apt_core.detection import DETECTORS
+
+    return [(name, p.name, bad) for name, cls in sorted(DETECTORS.items()) for p in cls.params for bad in p.invalid_values()]
+
+
+@pytest.mark.parametrize("name,param,bad", _detector_cases(), ids=lambda v: repr(v)[:30])
+def test_every_detector_parameter_refuses_invalid_values(name, param, bad):
+    from apt_core.detection import make_detector
+
+    with pytest.raises(ConfigError, match=param):
+        make_detector(name, **{param: bad})
+
+
+def test_detectors_declare_their_parameters_and_round_trip():
+    from apt_core.detection import DETECTORS, make_detector
+    from apt_core.registry import parameter_names
+
+    for name, cls in DETECTORS.items():
+        accepted, takes_any = parameter_names(cls)
+        assert not takes_any and sorted(p.name for p in cls.params) == sorted(accepted), name
+        det = make_detector(name)
+        for p in cls.params:
+            value = p.other_value(det.get_params()[p.name])
+            changed = det.clone().set_params(**{p.name: value})
+            assert changed.get_params()[p.name] == value and det.get_params()[p.name] != value
+
+
+def test_registry_refuses_empty_and_duplicate_names():
+    from apt_core.attacks import register as register_attack
+    from apt_core.attacks.random import RandomAttack
+    from apt_core.defenses import register as register_defense
+    from apt_core.defenses.none import NoDefense
+
+    class Nameless(RandomAttack):
+        name = ""
+
+    class Impostor(RandomAttack):
+        name = "average"
+
+    class NoneAttack(RandomAttack):
+        name = "none"
+
+    class Twin(NoDefense):
+        name = "apt"
+
+    for cls, match in ((Nameless, "empty"), (Impostor, "already registered"), (NoneAttack, "reserved")):
+        with pytest.raises(ConfigError, match=match):
+            register_attack(cls)
+    with pytest.raises(ConfigError, match="already registered"):
+        register_defense(Twin)
+    assert ATTACKS["average"].__name__ == "AverageAttack" and DEFENSES["apt"].__name__ == "APT"
+    assert register_attack(ATTACKS["average"]) is ATTACKS["average"], "re-registering the same class is harmless"
 
 
 @pytest.mark.parametrize("name", sorted({**ATTACKS, **DEFENSES}))

@@ -8,32 +8,26 @@ from apt_core.attacks.base import Attack, FakeProfiles
 from apt_core.attacks.pga import PGAAttack
 from apt_core.attacks.random import RandomAttack
 from apt_core.attacks.tna import TNAAttack
-from apt_core.errors import ConfigError
-from apt_core.registry import instantiate
+from apt_core.registry import Registry
 
 #: name -> attack class, in the order of the paper's Table 2 (Bandwagon is our extra);
-#: ``none`` (no attack) is handled by the experiment runner.
-ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls
-    for cls in (AverageAttack, RandomAttack, AUSHAttack, PGAAttack, TNAAttack, BandwagonAttack)
-}
+#: ``none`` (no attack) is handled by the experiment runner, so no class may take that name.
+ATTACKS: Registry = Registry("attack", reserved=("none",))
+for _cls in (AverageAttack, RandomAttack, AUSHAttack, PGAAttack, TNAAttack, BandwagonAttack):
+    ATTACKS.register(_cls)
 
 
 def register(cls: type[Attack]) -> type[Attack]:
-    """Add a user-defined attack class (plug-ins, notebooks)."""
-    ATTACKS[cls.name] = cls
-    return cls
+    """Add a user-defined attack class (plug-ins, notebooks); an empty or taken name is refused."""
+    return ATTACKS.register(cls)
 
 
 def attack_names() -> list[str]:
-    return ["none", *ATTACKS]
+    return ATTACKS.names()
 
 
 def make_attack(name: str, **params) -> Attack:
-    key = name.strip().lower()
-    if key not in ATTACKS:
-        raise ConfigError(f"unknown attack {name!r}: choose one of {', '.join(attack_names())}")
-    return instantiate("attack", key, ATTACKS[key], params)
+    return ATTACKS.make(name, **params)
 
 
 __all__ = ["Attack", "FakeProfiles", "ATTACKS", "attack_names", "make_attack", "register",

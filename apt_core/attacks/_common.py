@@ -1,4 +1,6 @@
-"""Helpers shared by the attacks: vectorised filler sampling, profile assembly, validation.
+"""Helpers shared by the attacks: vectorised filler sampling and profile assembly.
+
+(Hyper-parameters are validated from their declarations, :mod:`apt_core.params`.)
 
 Everything here works on whole ``(n_fake_users, k)`` blocks with numpy: a Python loop over
 fake users x items would cost more than the heuristic attacks themselves.
@@ -9,33 +11,6 @@ import numpy as np
 
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import Interactions, RatingScale
-from apt_core.errors import ConfigError
-
-
-def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """Validate an integer hyper-parameter (bools and floats with a fraction are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (isinstance(value, float) and value.is_integer()):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def check_float(name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
-    """Validate a real hyper-parameter against an interval (open or closed ends)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    bad = not np.isfinite(value) or (value <= low if low_open else value < low)
-    if high is not None:
-        bad = bad or (value >= high if high_open else value > high)
-    if bad:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ConfigError(f"{name} must lie in {lo}{low:g}, {'inf' if high is None else f'{high:g}'}{hi}, got {value!r}")
-    return value
 
 
 def sample_rows(rng: np.random.Generator, n_rows: int, candidates: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -135,12 +110,6 @@ def rerate_fillers_like_average(profiles: FakeProfiles, train: Interactions, tar
     f_items = profiles.items[~is_target]
     ratings[~is_target] = train.scale.snap(rng.normal(means[f_items], stds[f_items]))
     return FakeProfiles(profiles.users, profiles.items, ratings, profiles.n_fake_users, profiles.n_items)
-
-
-def check_filler_ratings(value: str) -> str:
-    if value not in FILLER_RATINGS:
-        raise ConfigError(f"filler_ratings must be one of {', '.join(FILLER_RATINGS)}, got {value!r}")
-    return value
 
 
 def item_popularity(train: Interactions) -> np.ndarray:

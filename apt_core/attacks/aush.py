@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from apt_core.attacks._common import assemble, check_float, check_int
-from apt_core.attacks.base import Attack, FakeProfiles, ProgressFn
+from apt_core.attacks._common import assemble
+from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
 from apt_core.errors import CancelledError
 
@@ -86,18 +86,23 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
 class AUSHAttack(Attack):
     name = "aush"
     summary = "GAN-generated profiles augmenting real templates, selected items at max (Lin et al. 2020)"
+    paper = "Lin, Chen, Li, Wu, Zhou, Xiao, CIKM 2020"
+    threat_model = "the rating data (the victim model is not used)"
+    params = (
+        Param("epochs", int, 100, "GAN training epochs", low=1),
+        Param("hidden", int, 128, "hidden units of the generator and discriminator MLPs", low=1),
+        Param("batch_size", int, 128, "real templates per minibatch", low=1),
+        Param("lr", float, 1e-3, "Adam learning rate", low=0.0, low_open=True),
+        Param("n_selected", int, 5, "selected items (most co-rated with the targets), pushed to the maximum", low=0),
+        Param("reconstruction_weight", float, 1.0, "weight of the template-reconstruction loss", low=0.0),
+        Param("shilling_weight", float, 1.0, "weight of the selected-items-at-max loss", low=0.0),
+        Param("adversarial_weight", float, 0.1, "weight of the GAN loss (1 made the discriminator win on ML-100K)", low=0.0),
+    )
 
     def __init__(self, epochs: int = 100, hidden: int = 128, batch_size: int = 128, lr: float = 1e-3,
                  n_selected: int = 5, reconstruction_weight: float = 1.0, shilling_weight: float = 1.0,
                  adversarial_weight: float = 0.1) -> None:
-        self.epochs = check_int("epochs", epochs, 1)
-        self.hidden = check_int("hidden", hidden, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.lr = check_float("lr", lr, 0.0, None, low_open=True)
-        self.n_selected = check_int("n_selected", n_selected, 0)
-        self.reconstruction_weight = check_float("reconstruction_weight", reconstruction_weight, 0.0)
-        self.shilling_weight = check_float("shilling_weight", shilling_weight, 0.0)
-        self.adversarial_weight = check_float("adversarial_weight", adversarial_weight, 0.0)
+        self._set_declared(locals())
         self._history: list[dict] = []
 
     @property
@@ -106,7 +111,7 @@ class AUSHAttack(Attack):
         return list(self._history)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
-                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:
+                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         n_users, n_items = train.n_real_users, train.n_items
         scale = train.scale
         low = scale.minimum / scale.maximum
@@ -196,4 +201,5 @@ class AUSHAttack(Attack):
         valid = np.take_along_axis(m, order, axis=1)
         items = np.where(valid, order, 0)
         ratings = np.take_along_axis(out, items, axis=1) * scale.maximum
-        return assemble(items, ratings, targets, scale, n_items, valid=valid)
+        profiles = assemble(items, ratings, targets, scale, n_items, valid=valid)
+        return AttackResult(profiles, {"attack": self.name, "loss_history": history, "selected_items": sel.tolist()})

@@ -19,9 +19,9 @@ from apt_core.data.dataset import Interactions
 class AverageAttack(Attack):
     name = "average"
     summary = "Random fillers rated ~ N(item mean, item std) (Lam & Riedl 2004)"
-
-    def __init__(self) -> None:
-        pass
+    paper = "Lam & Riedl, WWW 2004"
+    threat_model = "each item's rating mean and std"
+    params = ()
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:

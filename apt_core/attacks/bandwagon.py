@@ -14,17 +14,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apt_core.attacks._common import assemble, check_float, non_targets, sample_rows
-from apt_core.attacks.base import Attack, FakeProfiles, ProgressFn
+from apt_core.attacks._common import assemble, non_targets, sample_rows
+from apt_core.attacks.base import Attack, FakeProfiles, Param, ProgressFn
 from apt_core.data.dataset import Interactions
 
 
 class BandwagonAttack(Attack):
     name = "bandwagon"
     summary = "Most popular items at the maximum plus random fillers (Burke et al. 2005)"
+    paper = "Burke, Mobasher, Bhaumik et al., IJCAI workshop 2005"
+    threat_model = "item popularity and global rating statistics"
+    params = (
+        Param("popular_fraction", float, 0.1, "share of the filler budget spent on the most popular items (rated at the maximum)", low=0.0, high=1.0),
+    )
 
     def __init__(self, popular_fraction: float = 0.1) -> None:
-        self.popular_fraction = check_float("popular_fraction", popular_fraction, 0.0, 1.0)
+        self._set_declared(locals())
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:

@@ -9,7 +9,7 @@ with the scale maximum and at most ``n_filler`` other items, all ratings on the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.errors import ConfigError
+from apt_core.params import Configurable, Param  # noqa: F401 -- Param re-exported for attack modules
 
 ProgressFn = Callable[[float, str], object]
 
@@ -48,6 +49,16 @@ class FakeProfiles:
         out = np.zeros((self.n_fake_users, self.n_items), dtype=np.float32)
         out[self.users, self.items] = self.ratings / np.float32(scale_max)
         return out
+
+
+@dataclass
+class AttackResult:
+    """What an attack produced: the fake profiles plus what it did (per-run histories, for the
+    dashboard and reports), like :class:`~apt_core.defenses.base.DefenseResult`.  The
+    pipeline caches it whole, so a cache hit keeps the diagnostics."""
+
+    profiles: FakeProfiles
+    diagnostics: dict = field(default_factory=dict)
 
 
 def check_attack_arguments(train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int) -> np.ndarray:
@@ -90,12 +101,20 @@ def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndar
         raise AssertionError(f"{name}: a fake user rates {per_user_fillers.max()} fillers, budget {n_filler}")
 
 
-class Attack(ABC):
-    """Base class of every attack.  Subclasses set ``name`` and implement :meth:`_generate`."""
+class Attack(Configurable, ABC):
+    """Base class of every attack.  Subclasses set ``name``, declare ``params`` and implement :meth:`_generate`.
+
+    ``_generate`` returns :class:`FakeProfiles`, or an :class:`AttackResult` when it has
+    diagnostics to report (histories go there, never on ``self``: a cached result has no
+    attack object behind it).
+    """
 
     name: ClassVar[str] = ""
     #: one-line description for the CLI and the dashboard
     summary: ClassVar[str] = ""
+    #: the paper (authors, venue, year) and the attacker's knowledge, for the README table
+    paper: ClassVar[str] = ""
+    threat_model: ClassVar[str] = ""
 
     @abstractmethod
     def _generate(
@@ -107,8 +126,31 @@ class Attack(ABC):
         rng: np.random.Generator,
         device: torch.device,
         progress: ProgressFn | None,
-    ) -> FakeProfiles:
+    ) -> FakeProfiles | AttackResult:
         ...
+
+    def run(
+        self,
+        train: Interactions,
+        targets: np.ndarray,
+        n_fake_users: int,
+        n_filler: int,
+        random_state: int = 0,
+        device: str | torch.device = "cpu",
+        progress: ProgressFn | None = None,
+    ) -> AttackResult:
+        """Fake profiles for ``train`` plus the attack's diagnostics (only its real users are used as knowledge)."""
+        from apt_core.runtime import resolve_device
+
+        targets = check_attack_arguments(train, targets, n_fake_users, n_filler)
+        rng = np.random.default_rng(random_state)
+        torch_seed = int(rng.integers(2**31 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            out = self._generate(train.real_only(), targets, int(n_fake_users), int(n_filler), rng, resolve_device(device), progress)
+        result = out if isinstance(out, AttackResult) else AttackResult(out, {})
+        check_profiles(result.profiles, train, targets, int(n_fake_users), int(n_filler), self.name)
+        return result
 
     def generate(
         self,
@@ -120,24 +162,8 @@ class Attack(ABC):
         device: str | torch.device = "cpu",
         progress: ProgressFn | None = None,
     ) -> FakeProfiles:
-        """Fake profiles for ``train`` (only its real users are used as knowledge)."""
-        from apt_core.runtime import resolve_device
-
-        targets = check_attack_arguments(train, targets, n_fake_users, n_filler)
-        rng = np.random.default_rng(random_state)
-        torch_seed = int(rng.integers(2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(torch_seed)
-            profiles = self._generate(train.real_only(), targets, int(n_fake_users), int(n_filler), rng, resolve_device(device), progress)
-        check_profiles(profiles, train, targets, int(n_fake_users), int(n_filler), self.name)
-        return profiles
-
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
+        """Fake profiles for ``train`` (:meth:`run` without the diagnostics)."""
+        return self.run(train, targets, n_fake_users, n_filler, random_state, device, progress).profiles
 
 
 def profiles_from_rows(rows_users: list[np.ndarray], rows_items: list[np.ndarray], rows_ratings: list[np.ndarray], n_items: int) -> FakeProfiles:

@@ -53,41 +53,45 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apt_core.attacks._common import check_filler_ratings, check_float, check_int, rerate_fillers_like_average, top_fillers_from_dense
+from apt_core.attacks._common import FILLER_RATINGS, rerate_fillers_like_average, top_fillers_from_dense
 from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_model, initial_ratings, soft_membership
-from apt_core.attacks.base import Attack, FakeProfiles, ProgressFn
+from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError
 
 
 class PGAAttack(Attack):
     name = "pga"
     summary = "Projected gradient ascent on fake ratings against a retraining surrogate (Li et al. 2016)"
+    paper = "Li, Wang, Singh, Vorobeychik, NeurIPS 2016"
+    threat_model = "white box: training data and the victim's MF recipe"
+    params = (
+        Param("iterations", int, 20, "projected gradient ascent steps", low=1),
+        Param("step_size", float, 0.1, "first step length (RMS-normalised gradient; decays as 1/sqrt(step))", low=0.0, low_open=True),
+        Param("ridge", float, 3.0, "ridge of the surrogate's closed-form refits", low=0.0, low_open=True),
+        Param("mf_epochs", int, 25, "epochs of the attacker's clean MF fit", low=1),
+        Param("top_k", int, 20, "competing items per user that the targets must beat", low=1),
+        Param("max_users", int, 200, "real users sampled for the objective", low=1),
+        Param("refresh_every", int, 10, "iterations between refreshes of the competing items", low=1),
+        Param("sparse", bool, True, "surrogate sees each fake row as its n_filler largest values (soft membership)"),
+        Param("temperature", float, 0.05, "softness of that membership", low=0.0, low_open=True),
+        Param("filler_ratings", str, "average", "filler ratings: average (drawn ~ N(item mean, std), stealthier) or optimised (the optimised values)",
+              choices=FILLER_RATINGS),
+    )
 
     def __init__(self, iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, mf_epochs: int = 25,
                  top_k: int = 20, max_users: int = 200, refresh_every: int = 10, sparse: bool = True,
                  temperature: float = 0.05, filler_ratings: str = "average") -> None:
-        self.iterations = check_int("iterations", iterations, 1)
-        self.step_size = check_float("step_size", step_size, 0.0, None, low_open=True)
-        self.ridge = check_float("ridge", ridge, 0.0, None, low_open=True)
-        self.mf_epochs = check_int("mf_epochs", mf_epochs, 1)
-        self.top_k = check_int("top_k", top_k, 1)
-        self.max_users = check_int("max_users", max_users, 1)
-        self.refresh_every = check_int("refresh_every", refresh_every, 1)
-        if not isinstance(sparse, bool):
-            raise ConfigError(f"sparse must be True or False, got {sparse!r}")
-        self.sparse = sparse
-        self.temperature = check_float("temperature", temperature, 0.0, None, low_open=True)
-        self.filler_ratings = check_filler_ratings(filler_ratings)
+        self._set_declared(locals())
         self._history: list[float] = []
 
     @property
     def objective_history(self) -> list[float]:
-        """Objective (mean predicted normalised target rating) before each step of the last run, and after the last."""
+        """Objective before each step of the last run, and after the last (also in the result's diagnostics)."""
         return list(self._history)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
-                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:
+                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         model = clean_model(train, self.mf_epochs, device, rng)
         surrogate = RetrainSurrogate(train, model, self.ridge, device)
         low = train.scale.minimum / train.scale.maximum
@@ -131,4 +135,4 @@ class PGAAttack(Attack):
         if self.filler_ratings == "average":
             # Keep the optimised item choice, draw the ratings as Average does (stealthier).
             profiles = rerate_fillers_like_average(profiles, train, targets, rng)
-        return profiles
+        return AttackResult(profiles, {"attack": self.name, "objective_history": list(history)})

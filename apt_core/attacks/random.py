@@ -19,9 +19,9 @@ from apt_core.data.dataset import Interactions
 class RandomAttack(Attack):
     name = "random"
     summary = "Random fillers rated ~ N(global mean, global std) (Lam & Riedl 2004)"
-
-    def __init__(self) -> None:
-        pass
+    paper = "Lam & Riedl, WWW 2004"
+    threat_model = "global rating mean and std"
+    params = ()
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:

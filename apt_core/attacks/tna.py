@@ -42,9 +42,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apt_core.attacks._common import check_filler_ratings, check_float, check_int, rerate_fillers_like_average, top_fillers_from_dense
+from apt_core.attacks._common import FILLER_RATINGS, rerate_fillers_like_average, top_fillers_from_dense
 from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_model, initial_ratings, soft_membership
-from apt_core.attacks.base import Attack, FakeProfiles, ProgressFn
+from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
 from apt_core.errors import CancelledError
 from apt_core.influence import conjugate_gradient, mf_hvp
@@ -104,25 +104,31 @@ def user_influence(train: Interactions, model: MFModel, targets: np.ndarray, top
 class TNAAttack(Attack):
     name = "tna"
     summary = "Influence-chosen users + smooth top-N rank loss optimised on fake ratings (Fang et al. 2020)"
+    paper = "Fang, Gong, Liu, WWW 2020 (S-TNA)"
+    threat_model = "white box: training data and the victim's MF recipe"
+    params = (
+        Param("subset_fraction", float, 0.2, "share of real users in S, the most influential on the targets' ranking", low=0.0, high=1.0, low_open=True),
+        Param("top_n", int, 20, "N of the top-N lists the rank loss compares the targets with", low=1),
+        Param("b", float, 0.1, "width of the rank loss's sigmoid g(x) = 1/(1+exp(-x/b))", low=0.0, low_open=True),
+        Param("eta", float, 0.01, "weight of the norm penalty on filler ratings", low=0.0),
+        Param("iterations", int, 20, "projected gradient steps", low=1),
+        Param("step_size", float, 0.1, "first step length (RMS-normalised gradient; decays as 1/sqrt(step))", low=0.0, low_open=True),
+        Param("ridge", float, 2.0, "ridge of the surrogate's closed-form refits", low=0.0, low_open=True),
+        Param("damping", float, 1e-4, "damping of the Hessian in the influence solve", low=0.0),
+        Param("cg_iterations", int, 10, "conjugate-gradient steps of the influence solve", low=0),
+        Param("mf_epochs", int, 25, "epochs of the attacker's clean MF fit", low=1),
+        Param("max_users", int, 200, "users sampled for the influence loss and the optimisation", low=1),
+        Param("refresh_every", int, 10, "iterations between refreshes of the top-N lists", low=1),
+        Param("temperature", float, 0.05, "softness of the fake rows' filler membership", low=0.0, low_open=True),
+        Param("filler_ratings", str, "average", "filler ratings: average (drawn ~ N(item mean, std), stealthier) or optimised (the optimised values)",
+              choices=FILLER_RATINGS),
+    )
 
     def __init__(self, subset_fraction: float = 0.2, top_n: int = 20, b: float = 0.1, eta: float = 0.01,
                  iterations: int = 20, step_size: float = 0.1, ridge: float = 2.0, damping: float = 1e-4,
                  cg_iterations: int = 10, mf_epochs: int = 25, max_users: int = 200, refresh_every: int = 10,
                  temperature: float = 0.05, filler_ratings: str = "average") -> None:
-        self.subset_fraction = check_float("subset_fraction", subset_fraction, 0.0, 1.0, low_open=True)
-        self.top_n = check_int("top_n", top_n, 1)
-        self.b = check_float("b", b, 0.0, None, low_open=True)
-        self.eta = check_float("eta", eta, 0.0)
-        self.iterations = check_int("iterations", iterations, 1)
-        self.step_size = check_float("step_size", step_size, 0.0, None, low_open=True)
-        self.ridge = check_float("ridge", ridge, 0.0, None, low_open=True)
-        self.damping = check_float("damping", damping, 0.0)
-        self.cg_iterations = check_int("cg_iterations", cg_iterations, 0)
-        self.mf_epochs = check_int("mf_epochs", mf_epochs, 1)
-        self.max_users = check_int("max_users", max_users, 1)
-        self.refresh_every = check_int("refresh_every", refresh_every, 1)
-        self.temperature = check_float("temperature", temperature, 0.0, None, low_open=True)
-        self.filler_ratings = check_filler_ratings(filler_ratings)
+        self._set_declared(locals())
         self._history: list[float] = []
         self._diagnostics: dict = {}
 
@@ -137,7 +143,7 @@ class TNAAttack(Attack):
         return dict(self._diagnostics)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
-                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> FakeProfiles:
+                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         def report(fraction: float, stage: str) -> None:
             if progress is not None and progress(fraction, stage) is False:
                 raise CancelledError("TNA attack cancelled")
@@ -190,4 +196,4 @@ class TNAAttack(Attack):
         if self.filler_ratings == "average":
             # Keep the optimised item choice, draw the ratings as Average does (stealthier).
             profiles = rerate_fillers_like_average(profiles, train, targets, rng)
-        return profiles
+        return AttackResult(profiles, {"attack": self.name, "objective_history": list(history), **diag})

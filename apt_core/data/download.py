@@ -22,13 +22,8 @@ class RemoteArchive:
     folder: str  # folder name inside the cache (and expected under --data-dir)
 
 
-# GroupLens publishes an .md5 next to each archive; FilmTrust's host publishes none, so that
-# download is only as trustworthy as the loader's line-by-line validation of its contents.
-ARCHIVES = {
-    "ml-100k": RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k"),
-    "ml-1m": RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m"),
-    "filmtrust": RemoteArchive("https://guoguibing.github.io/librec/datasets/filmtrust.zip", None, "filmtrust"),
-}
+# The sources themselves (URL, checksum) are in each data set's record,
+# :data:`apt_core.data.loaders.DATASETS`.
 
 
 def cache_dir() -> Path:
@@ -44,13 +39,14 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_archive(name: str, required_file: str, timeout: float = 30.0) -> Path:
-    """Return a folder holding ``required_file`` for data set ``name``, downloading if needed.
+def fetch_archive(name: str, required_file: str, archive: RemoteArchive | None, timeout: float = 30.0) -> Path:
+    """Return a folder holding ``required_file`` for data set ``name``, downloading ``archive`` if needed.
 
     The archive is downloaded to a temporary file, checked, then unpacked and moved into
     place, so an interrupted download never leaves a half-written data set in the cache.
     """
-    archive = ARCHIVES[name]
+    if archive is None:
+        raise DataError(f"{name} cannot be downloaded: put its files in a folder and pass --data-dir DIR (or set APT_DATA_DIR)")
     target = cache_dir() / archive.folder
     if (target / required_file).exists():
         return target

@@ -7,12 +7,15 @@ forbid redistribution, so the project never ships them.
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from apt_core.data.dataset import RatingData, RatingScale, build_rating_data
-from apt_core.data.download import fetch_archive
+from apt_core.data.download import RemoteArchive, fetch_archive
 from apt_core.data.parsing import check_positive, check_scale, numeric_ids, read_rating_table
 from apt_core.errors import DataError
 
@@ -21,8 +24,6 @@ FILMTRUST_SCALE = RatingScale(0.5, 4.0, 0.5)
 FILMTRUST_MIN_RATINGS = 15
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
-
-KNOWN_DATASETS = ("sample", "ml-100k", "ml-1m", "filmtrust", "yelp")
 
 
 def _candidate_dirs(data_dir: str | Path | None) -> list[Path]:
@@ -42,7 +43,8 @@ def _locate(name: str, required: str, data_dir: str | Path | None, aliases: tupl
             folder = base / sub if sub else base
             if (folder / required).is_file():
                 return folder
-    return fetch_archive(name, required)
+    spec = DATASETS.get(name)
+    return fetch_archive(name, required, spec.archive if spec is not None else None)
 
 
 def load_movielens_100k(data_dir: str | Path | None = None) -> RatingData:
@@ -187,23 +189,90 @@ def load_sample() -> RatingData:
     return data
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the project knows about one named data set, in one record.
+
+    Read by :func:`load_dataset` (``load``, ``aliases``, ``required_file`` to recognise its
+    folder), :func:`apt_core.data.download.fetch_archive` (``archive``: public source and
+    checksum), the dashboard (``label``), and APT / APT-rand (``apt``: the paper's Table 1
+    schedule ``t, t_pre, t_inter, m_star, r_plus``; None: the generic schedule).
+    """
+
+    name: str
+    label: str
+    load: Callable[[str | Path | None], RatingData]
+    scale: RatingScale | None = None  # None: inferred from the ratings
+    aliases: tuple[str, ...] = ()
+    required_file: str | None = None  # the file that identifies the layout in a folder
+    archive: RemoteArchive | None = None  # None: not downloadable (bundled, or a licence forbids it)
+    apt: dict | None = None
+
+    def matches(self, name: str) -> bool:
+        return _norm(name) in {_norm(n) for n in (self.name, *self.aliases)}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name or "").lower())
+
+
+#: name -> record, in the dashboard's order.  Add a data set here (docs/extending.md).
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a named data set; an empty name or one taken (also as an alias) is refused."""
+    from apt_core.errors import ConfigError
+
+    if not spec.name.strip():
+        raise ConfigError("a data set needs a name")
+    for other in DATASETS.values():
+        if other.name != spec.name and any(other.matches(n) for n in (spec.name, *spec.aliases)):
+            raise ConfigError(f"data set name {spec.name!r} (or an alias) is already taken by {other.name!r}")
+    if spec.name in DATASETS and DATASETS[spec.name] != spec:
+        raise ConfigError(f"a data set named {spec.name!r} is already registered")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+# GroupLens publishes an .md5 next to each archive; FilmTrust's host publishes none, so that
+# download is only as trustworthy as the loader's line-by-line validation of its contents.
+for _spec in (
+    DatasetSpec("sample", "sample (bundled, offline)", lambda data_dir=None: load_sample(), RatingScale(1.0, 5.0, 1.0)),
+    DatasetSpec("ml-100k", "MovieLens-100K", load_movielens_100k, ML_SCALE, ("ml100k", "movielens-100k"), "u.data",
+                RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k"),
+                {"t": 20.0, "t_pre": 15, "t_inter": 2, "m_star": 400, "r_plus": 0.2}),
+    DatasetSpec("ml-1m", "MovieLens-1M", load_movielens_1m, ML_SCALE, ("ml1m", "movielens-1m"), "ratings.dat",
+                RemoteArchive("https://files.grouplens.org/datasets/movielens/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m"),
+                {"t": 20.0, "t_pre": 15, "t_inter": 2, "m_star": 700, "r_plus": 0.2}),
+    # FilmTrust's T_pre is 5 in the paper's text and 4 in the authors' code (the ``paper`` preset's).
+    DatasetSpec("filmtrust", "FilmTrust", load_filmtrust, FILMTRUST_SCALE, (), "ratings.txt",
+                RemoteArchive("https://guoguibing.github.io/librec/datasets/filmtrust.zip", None, "filmtrust"),
+                {"t": 40.0, "t_pre": 5, "t_inter": 3, "m_star": 100, "r_plus": 0.25}),
+    DatasetSpec("yelp", "Yelp (local files only)", load_yelp, None, (), "yelp.train.rating", None,
+                {"t": 10.0, "t_pre": 10, "t_inter": 2, "m_star": 2500, "r_plus": 0.2}),
+):
+    register_dataset(_spec)
+
+#: the named data sets (kept for callers of the old constant)
+KNOWN_DATASETS = tuple(DATASETS)
+
+
+def dataset_spec(name: str) -> DatasetSpec | None:
+    """The record of a named data set (by name or alias, case and punctuation ignored), else None."""
+    return next((spec for spec in DATASETS.values() if spec.matches(name)), None)
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
-    """Load a data set by name (see :data:`KNOWN_DATASETS`) or by path.
+    """Load a data set by name (see :data:`DATASETS`) or by path.
 
     A path may be a CSV/TSV rating file, or the prefix of an NCF-style split
     (``PREFIX.train.rating``), or a folder holding one of the known layouts.
     """
     key = str(name).strip().lower()
-    if key == "sample":
-        return load_sample()
-    if key in ("ml-100k", "ml100k", "movielens-100k"):
-        return load_movielens_100k(data_dir)
-    if key in ("ml-1m", "ml1m", "movielens-1m"):
-        return load_movielens_1m(data_dir)
-    if key == "filmtrust":
-        return load_filmtrust(data_dir)
-    if key == "yelp":
-        return load_yelp(data_dir)
+    spec = DATASETS.get(key) or next((s for s in DATASETS.values() if key in s.aliases), None)
+    if spec is not None:
+        return spec.load(data_dir)
     if key.startswith("synthetic-"):
         # Generated at the shape of a licensed set (apt_core.data.synthetic): costs at scale, no real ratings.
         from apt_core.data.synthetic import shaped
@@ -213,13 +282,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
     if Path(f"{path}.train.rating").is_file():
         return load_ncf_split(path)
     if path.is_dir():
-        for required, loader in (("u.data", load_movielens_100k), ("ratings.dat", load_movielens_1m), ("ratings.txt", load_filmtrust)):
-            if (path / required).is_file():
-                return loader(path)
+        for spec in DATASETS.values():
+            if spec.required_file and (path / spec.required_file).is_file():
+                return spec.load(path)
         trains = sorted(path.glob("*.train.rating"))
         if len(trains) == 1:
             return load_ncf_split(str(trains[0])[: -len(".train.rating")])
-        raise DataError(f"{path}: folder holds no known rating files (u.data, ratings.dat, ratings.txt, NAME.train.rating)")
+        known = ", ".join(s.required_file for s in DATASETS.values() if s.required_file)
+        raise DataError(f"{path}: folder holds no known rating files ({known}, NAME.train.rating)")
     if path.is_file():
         return load_csv(path)
     raise DataError(f"unknown data set {name!r}: choose one of {', '.join(KNOWN_DATASETS)}, or give a path to a rating file")

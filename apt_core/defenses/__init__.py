@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
 from apt_core.defenses.none import NoDefense
-from apt_core.errors import ConfigError
-from apt_core.registry import instantiate
+from apt_core.registry import Registry
 
-DEFENSES: dict[str, type[Defense]] = {NoDefense.name: NoDefense}
+DEFENSES: Registry = Registry("defense")
+DEFENSES.register(NoDefense)
 
 
 def register(cls: type[Defense]) -> type[Defense]:
-    DEFENSES[cls.name] = cls
-    return cls
+    """Add a defense class (plug-ins, notebooks); an empty or taken name is refused."""
+    return DEFENSES.register(cls)
 
 
 # Imported after register() exists; each module only defines its class.
@@ -37,14 +37,11 @@ _register_remove_defenses()
 
 
 def defense_names() -> list[str]:
-    return list(DEFENSES)
+    return DEFENSES.names()
 
 
 def make_defense(name: str, **params) -> Defense:
-    key = name.strip().lower()
-    if key not in DEFENSES:
-        raise ConfigError(f"unknown defense {name!r}: choose one of {', '.join(defense_names())}")
-    return instantiate("defense", key, DEFENSES[key], params)
+    return DEFENSES.make(name, **params)
 
 
 __all__ = ["Defense", "DefenseContext", "DefenseResult", "DEFENSES", "defense_names", "make_defense", "register"]

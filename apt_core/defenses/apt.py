@@ -76,8 +76,8 @@ import time
 
 import numpy as np
 
-from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
-from apt_core.errors import ConfigError
+from apt_core.defenses.base import Param
+from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
 from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
 from apt_core.influence_autograd import victim_influence
 from apt_core.models.mf import MFTrainer
@@ -88,6 +88,28 @@ class APT(ERMTraining):
 
     name = "apt"
     summary = "adversarial poisoning training: ERM users rate items of negative influence (Wu et al. 2021)"
+    paper = "Wu, Lian, Ge, Zhu, Chen, Yuan, SIGIR 2021"
+    threat_model = "observed data only (erm_stats=clean: the authors' oracle)"
+    params = ERM_PARAMS + (
+        Param("solver", str, None, "influence solver (None: the preset's; paper: lissa-lanczos)", choices=SOLVERS, optional=True,
+              paper="lissa (authors' code)"),
+        Param("damping", float, 10.0, "cg: damping as a multiple of H's mean diagonal", low=0.0),
+        Param("cg_max_iter", int, 30, "cg: iterations", low=1),
+        Param("cg_tol", float, 1e-2, "cg: relative residual tolerance", low=0.0, low_open=True),
+        Param("preconditioner", str, "jacobi", "cg: preconditioner", choices=PRECONDITIONERS),
+        Param("warm_start", bool, True, "start each round's solve from the previous round's solution"),
+        Param("n_probe", int, 10, "probe users z of Eq. 4 (smallest rating-vector norm)", low=1, paper=10),
+        Param("er_loss", str, "mean", "empirical-risk loss: sigmoid of the mean (authors' code) or per rating (text)", choices=ER_LOSSES,
+              paper="mean (code)"),
+        Param("lissa_steps", int, 1000, "LiSSA: recursion steps", low=0, paper=1000),
+        Param("lissa_batch_size", int, 16384, "LiSSA: ratings per Hessian minibatch", low=1, paper=16384),
+        Param("lissa_scale", float, 1.0, "LiSSA: scale", low=0.0, low_open=True, paper=1.0),
+        Param("lissa_damping", float, 0.0, "LiSSA: damping", low=0.0, high=1.0, high_open=True, paper=0.0),
+        Param("lanczos_max_iter", int, 40, "lissa-lanczos: Lanczos iterations at most", low=1),
+        Param("lanczos_tol", float, 1e-3, "lissa-lanczos: tolerance", low=0.0, low_open=True),
+        Param("victim_solver", str, "identity", "influence solver for victims other than MF (LiSSA's filter overflows on a neural "
+              "victim's indefinite Hessian)", choices=SOLVERS),
+    )
 
     def __init__(
         self,
@@ -118,40 +140,16 @@ class APT(ERMTraining):
         detector: str = "cogroup",
         victim_solver: str = "identity",
     ):
-        super().__init__(erm_fraction, erm_stats, t, t_pre, t_inter, m_star, r_plus, erm_users, preset, single_rating_std, detector)
-        solver = solver or get_preset(preset).solver
-        if solver not in SOLVERS:
-            raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
-        if not (float(damping) >= 0 and np.isfinite(damping)):
-            raise ConfigError(f"damping must be a finite number >= 0, got {damping}")
-        if int(cg_max_iter) < 1 or not (float(cg_tol) > 0):
-            raise ConfigError(f"cg_max_iter must be >= 1 and cg_tol > 0, got {cg_max_iter}, {cg_tol}")
-        if int(n_probe) < 1:
-            raise ConfigError(f"n_probe must be >= 1, got {n_probe}")
-        if preconditioner not in PRECONDITIONERS:
-            raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
-        if er_loss not in ER_LOSSES:
-            raise ConfigError(f"er_loss must be one of {', '.join(ER_LOSSES)}, got {er_loss!r}")
-        self.lissa = LissaSettings(int(lissa_steps), int(lissa_batch_size), float(lissa_scale), float(lissa_damping))
-        if int(lanczos_max_iter) < 1 or not (float(lanczos_tol) > 0):
-            raise ConfigError(f"lanczos_max_iter must be >= 1 and lanczos_tol > 0, got {lanczos_max_iter}, {lanczos_tol}")
-        self.lanczos_max_iter = int(lanczos_max_iter)
-        self.lanczos_tol = float(lanczos_tol)
-        if victim_solver not in SOLVERS:
-            raise ConfigError(f"victim_solver must be one of {', '.join(SOLVERS)}, got {victim_solver!r}")
-        self.solver = solver
-        # Victims other than MF (LightGCN, NeuMF): the preset's LiSSA is the authors' MF
-        # recipe; on a neural victim's indefinite Hessian its filter (1 - (1 - λ)^1001) / λ
-        # overflows along negative eigenvalues (NaN influence on NeuMF after 1 epoch), so
-        # they default to the identity solver (w = grad L_ER).
-        self.victim_solver = victim_solver
-        self.damping = float(damping)
-        self.cg_max_iter = int(cg_max_iter)
-        self.cg_tol = float(cg_tol)
-        self.n_probe = int(n_probe)
-        self.er_loss = er_loss
-        self.preconditioner = preconditioner
-        self.warm_start = bool(warm_start)
+        self._set_declared(locals())
+
+    def check_params(self) -> None:
+        super().check_params()
+        if self.solver is None:  # None: the preset's solver, resolved when set
+            self.solver = get_preset(self.preset).solver
+
+    @property
+    def lissa(self) -> LissaSettings:
+        return LissaSettings(self.lissa_steps, self.lissa_batch_size, self.lissa_scale, self.lissa_damping)
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, trainer = state.train, state.trainer

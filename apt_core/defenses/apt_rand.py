@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apt_core.defenses.erm import ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
+from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
 
 
 class APTRand(ERMTraining):
@@ -24,6 +24,10 @@ class APTRand(ERMTraining):
 
     name = "apt-rand"
     summary = "APT's schedule, ERM users rate uniformly random items at their mean (ablation)"
+    paper = "Wu et al., SIGIR 2021 (ablation)"
+    threat_model = "observed data only (erm_stats=clean: the authors' oracle)"
+    # No temperature and no r+: items are uniform and ratings unlifted by definition.
+    params = tuple(p for p in ERM_PARAMS if p.name not in ("t", "r_plus"))
 
     def __init__(
         self,
@@ -37,9 +41,7 @@ class APTRand(ERMTraining):
         single_rating_std: str | None = None,
         detector: str = "cogroup",
     ):
-        # No temperature and no r+: items are uniform and ratings unlifted by definition.
-        super().__init__(erm_fraction, erm_stats, None, t_pre, t_inter, m_star, None, erm_users, preset, single_rating_std, detector)
-        del self.t, self.r_plus
+        self._set_declared(locals())
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, s = state.train, state.settings

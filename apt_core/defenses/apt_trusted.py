@@ -28,10 +28,8 @@ from __future__ import annotations
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.apt import APT
-from apt_core.defenses.base import DefenseContext, DefenseResult
+from apt_core.defenses.base import DefenseContext, DefenseResult, Param
 from apt_core.defenses.erm import compact_users, detection_diagnostics, expand_users, item_statistics, without_users
-from apt_core.detection.base import check_bool
-from apt_core.errors import ConfigError
 
 #: where the ERM users' rating centre comes from: each item's (trusted) mean, or the global one
 TRUSTED_STATISTICS = ("auto", "item", "global")
@@ -43,16 +41,25 @@ class APTTrusted(APT):
     name = "apt-trusted"
     summary = "APT with item statistics from the users a detector trusts; flagged users dropped (ours)"
 
+    paper = "ours, on Wu et al., SIGIR 2021"
+    threat_model = "observed data only; a shilling detector decides whom to trust"
+    # APT's parameters except erm_stats (always "trusted": the point of this defense), plus its own.
+    params = tuple(p for p in APT.params if p.name != "erm_stats") + (
+        Param("drop_suspects", bool, True, "also train without the flagged users' ratings (False: apt --erm-stats trusted)"),
+        Param("statistics", str, "auto", "ERM rating centre: item (each item's trusted mean), global, or auto (item when someone was flagged)",
+              choices=TRUSTED_STATISTICS),
+    )
+
     def __init__(self, erm_fraction: float | None = None, detector: str = "cogroup", drop_suspects: bool = True,
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
                  m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
-                 statistics: str = "auto", erm_users: int | None = None, preset: str = "paper") -> None:
-        super().__init__(erm_fraction, "trusted", t, t_pre, t_inter, m_star, r_plus, solver=solver, detector=detector,
-                         erm_users=erm_users, preset=preset)
-        self.drop_suspects = check_bool("drop_suspects", drop_suspects)
-        if statistics not in TRUSTED_STATISTICS:
-            raise ConfigError(f"statistics must be one of {', '.join(TRUSTED_STATISTICS)}, got {statistics!r}")
-        self.statistics = statistics
+                 statistics: str = "auto", erm_users: int | None = None, preset: str = "paper",
+                 single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
+                 preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
+                 lissa_steps: int = 1000, lissa_batch_size: int = 16384, lissa_scale: float = 1.0, lissa_damping: float = 0.0,
+                 lanczos_max_iter: int = 40, lanczos_tol: float = 1e-3, victim_solver: str = "identity") -> None:
+        self.erm_stats = "trusted"  # fixed, not a parameter
+        self._set_declared(locals())
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector

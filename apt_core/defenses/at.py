@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 
 from apt_core.data.dataset import Interactions
-from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
+from apt_core.errors import CancelledError
 from apt_core.models.mf import MFTrainer, mf_batch_gradients
 from apt_core.models.victims import make_trainer
 
@@ -37,19 +37,18 @@ class AdversarialTraining(Defense):
     name = "at"
     summary = "adversarial training (APR): loss at worst-case embedding perturbations of norm ε"
     divergence_hint = "lower epsilon or the MF learning rate"
+    paper = "He, He, Du, Chua, SIGIR 2018 (APR)"
+    threat_model = "none beyond the data: worst-case parameter perturbations stand in for poisoning"
+    params = (
+        Param("epsilon", float, 0.03, "norm of the worst-case perturbation per embedding row", low=0.0, paper=0.03),
+        Param("adv_weight", float, 1.0, "λ_adv, weight of the loss at the perturbed parameters", low=0.0, paper=1.0),
+        Param("warmup_epochs", int, None, "plain-MF epochs before adversarial training (None: 40% of the epochs)", low=0, optional=True),
+    )
 
     def __init__(self, epsilon: float = 0.03, adv_weight: float = 1.0, warmup_epochs: int | None = None):
-        if not (float(epsilon) >= 0):
-            raise ConfigError(f"epsilon must be >= 0, got {epsilon}")
-        if not (float(adv_weight) >= 0):
-            raise ConfigError(f"adv_weight must be >= 0, got {adv_weight}")
-        if warmup_epochs is not None and int(warmup_epochs) < 0:
-            raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
-        self.epsilon = float(epsilon)
-        self.adv_weight = float(adv_weight)
+        self._set_declared(locals())
         # None: the same warm-up as APT's pre-training would be arbitrary; APR pre-trains a
         # converged MF, so default to 40% of the epochs (10 of 25).
-        self.warmup_epochs = warmup_epochs
 
     def _hook(self, reg: float):
         eps, lam = self.epsilon, self.adv_weight

@@ -17,6 +17,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.models.mf import MFConfig
+from apt_core.params import Configurable, Param  # noqa: F401 -- Param re-exported for defense modules
 
 ProgressFn = Callable[[float, str], object]
 
@@ -55,9 +56,14 @@ class DefenseResult:
     diagnostics: dict = field(default_factory=dict)
 
 
-class Defense(ABC):
+class Defense(Configurable, ABC):
+    """Base class of every defense: set ``name``, declare ``params`` (:class:`~apt_core.params.Param`), implement :meth:`fit`."""
+
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: the paper (authors, venue, year) and what the defender knows, for the README table
+    paper: ClassVar[str] = ""
+    threat_model: ClassVar[str] = ""
     #: what to change when the fit diverges (NaN/inf loss, factors or scores); shown after the
     #: :class:`~apt_core.errors.DivergedError` that names the phase.
     divergence_hint: ClassVar[str] = "lower the MF learning rate"
@@ -65,10 +71,3 @@ class Defense(ABC):
     @abstractmethod
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         ...
-
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -27,7 +27,6 @@ setting (APT's step 6 in docs/algorithms.md):
 """
 from __future__ import annotations
 
-import re
 import time
 from abc import abstractmethod
 from dataclasses import asdict, dataclass
@@ -36,7 +35,9 @@ import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
-from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
+from apt_core.data.loaders import DATASETS, dataset_spec
+from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
+from apt_core.detection import DETECTORS
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFTrainer
 from apt_core.models.victims import make_trainer
@@ -55,21 +56,16 @@ class APTSettings:
     r_plus: float  # rating lift of APT's ERM users, normalised (0.2 = 1 star of 5)
 
 
-#: The paper's Table 1 schedule (docs/algorithms.md).  FilmTrust's T_pre is 5 in the paper's
-#: text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
-DATASET_SETTINGS: dict[str, APTSettings] = {
-    "filmtrust": APTSettings(40.0, 5, 3, 100, 0.25),
-    "ml-100k": APTSettings(20.0, 15, 2, 400, 0.2),
-    "ml-1m": APTSettings(20.0, 15, 2, 700, 0.2),
-    "yelp": APTSettings(10.0, 10, 2, 2500, 0.2),
-}
+#: The paper's Table 1 schedule (docs/algorithms.md), from each data set's record
+#: (:data:`apt_core.data.loaders.DATASETS`, its ``apt`` entry).  FilmTrust's T_pre is 5 in the
+#: paper's text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
+DATASET_SETTINGS: dict[str, APTSettings] = {name: APTSettings(**spec.apt) for name, spec in DATASETS.items() if spec.apt}
 
 
 def dataset_key(name: str) -> str:
-    """Map a data-set name ("ML-100K", "movielens-100k", "ml100k"...) to a settings key."""
-    key = re.sub(r"[^a-z0-9]", "", (name or "").lower())
-    aliases = {"ml100k": "ml-100k", "movielens100k": "ml-100k", "ml1m": "ml-1m", "movielens1m": "ml-1m", "filmtrust": "filmtrust", "yelp": "yelp"}
-    return aliases.get(key, "other")
+    """Map a data-set name ("ML-100K", "movielens-100k", "ml100k"...) to a settings key ("other" if none)."""
+    spec = dataset_spec(name)
+    return spec.name if spec is not None and spec.apt else "other"
 
 
 @dataclass(frozen=True)
@@ -118,8 +114,9 @@ def get_preset(name: str) -> ERMPreset:
 
 def settings_for(dataset: str, n_items: int, preset: str | None = None) -> APTSettings:
     key = dataset_key(dataset)
-    if key in DATASET_SETTINGS:
-        base = DATASET_SETTINGS[key]
+    spec = dataset_spec(dataset)
+    if spec is not None and spec.apt:  # the data set's record (a data set added later counts too)
+        base = APTSettings(**spec.apt)
     else:
         base = APTSettings(20.0, 15, 2, max(1, min(400, n_items // 4)), 0.2)
     if preset is not None and key in get_preset(preset).t_pre:
@@ -176,8 +173,38 @@ class ERMBatch:
     extra: dict
 
 
+#: The parameters APT and APT-rand share (None: the preset's / the data set's schedule entry).
+ERM_PARAMS: tuple[Param, ...] = (
+    Param("erm_fraction", float, None, "ERM users as a share of all users, fake ones included (None: the preset's count)",
+          low=0.0, high=1.0, optional=True, paper=0.05),
+    Param("erm_stats", str, "observed", "where ERM ratings' item mean/std come from: observed (honest), clean (the authors' oracle), "
+          "robust (median/MAD), trusted (users a detector flags left out), global (global mean/std)",
+          choices=ERM_STATS, paper="clean"),
+    Param("t", float, None, "sampling temperature: p(item) ~ exp(-t x scaled influence) (None: the data set's)",
+          low=0.0, optional=True, paper="40 FilmTrust, 20 ML-100K/ML-1M, 10 Yelp"),
+    Param("t_pre", int, None, "plain-MF epochs before the first regeneration (None: the data set's)",
+          low=0, optional=True, paper="5 FilmTrust (code: 4), 15 ML-100K/ML-1M, 10 Yelp"),
+    Param("t_inter", int, None, "epochs between regenerations (None: the data set's)",
+          low=1, optional=True, paper="3 FilmTrust, 2 elsewhere"),
+    Param("m_star", int, None, "items per ERM user (None: the data set's)",
+          low=1, optional=True, paper="100 FilmTrust, 400 ML-100K, 700 ML-1M, 2500 Yelp"),
+    Param("r_plus", float, None, "rating lift of ERM users, normalised: 0.2 = one star of five (None: the data set's)",
+          low=-1.0, high=1.0, optional=True, paper="0.25 FilmTrust, 0.2 elsewhere"),
+    Param("erm_users", int, None, "ERM users as a count, instead of erm_fraction (None: the preset's count)",
+          low=0, optional=True, paper="50 on ML-100K and FilmTrust (authors' code)"),
+    Param("preset", str, "paper", "defaults: paper (the authors' code) or lab-v1 (APT Lab before LiSSA)",
+          choices=tuple(ERM_PRESETS), paper="paper"),
+    Param("single_rating_std", str, None, "spread of an item rated once: zero (authors' code) or global std (None: the preset's)",
+          choices=SINGLE_RATING_STD, optional=True, paper="zero"),
+    Param("detector", str, "cogroup", "erm_stats=trusted: the shilling detector whose flagged users are left out of the statistics",
+          choices=tuple(DETECTORS)),
+)
+
+
 class ERMTraining(Defense):
     """Common schedule of APT / APT-rand; subclasses choose the ERM profiles."""
+
+    params = ERM_PARAMS
 
     def __init__(
         self,
@@ -193,43 +220,15 @@ class ERMTraining(Defense):
         single_rating_std: str | None = None,
         detector: str = "cogroup",
     ):
-        from apt_core.detection import detector_names
+        # Validated from ERM_PARAMS; None stays None = the preset's / data set's value (see
+        # n_erm_users, resolved_settings), except single_rating_std, resolved in check_params.
+        self._set_declared(locals())
 
-        if detector not in detector_names():
-            raise ConfigError(f"detector must be one of {', '.join(detector_names())}, got {detector!r}")
-        p = get_preset(preset)
-        if erm_fraction is not None and not (0.0 <= float(erm_fraction) <= 1.0):
-            raise ConfigError(f"erm_fraction must lie in [0, 1], got {erm_fraction}")
-        if erm_users is not None and int(erm_users) < 0:
-            raise ConfigError(f"erm_users must be >= 0, got {erm_users}")
-        if erm_users is not None and erm_fraction is not None:
-            raise ConfigError("give either erm_users (a count) or erm_fraction (a share of users), not both")
-        if single_rating_std is not None and single_rating_std not in SINGLE_RATING_STD:
-            raise ConfigError(f"single_rating_std must be one of {', '.join(SINGLE_RATING_STD)}, got {single_rating_std!r}")
-        if erm_stats not in ERM_STATS:
-            raise ConfigError(f"erm_stats must be one of {', '.join(ERM_STATS)}, got {erm_stats!r}")
-        if t is not None and not (float(t) >= 0 and np.isfinite(t)):
-            raise ConfigError(f"temperature t must be a finite number >= 0, got {t}")
-        if t_pre is not None and int(t_pre) < 0:
-            raise ConfigError(f"t_pre must be >= 0, got {t_pre}")
-        if t_inter is not None and int(t_inter) < 1:
-            raise ConfigError(f"t_inter must be >= 1, got {t_inter}")
-        if m_star is not None and int(m_star) < 1:
-            raise ConfigError(f"m_star must be >= 1, got {m_star}")
-        if r_plus is not None and not (-1.0 <= float(r_plus) <= 1.0):
-            raise ConfigError(f"r_plus is normalised and must lie in [-1, 1], got {r_plus}")
-        self.preset = preset
-        # None = the preset's count for the data set (see n_erm_users).
-        self.erm_users = None if erm_users is None else int(erm_users)
-        self.erm_fraction = None if erm_fraction is None else float(erm_fraction)
-        self.single_rating_std = single_rating_std or p.single_rating_std
-        self.erm_stats = erm_stats
-        self.t = t
-        self.t_pre = t_pre
-        self.t_inter = t_inter
-        self.m_star = m_star
-        self.r_plus = r_plus
-        self.detector = detector
+    def check_params(self) -> None:
+        if self.erm_users is not None and self.erm_fraction is not None:
+            raise ConfigError(f"{self.name}: give either erm_users (a count) or erm_fraction (a share of users), not both")
+        if self.single_rating_std is None:
+            self.single_rating_std = get_preset(self.preset).single_rating_std
 
     def n_erm_users(self, n_users: int, dataset: str = "") -> int:
         """ERM users for data with ``n_users`` users (all of them, fake ones included): the

@@ -11,6 +11,9 @@ class NoDefense(Defense):
 
     name = "none"
     summary = "plain MF, no defense"
+    paper = "Koren, Bell, Volinsky 2009 (MF)"
+    threat_model = "none"
+    params = ()
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         cfg = context.mf_config

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
-from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
+from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.models.mf import MFModel, glorot_uniform
 from apt_core.runtime import resolve_device
@@ -39,24 +39,19 @@ class PCMF(Defense):
     name = "pcmf"
     summary = "PCMF: one user factor matrix, item factors = rating-weighted sums of their raters' factors"
     divergence_hint = "lower PCMF's learning rate (lr)"
+    paper = "Bampis, Rusu, Hajj, Bovik 2017"
+    threat_model = "none beyond the data: robust by construction, no profile removed"
+    params = (
+        Param("dim", int, None, "factor dimension (None: the MF recipe's)", low=1, optional=True),
+        Param("lr", float, 0.01, "Adam learning rate", low=0.0, low_open=True),
+        Param("epochs", int, None, "training epochs (None: the run's epochs)", low=1, optional=True),
+        Param("batch_size", int, 4096, "ratings per minibatch", low=1),
+        Param("normalise", bool, True, "divide Y's columns by sqrt(item count) (our choice; False: the raw product)"),
+        Param("reg", float, 0.0, "L2 penalty on the user factors", low=0.0),
+    )
 
     def __init__(self, dim: int | None = None, lr: float = 0.01, epochs: int | None = None, batch_size: int = 4096, normalise: bool = True, reg: float = 0.0):
-        if dim is not None and int(dim) < 1:
-            raise ConfigError(f"dim must be >= 1, got {dim}")
-        if not (float(lr) > 0):
-            raise ConfigError(f"lr must be > 0, got {lr}")
-        if epochs is not None and int(epochs) < 1:
-            raise ConfigError(f"epochs must be >= 1, got {epochs}")
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if not (float(reg) >= 0):
-            raise ConfigError(f"reg must be >= 0, got {reg}")
-        self.dim = dim
-        self.lr = float(lr)
-        self.epochs = epochs
-        self.batch_size = int(batch_size)
-        self.normalise = bool(normalise)
-        self.reg = float(reg)
+        self._set_declared(locals())
 
     def _batch_gradient(self, U: torch.Tensor, yt, y, u: torch.Tensor, i: torch.Tensor, r: torch.Tensor,
                         grad_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from apt_core.data.dataset import Interactions
-from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
+from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.defenses.erm import compact_users, detection_diagnostics, expand_users
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.detection.cuts import CUTS
+from apt_core.errors import CancelledError
 from apt_core.models.victims import make_trainer
 
 
@@ -27,13 +28,12 @@ class RemoveSuspects(Defense):
     name = "remove"
     summary = "drop the users a detector flags, then plain MF"
     detector_name: ClassVar[str] = "cogroup"
+    paper = "detect and remove (the detector's paper: `python -m apt_core detect`)"
+    threat_model = "observed data only; the detector decides how many users to flag"
+    params = (Param("cut", str, "gap", "how the detector's scores become flags (apt_core.detection.cuts)", choices=CUTS),)
 
     def __init__(self, cut: str = "gap") -> None:
-        from apt_core.detection.cuts import CUTS
-
-        if cut not in CUTS:
-            raise ConfigError(f"cut must be one of {', '.join(CUTS)}, got {cut!r}")
-        self.cut = cut
+        self._set_declared(locals())
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector

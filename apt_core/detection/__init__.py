@@ -15,23 +15,26 @@ from apt_core.detection.lengthvar import LengthVar
 from apt_core.detection.pca import PCASelectUsers
 from apt_core.detection.rdma import RDMA
 from apt_core.detection.wdma import WDMA
-from apt_core.errors import ConfigError
-from apt_core.registry import instantiate
+from apt_core.registry import Registry
 
-DETECTORS: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (CoGroup, RDMA, WDMA, DegSim, LengthVar, PCASelectUsers, RiskInfluence)
-}
+#: name -> detector class (the same registry mechanism as attacks and defenses)
+DETECTORS: Registry = Registry("detector")
+for _cls in (CoGroup, RDMA, WDMA, DegSim, LengthVar, PCASelectUsers, RiskInfluence):
+    DETECTORS.register(_cls)
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Add a detector class; an empty or taken name is refused (register before importing
+    apt_core.defenses to also get its ``remove-<name>`` defense)."""
+    return DETECTORS.register(cls)
 
 
 def detector_names() -> list[str]:
-    return list(DETECTORS)
+    return DETECTORS.names()
 
 
 def make_detector(name: str, **params) -> Detector:
-    key = name.strip().lower()
-    if key not in DETECTORS:
-        raise ConfigError(f"unknown detector {name!r}: choose one of {', '.join(detector_names())}")
-    return instantiate("detector", key, DETECTORS[key], params)
+    return DETECTORS.make(name, **params)
 
 
 __all__ = ["Detector", "DetectionResult", "DETECTORS", "detector_names", "make_detector"]

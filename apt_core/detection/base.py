@@ -17,7 +17,9 @@ from typing import ClassVar
 import numpy as np
 
 from apt_core.data.dataset import Interactions, RatingData
+from apt_core.detection.cuts import CUTS
 from apt_core.errors import ConfigError
+from apt_core.params import Configurable, Param  # noqa: F401 -- Param re-exported for detector modules
 
 
 @dataclass
@@ -48,18 +50,19 @@ def as_interactions(data: Interactions | RatingData) -> Interactions:
     return Interactions(inter.users, inter.items, inter.ratings, inter.n_users, inter.n_items, inter.scale)
 
 
-class Detector(ABC):
-    """Base class: subclasses set ``name``/``summary`` and implement :meth:`_scores`."""
+class Detector(Configurable, ABC):
+    """Base class: subclasses set ``name``/``summary``, declare ``params`` and implement :meth:`_scores`.
+
+    Parameters are declared once (:mod:`apt_core.params`), as for attacks and defenses: a
+    subclass extends ``Detector.params`` (the cut) and calls ``self._set_declared(locals())``.
+    """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    params = (Param("cut", str, "gap", "how scores become flags: gap (largest gap), mad (robust z > 3.5), none (flag nobody)", choices=CUTS),)
 
     def __init__(self, cut: str = "gap") -> None:
-        from apt_core.detection.cuts import CUTS
-
-        if cut not in CUTS:
-            raise ConfigError(f"cut must be one of {', '.join(CUTS)}, got {cut!r}")
-        self.cut = cut
+        self._set_declared(locals())
 
     @abstractmethod
     def _scores(self, data: Interactions) -> np.ndarray:
@@ -84,28 +87,6 @@ class Detector(ABC):
         s = self.scores(data, random_state)
         flagged, threshold, extra = apply_cut(s, self.cut)
         return DetectionResult(self.name, s, flagged, threshold, self.cut, extra)
-
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
-
-def check_int(name: str, value, minimum: int) -> int:
-    """Validate an integer hyper-parameter (bools and fractional floats refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (isinstance(value, float) and float(value).is_integer()):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if int(value) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def rating_matrix(data: Interactions):

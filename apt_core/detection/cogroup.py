@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from apt_core.data.dataset import Interactions
-from apt_core.detection.base import Detector, check_bool, check_int
+from apt_core.detection.base import Detector, Param
 
 
 def pair_surprise(data: Interactions, top_steps: int = 0, heterogeneity: bool = True) -> tuple[sp.csr_matrix, sp.csr_matrix, dict]:
@@ -53,11 +53,14 @@ class CoGroup(Detector):
     name = "cogroup"
     summary = "top-rates item pairs together far more than popularity predicts (ours; planted co-rating block)"
 
+    params = Detector.params + (
+        Param("rank", int, 1, "a user's suspicion is the rank-th largest surprise among its top-rated item pairs", low=1),
+        Param("top_steps", int, 0, "rating steps below the maximum that count as a top rating", low=0),
+        Param("heterogeneity", bool, True, "heavy users co-rate more: scale the expected co-count by c (False: c = 1)"),
+    )
+
     def __init__(self, rank: int = 1, top_steps: int = 0, heterogeneity: bool = True, cut: str = "gap") -> None:
-        super().__init__(cut)
-        self.rank = check_int("rank", rank, 1)
-        self.top_steps = check_int("top_steps", top_steps, 0)
-        self.heterogeneity = check_bool("heterogeneity", heterogeneity)
+        self._set_declared(locals())
 
     def _scores(self, data: Interactions) -> np.ndarray:
         M, S, _ = pair_surprise(data, self.top_steps, self.heterogeneity)

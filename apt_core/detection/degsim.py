@@ -10,18 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from apt_core.data.dataset import Interactions
-from apt_core.detection.base import Detector, check_int, rating_matrix
+from apt_core.detection.base import Detector, Param, rating_matrix
 
 
 class DegSim(Detector):
     name = "degsim"
     summary = "mean Pearson similarity with the k nearest users (Chirita et al. 2005)"
 
+    params = Detector.params + (
+        Param("k", int, 25, "nearest users averaged", low=1),
+        Param("min_overlap", int, 3, "co-rated items needed for a similarity", low=1),
+        Param("block", int, 1024, "users per block of the similarity computation (memory)", low=1),
+    )
+
     def __init__(self, k: int = 25, min_overlap: int = 3, block: int = 1024, cut: str = "gap") -> None:
-        super().__init__(cut)
-        self.k = check_int("k", k, 1)
-        self.min_overlap = check_int("min_overlap", min_overlap, 1)
-        self.block = check_int("block", block, 1)
+        self._set_declared(locals())
 
     def _scores(self, data: Interactions) -> np.ndarray:
         R = rating_matrix(data)

@@ -17,17 +17,20 @@ import numpy as np
 import torch
 
 from apt_core.data.dataset import Interactions
-from apt_core.detection.base import Detector, check_bool, check_int
+from apt_core.detection.base import Detector, Param
 
 
 class RiskInfluence(Detector):
     name = "influence"
     summary = "how much up-weighting a user raises everyone's empirical risk (ours, APT's influence)"
 
+    params = Detector.params + (
+        Param("epochs", int, 25, "epochs of the MF fit the influence is taken at", low=1),
+        Param("normalise", bool, True, "divide each user's influence by the number of ratings"),
+    )
+
     def __init__(self, epochs: int = 25, normalise: bool = True, cut: str = "gap") -> None:
-        super().__init__(cut)
-        self.epochs = check_int("epochs", epochs, 1)
-        self.normalise = check_bool("normalise", normalise)
+        self._set_declared(locals())
 
     def _scores(self, data: Interactions) -> np.ndarray:
         from apt_core.influence import er_gradient

@@ -15,16 +15,17 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from apt_core.data.dataset import Interactions
-from apt_core.detection.base import Detector, check_int, rating_matrix
+from apt_core.detection.base import Detector, Param, rating_matrix
 
 
 class PCASelectUsers(Detector):
     name = "pca"
     summary = "users contributing least to the top principal components (Mehta & Nejdl 2009)"
 
+    params = Detector.params + (Param("n_components", int, 3, "principal components kept", low=1),)
+
     def __init__(self, n_components: int = 3, cut: str = "gap") -> None:
-        super().__init__(cut)
-        self.n_components = check_int("n_components", n_components, 1)
+        self._set_declared(locals())
 
     def _scores(self, data: Interactions) -> np.ndarray:
         R = rating_matrix(data)

@@ -1,0 +1,82 @@
+"""The dashboard's advanced controls are generated from the declared parameters (AppTest, no browser)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
+    at.session_state["_via_app"] = True
+    return at
+
+
+def test_defense_page_has_a_control_for_every_declared_parameter():
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+
+    at = page("defense").run()
+    assert not at.exception and not at.error
+    keys = {w.key for kind in ("text_input", "selectbox", "checkbox") for w in at.get(kind)}
+    chosen = at.multiselect(key="def-defenses").value
+    attack = at.selectbox(key="def-attack").value
+    for name in chosen:
+        for p in DEFENSES[name].params:
+            assert f"def-param-{name}-{p.name}" in keys
+    for p in ATTACKS[attack].params:
+        assert f"def-param-{attack}-{p.name}" in keys
+
+
+def test_invalid_parameter_is_a_message_and_a_valid_one_reaches_the_scenario(monkeypatch):
+    at = page("defense").run()
+    at.multiselect(key="def-defenses").set_value(["apt"]).run()
+    at.text_input(key="def-param-apt-r_plus").set_value("7").run()
+    assert not at.exception
+    assert any("apt.r_plus must be a number in [-1, 1]" in e.value for e in at.error), [e.value for e in at.error]
+    seen = []
+    import pages._common as common
+
+    monkeypatch.setattr(common, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
+    at.text_input(key="def-param-apt-r_plus").set_value("0.0").run()
+    assert not at.exception and not at.error
+    assert seen and dict(seen[-1].params) == {"apt.r_plus": 0.0}, seen
+
+
+def test_detection_page_has_detector_parameter_controls(monkeypatch):
+    from apt_core.detection import DETECTORS
+
+    at = page("detection").run()
+    assert not at.exception and not at.error
+    keys = {w.key for kind in ("text_input", "selectbox", "checkbox") for w in at.get(kind)}
+    for name in at.multiselect(key="det-detectors").value:
+        for p in DETECTORS[name].params:
+            assert f"det-param-{name}-{p.name}" in keys
+    seen = []
+    import pages._common as common
+
+    monkeypatch.setattr(common, "run_cached", lambda kind, what, fn, **kw: seen.append(what))
+    at.selectbox(key="det-param-cogroup-cut").set_value("mad").run()
+    assert not at.exception and not at.error
+    assert seen and seen[-1]["detector_params"] == {"cogroup": {"cut": "mad"}}
