@@ -118,7 +118,13 @@ def build_grid(scenarios: list[Scenario], cache, progress: ProgressFn | None = N
         if is_cached(sc, cache, data):
             n_cached += 1
             continue
-        run_scenario(sc, cache=cache, data=data)
+        # The same callback inside the fit, so a cancel (or the server shutting down) stops a
+        # build within one epoch instead of after the point's whole fit.
+        point_progress = None
+        if progress is not None:
+            def point_progress(fraction: float, text: str, _i: int = i) -> object:
+                return progress((_i + fraction) / max(1, len(scenarios)), f"point {_i + 1} of {len(scenarios)}: {text}")
+        run_scenario(sc, progress=point_progress, cache=cache, data=data)
     if progress is not None:
         progress(1.0, f"{len(scenarios)} points ready")
     return GridReport(len(scenarios), n_cached, time.perf_counter() - t0)

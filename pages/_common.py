@@ -6,6 +6,7 @@ the frozen :class:`~apt_core.experiment.Scenario`, so moving a slider back is in
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import json
@@ -531,18 +532,29 @@ class GridBuilder:
         self.done = False
         self.error: str | None = None
         self.report = None
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        # A daemon thread still inside torch when the interpreter exits is killed mid-call, which
+        # aborts the process (std::terminate): stop the build and wait for it at exit instead.
+        atexit.register(self.stop)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel the build (it stops within one training epoch) and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         from apt_core.grid import build_grid
 
         def progress(fraction: float, text: str) -> bool:
             self.fraction, self.text = fraction, text
-            return True
+            return not self._stop.is_set()
 
         try:
             self.report = build_grid(self.scenarios, artifact_cache(), progress, data=self.data)
+        except CancelledError:
+            self.error = "the grid build was stopped"
         except Exception as exc:  # noqa: BLE001 -- shown on the page; live results still fall back to running
             self.error = f"{type(exc).__name__}: {exc}"
         self.done = True
@@ -595,7 +607,11 @@ def _grid_panel(cfg: dict) -> None:
 
 
 def grid_enabled() -> bool:
-    """Background grid builds run in a served app only (not under AppTest), unless APT_GRID_BUILD=0."""
+    """Background grid builds run when a Streamlit runtime serves the page, unless APT_GRID_BUILD=0.
+
+    AppTest has a runtime too (``runtime.exists()`` is true there), so the test suite sets
+    APT_GRID_BUILD=0 and tests the grid through :func:`apt_core.grid.build_grid` directly.
+    """
     from streamlit import runtime
 
     return runtime.exists() and os.environ.get("APT_GRID_BUILD", "1") != "0"

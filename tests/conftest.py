@@ -7,6 +7,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("APT_NUM_THREADS", "1")
 # Page tests play the local single user; the safe mode of a served app is tested explicitly.
 os.environ.setdefault("APT_LAB_SAFE_MODE", "0")
+# AppTest runs pages inside this process with a Streamlit runtime, so a page would start the
+# classroom grid build (hundreds of fits) in a background thread; tests call build_grid directly.
+os.environ["APT_GRID_BUILD"] = "0"
 
 # Runs record to a history and use an artifact cache by default: keep the tests' own in a
 # fresh folder so no test is answered from a user's ~/.cache or leaves files there.
