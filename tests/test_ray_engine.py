@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from apt_core.ray_reaper import descendants as _descendants  # the reaper's own walk of /proc
+
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
 
 from apt_core.cache import ArtifactCache  # noqa: E402
@@ -47,20 +49,6 @@ def _alive(pid: int) -> bool:
     return st is not None and st[1] != "Z"
 
 
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            st = _proc_stat(int(entry.name))
-            if st is not None:
-                children.setdefault(st[0], []).append(int(entry.name))
-    out, todo = set(), [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
 
 
 def _busy_workers(root: int) -> list[int]:
