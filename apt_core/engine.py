@@ -216,7 +216,8 @@ def _unit_task(scenario: Scenario, rep: int, unit: str, cache_root: str, store_m
 
 def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_scenario=None,
                      progress: ProgressFn | None = None) -> list[dict]:
-    """Run ``units`` as Ray tasks that write into ``cache``; returns each task's summary (seconds, pid).
+    """Run ``units`` as Ray tasks that write into ``cache``; returns each task's summary (unit, label,
+    attack, seconds, cpu_seconds, cached, pid).
 
     ``data_by_scenario(scenario)``: the loaded data set of a scenario (None: each task loads
     it); it is put in Ray's object store once per data set and shared by the tasks.
@@ -229,7 +230,7 @@ def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_sc
     with ray_session(cfg) as ray:
         remote = ray.remote(_unit_task)
         refs: dict[tuple, object] = {}
-        labels: dict[object, str] = {}
+        by_ref: dict[object, Unit] = {}
         data_refs: dict[int, object] = {}
         for u in units:
             data = data_by_scenario(u.scenario) if data_by_scenario is not None else None
@@ -244,16 +245,17 @@ def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_sc
                                  name=f"apt:{u.unit}").remote(u.scenario, u.rep, u.unit, str(cache.root), cache.store_models,
                                                                data_ref, *needs)
             refs[u.ident] = ref
-            labels[ref] = u.label
+            by_ref[ref] = u
         pending = list(refs.values())
         results, total = [], len(pending)
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
                 for ref in done:
-                    results.append(_get(ray, ref, labels[ref]))
+                    unit = by_ref[ref]
+                    results.append(dict(_get(ray, ref, unit.label), label=unit.label, attack=unit.scenario.attack))
                 if progress is not None and progress(len(results) / total, f"[Ray, {total - len(results)} units left] "
-                                                     + (labels[done[-1]] if done else "")) is False:
+                                                     + (by_ref[done[-1]].label if done else "")) is False:
                     raise CancelledError("cancelled while the Ray tasks ran")
         except BaseException:
             for ref in pending:
@@ -322,3 +324,33 @@ def fully_cached(scenario: Scenario, cache, data=None) -> bool:
         return True
     except CacheMiss:
         return False
+
+
+def stage_name(unit: str, attack: str) -> str:
+    """The stage a unit's time belongs to, in words (for ``timings.csv`` and its shares)."""
+    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
+
+    if unit == UNIT_ORIGIN:
+        return "MF on clean data"
+    if unit == UNIT_PROFILES:
+        return f"attack generation ({attack})"
+    if unit == UNIT_ATTACK:
+        return "MF on poisoned data"
+    return f"defense {unit}"
+
+
+def stage_shares(summaries: Sequence[dict]) -> "pd.DataFrame":
+    """Task summaries (from :func:`run_units_on_ray`) summed by stage: units, task seconds, CPU
+    seconds and each stage's share of the summed task time, largest first."""
+    import pandas as pd
+
+    cols = ["stage", "units", "task_seconds", "cpu_seconds", "share"]
+    if not summaries:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame([{"stage": stage_name(s["unit"], s.get("attack", "")), "task_seconds": s["seconds"],
+                           "cpu_seconds": s["cpu_seconds"]} for s in summaries])
+    out = frame.groupby("stage").agg(units=("task_seconds", "size"), task_seconds=("task_seconds", "sum"),
+                                     cpu_seconds=("cpu_seconds", "sum")).reset_index()
+    total = out["task_seconds"].sum()
+    out["share"] = out["task_seconds"] / total if total > 0 else 0.0
+    return out.sort_values("task_seconds", ascending=False, ignore_index=True)[cols]

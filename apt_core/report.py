@@ -112,6 +112,17 @@ def timing_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def stage_share_markdown(shares: pd.DataFrame, wall: float) -> str:
+    """The Ray engine's per-stage table (from :func:`apt_core.engine.stage_shares`) as markdown."""
+    total = float(shares["task_seconds"].sum())
+    lines = [f"Summed over the {int(shares['units'].sum())} units computed as Ray tasks: {total:.0f} s of task time "
+             f"in {wall:.0f} s wall; each stage's share of the task time.", "",
+             "| stage | units | task s | CPU s | share |", "|---|---|---|---|---|"]
+    for r in shares.itertuples():
+        lines.append(f"| {r.stage} | {r.units} | {r.task_seconds:.1f} | {r.cpu_seconds:.1f} | {r.share:.1%} |")
+    return "\n".join(lines)
+
+
 def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
     from apt_core.scenario import Scenario
     from apt_core.store import package_versions

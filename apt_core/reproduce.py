@@ -128,6 +128,8 @@ class ReproduceResult:
     cache_misses: int
     skipped: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    # --engine ray: one summary per task that computed (unit, label, seconds, CPU seconds, pid)
+    unit_timings: list[dict] = field(default_factory=list)
 
 
 def _available(names: Sequence[str], registry: Sequence[str], kind: str, skipped: list[str]) -> tuple[str, ...]:
@@ -278,6 +280,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         return inner
 
     tmp_cache = None
+    unit_timings: list[dict] = []
     if cfg.engine == "local" and cfg.jobs not in (None, 1):
         raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray "
                           "(the local engine computes one unit after the other)")
@@ -296,7 +299,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
             stats0 = (0, 0)
         outer = progress
         # The Ray tasks do the work (0-90% of the bar); the pass below only reads the cache.
-        fill_cache(_all_scenarios(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds), cache, engine, lambda s: data,
+        unit_timings = fill_cache(_all_scenarios(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds), cache, engine, lambda s: data,
                    (lambda f, s: outer(0.9 * f, s)) if outer else None)
         if outer is not None:
             progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
@@ -388,9 +391,16 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     if progress is not None:
         progress(1.0, "done")
     report = report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks)
+    if unit_timings:
+        from apt_core.engine import stage_shares
+        from apt_core.report import stage_share_markdown
+
+        # Where this run's time went: one row per unit a Ray task computed (cached units cost nothing).
+        write("timings.csv", pd.DataFrame(unit_timings).to_csv(index=False))
+        report += "\n## Time by stage (this run)\n\n" + stage_share_markdown(stage_shares(unit_timings), wall) + "\n"
     write("report.md", report)
     if tmp_cache is not None:
         tmp_cache.cleanup()
-    return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids)
+    return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids, unit_timings)
 
 
