@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 from apt_core.errors import AptError  # noqa: E402
 from apt_core.runtime import configure_threads, device_label, resolve_device  # noqa: E402
 
-from pages._common import DATASET_LABELS, DATASETS, presenter, presenter_password, safe_mode, save_upload, url_state, write_url  # noqa: E402
+from pages._common import DATASET_LABELS, DATASETS, kept_value, presenter, presenter_password, safe_mode, save_upload, url_state, write_url  # noqa: E402
 
 configure_threads()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
@@ -97,8 +97,11 @@ with st.sidebar:
         st.caption("Shared server: safe mode is on.")
     else:
         st.text_input("Data folder (real data sets)", value=os.environ.get("APT_DATA_DIR", ""), key="data_dir", help="MovieLens/FilmTrust/Yelp files; defaults to $APT_DATA_DIR")
-    st.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed")
-    st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
+    if presenter():  # advanced: kept at their last values, named in one line
+        st.caption(f"Seed {kept_value('seed', 0)} · device {kept_value('device', 'auto')}")
+    else:
+        st.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed")
+        st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
     try:
         badge = device_label(resolve_device(st.session_state.get("device", "auto")))
         st.caption(f"Device: **{badge}**")

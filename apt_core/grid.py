@@ -37,7 +37,7 @@ class GridSpec:
     sizes: tuple[float, ...] = (0.01, 0.03, 0.05, 0.10)
     defenses: tuple[str, ...] = ("apt", "at", "pcmf", "apt-rand")
     erm_fractions: tuple[float, ...] = (0.02, 0.05, 0.10, 0.20)
-    erm_stats: tuple[str, ...] = ("observed", "clean")
+    erm_stats: tuple[str, ...] = ("observed", "clean", "trusted")
 
     def available(self) -> "GridSpec":
         """The same grid restricted to the attacks and defenses registered now."""

@@ -454,7 +454,7 @@ def attack_controls(data, prefix: str = "atk"):
     else:
         size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
     if presenter():  # an advanced control: the profile length of the data set
-        filler = int(st.session_state.get(f"{prefix}-filler", 0) or 0)
+        filler = int(kept_value(f"{prefix}-filler", 0) or 0)
         c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}")
     else:
         filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
@@ -721,6 +721,18 @@ def write_url() -> None:
 def presenter() -> bool:
     """Presenter mode: advanced controls hidden, larger text (the sidebar's switch)."""
     return bool(st.session_state.get("presenter", False))
+
+
+def kept_value(key: str, default: Any) -> Any:
+    """The value of a control that presenter mode hides: its last setting, else ``default``.
+
+    Streamlit forgets a widget's value once a run does not draw it; writing the value back
+    each run keeps it (and its URL entry), so leaving presenter mode restores the setting.
+    """
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
+        return st.session_state[key]
+    return default
 
 
 def attack_view(scenario: Any, data, live: bool):

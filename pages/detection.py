@@ -6,7 +6,8 @@ import streamlit as st
 from apt_core.detect import run_detection
 from apt_core.detection import DETECTORS, detector_names
 from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, param_controls, run_cached, settings
+from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, load_data, param_controls, run_cached, settings,
+                           url_state)
 
 
 def body() -> None:
@@ -18,6 +19,7 @@ def body() -> None:
     )
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
+    url_state(["det-detectors", "det-inspect"])
     scenario = attack_controls(data, prefix="det")
     if scenario is None:
         return
@@ -37,7 +39,7 @@ def body() -> None:
     report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen), "detector_params": detector_params},
                         lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress,
                                                            detector_params=key[2]),
-                        label="Run the attack and the detectors")
+                        label="Run the attack and the detectors", auto=is_live(cfg))  # live: detectors take a second or two
     if report is None:
         st.info("Press the button: the attack runs, then every chosen detector scores the users of the poisoned data.")
         return

@@ -8,10 +8,19 @@ import streamlit as st
 from apt_core.defenses import defense_names
 from apt_core.plots.results import sweep_figure
 from apt_core.sweeps import sweep
-from pages._common import artifact_cache, attack_controls, download, fmt_frame, guard, load_data, run_cached, settings, url_state
+from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, live_spec, load_data, run_cached, settings,
+                           url_state)
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
 DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
+
+
+def default_values(parameter: str, live: bool) -> str:
+    """The values offered first; in live mode the precomputed grid's, so the sweep is a cache read."""
+    if live:
+        spec = live_spec()
+        return ", ".join(f"{v:g}" for v in (spec.sizes if parameter == "attack_size" else spec.erm_fractions))
+    return DEFAULT_VALUES[parameter]
 
 
 def run_sweep(spec: tuple, progress):
@@ -30,15 +39,16 @@ def body() -> None:
     cfg = settings()
     data = load_data(cfg["dataset"], cfg["data_dir"])
     st.caption("The attack settings below hold for every run; the swept parameter overrides its own setting. Error bars: sd over seeds.")
-    url_state(["swp-param", "swp-seeds", "swp-defenses"])
+    url_state(["swp-param", "swp-seeds", "swp-defenses", "swp-values-attack_size", "swp-values-erm_fraction"])
     base = attack_controls(data, prefix="swp")
     if base is None:
         return
     names = [d for d in defense_names() if d != "none"]
     c = st.columns(3)
     parameter = c[0].selectbox("Sweep over", list(PARAMETERS), format_func=PARAMETERS.get, key="swp-param")
-    raw = c[1].text_input("Values (comma separated shares)", DEFAULT_VALUES[parameter], key=f"swp-values-{parameter}")
-    seeds = c[2].number_input("Seeds per value", 1, 10, 2, key="swp-seeds")
+    live = is_live(cfg)
+    raw = c[1].text_input("Values (comma separated shares)", default_values(parameter, live), key=f"swp-values-{parameter}")
+    seeds = c[2].number_input("Seeds per value", 1, 10, 1 if live else 2, key="swp-seeds")
     chosen = st.multiselect("Defenses", names, default=[d for d in ("apt",) if d in names], key="swp-defenses")
     try:
         values = tuple(sorted({float(v) for v in raw.replace(";", ",").split(",") if v.strip()}))
@@ -49,7 +59,9 @@ def body() -> None:
         st.error("Give at least one value.")
         return
     base = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), seeds=int(seeds))
-    frame = run_cached("sweep", _Spec((base, parameter, values)), run_sweep, label="Run the sweep")
+    # Live (sample data, or a built grid): no Run click; on the grid's values and one seed the
+    # sweep is read from the precomputed grid, anything else computes at once with a progress bar.
+    frame = run_cached("sweep", _Spec((base, parameter, values)), run_sweep, label="Run the sweep", auto=live)
     if frame is None:
         st.info(f"Press the button: {len(values)} values x {int(seeds)} seed(s), each a full attack + defense run.")
         return

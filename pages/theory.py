@@ -11,7 +11,7 @@ from apt_core.plots.explore import theory_figure
 from apt_core.theory import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
 from apt_core.paper_theory import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
 from apt_core.plots.explore import paper_bounds_figure
-from pages._common import download, guard, url_state
+from pages._common import download, guard, kept_value, presenter, url_state
 
 AXES = {
     "n_erm": ("ERM users n_e (APT)", 0, 300),
@@ -76,16 +76,26 @@ $\beta$ (with probability at least $1 - 2e^{-d/(8(\sigma^2+1))}$) as long as:
 APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share of ERM users exceeds the share of parameter perturbation.
 """
     )
-    c = st.columns(4)
-    n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")
-    d = c[1].slider("dimension d", 10, 300, 100, 10, key="pt-d")
-    sigma = c[2].slider("spread σ", 0.2, 3.0, 1.0, 0.1, key="pt-sigma")
-    beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
-    c = st.columns(4)
+    # Presenter mode keeps the three knobs the theorems compare (poisoning norm, AT level, ERM
+    # users) and holds the model's other settings at their last values, listed in a caption.
+    hidden = {"pt-n": ("real users n", 943), "pt-d": ("dimension d", 100), "pt-sigma": ("spread σ", 1.0),
+              "pt-beta": ("tolerated error β", 0.1), "pt-trials": ("simulation trials per point", 5)}
+    if presenter():
+        n, d, sigma, beta, n_trials = (kept_value(k, v) for k, (_, v) in hidden.items())
+        st.caption("Model settings (presenter mode hides them): " + ", ".join(
+            f"{label} = {kept_value(k, v):g}" for k, (label, v) in hidden.items()))
+    else:
+        c = st.columns(4)
+        n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")
+        d = c[1].slider("dimension d", 10, 300, 100, 10, key="pt-d")
+        sigma = c[2].slider("spread σ", 0.2, 3.0, 1.0, 0.1, key="pt-sigma")
+        beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
+    c = st.columns(3 if presenter() else 4)
     gamma = c[0].slider("poisoning norm γ", 0.2, 3.0, 1.0, 0.1, key="pt-gamma")
     eps = c[1].slider("AT level ε", 0.0, 1.0, 0.1, 0.01, key="pt-eps")
     n_star = c[2].slider("ERM users n*", 0, 500, 47, 1, key="pt-nstar")
-    n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
+    if not presenter():
+        n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
     p = PaperParams(n=n, d=d, sigma=sigma, beta=beta, gamma=gamma, eps=eps, n_star=n_star)
     p.validate()
     alpha, tau = sample_model(p, 0)
@@ -104,8 +114,9 @@ APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share 
     for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):
         values, curves, sims, _, _ = paper_curves(dataclasses.asdict(p), axis, n_trials, 0)
         col.plotly_chart(paper_bounds_figure(values, curves, sims, label, f"Tolerable poisoning against {label}"), width="stretch", theme=None)
-    with st.expander("Our own model (not the paper's): a latent-factor rating model with a top-K threshold"):
-        own_model()
+    if not presenter():  # our own model is for a closer look, not for the projector
+        with st.expander("Our own model (not the paper's): a latent-factor rating model with a top-K threshold"):
+            own_model()
 
 
 def own_model() -> None:

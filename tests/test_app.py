@@ -161,16 +161,33 @@ def test_profiles_page():
     assert at.dataframe[0].value.loc[0, "fake users"] > 0  # the fake block has users
 
 
-def test_sweeps_page_small_sweep():
+def test_sweeps_page_is_live_on_the_sample_data():
+    """Live mode: the sweep draws at once (no Run button) and follows a change of values."""
     at = page("sweeps").run()
     no_failures(at)
+    assert not [b for b in at.button if b.key == "run-sweep"]
+    assert len(charts(at)) >= 2
+    from apt_core.grid import GridSpec
+
+    assert set(at.dataframe[0].value["value"]) == set(GridSpec().sizes)  # the grid's values: read from it once built
+    at.text_input(key="swp-values-attack_size").set_value("0.02, 0.05").run()
+    no_failures(at)
+    assert set(at.dataframe[0].value["value"]) == {0.02, 0.05}
+
+
+def test_sweeps_page_on_other_data_waits_for_the_run_button(tmp_path):
+    from pages._common import save_upload
+
+    path = save_upload("copy.csv", (ROOT / "sample_data" / "ratings.csv").read_bytes(), folder=tmp_path)
+    at = page("sweeps", dataset="uploaded CSV", uploaded_path=path).run()
+    no_failures(at)
+    assert not charts(at)  # not live: nothing runs before the click
     at.text_input(key="swp-values-attack_size").set_value("0.02, 0.05").run()
     at.number_input(key="swp-seeds").set_value(1).run()
     at.button(key="run-sweep").click().run()
     no_failures(at)
     assert len(charts(at)) >= 2
-    frame = at.dataframe[0].value
-    assert set(frame["value"]) == {0.02, 0.05}
+    assert set(at.dataframe[0].value["value"]) == {0.02, 0.05}
 
 
 def test_sweeps_page_bad_values_message():
@@ -265,8 +282,7 @@ def test_failed_run_is_an_error_message_not_a_cancellation():
 def test_detection_page():
     at = page("detection", **{"det-detectors": ["cogroup", "rdma"]}).run()
     no_failures(at)
-    at.button(key="run-detection").click().run()
-    no_failures(at)
+    assert not [b for b in at.button if b.key == "run-detection"]  # live on the sample data: no click
     table = at.dataframe[0].value
     assert list(table["detector"]) == ["cogroup", "rdma"] and "ROC-AUC" in table.columns
     assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
@@ -311,3 +327,40 @@ def test_victim_select_box_on_the_attack_controls():
     box.set_value("neumf").run()
     no_failures(at)
     assert at.selectbox(key="def-victim").value == "neumf"
+
+
+def test_presenter_mode_trims_the_theory_page_and_keeps_the_hidden_values():
+    at = page("theory").run()
+    at.slider(key="pt-d").set_value(50).run()
+    no_failures(at)
+    bound = at.metric[3].value
+    at.session_state["presenter"] = True
+    at.run()
+    no_failures(at)
+    keys = {s.key for s in at.slider}
+    assert {"pt-gamma", "pt-eps", "pt-nstar"} <= keys
+    assert not keys & {"pt-n", "pt-d", "pt-sigma", "pt-beta", "pt-trials"}
+    assert not any(k.startswith("th-") for k in keys)  # our own model's section is hidden
+    assert any("dimension d = 50" in c.value for c in at.caption)
+    assert at.metric[3].value == bound  # the hidden d still counts
+    at.run()  # a second run without the widget: Streamlit would drop its value unless kept
+    assert any("dimension d = 50" in c.value for c in at.caption)
+    at.session_state["presenter"] = False
+    at.run()
+    no_failures(at)
+    assert at.slider(key="pt-d").value == 50
+
+
+def test_presenter_mode_hides_seed_device_and_repetitions():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["seed"] = 5
+    at.session_state["presenter"] = True
+    at.run()  # (AppTest runs app.py's sidebar on the first run only: one run per state here)
+    no_failures(at)
+    assert not [w for w in at.number_input if w.key == "seed"] and not [w for w in at.selectbox if w.key == "device"]
+    assert any("Seed 5" in c.value for c in at.sidebar.caption)
+    assert at.session_state["seed"] == 5  # kept for when presenter mode is switched off
+    defense = page("defense", presenter=True).run()
+    no_failures(defense)
+    shown = {w.key for w in defense.number_input}
+    assert "def-seeds" not in shown and "def-filler" not in shown
