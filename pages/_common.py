@@ -533,7 +533,7 @@ class GridBuilder:
         self.error: str | None = None
         self.report = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="apt-grid-build")
         self._thread.start()
         # A daemon thread still inside torch when the interpreter exits is killed mid-call, which
         # aborts the process (std::terminate): stop the build and wait for it at exit instead.
@@ -607,14 +607,19 @@ def _grid_panel(cfg: dict) -> None:
 
 
 def grid_enabled() -> bool:
-    """Background grid builds run when a Streamlit runtime serves the page, unless APT_GRID_BUILD=0.
+    """Background grid builds run for a browser session of a Streamlit server, unless APT_GRID_BUILD=0.
 
-    AppTest has a runtime too (``runtime.exists()`` is true there), so the test suite sets
-    APT_GRID_BUILD=0 and tests the grid through :func:`apt_core.grid.build_grid` directly.
+    A browser's request has headers; AppTest (which has a Streamlit runtime too) has none, so
+    page tests never start a build; they test the grid through :func:`apt_core.grid.build_grid`.
     """
     from streamlit import runtime
 
-    return runtime.exists() and os.environ.get("APT_GRID_BUILD", "1") != "0"
+    if os.environ.get("APT_GRID_BUILD", "1") == "0" or not runtime.exists():
+        return False
+    try:
+        return bool(st.context.headers)
+    except Exception:  # noqa: BLE001 -- no request context (a bare script run): no browser either
+        return False
 
 
 def grid_panel(cfg: dict) -> None:

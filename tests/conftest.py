@@ -7,15 +7,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("APT_NUM_THREADS", "1")
 # Page tests play the local single user; the safe mode of a served app is tested explicitly.
 os.environ.setdefault("APT_LAB_SAFE_MODE", "0")
-# AppTest runs pages inside this process with a Streamlit runtime, so a page would start the
-# classroom grid build (hundreds of fits) in a background thread; tests call build_grid directly.
-os.environ["APT_GRID_BUILD"] = "0"
 
 # Runs record to a history and use an artifact cache by default: keep the tests' own in a
 # fresh folder so no test is answered from a user's ~/.cache or leaves files there.
 import tempfile  # noqa: E402
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+
 _TEST_HOME = tempfile.mkdtemp(prefix="apt-lab-tests-")
+atexit.register(shutil.rmtree, _TEST_HOME, ignore_errors=True)  # a test run leaves nothing in the temp folder
 os.environ["APT_CACHE_DIR"] = os.path.join(_TEST_HOME, "cache")
 os.environ["APT_HISTORY_DB"] = os.path.join(_TEST_HOME, "history.sqlite")
 os.environ["APT_LAB_UPLOAD_DIR"] = os.path.join(_TEST_HOME, "uploads")  # the dashboard's per-session upload folders

@@ -364,3 +364,14 @@ def test_presenter_mode_hides_seed_device_and_repetitions():
     no_failures(defense)
     shown = {w.key for w in defense.number_input}
     assert "def-seeds" not in shown and "def-filler" not in shown
+
+
+def test_page_tests_start_no_background_grid_build(monkeypatch):
+    """AppTest has a Streamlit runtime but no browser request: the live pages must not start
+    the classroom grid's hundreds of fits in a background thread."""
+    import threading
+
+    monkeypatch.delenv("APT_GRID_BUILD", raising=False)
+    at = page("attack").run()
+    no_failures(at)
+    assert not [t for t in threading.enumerate() if t.name == "apt-grid-build"]
