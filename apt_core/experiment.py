@@ -58,7 +58,7 @@ from apt_core.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fin
 from apt_core.attacks import make_attack
 from apt_core.attacks.base import AttackResult, FakeProfiles
 from apt_core.data import leave_one_out, load_dataset
-from apt_core.data.dataset import RatingData
+from apt_core.data.dataset import Interactions, RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
 from apt_core.defenses import DefenseContext, make_defense
 from apt_core.errors import CancelledError, ConfigError, DataError, DivergedError, warn
@@ -227,6 +227,14 @@ def generate_attack(scenario: Scenario, prepared: Prepared, seed: int, device: t
     return result, False, seconds
 
 
+def poisoned_training(split: Split, fake: FakeProfiles | None, keys: "Keys | None") -> tuple[Interactions, str]:
+    """The training data of the attack and defense phases (the real ratings plus ``fake``), and
+    its cache key; ``run_scenario`` and ``compute_unit`` both take it from here, so a unit
+    computed on Ray lands under the key the sequential run reads."""
+    poisoned = fake.inject(split.train) if fake is not None else split.train
+    return poisoned, (keys.poisoned(fake) if keys is not None else "")
+
+
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
                  cache_only: bool = False, keep_models: bool = False) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
@@ -304,8 +312,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         fakes.append(fake)
         if scenario.attack != "none" and scenario.poison_file is None:
             attack_seconds.append(attack_secs)
-        poisoned = fake.inject(split.train) if fake is not None else split.train
-        poisoned_key = keys.poisoned(fake) if keys is not None else ""
+        poisoned, poisoned_key = poisoned_training(split, fake, keys)
 
         # Poisoned, undefended.
         ctx.progress = sub(f"seed {seed}: MF on poisoned data")
@@ -444,8 +451,7 @@ def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingDat
         fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys)[0]
     else:
         fake = None
-    poisoned = fake.inject(split.train) if fake is not None else split.train
-    poisoned_key = keys.poisoned(fake)
+    poisoned, poisoned_key = poisoned_training(split, fake, keys)
     if unit == UNIT_ATTACK:
         defense = make_defense("none")
     elif unit in scenario.defenses:

@@ -2,50 +2,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit")
-import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-TIMEOUT = 240
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """Fresh caches and a private run history for every test."""
-    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
-    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(ROOT)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    at.session_state["_via_app"] = True  # as when app.py's navigation runs the page
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at
-
-
-def no_failures(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
-
+from apptest_support import ROOT, TIMEOUT, charts, isolated, no_failures, page  # noqa: E402,F401 -- isolated: autouse fixture
 
 def test_page_run_alone_is_sent_through_the_app():
     """A page run without app.py (deep link on a fresh server) asks app.py to open it."""

@@ -1,37 +1,10 @@
 """The dashboard's advanced controls are generated from the declared parameters (AppTest, no browser)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("streamlit")
-import streamlit as st  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
-    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(ROOT)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
-    at.session_state["_via_app"] = True
-    return at
-
+from apptest_support import isolated, page  # noqa: E402,F401 -- isolated: autouse fixture
 
 def test_defense_page_has_a_control_for_every_declared_parameter():
     from apt_core.attacks import ATTACKS

@@ -2,7 +2,7 @@
 
 Runs the one-click demo and the Defense page on the sample data and checks that the HR
 table and a box plot appear.  ``test_screenshots_every_page`` (slow) saves a tall screenshot
-of every page into ``$APT_SCREENSHOTS`` (default /work/screenshots) for people to look at.
+of every page at projector size into ``$APT_SCREENSHOTS`` (default: a temporary folder) for people to look at.
 """
 from __future__ import annotations
 
@@ -95,13 +95,13 @@ def _settle(page, timeout_s: float = 240.0) -> None:
         page.wait_for_timeout(700)
 
 
-def _open(browser, url: str, title: str | None = None, height: int = 2400):
+def _open(browser, url: str, title: str | None = None, height: int = 2400, width: int = 1400):
     """Open the app at its root, then go to ``title``'s page through the sidebar.
 
     Going through the root first matters: on a fresh server the first script run decides
     that the app uses ``st.navigation``; a deep link before that runs the page file alone.
     """
-    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(180_000)
     page.goto(url)
     page.wait_for_selector("h1")
@@ -239,18 +239,22 @@ def test_bad_upload_clears_old_results(server, browser):
 
 
 @pytest.mark.slow
-def test_screenshots_every_page(server, browser):
-    """Tall screenshots of each page after pressing its Run button (looked at by a person)."""
-    out = Path(os.environ.get("APT_SCREENSHOTS", "/work/screenshots"))
+@pytest.mark.parametrize("presenter", [False, True], ids=["normal", "presenter"])
+def test_screenshots_every_page(server, browser, presenter, tmp_path):
+    """Screenshots at projector size (1280x720) of each page after its figures appear, for a
+    person to look at: the first screen (what the projector shows) and the whole page.
+    Saved into ``$APT_SCREENSHOTS`` when set, else a temporary folder."""
+    out = Path(os.environ.get("APT_SCREENSHOTS") or tmp_path) / ("presenter" if presenter else "normal")
     out.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(PAGES):
-        page = _open(browser, server, name.capitalize())
+        page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
         _settle(page)
         run = page.locator('[data-testid="stMain"] [data-testid="stBaseButton-primary"]')
         if run.count():
             run.first.click()
             page.wait_for_timeout(1500)
             _settle(page, 600)
-        page.screenshot(path=str(out / f"{i}_{name}.png"), full_page=True)
+        page.screenshot(path=str(out / f"{i}_{name}_screen.png"))
+        page.screenshot(path=str(out / f"{i}_{name}_full.png"), full_page=True)
         _no_exception(page)
         page.close()

@@ -81,10 +81,16 @@ def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tm
         keep = [c for c in a.columns if c != "seconds"]  # fit times are measurements, everything else must be equal
         pd.testing.assert_frame_equal(a[keep], b[keep], obj=name)
     assert (tmp_path / "local" / "table2_target_hr.md").read_text() == (tmp_path / "ray" / "table2_target_hr.md").read_text()
+    # Where the time went: one timing row per computed unit, summed by stage in the report.
+    timings = pd.read_csv(tmp_path / "ray" / "timings.csv")
+    assert len(timings) == len(on_ray.unit_timings) > 0 and (timings["cpu_seconds"] >= 0).all()
+    assert {"origin", "profiles", "attack", "apt"} <= set(timings["unit"])
+    assert "## Time by stage" in (tmp_path / "ray" / "report.md").read_text()
+    assert not (tmp_path / "local" / "timings.csv").exists()
     # Again: every scenario is answered by the cache, so no task is even planned.
     again = ArtifactCache(tmp_path / "c-ray")
     res = reproduce(_quick(tmp_path, "ray2", engine="ray"), cache=again)
-    assert again.stats.misses == 0 and again.stats.writes == 0
+    assert again.stats.misses == 0 and again.stats.writes == 0 and res.unit_timings == []
     pd.testing.assert_frame_equal(res.table2, on_ray.table2)
 
 

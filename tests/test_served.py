@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -10,40 +9,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("streamlit")
-import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from apptest_support import ROOT, isolated, page, texts  # noqa: E402,F401 -- isolated: autouse fixture
 
 from apt_core.serving import RunSlots, check_data_dir, redact, safe_mode_enabled  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 SECRET = "root_password_is_hunter2"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
-    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(ROOT)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=240)
-    at.session_state["_via_app"] = True
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(str(e.value) for kind in ("error", "warning", "info", "caption", "markdown", "exception") for e in at.get(kind))
-
 
 def test_safe_mode_follows_the_server_address():
     assert safe_mode_enabled("0.0.0.0", {}) and safe_mode_enabled("", {}) and safe_mode_enabled(None, {})
