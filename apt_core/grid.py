@@ -87,14 +87,9 @@ def grid_scenarios(base: Scenario, spec: GridSpec = GridSpec()) -> list[Scenario
 
 def is_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``scenario`` is answered from the cache alone (no training)."""
-    from apt_core.cache import CacheMiss
-    from apt_core.experiment import run_scenario
+    from apt_core.engine import fully_cached
 
-    try:
-        run_scenario(scenario, cache=cache, data=data, cache_only=True)
-        return True
-    except CacheMiss:
-        return False
+    return fully_cached(scenario, cache, data)
 
 
 @dataclass

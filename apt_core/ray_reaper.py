@@ -37,6 +37,11 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has exited: only its entry waits to be reaped)."""
+    return _stat(pid) is not None
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

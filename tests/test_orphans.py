@@ -12,29 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from apt_core.ray_reaper import descendants as _descendants  # the reaper's own walk of /proc
+from apt_core.ray_reaper import alive as _alive, descendants as _descendants  # the reaper's own walk of /proc
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to list child processes")
 pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
-
-
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, state) of a live process, None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), fields[0]
-
-
-
-
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[1] != "Z"  # a zombie has exited (only its entry waits to be reaped)
 
 
 def _workers(pids: set[int]) -> list[int]:

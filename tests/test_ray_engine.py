@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apt_core.ray_reaper import descendants as _descendants  # the reaper's own walk of /proc
+from apt_core.ray_reaper import alive as _alive, descendants as _descendants  # the reaper's own walk of /proc
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
 
@@ -34,22 +34,6 @@ def local_ray():
     """One local Ray instance with 2 CPUs for the module, through the engine's own session (reaper included)."""
     with ray_session(EngineConfig(engine="ray", jobs=2)) as r:
         yield r
-
-
-def _proc_stat(pid: int) -> tuple[int, str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), fields[0]
-
-
-def _alive(pid: int) -> bool:
-    st = _proc_stat(pid)
-    return st is not None and st[1] != "Z"
-
-
 
 
 def _busy_workers(root: int, unit: str | None = None) -> list[int]:
