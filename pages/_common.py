@@ -506,14 +506,34 @@ def small_data_controls(scenario, data, prefix: str):
     return dataclasses.replace(adapted, k=int(k))
 
 
+def per_result(result: Any, name: str, build: Callable[[], Any]) -> Any:
+    """``build()`` once per result: a live slider revisits the same few results, and building
+    their figures and tables again was most of a move's server time.  Kept on the result
+    object itself, so it goes when the result does."""
+    memo = result.__dict__.setdefault("_views", {})
+    if name not in memo:
+        memo[name] = build()
+    return memo[name]
+
+
+def as_arrow(frame: pd.DataFrame):
+    """``frame`` as an Arrow table (what st.dataframe sends): converted once with :func:`per_result`
+    instead of on every rerun."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa: D401
-    """(numeric table, display table, rank-shift figure) of a scenario result."""
+    """(numeric table, display table, rank-shift figure) of a scenario result (built once per result)."""
     from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
 
-    table = results_table(result)
-    shown = format_results_table(table)
-    fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
-    return table, shown, fig
+    def build():
+        table = results_table(result)
+        fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
+        return table, format_results_table(table), fig
+
+    return per_result(result, "results_views", build)
 
 
 # --- Live controls (classroom mode) ---------------------------------------------------------

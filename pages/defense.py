@@ -12,7 +12,7 @@ from apt_core.experiment import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
-from pages._common import (GLOSSARY, artifact_cache, history_label, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live,
+from pages._common import (GLOSSARY, artifact_cache, as_arrow, history_label, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live, per_result,
                            last_shown, live_spec, load_data, offer_grid, param_controls, presenter, remember, url_state, results_views, run_cached,
                            settings, stale_container)
 
@@ -128,21 +128,26 @@ def compare_frame(before, after) -> pd.DataFrame:
 def show_result(result, scenario: Scenario) -> None:
     k = scenario.k
     table, shown, fig = results_views(result)
-    reach = reach_frame(result)
+    reach = per_result(result, "reach", lambda: reach_frame(result))
     left, right = st.columns(2)
-    left.plotly_chart(method_bar_figure(reach, "target_hr", k=k), width="stretch", theme=None, key="def-bar-hr")
-    right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None, key="def-bar-reach")
+    left.plotly_chart(per_result(result, "bar-hr", lambda: method_bar_figure(reach, "target_hr", k=k)), width="stretch", theme=None, key="def-bar-hr")
+    right.plotly_chart(per_result(result, "bar-reach", lambda: method_bar_figure(reach, "share_reached", k=k)), width="stretch", theme=None,
+                       key="def-bar-reach")
     sd = f"mean ± sd over {scenario.seeds} seeds" if scenario.seeds > 1 else "one seed"
     st.subheader(f"Target HR@{k} and test HR@{k} ({sd})")
-    if scenario.seeds == 1:  # a spread over one seed is not a spread
-        shown = shown.assign(**{"target HR": [v.split(" ± ")[0] for v in shown["target HR"]], "test HR": [v.split(" ± ")[0] for v in shown["test HR"]]})
-    st.dataframe(shown.rename(columns={"phase": "method"}), hide_index=True, width="stretch", key="def-table")
+    def table_view():
+        view = shown
+        if scenario.seeds == 1:  # a spread over one seed is not a spread
+            view = view.assign(**{"target HR": [v.split(" ± ")[0] for v in view["target HR"]], "test HR": [v.split(" ± ")[0] for v in view["test HR"]]})
+        return as_arrow(view.rename(columns={"phase": "method"}))
+
+    st.dataframe(per_result(result, "table", table_view), hide_index=True, width="stretch", key="def-table")
     st.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"] + " Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
     download(fmt_frame(table), "defense_results.csv")
     st.subheader("Who did the attack reach?")
-    users = reached_users_frame(result)
+    users = per_result(result, "reached-users", lambda: reached_users_frame(result))
     st.caption(f"{len(users)} real users have a target item in their top-{k} under the attack; for each method, the targets still in their list.")
-    st.dataframe(users, hide_index=True, width="stretch", height=280)
+    st.dataframe(per_result(result, "reached-users-arrow", lambda: as_arrow(users)), hide_index=True, width="stretch", height=280)
     with st.expander("The paper's view: rank shift of the targets (Fig. 1)"):
         st.plotly_chart(fig, width="stretch", theme=None)
 
@@ -153,12 +158,16 @@ def show_result(result, scenario: Scenario) -> None:
         if not rounds:
             st.info("This run kept no influence values to show.")
             return
-        titles = [result.data.title(i) for i in range(result.data.n_items)]
+        titles = per_result(result, "titles", lambda: [result.data.title(i) for i in range(result.data.n_items)])
         chosen_round = st.slider("Regeneration round", 1, len(rounds), len(rounds), key="def-round") if len(rounds) > 1 else 1
         infl = rounds[chosen_round - 1]
-        st.plotly_chart(influence_ranking_figure(infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)"), width="stretch", theme=None)
-        ranks = [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets] for v in rounds]
-        st.plotly_chart(influence_rounds_figure(ranks, [titles[int(t)] for t in result.targets], result.data.n_items), width="stretch", theme=None)
+        st.plotly_chart(per_result(result, f"influence-{chosen_round}", lambda: influence_ranking_figure(
+            infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)")),
+            width="stretch", theme=None)
+        ranks = per_result(result, "influence-ranks", lambda: [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets]
+                                                              for v in rounds])
+        st.plotly_chart(per_result(result, "influence-rounds", lambda: influence_rounds_figure(
+            ranks, [titles[int(t)] for t in result.targets], result.data.n_items)), width="stretch", theme=None)
         st.caption(
             "What to look for: after one or two regenerations the attacked targets should be among the ~50 most negative "
             "entries (ERM users then rate them, which dilutes the attack). Ranks in round "
