@@ -8,8 +8,8 @@ import streamlit as st
 from apt_core.demo import top_k_items
 from apt_core.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
-from pages._common import (GLOSSARY, attack_controls, attack_view, download, fmt_frame, grid_panel, guard, is_live, load_data,
-                           settings, url_state)
+from pages._common import (GLOSSARY, as_arrow, attack_controls, attack_view, download, fmt_frame, grid_panel, guard, is_live, load_data,
+                           per_result, settings, url_state)
 
 
 def body() -> None:
@@ -36,12 +36,15 @@ def body() -> None:
     c[2].metric(f"test HR@{k} after", f"{after.test_hr:.3f}", f"{after.test_hr - before.test_hr:+.3f}")
     c[3].metric("fake users x fillers", f"{view.fake.n_fake_users if view.fake else 0} x {view.n_filler}")
     left, right = st.columns(2)
-    left.plotly_chart(hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k), width="stretch", theme=None)
-    right.plotly_chart(rank_shift_histogram(rank_shift(before, after)), width="stretch", theme=None)
-    titles = [view.data.title(i) for i in range(view.data.n_items)]
-    per_target = fmt_frame(per_target_frame(titles, view.targets, view.split.train.item_counts, before.per_target_hr(), after.per_target_hr()))
+    # Each view's figures and tables are built once (per_result): a live slider revisits them.
+    left.plotly_chart(per_result(view, "hr-steps", lambda: hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k)),
+                      width="stretch", theme=None)
+    right.plotly_chart(per_result(view, "rank-shift", lambda: rank_shift_histogram(rank_shift(before, after))), width="stretch", theme=None)
+    titles = per_result(view, "titles", lambda: [view.data.title(i) for i in range(view.data.n_items)])
+    per_target = per_result(view, "per-target", lambda: fmt_frame(per_target_frame(titles, view.targets, view.split.train.item_counts,
+                                                                                    before.per_target_hr(), after.per_target_hr())))
     st.markdown("**Target items**")
-    st.dataframe(per_target, hide_index=True, width="stretch")
+    st.dataframe(per_result(view, "per-target-arrow", lambda: as_arrow(per_target)), hide_index=True, width="stretch")
     download(per_target, "attack_targets.csv")
 
     st.subheader("One user's recommendations before and after")
@@ -51,7 +54,8 @@ def body() -> None:
     reached = np.flatnonzero(((after.target_ranks >= 0) & (after.target_ranks < top_n)).any(axis=1))
     user = st.number_input("Real user (number)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
                            help=f"{len(reached)} real users see a target in their top-{top_n} after the attack")
-    frame = top_k_frame(titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets)
+    frame = per_result(view, f"top-{top_n}-{int(user)}", lambda: top_k_frame(
+        titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets))
 
     def highlight(row: pd.Series) -> list[str]:
         style = "background-color: #FDD9B5; font-weight: bold"
