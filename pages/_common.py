@@ -396,9 +396,20 @@ def param_controls(names: list[str], prefix: str, title: str = "Advanced: parame
     out: dict = {}
     if not classes:
         return out
+    if presenter():
+        # Hidden on the projector; the values set before still count (kept, not reset).
+        for name, cls in classes:
+            for p in cls.params:
+                raw = kept_value(f"{prefix}-param-{name}-{p.name}", None)
+                value = _param_value(p, raw, name)
+                if value is not _INVALID and value != p.default:
+                    out[f"{name}.{p.name}"] = value
+        if out:
+            st.caption(f"{title}: {len(out)} changed from the defaults ({', '.join(out)}); presenter mode hides them.")
+        return out
     ok = True
     with st.expander(title, expanded=False):
-        st.caption("Every hyper-parameter the method declares (`python -m apt_core params NAME` lists the same). "
+        st.caption("Every hyper-parameter the method declares. "
                    "Blank or 'default' keeps the default; changed values are part of the cache key and the run history.")
         for name, cls in classes:
             st.markdown(f"**{name}** — {cls.summary}")
@@ -429,6 +440,28 @@ def param_controls(names: list[str], prefix: str, title: str = "Advanced: parame
                 if value != p.default:
                     out[f"{name}.{p.name}"] = value
     return out if ok else None
+
+
+_INVALID = object()
+
+
+def _param_value(p, raw: Any, name: str) -> Any:
+    """A kept widget value of parameter ``p`` as the expander would read it (``_INVALID`` if it does not parse)."""
+    from apt_core.errors import ConfigError
+
+    if raw is None:
+        return p.default
+    if p.type is bool:
+        return bool(raw)
+    if p.choices is not None:
+        return None if raw == "default" else raw
+    text = str(raw).strip()
+    if not text or text.lower() == "default":
+        return p.default
+    try:
+        return p.parse(text, name)
+    except ConfigError:
+        return _INVALID
 
 
 def attack_controls(data, prefix: str = "atk"):

@@ -53,3 +53,22 @@ def test_detection_page_has_detector_parameter_controls(monkeypatch):
     at.selectbox(key="det-param-cogroup-cut").set_value("mad").run()
     assert not at.exception and not at.error
     assert seen and seen[-1]["detector_params"] == {"cogroup": {"cut": "mad"}}
+
+
+def test_presenter_mode_hides_the_parameters_and_keeps_their_values(monkeypatch):
+    seen = []
+    import pages._common as common
+
+    monkeypatch.setattr(common, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
+    at = page("defense").run()
+    at.multiselect(key="def-defenses").set_value(["apt"]).run()
+    at.text_input(key="def-param-apt-r_plus").set_value("0.0").run()
+    assert dict(seen[-1].params) == {"apt.r_plus": 0.0}
+    at.session_state["presenter"] = True
+    for _ in range(2):  # the second run has no widget left to carry the value: it must be kept
+        at.run()
+        assert not at.exception and not at.error
+        assert not [w for w in at.text_input if w.key.startswith("def-param-")]
+        assert not [e for e in at.expander if "Advanced" in e.label]
+        assert dict(seen[-1].params) == {"apt.r_plus": 0.0}
+    assert any("apt.r_plus" in c.value for c in at.caption)
