@@ -94,13 +94,37 @@ class DetectionReport:
         }
 
 
+def _detect_cached(detector, poisoned, seed: int, cache, key: str | None, cache_only: bool) -> tuple[object, float]:
+    """``detector.detect(poisoned, seed)`` through the artifact cache: (result, seconds it took when made)."""
+    from apt_core.cache import CacheMiss
+    from apt_core.detection.base import DetectionResult
+
+    if cache is not None and key is not None:
+        hit = cache.load("detection", key)
+        if hit is not None:
+            threshold = hit["threshold"]
+            return DetectionResult(detector.name, np.asarray(hit["scores"]), np.asarray(hit["flagged"], dtype=bool),
+                                   None if threshold is None else float(threshold), detector.cut, {}), float(hit["seconds"])
+    if cache_only:
+        raise CacheMiss(f"detector {detector.name} not cached")
+    t0 = time.perf_counter()
+    result = detector.detect(poisoned, seed)
+    seconds = time.perf_counter() - t0
+    if cache is not None and key is not None:
+        cache.save("detection", key, {"scores": np.asarray(result.scores, dtype=np.float64), "flagged": np.asarray(result.flagged, dtype=bool),
+                                      "threshold": None if result.threshold is None else float(result.threshold), "seconds": seconds})
+    return result, seconds
+
+
 def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
-                  progress: ProgressFn | None = None, data=None, detector_params: dict | None = None) -> DetectionReport:
+                  progress: ProgressFn | None = None, data=None, detector_params: dict | None = None,
+                  reps: list[int] | range | None = None, cache_only: bool = False) -> DetectionReport:
     """Run every detector (default: all registered) on the scenario's poisoned data, per seed.
 
     ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
     """
-    from apt_core.experiment import generate_profiles, load_poison_file, prepare
+    from apt_core.artifacts import Keys
+    from apt_core.experiment import generate_profiles, load_poison_file, poisoned_training, prepare
     from apt_core.runtime import resolve_device
     from apt_core.stealth import stealth_statistics
 
@@ -120,33 +144,37 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     device = resolve_device(scenario.device)
     prepared = prepare(scenario, data)
     data, split, targets = prepared.data, prepared.split, prepared.targets
+    # Detector results are cached like models (keyed by the poisoned data, the detector's
+    # parameters and code, and the seed), so a repeated reproduce or page visit reads them.
+    keys = Keys(data, split, device, prepared.mf_config, prepared.victim) if cache is not None else None
     runs: list[DetectorRun] = []
     stealth: list[dict] = []
     poisoned_by_seed: dict = {}
-    total = scenario.seeds * (len(names) + 1)
+    reps = list(range(scenario.seeds)) if reps is None else list(reps)
+    total = len(reps) * (len(names) + 1)
     step = 0
 
     def report(stage: str) -> None:
         if progress is not None and progress(min(1.0, step / total), stage) is False:
             raise CancelledError(f"cancelled during: {stage}")
 
-    for rep in range(scenario.seeds):
+    for rep in reps:
         seed = scenario.seed + rep
         report(f"seed {seed}: attack {scenario.attack}")
         if scenario.poison_file is not None:
             fake = load_poison_file(scenario.poison_file, split)
         else:
-            fake, _, _ = generate_profiles(scenario, prepared, seed, device, cache=cache)
+            fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys, cache_only)[0]
         step += 1
-        poisoned = fake.inject(split.train)
+        poisoned, poisoned_key = poisoned_training(split, fake, keys)
         poisoned_by_seed[seed] = poisoned
         is_fake = fake_mask(poisoned.n_users, poisoned.n_real_users)
         stealth.append(stealth_statistics(split.train, fake, targets).to_dict())
         for name in names:
             report(f"seed {seed}: detector {name}")
-            t0 = time.perf_counter()
-            result = make_detector(name, **detector_params.get(name, {})).detect(poisoned, seed)
-            seconds = time.perf_counter() - t0
+            detector = make_detector(name, **detector_params.get(name, {}))
+            key = keys.detection(poisoned_key, detector, seed) if keys is not None else None
+            result, seconds = _detect_cached(detector, poisoned, seed, cache, key, cache_only)
             metrics = detection_metrics(is_fake, result.scores, result.flagged)
             runs.append(DetectorRun(name, seed, result.scores, result.flagged, is_fake, metrics, result.threshold, seconds))
             step += 1

@@ -72,6 +72,10 @@ class EngineConfig:
             raise ConfigError(f"the GPU share per task must lie in (0, 1], got {self.gpu_share}")
 
 
+#: the unit that runs every shilling detector on one seed's poisoned data (reproduce's detection table)
+UNIT_DETECTION = "detection"
+
+
 @dataclass(frozen=True)
 class Unit:
     """One unit of work: ``unit`` (origin, profiles, attack or a defense) of repetition ``rep`` of ``scenario``."""
@@ -100,7 +104,7 @@ def _neutral(scenario: Scenario, unit: str) -> Scenario:
     # clean model), and the unit's own when it is a defense.
     owners = set() if unit == UNIT_ORIGIN else {scenario.attack} | ({unit} if unit in scenario.defenses else set())
     drop["params"] = tuple((k, v) for k, v in scenario.params if k.rpartition(".")[0] in owners)
-    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK) else scenario.method_params(unit)
+    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK, UNIT_DETECTION) else scenario.method_params(unit)
     if "erm_fraction" not in params:
         drop["erm_fraction"] = base.erm_fraction
     if "erm_stats" not in params:
@@ -108,13 +112,16 @@ def _neutral(scenario: Scenario, unit: str) -> Scenario:
     return dataclasses.replace(scenario, **drop)
 
 
-def plan_units(scenarios: Sequence[tuple[Scenario, str]]) -> list[Unit]:
-    """The distinct units of ``(scenario, label)`` pairs, profiles before the fits that read them."""
+def plan_units(scenarios: Sequence[tuple[Scenario, str]], detections: Sequence[tuple[Scenario, str]] = ()) -> list[Unit]:
+    """The distinct units of ``(scenario, label)`` pairs, profiles before the fits that read them;
+    ``detections``: scenarios whose every shilling detector runs as one more unit per seed."""
     from apt_core.experiment import UNIT_ORIGIN, UNIT_PROFILES, scenario_units
 
     units: dict[tuple, Unit] = {}
-    for scenario, label in scenarios:
-        for rep, unit in scenario_units(scenario):
+    planned = [(scenario, label, scenario_units(scenario)) for scenario, label in scenarios]
+    planned += [(scenario, label, [(rep, UNIT_DETECTION) for rep in range(scenario.seeds)]) for scenario, label in detections]
+    for scenario, label, scenario_plan in planned:
+        for rep, unit in scenario_plan:
             ident = (_neutral(scenario, unit), rep, unit)
             needs = None
             if unit not in (UNIT_ORIGIN, UNIT_PROFILES) and scenario.attack != "none" and scenario.poison_file is None:
@@ -209,7 +216,14 @@ def _unit_task(scenario: Scenario, rep: int, unit: str, cache_root: str, store_m
 
     configure_threads()  # APT_NUM_THREADS from WORKER_ENV: one thread per task
     t0, c0 = time.perf_counter(), time.process_time()
-    cached = compute_unit(scenario, rep, unit, ArtifactCache(cache_root, store_models=store_models), data)
+    cache = ArtifactCache(cache_root, store_models=store_models)
+    if unit == UNIT_DETECTION:
+        from apt_core.detect import run_detection
+
+        run_detection(scenario, cache=cache, data=data, reps=[rep])
+        cached = cache.stats.misses == 0
+    else:
+        cached = compute_unit(scenario, rep, unit, cache, data)
     return {"unit": unit, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "cached": bool(cached),
             "pid": os.getpid()}
 
@@ -280,7 +294,7 @@ def _get(ray, ref, label: str) -> dict:
 
 
 def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConfig, data_by_scenario=None,
-               progress: ProgressFn | None = None) -> list[dict]:
+               progress: ProgressFn | None = None, detections: Sequence[tuple[Scenario, str]] = ()) -> list[dict]:
     """Compute every unit of ``scenarios`` that the cache lacks, on the engine of ``cfg``.
 
     Scenarios the cache already answers in full are skipped without starting anything (a
@@ -292,9 +306,12 @@ def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConf
         return []
     if cache is None:
         raise ConfigError("--engine ray hands results over through the artifact cache: drop --no-cache")
-    todo = [(s, label) for s, label in scenarios
-            if not fully_cached(s, cache, data_by_scenario(s) if data_by_scenario is not None else None)]
-    return run_units_on_ray(plan_units(todo), cache, cfg, data_by_scenario, progress)
+    def data_of(s: Scenario):
+        return data_by_scenario(s) if data_by_scenario is not None else None
+
+    todo = [(s, label) for s, label in scenarios if not fully_cached(s, cache, data_of(s))]
+    todo_detections = [(s, label) for s, label in detections if not detection_cached(s, cache, data_of(s))]
+    return run_units_on_ray(plan_units(todo, todo_detections), cache, cfg, data_by_scenario, progress)
 
 
 def data_loader(data=None):
@@ -326,6 +343,18 @@ def fully_cached(scenario: Scenario, cache, data=None) -> bool:
         return False
 
 
+def detection_cached(scenario: Scenario, cache, data=None) -> bool:
+    """Whether ``cache`` holds every detector's result on every seed of ``scenario``."""
+    from apt_core.cache import CacheMiss
+    from apt_core.detect import run_detection
+
+    try:
+        run_detection(scenario, cache=cache, data=data, cache_only=True)
+        return True
+    except CacheMiss:
+        return False
+
+
 def stage_name(unit: str, attack: str) -> str:
     """The stage a unit's time belongs to, in words (for ``timings.csv`` and its shares)."""
     from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
@@ -336,6 +365,8 @@ def stage_name(unit: str, attack: str) -> str:
         return f"attack generation ({attack})"
     if unit == UNIT_ATTACK:
         return "MF on poisoned data"
+    if unit == UNIT_DETECTION:
+        return "shilling detectors"
     return f"defense {unit}"
 
 

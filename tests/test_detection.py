@@ -171,3 +171,25 @@ def test_remove_defense_reports_its_flags(sample_split, average_poisoned):
     assert d["detector"] == "cogroup" and len(d["suspicion"]) == average_poisoned.n_users
     assert set(d["flagged_users"].tolist()) == set(range(average_poisoned.n_real_users, average_poisoned.n_users))
     assert result.model.P.shape[0] == average_poisoned.n_users  # every id can still be scored
+
+
+def test_detector_results_are_cached_and_read_back(tmp_path):
+    """A repeated detection (reproduce's table, the Detection page) reads every detector's
+    scores from the artifact cache instead of recomputing them, and gets the same numbers."""
+    from apt_core.cache import ArtifactCache, CacheMiss
+    from apt_core.detect import run_detection
+    from apt_core.experiment import Scenario
+
+    scenario = Scenario(attack="average", targets="unpopular", defenses=("none",), epochs=3)
+    names = ["cogroup", "influence"]
+    with pytest.raises(CacheMiss):
+        run_detection(scenario, names, cache=ArtifactCache(tmp_path), cache_only=True)
+    first = run_detection(scenario, names, cache=ArtifactCache(tmp_path))
+    again_cache = ArtifactCache(tmp_path)
+    again = run_detection(scenario, names, cache=again_cache, cache_only=True)
+    assert again_cache.stats.misses == 0 and again_cache.stats.writes == 0
+    for a, b in zip(first.runs, again.runs):
+        assert a.detector == b.detector and np.array_equal(a.scores, b.scores) and np.array_equal(a.flagged, b.flagged)
+        assert a.metrics == b.metrics and a.threshold == b.threshold
+    other = run_detection(scenario, names, cache=ArtifactCache(tmp_path), detector_params={"cogroup": {"cut": "mad"}})
+    assert other.runs[0].flagged.sum() != first.runs[0].flagged.sum() or other.runs[0].threshold != first.runs[0].threshold

@@ -55,6 +55,29 @@ def test_plan_shares_units_between_scenarios():
     assert [u.unit for u in clean] == ["origin", "at"] and clean[1].needs is None
 
 
+def test_detection_units_read_the_grid_profiles_and_fill_the_detection_cache(tmp_path):
+    """reproduce's detection table as units: one per seed, after the profiles it shares with the
+    grid, and what the units write answers the detection cache-only."""
+    from apt_core.detect import run_detection
+    from apt_core.engine import UNIT_DETECTION, _unit_task, detection_cached
+
+    grid = _base(defenses=("at",))
+    detect = _base(defenses=("none",))
+    units = plan_units([(grid, "grid")], [(detect, "detectors")])
+    detection = [u for u in units if u.unit == UNIT_DETECTION]
+    assert [u.rep for u in detection] == [0, 1]
+    profiles = {u.ident for u in units if u.unit == "profiles"}
+    assert len(profiles) == 2 and all(u.needs in profiles for u in detection)  # the grid's own profiles, not new ones
+    cache = ArtifactCache(tmp_path / "c")
+    assert not detection_cached(detect, cache)
+    summaries = [_unit_task(u.scenario, u.rep, u.unit, str(cache.root), True, None) for u in units]
+    assert [s["cached"] for s in summaries if s["unit"] == UNIT_DETECTION] == [False, False]
+    assert detection_cached(detect, cache)
+    reader = ArtifactCache(tmp_path / "c")
+    run_detection(detect, cache=reader, cache_only=True)
+    assert reader.stats.writes == 0
+
+
 def test_engine_settings_are_checked():
     with pytest.raises(ConfigError, match="unknown engine"):
         EngineConfig(engine="spark").validate()

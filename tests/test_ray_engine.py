@@ -26,7 +26,7 @@ from apt_core.reproduce import ReproduceConfig, reproduce  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LINUX = Path("/proc/self/stat").exists()
-TABLES = ("table2_target_hr.csv", "table3_test_hr.csv", "per_seed.csv", "fig2_attack_size.csv", "fig3_erm_fraction.csv")
+TABLES = ("table2_target_hr.csv", "table3_test_hr.csv", "per_seed.csv", "fig2_attack_size.csv", "fig3_erm_fraction.csv", "detection.csv")
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +62,13 @@ def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tm
     for name in TABLES:
         a = pd.read_csv(tmp_path / "local" / name)
         b = pd.read_csv(tmp_path / "ray" / name)
-        keep = [c for c in a.columns if c != "seconds"]  # fit times are measurements, everything else must be equal
+        keep = [c for c in a.columns if c != "seconds"]  # fit and detector times are measurements, everything else must be equal
         pd.testing.assert_frame_equal(a[keep], b[keep], obj=name)
     assert (tmp_path / "local" / "table2_target_hr.md").read_text() == (tmp_path / "ray" / "table2_target_hr.md").read_text()
     # Where the time went: one timing row per computed unit, summed by stage in the report.
     timings = pd.read_csv(tmp_path / "ray" / "timings.csv")
     assert len(timings) == len(on_ray.unit_timings) > 0 and (timings["cpu_seconds"] >= 0).all()
-    assert {"origin", "profiles", "attack", "apt"} <= set(timings["unit"])
+    assert {"origin", "profiles", "attack", "apt", "detection"} <= set(timings["unit"])  # the detectors ran on Ray too
     assert "## Time by stage" in (tmp_path / "ray" / "report.md").read_text()
     assert not (tmp_path / "local" / "timings.csv").exists()
     # Again: every scenario is answered by the cache, so no task is even planned.
