@@ -37,7 +37,7 @@ def sweepable_parameters() -> list[str]:
 
 
 def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = None, cache=None, data=None,
-          engine=None) -> pd.DataFrame:
+          engine=None, on_result: Callable[[object, object], None] | None = None) -> pd.DataFrame:
     """Run ``base`` once per value of ``parameter``; one row per value x phase x seed.
 
     Columns: ``parameter, value, <parameter>, phase, seed, target_hr, test_hr, ri,
@@ -48,7 +48,9 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     passed to :func:`~apt_core.experiment.run_scenario`.  ``engine``: an
     :class:`apt_core.engine.EngineConfig`; with ``engine="ray"`` every value's units run
     as Ray tasks that fill ``cache`` first (needs a cache), then the rows are read back
-    here exactly as the local (sequential) engine computes them.
+    here exactly as the local (sequential) engine computes them.  ``on_result(value, result)``
+    receives each value's :class:`~apt_core.results.ScenarioResult` (the dashboard records them
+    in the run history).
     """
     from apt_core.experiment import run_scenario
 
@@ -89,6 +91,8 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
             return True
 
         result = run_scenario(scenario, progress=inner, cache=cache, data=data if same_data else None)
+        if on_result is not None:
+            on_result(value, result)
         # One row per phase and seed: the same per-seed metrics the history records.
         for phase, seed, target_hr, test_hr, ri, shift_median, _, seconds in result.per_seed_metrics():
             rows.append({

@@ -854,8 +854,10 @@ def history_label(kind: str) -> str:
 
 def record_history(kind: str, result: Any) -> str | None:
     """Keep a newly computed run in the run history; returns a note when that failed (the result is kept anyway)."""
-    res = result if hasattr(result, "to_json") else getattr(result, "result", None)
-    if res is None or not hasattr(res, "to_json"):
+    # Scenario runs only (they have per-seed hit ratios): a sweep records each of its points
+    # itself (pages/sweeps.py), a detection report has no hit ratios to record.
+    res = result if hasattr(result, "per_seed_metrics") else getattr(result, "result", None)
+    if res is None or not hasattr(res, "per_seed_metrics"):
         return None
     try:
         from apt_core.store import RunStore

@@ -34,6 +34,7 @@ def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
              for lbl in labels]
     links = ["./" + lbl.split(":", 1)[1] if lbl.startswith("dashboard:") else None for lbl in labels]
     return pd.DataFrame({
+        "#": list(range(len(runs), 0, -1)),  # newest first, numbered oldest first: "run 3" below is this row
         "when (UTC)": runs["created_at"].astype(str).str.slice(0, 19).str.replace("T", " "),
         "from": pages,
         "data set": runs["dataset"],
@@ -43,6 +44,22 @@ def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
         "reopen": links,
         "run": runs["run_id"],
     })
+
+
+#: the result rows' columns, in words
+ROW_COLUMNS = {"phase": "method", "target_hr": "target HR", "target_hr_sd": "target HR sd", "test_hr": "test HR",
+               "test_hr_sd": "test HR sd", "ri": "RI", "rank_shift_median": "median rank shift",
+               "prediction_shift": "prediction shift", "seconds": "seconds"}
+
+
+def result_rows(payload: dict, run_name: str) -> pd.DataFrame:
+    """One recorded run's result rows with readable columns and method names."""
+    rows = pd.DataFrame(payload["rows"])
+    rows = rows[[c for c in ROW_COLUMNS if c in rows.columns]].rename(columns=ROW_COLUMNS)
+    rows["method"] = [PHASE_LABELS.get(p, p) for p in rows["method"]]
+    rows.insert(0, "run", run_name)
+    rows.insert(1, "attack", payload["config"]["attack"])
+    return rows
 
 
 def body() -> None:
@@ -55,21 +72,25 @@ def body() -> None:
     st.dataframe(readable_runs(runs), hide_index=True, width="stretch",
                  column_config={"reopen": st.column_config.LinkColumn("reopen", display_text="open the page", help="opens the page with this run's settings")})
     ids = runs["run_id"].tolist()
-    chosen = st.multiselect("Reopen / compare runs", ids, default=ids[:1], key="hist-runs")
+    readable = readable_runs(runs)
+    # Runs are numbered oldest first (a number stays with its run as newer ones arrive).
+    short = {r: f"run {len(readable) - i} ({w[5:16]}, {f})" for i, (r, w, f) in enumerate(zip(readable["run"], readable["when (UTC)"], readable["from"]))}
+    names = {r: f"{short[r]} · {what}" for r, what in zip(readable["run"], readable["what ran"])}
+    chosen = st.multiselect("Reopen / compare runs", ids, default=ids[:1], key="hist-runs", format_func=lambda r: names.get(r, r))
     frames = []
     for run_id in chosen:
         payload = store.get(run_id)
-        rows = pd.DataFrame(payload["rows"])
-        rows.insert(0, "run_id", run_id)
-        rows.insert(1, "attack", payload["config"]["attack"])
-        frames.append(rows)
+        frames.append(result_rows(payload, short.get(run_id, run_id)))
     if frames:
         table = fmt_frame(pd.concat(frames, ignore_index=True))
-        st.subheader("Result rows of the chosen runs")
+        if all(store.get(r)["config"].get("seeds", 1) == 1 for r in chosen):  # a spread over one seed is not a spread
+            table = table.drop(columns=[c for c in table.columns if c.endswith(" sd")])
+        st.subheader("Results of the chosen runs")
         st.dataframe(table, hide_index=True, width="stretch")
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
         if len(chosen) > 1:
-            st.plotly_chart(runs_comparison_figure(table), width="stretch", theme=None)
+            st.plotly_chart(runs_comparison_figure(table, y="target HR", run="run", phase="method",
+                                                   title="Target HR per method, chosen runs side by side"), width="stretch", theme=None)
     with tempfile.TemporaryDirectory() as tmp:
         path = store.export(Path(tmp) / "history.csv", "csv")
         st.download_button("Export the whole history (CSV, per seed)", Path(path).read_bytes(), file_name="apt_lab_history.csv", mime="text/csv")

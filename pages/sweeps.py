@@ -8,7 +8,8 @@ import streamlit as st
 from apt_core.defenses import defense_names
 from apt_core.plots.results import sweep_figure
 from apt_core.sweeps import sweep
-from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, live_spec, load_data, run_cached, settings,
+from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
+                           settings,
                            url_state)
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
@@ -24,8 +25,19 @@ def default_values(parameter: str, live: bool) -> str:
 
 
 def run_sweep(spec: tuple, progress):
+    """The sweep; each value's run goes into the run history (a failure to record is one warning)."""
+    from apt_core.errors import warn
+
     base, parameter, values = spec
-    return sweep(base, parameter, list(values), progress, cache=artifact_cache())
+    failed: list[str] = []
+
+    def record(value, result) -> None:
+        note = record_history("sweep", result)
+        if note and not failed:
+            failed.append(note)
+            warn(note)
+
+    return sweep(base, parameter, list(values), progress, cache=artifact_cache(), on_result=record)
 
 
 class _Spec(tuple):

@@ -133,6 +133,12 @@ def test_sweeps_page_is_live_on_the_sample_data():
     from apt_core.grid import GridSpec
 
     assert set(at.dataframe[0].value["value"]) == set(GridSpec().sizes)  # the grid's values: read from it once built
+    assert not at.warning, [w.value for w in at.warning]  # recorded in the history without complaint
+    from apt_core.store import RunStore
+
+    runs = RunStore().runs()
+    assert len(runs) == len(GridSpec().sizes) and set(runs["label"].str.slice(0, 17)) == {"dashboard:sweeps?"}
+    assert sorted(runs["attack_size"]) == sorted(GridSpec().sizes)
     at.text_input(key="swp-values-attack_size").set_value("0.02, 0.05").run()
     no_failures(at)
     assert set(at.dataframe[0].value["value"]) == {0.02, 0.05}
@@ -197,7 +203,11 @@ def test_history_page_empty_then_filled():
     assert len(at.dataframe) == 2  # the run list and the chosen run's rows
     at.multiselect(key="hist-runs").set_value(ids).run()
     no_failures(at)
-    assert set(at.dataframe[1].value["run_id"]) == set(ids)
+    rows = at.dataframe[1].value
+    assert rows["run"].nunique() == 2 and "command line" in rows["run"].iloc[0]  # two runs, named by time and origin
+    assert {"method", "target HR", "test HR", "RI"} <= set(rows.columns)  # words, not code names
+    assert not [c for c in rows.columns if "_" in c or c.endswith(" sd")]  # one seed each: no spread column
+    assert "origin (clean data)" in set(rows["method"]) and "origin" not in set(rows["method"])
     assert len(charts(at)) == 1  # the comparison chart
 
 
@@ -246,6 +256,7 @@ def test_detection_page():
     at = page("detection", **{"det-detectors": ["cogroup", "rdma"]}).run()
     no_failures(at)
     assert not [b for b in at.button if b.key == "run-detection"]  # live on the sample data: no click
+    assert not at.warning, [w.value for w in at.warning]
     table = at.dataframe[0].value
     assert list(table["detector"]) == ["cogroup", "rdma"] and "ROC-AUC" in table.columns
     assert len(charts(at)) == 2  # precision-recall curves and the inspected detector's histogram
@@ -260,7 +271,7 @@ def test_history_records_other_pages_runs_with_a_link_back(tmp_path, monkeypatch
     hist = page("history").run()
     no_failures(hist)
     runs = hist.dataframe[0].value
-    assert list(runs.columns[:4]) == ["when (UTC)", "from", "data set", "what ran"]
+    assert list(runs.columns[:5]) == ["#", "when (UTC)", "from", "data set", "what ran"]
     row = runs[runs["from"] == "attack"].iloc[0]
     assert row["what ran"].startswith("average attack, 3% fake users on unpopular targets")
     assert row["reopen"].startswith("./attack?") and "seed=777" in row["reopen"]

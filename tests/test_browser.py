@@ -255,6 +255,11 @@ def test_screenshots_every_page(server, browser, presenter, tmp_path):
             page.wait_for_timeout(1500)
             _settle(page, 600)
         page.screenshot(path=str(out / f"{i}_{name}_screen.png"))
-        page.screenshot(path=str(out / f"{i}_{name}_full.png"), full_page=True)
+        # Streamlit scrolls inside its main pane, so a "full page" shot is the first screen
+        # again: the whole page needs a viewport as tall as the content.
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1280, "height": min(12000, max(720, int(height) + 80))})
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / f"{i}_{name}_full.png"))
         _no_exception(page)
         page.close()

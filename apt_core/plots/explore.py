@@ -162,13 +162,14 @@ def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str]
     return _layout(fig, title, "regeneration round", f"rank among {n_items} items (1 = most negative)", height=460, legend_below=True)
 
 
-def runs_comparison_figure(frame: pd.DataFrame, y: str = "target_hr", title: str = "Target HR per phase, chosen runs side by side") -> go.Figure:
-    """Grouped bars: one group per phase, one bar per run (``run_id, phase, <y>`` columns)."""
+def runs_comparison_figure(frame: pd.DataFrame, y: str = "target_hr", title: str = "Target HR per phase, chosen runs side by side",
+                           run: str = "run_id", phase: str = "phase") -> go.Figure:
+    """Grouped bars: one group per phase, one bar per run (``run``, ``phase`` and ``y`` columns)."""
     fig = go.Figure()
-    for run_id, part in frame.groupby("run_id", sort=False):
-        fig.add_trace(go.Bar(x=part["phase"], y=part[y], name=str(run_id)))
+    for run_id, part in frame.groupby(run, sort=False):
+        fig.add_trace(go.Bar(x=part[phase], y=part[y], name=str(run_id)))
     fig.update_layout(barmode="group")
-    return _layout(fig, title, "phase", y.replace("_", " "), height=400, legend_below=True)
+    return _layout(fig, title, phase, y.replace("_", " "), height=400, legend_below=True)
 
 
 # --- Profiles -----------------------------------------------------------------------------
