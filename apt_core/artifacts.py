@@ -80,11 +80,6 @@ class Keys:
         return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
                           params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense), **extra)
 
-    def detection(self, train_key: str, detector, seed: int) -> str:
-        """One detector's scores and flags on one training set (the poisoned data of a seed)."""
-        return self._hash(kind="detection", train=train_key, detector=detector.name, params=detector.get_params(), seed=int(seed),
-                          code=self.code(detector))
-
     def victim_code(self) -> str:
         """Fingerprint of the victim's modules (a defense's closure does not import them all)."""
         from apt_core.cache import code_fingerprint

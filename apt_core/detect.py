@@ -10,7 +10,6 @@ because of an artefact of its filler ratings shows it there.  Metrics are means 
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -94,28 +93,6 @@ class DetectionReport:
         }
 
 
-def _detect_cached(detector, poisoned, seed: int, cache, key: str | None, cache_only: bool) -> tuple[object, float]:
-    """``detector.detect(poisoned, seed)`` through the artifact cache: (result, seconds it took when made)."""
-    from apt_core.cache import CacheMiss
-    from apt_core.detection.base import DetectionResult
-
-    if cache is not None and key is not None:
-        hit = cache.load("detection", key)
-        if hit is not None:
-            threshold = hit["threshold"]
-            return DetectionResult(detector.name, np.asarray(hit["scores"]), np.asarray(hit["flagged"], dtype=bool),
-                                   None if threshold is None else float(threshold), detector.cut, {}), float(hit["seconds"])
-    if cache_only:
-        raise CacheMiss(f"detector {detector.name} not cached")
-    t0 = time.perf_counter()
-    result = detector.detect(poisoned, seed)
-    seconds = time.perf_counter() - t0
-    if cache is not None and key is not None:
-        cache.save("detection", key, {"scores": np.asarray(result.scores, dtype=np.float64), "flagged": np.asarray(result.flagged, dtype=bool),
-                                      "threshold": None if result.threshold is None else float(result.threshold), "seconds": seconds})
-    return result, seconds
-
-
 def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
                   progress: ProgressFn | None = None, data=None, detector_params: dict | None = None,
                   reps: list[int] | range | None = None, cache_only: bool = False) -> DetectionReport:
@@ -124,7 +101,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
     """
     from apt_core.artifacts import Keys
-    from apt_core.experiment import generate_profiles, load_poison_file, poisoned_training, prepare
+    from apt_core.experiment import detect_through_cache, detection_key, generate_profiles, load_poison_file, poisoned_training, prepare
     from apt_core.runtime import resolve_device
     from apt_core.stealth import stealth_statistics
 
@@ -166,15 +143,15 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
         else:
             fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys, cache_only)[0]
         step += 1
-        poisoned, poisoned_key = poisoned_training(split, fake, keys)
+        poisoned, _ = poisoned_training(split, fake, keys)
         poisoned_by_seed[seed] = poisoned
         is_fake = fake_mask(poisoned.n_users, poisoned.n_real_users)
         stealth.append(stealth_statistics(split.train, fake, targets).to_dict())
         for name in names:
             report(f"seed {seed}: detector {name}")
             detector = make_detector(name, **detector_params.get(name, {}))
-            key = keys.detection(poisoned_key, detector, seed) if keys is not None else None
-            result, seconds = _detect_cached(detector, poisoned, seed, cache, key, cache_only)
+            key = detection_key(detector, poisoned, seed) if cache is not None else None
+            result, seconds = detect_through_cache(detector, poisoned, seed, cache, key, cache_only)
             metrics = detection_metrics(is_fake, result.scores, result.flagged)
             runs.append(DetectorRun(name, seed, result.scores, result.flagged, is_fake, metrics, result.threshold, seconds))
             step += 1

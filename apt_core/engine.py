@@ -30,10 +30,13 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from apt_core.errors import AptError, CancelledError, ConfigError
 from apt_core.scenario import ProgressFn, Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENGINES = ("local", "ray")
 

@@ -235,6 +235,51 @@ def poisoned_training(split: Split, fake: FakeProfiles | None, keys: "Keys | Non
     return poisoned, (keys.poisoned(fake) if keys is not None else "")
 
 
+def detect_through_cache(detector, data: Interactions, seed: int, cache, key: str | None, cache_only: bool = False) -> tuple[object, float]:
+    """``detector.detect(data, seed)`` through the artifact cache under ``key``: (result, seconds it took when made)."""
+    from apt_core.cache import CacheMiss
+    from apt_core.detection.base import DetectionResult
+
+    if cache is not None and key is not None:
+        hit = cache.load("detection", key)
+        if hit is not None:
+            threshold = hit["threshold"]
+            return DetectionResult(detector.name, np.asarray(hit["scores"]), np.asarray(hit["flagged"], dtype=bool),
+                                   None if threshold is None else float(threshold), detector.cut, {}), float(hit["seconds"])
+    if cache_only:
+        raise CacheMiss(f"detector {detector.name} not cached")
+    t0 = time.perf_counter()
+    result = detector.detect(data, seed)
+    seconds = time.perf_counter() - t0
+    if cache is not None and key is not None:
+        cache.save("detection", key, {"scores": np.asarray(result.scores, dtype=np.float64), "flagged": np.asarray(result.flagged, dtype=bool),
+                                      "threshold": None if result.threshold is None else float(result.threshold), "seconds": seconds})
+    return result, seconds
+
+
+def detection_key(detector, data: Interactions, seed: int) -> str:
+    """The cache key of ``detector.detect(data, seed)``: the data's content, the detector's
+    parameters and code, the seed.  The detection table (:mod:`apt_core.detect`) and the
+    defenses that detect (APT with trusted statistics, APT-trusted, remove-<detector>) share it."""
+    from apt_core.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
+
+    return stable_hash({"kind": "detection", "format": CACHE_FORMAT, "env": environment_fingerprint(),
+                        "data": array_fingerprint(data.users, data.items, data.ratings),
+                        "shape": [int(data.n_users), int(data.n_items), int(data.n_real_users)],
+                        "detector": detector.name, "params": detector.get_params(), "seed": int(seed),
+                        "code": code_fingerprint(type(detector))})
+
+
+def cached_detection(cache):
+    """``(detector, data, seed) -> DetectionResult`` through ``cache``: what a defense's
+    :meth:`DefenseContext.detect` calls, so one detection on one poisoned data set runs once
+    (the classroom grid fits it with 4 ERM shares x 2 defenses)."""
+    def detect(detector, data: Interactions, seed: int):
+        return detect_through_cache(detector, data, seed, cache, detection_key(detector, data, seed))[0]
+
+    return detect
+
+
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
                  cache_only: bool = False, keep_models: bool = False) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
@@ -285,7 +330,8 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
 
     for rep in range(scenario.seeds):
         seed = scenario.seed + rep
-        ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None, victim=prepared.victim)
+        ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None, victim=prepared.victim,
+                             detect_with=cached_detection(cache) if cache is not None else None)
         kept: dict = {}
 
         # Clean model.
@@ -440,7 +486,8 @@ def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingDat
     data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
     keys = Keys(data, split, device, mf_config, prepared.victim)
     seed = scenario.seed + rep
-    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress, victim=prepared.victim)
+    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress, victim=prepared.victim,
+                         detect_with=cached_detection(cache))
     if unit == UNIT_ORIGIN:
         return _fit_evaluate(cache, keys, keys.split, make_defense("none"), ctx, split.train, split, targets, scenario.k, device)[3]
     if unit == UNIT_PROFILES:

@@ -99,3 +99,14 @@ def test_one_seed_shows_no_spread(result):
 
     text = format_results_table(results_table(result))
     assert not any("±" in v for v in text["target HR"]) and not any("±" in v for v in text["test HR"])
+
+
+def test_trusted_points_share_one_detection(tmp_path):
+    """The grid fits APT and APT-rand with trusted statistics at several ERM shares on the same
+    poisoned data: the shilling detector runs once and is read from the cache after that."""
+    cache = ArtifactCache(tmp_path)
+    spec = GridSpec(attacks=("average",), sizes=(0.03,), defenses=("apt", "apt-rand"), erm_fractions=(0.05, 0.1), erm_stats=("trusted",))
+    report = build_grid(grid_scenarios(BASE, spec), cache)
+    assert report.n_points == 4
+    detection = cache.stats.by_kind["detection"]
+    assert detection.get("writes") == 1 and detection.get("hits") == 3

@@ -64,7 +64,7 @@ class APTTrusted(APT):
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector
 
-        detection = make_detector(self.detector).detect(train, context.random_state)
+        detection = context.detect(make_detector(self.detector), train)
         self._flagged_detection = detection
         if not self.drop_suspects:
             result = super().fit(train, context)

@@ -40,6 +40,17 @@ class DefenseContext:
     #: the victim model: None = MF (``mf_config``), else a
     #: :class:`apt_core.models.victims.VictimConfig` (LightGCN, NeuMF); see ``make_trainer``
     victim: object | None = None
+    #: ``(detector, data, seed) -> DetectionResult`` through the artifact cache, set by the
+    #: experiment layer (None: detect directly); see :meth:`detect`
+    detect_with: Callable | None = None
+
+    def detect(self, detector, data: Interactions):
+        """``detector.detect(data, random_state)``, read from the artifact cache when the run has one:
+        a detection depends only on the data, the detector and the seed, and the classroom grid
+        fits the same poisoned data with many ERM settings."""
+        if self.detect_with is not None:
+            return self.detect_with(detector, data, self.random_state)
+        return detector.detect(data, self.random_state)
 
     def __post_init__(self) -> None:
         # The defenses' schedules count epochs in mf_config; a victim's own count wins.

@@ -257,7 +257,7 @@ class ERMTraining(Defense):
 
     def _statistics(self, train: Interactions, context: DefenseContext) -> tuple[np.ndarray, np.ndarray]:
         if self.erm_stats == "trusted":
-            means, stds, detection = trusted_statistics(train, self.detector, context.random_state, self.single_rating_std)
+            means, stds, detection = trusted_statistics(train, self.detector, context.random_state, self.single_rating_std, context)
             self._detection = detection
             return means, stds
         if self.erm_stats == "clean":
@@ -396,11 +396,14 @@ def expand_users(model, kept_ids: np.ndarray, n_users: int):
     return expand_user_rows(model, kept_ids, n_users)
 
 
-def trusted_statistics(train: Interactions, detector: str, random_state: int = 0, single_rating_std: str = "global"):
-    """Item (mean, std) over the users the detector does not flag, plus the detection."""
+def trusted_statistics(train: Interactions, detector: str, random_state: int = 0, single_rating_std: str = "global",
+                       context: DefenseContext | None = None):
+    """Item (mean, std) over the users the detector does not flag, plus the detection
+    (through ``context.detect``, i.e. the run's artifact cache, when a context is given)."""
     from apt_core.detection import make_detector
 
-    detection = make_detector(detector).detect(train, random_state)
+    det = make_detector(detector)
+    detection = context.detect(det, train) if context is not None else det.detect(train, random_state)
     kept = without_users(train, detection.flagged)
     # An item rated only by flagged users falls back to the global statistics of the kept data.
     means, stds = item_statistics(kept, "observed", single_rating_std)

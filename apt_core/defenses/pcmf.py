@@ -24,7 +24,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
-from apt_core.errors import CancelledError, ConfigError, DivergedError
+from apt_core.errors import CancelledError, DivergedError
 from apt_core.models.mf import MFModel, glorot_uniform
 from apt_core.runtime import resolve_device
 

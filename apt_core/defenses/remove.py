@@ -38,7 +38,7 @@ class RemoveSuspects(Defense):
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector
 
-        detection = make_detector(self.detector_name, cut=self.cut).detect(train, context.random_state)
+        detection = context.detect(make_detector(self.detector_name, cut=self.cut), train)
         kept, kept_ids = compact_users(train, detection.flagged)
         cfg = context.mf_config
         # The context's victim (MF, LightGCN, NeuMF) trained on the kept users.
