@@ -476,7 +476,7 @@ def attack_controls(data, prefix: str = "atk"):
     if not names:
         st.warning("No attack is available yet.")
         return None
-    c = st.columns(5)
+    c = st.columns(4 if presenter() else 5)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
     if live:  # snap to the precomputed grid (apt_core.grid): a move is a cache read
         sizes = list(live_spec().sizes)
@@ -486,20 +486,23 @@ def attack_controls(data, prefix: str = "atk"):
                                   format_func=lambda v: f"{v:.0%}", key=f"{prefix}-size", help=GLOSSARY["attack size"])
     else:
         size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
-    if presenter():  # an advanced control: the profile length of the data set
+    victims = {"mf": "MF (the paper's)", "lightgcn": "LightGCN", "neumf": "NeuMF"}
+    if presenter():  # advanced controls: the fake profiles' length and the victim model, named in one caption
         filler = int(kept_value(f"{prefix}-filler", 0) or 0)
-        c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}")
+        victim = kept_value(f"{prefix}-victim", "mf")
+        c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}; "
+                     f"victim model: {victims.get(victim, victim)}")
     else:
         filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
                                    help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
     targets: str | tuple = mode
-    victim = c[4].selectbox(
-        "Victim model", ["mf", "lightgcn", "neumf"], key=f"{prefix}-victim",
-        format_func={"mf": "MF (the paper's)", "lightgcn": "LightGCN", "neumf": "NeuMF"}.get,
-        help="The recommender that is attacked and defended. MF: explicit ratings, the APT paper's victim. "
-             "LightGCN (BPR) and NeuMF (log loss) read every rating as an interaction, as their papers do; "
-             "they take tens of seconds per fit on ML-100K on a CPU.")
+    if not presenter():
+        victim = c[4].selectbox(
+            "Victim model", list(victims), key=f"{prefix}-victim", format_func=victims.get,
+            help="The recommender that is attacked and defended. MF: explicit ratings, the APT paper's victim. "
+                 "LightGCN (BPR) and NeuMF (log loss) read every rating as an interaction, as their papers do; "
+                 "they take tens of seconds per fit on ML-100K on a CPU.")
     if mode == "chosen by title":
         counts = data.interactions.item_counts
         order = np.argsort(counts)  # unpopular first: the interesting targets

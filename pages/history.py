@@ -86,7 +86,7 @@ def body() -> None:
         if all(store.get(r)["config"].get("seeds", 1) == 1 for r in chosen):  # a spread over one seed is not a spread
             table = table.drop(columns=[c for c in table.columns if c.endswith(" sd")])
         st.subheader("Results of the chosen runs")
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table.astype(object).where(table.notna(), "–"), hide_index=True, width="stretch")  # "–": undefined (RI of origin)
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
         if len(chosen) > 1:
             st.plotly_chart(runs_comparison_figure(table, y="target HR", run="run", phase="method",

@@ -101,10 +101,12 @@ APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share 
     alpha, tau = sample_model(p, 0)
     bounds = paper_bounds(p, alpha, tau)
     cols = st.columns(4)
-    cols[0].metric("probability the bounds hold", f"{max(0.0, success_probability(p)):.3f}",
-                   help="1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
-    for col, (m, label) in zip(cols[1:], [("standard", "Thm 4.3: standard"), ("at", "Thm 4.4: AT"), ("apt", "Thm 4.5: APT")]):
-        col.metric(f"{label}, n' up to", f"{bounds[m]:.0f}")
+    # Short labels: at presenter-mode text size a longer one is cut off in a quarter-width column.
+    cols[0].metric("bounds hold w.p.", f"{max(0.0, success_probability(p)):.3f}",
+                   help="The probability the bounds hold: 1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
+    for col, (m, label, name) in zip(cols[1:], [("standard", "Thm 4.3", "standard training"), ("at", "Thm 4.4", "adversarial training (AT)"),
+                                                ("apt", "Thm 4.5", "APT")]):
+        col.metric(f"{label}: n' ≤", f"{bounds[m]:.0f}", help=f"{name}: the largest number of poisoning users n' the theorem tolerates")
     st.caption(f"α = ‖v̂‖ = {alpha:.2f} and τ = {tau:.2f} come from one sampled clean data set of this model. "
                "A negative bound means the theorem guarantees nothing for these settings.")
     st.warning("**The simulation is ours**, not the paper's: ū = (1, …, 1); each poisoning user is r = +1, u = −γ(1, …, 1); "

@@ -338,6 +338,8 @@ def test_presenter_mode_hides_seed_device_and_repetitions():
     no_failures(defense)
     shown = {w.key for w in defense.number_input}
     assert "def-seeds" not in shown and "def-filler" not in shown
+    assert "def-victim" not in {w.key for w in defense.selectbox}
+    assert any("victim model: MF" in c.value for c in defense.caption)
 
 
 def test_page_tests_start_no_background_grid_build(monkeypatch):

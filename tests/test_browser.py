@@ -86,7 +86,10 @@ def _settle(page, timeout_s: float = 240.0) -> None:
     deadline = time.time() + timeout_s
     last, stable = -1, 0
     while time.time() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0 or page.locator('[data-testid="stProgress"]').count() > 0
+        # A run in progress shows Streamlit's status widget or our Cancel button (a progress bar
+        # alone is not enough: the Lesson page's step indicator is one and never goes away).
+        running = (page.locator('[data-testid="stStatusWidget"]').count() > 0
+                   or page.get_by_role("button", name="Cancel").count() > 0)
         count = page.evaluate("() => document.querySelectorAll('[data-testid]').length")
         stable = stable + 1 if (count == last and not running) else 0
         if stable >= 3:
