@@ -334,28 +334,29 @@ def data_loader(data=None):
     return load
 
 
-def fully_cached(scenario: Scenario, cache, data=None) -> bool:
-    """Whether ``cache`` answers ``scenario`` in full (nothing would be computed)."""
+def _answered_by_cache(compute) -> bool:
+    """Whether ``compute()`` (a cache-only run) finds everything it needs in the cache."""
     from apt_core.cache import CacheMiss
-    from apt_core.experiment import run_scenario
 
     try:
-        run_scenario(scenario, cache=cache, data=data, cache_only=True)
+        compute()
         return True
     except CacheMiss:
         return False
+
+
+def fully_cached(scenario: Scenario, cache, data=None) -> bool:
+    """Whether ``cache`` answers ``scenario`` in full (nothing would be computed)."""
+    from apt_core.experiment import run_scenario
+
+    return _answered_by_cache(lambda: run_scenario(scenario, cache=cache, data=data, cache_only=True))
 
 
 def detection_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``cache`` holds every detector's result on every seed of ``scenario``."""
-    from apt_core.cache import CacheMiss
     from apt_core.detect import run_detection
 
-    try:
-        run_detection(scenario, cache=cache, data=data, cache_only=True)
-        return True
-    except CacheMiss:
-        return False
+    return _answered_by_cache(lambda: run_detection(scenario, cache=cache, data=data, cache_only=True))
 
 
 def stage_name(unit: str, attack: str) -> str:
