@@ -80,6 +80,15 @@ class Keys:
         return self._hash(kind="model", train=train_key, clean=self.split, defense=defense.name,
                           params=defense.get_params(), mf=self.mf, seed=int(seed), code=self.code(defense), **extra)
 
+    def popularity(self) -> str:
+        """The popularity ranking of the clean training data (no seed, no code but the counting)."""
+        from apt_core.cache import code_fingerprint
+        from apt_core.models import popularity
+
+        if "popularity" not in self._code:
+            self._code["popularity"] = code_fingerprint(popularity)
+        return self._hash(kind="popularity", split=self.split, code=self._code["popularity"])
+
     def victim_code(self) -> str:
         """Fingerprint of the victim's modules (a defense's closure does not import them all)."""
         from apt_core.cache import code_fingerprint

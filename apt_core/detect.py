@@ -93,9 +93,30 @@ class DetectionReport:
         }
 
 
+def _stealth_cached(train, fake, targets, cache) -> dict:
+    """The attack's stealth statistics through the artifact cache (at ML-1M size the nearest-user
+    distances took about 10 s, paid twice by each scenario of a repeated ``reproduce``)."""
+    from apt_core import stealth as stealth_module
+    from apt_core.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
+    from apt_core.experiment import profiles_fingerprint
+    from apt_core.stealth import stealth_statistics
+
+    key = None
+    if cache is not None:
+        key = stable_hash({"kind": "stealth", "env": environment_fingerprint(), "train": array_fingerprint(train.users, train.items, train.ratings),
+                           "fake": profiles_fingerprint(fake), "targets": [int(t) for t in targets], "code": code_fingerprint(stealth_module)})
+        hit = cache.load("stealth", key)
+        if hit is not None:
+            return hit
+    out = stealth_statistics(train, fake, targets).to_dict()
+    if key is not None:
+        cache.save("stealth", key, out)
+    return out
+
+
 def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | None = None, cache=None,
                   progress: ProgressFn | None = None, data=None, detector_params: dict | None = None,
-                  reps: list[int] | range | None = None, cache_only: bool = False) -> DetectionReport:
+                  reps: list[int] | range | None = None, cache_only: bool = False, with_stealth: bool = True) -> DetectionReport:
     """Run every detector (default: all registered) on the scenario's poisoned data, per seed.
 
     ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
@@ -103,7 +124,6 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     from apt_core.artifacts import Keys
     from apt_core.experiment import detect_through_cache, detection_key, generate_profiles, load_poison_file, poisoned_training, prepare
     from apt_core.runtime import resolve_device
-    from apt_core.stealth import stealth_statistics
 
     scenario.validate()
     if scenario.attack == "none" and scenario.poison_file is None:
@@ -146,7 +166,8 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
         poisoned, _ = poisoned_training(split, fake, keys)
         poisoned_by_seed[seed] = poisoned
         is_fake = fake_mask(poisoned.n_users, poisoned.n_real_users)
-        stealth.append(stealth_statistics(split.train, fake, targets).to_dict())
+        if with_stealth:
+            stealth.append(_stealth_cached(split.train, fake, targets, cache))
         for name in names:
             report(f"seed {seed}: detector {name}")
             detector = make_detector(name, **detector_params.get(name, {}))

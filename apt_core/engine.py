@@ -356,7 +356,7 @@ def detection_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``cache`` holds every detector's result on every seed of ``scenario``."""
     from apt_core.detect import run_detection
 
-    return _answered_by_cache(lambda: run_detection(scenario, cache=cache, data=data, cache_only=True))
+    return _answered_by_cache(lambda: run_detection(scenario, cache=cache, data=data, cache_only=True, with_stealth=False))
 
 
 def stage_name(unit: str, attack: str) -> str:
