@@ -370,6 +370,11 @@ def download(frame: pd.DataFrame, name: str, label: str = "Download this table (
     st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=name, mime="text/csv", key=f"dl-{name}")
 
 
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for the screen: an undefined value shows as "–" (Streamlit would print "None")."""
+    return frame.astype(object).where(frame.notna(), "–")
+
+
 def fmt_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:

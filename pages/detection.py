@@ -6,7 +6,7 @@ import streamlit as st
 from apt_core.detect import run_detection
 from apt_core.detection import DETECTORS, detector_names
 from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
-from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, load_data, param_controls, run_cached, settings,
+from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, load_data, param_controls, run_cached, settings,
                            url_state)
 
 
@@ -45,7 +45,7 @@ def body() -> None:
         return
     table = fmt_frame(detection_table(report.rows()), 3)
     st.subheader("How well each detector separates fake from real users")
-    st.dataframe(table, hide_index=True, width="stretch", key="det-table")
+    st.dataframe(display_frame(table), hide_index=True, width="stretch", key="det-table")
     download(table, "detection.csv")
     stealth = report.stealth_row()
     if stealth:
@@ -59,10 +59,10 @@ def body() -> None:
     runs = [r for r in report.runs if r.seed == scenario.seed]
     curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
     points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
-    st.plotly_chart(precision_recall_figure(curves, points), width="stretch")
+    st.plotly_chart(precision_recall_figure(curves, points), width="stretch", theme=None)  # our projector template, not Streamlit's
     name = st.selectbox("Detector to inspect", [r.detector for r in runs], key="det-inspect")
     run = next(r for r in runs if r.detector == name)
-    st.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name), width="stretch")
+    st.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name), width="stretch", theme=None)
     st.subheader(f"Users flagged by {name} ({int(run.flagged.sum())}; {run.metrics.real_flagged} of them real)")
     if not run.flagged.any():
         st.info("This detector's cut flags nobody here: no block of scores stands apart from the rest.")

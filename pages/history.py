@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import runs_comparison_figure
-from apt_core.plots.results import PHASE_LABELS
+from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS
 from apt_core.store import RunStore
-from pages._common import download, fmt_frame, guard, is_presenter
+from pages._common import display_frame, download, fmt_frame, guard, is_presenter
 
 
 def summary(row) -> str:
@@ -46,16 +46,11 @@ def readable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-#: the result rows' columns, in words
-ROW_COLUMNS = {"phase": "method", "target_hr": "target HR", "target_hr_sd": "target HR sd", "test_hr": "test HR",
-               "test_hr_sd": "test HR sd", "ri": "RI", "rank_shift_median": "median rank shift",
-               "prediction_shift": "prediction shift", "seconds": "seconds"}
-
-
 def result_rows(payload: dict, run_name: str) -> pd.DataFrame:
     """One recorded run's result rows with readable columns and method names."""
     rows = pd.DataFrame(payload["rows"])
-    rows = rows[[c for c in ROW_COLUMNS if c in rows.columns]].rename(columns=ROW_COLUMNS)
+    keep = [c for c in COLUMN_LABELS if c in rows.columns and c != "seed"]
+    rows = rows[keep].rename(columns=COLUMN_LABELS)
     rows["method"] = [PHASE_LABELS.get(p, p) for p in rows["method"]]
     rows.insert(0, "run", run_name)
     rows.insert(1, "attack", payload["config"]["attack"])
@@ -86,7 +81,7 @@ def body() -> None:
         if all(store.get(r)["config"].get("seeds", 1) == 1 for r in chosen):  # a spread over one seed is not a spread
             table = table.drop(columns=[c for c in table.columns if c.endswith(" sd")])
         st.subheader("Results of the chosen runs")
-        st.dataframe(table.astype(object).where(table.notna(), "–"), hide_index=True, width="stretch")  # "–": undefined (RI of origin)
+        st.dataframe(display_frame(table), hide_index=True, width="stretch")
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
         if len(chosen) > 1:
             st.plotly_chart(runs_comparison_figure(table, y="target HR", run="run", phase="method",

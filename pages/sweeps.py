@@ -6,13 +6,15 @@ import dataclasses
 import streamlit as st
 
 from apt_core.defenses import defense_names
-from apt_core.plots.results import sweep_figure
+from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure
 from apt_core.sweeps import sweep
-from pages._common import (artifact_cache, attack_controls, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
+from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
                            settings,
                            url_state)
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
+STATS_WORDS = {"observed": "observed (poisoned) data: an honest defender's view", "clean": "clean data: the authors' oracle",
+               "trusted": "observed data without the users a shilling detector flags (honest)"}
 DEFAULT_VALUES = {"attack_size": "0.01, 0.03, 0.05, 0.1", "erm_fraction": "0.01, 0.03, 0.05, 0.1"}
 
 
@@ -85,8 +87,12 @@ def body() -> None:
     else:
         st.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
     st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch", theme=None)
+    if any(d.startswith("apt") for d in base.defenses):  # every APT figure names its item statistics
+        st.caption(f"APT's ERM users take their item statistics from the {STATS_WORDS.get(base.erm_stats, base.erm_stats)}.")
     shown = fmt_frame(frame)
-    st.dataframe(shown, hide_index=True, width="stretch")
+    readable = shown.drop(columns=["parameter", parameter], errors="ignore").rename(columns={**COLUMN_LABELS, "value": label})
+    readable["method"] = [PHASE_LABELS.get(p, p) for p in readable["method"]]
+    st.dataframe(display_frame(readable), hide_index=True, width="stretch")
     download(shown, f"sweep_{parameter}.csv")
 
 

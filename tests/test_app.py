@@ -132,8 +132,10 @@ def test_sweeps_page_is_live_on_the_sample_data():
     assert len(charts(at)) >= 2
     from apt_core.grid import GridSpec
 
-    assert set(at.dataframe[0].value["value"]) == set(GridSpec().sizes)  # the grid's values: read from it once built
+    assert set(at.dataframe[0].value["attack size"]) == set(GridSpec().sizes)  # the grid's values: read from it once built
     assert not at.warning, [w.value for w in at.warning]  # recorded in the history without complaint
+    assert any("observed (poisoned) data" in c.value for c in at.caption)  # APT's figures name their item statistics
+    assert "target_hr" not in at.dataframe[0].value.columns  # the table in words
     from apt_core.store import RunStore
 
     runs = RunStore().runs()
@@ -141,7 +143,7 @@ def test_sweeps_page_is_live_on_the_sample_data():
     assert sorted(runs["attack_size"]) == sorted(GridSpec().sizes)
     at.text_input(key="swp-values-attack_size").set_value("0.02, 0.05").run()
     no_failures(at)
-    assert set(at.dataframe[0].value["value"]) == {0.02, 0.05}
+    assert set(at.dataframe[0].value["attack size"]) == {0.02, 0.05}
 
 
 def test_sweeps_page_on_other_data_waits_for_the_run_button(tmp_path):
@@ -156,7 +158,7 @@ def test_sweeps_page_on_other_data_waits_for_the_run_button(tmp_path):
     at.button(key="run-sweep").click().run()
     no_failures(at)
     assert len(charts(at)) >= 2
-    assert set(at.dataframe[0].value["value"]) == {0.02, 0.05}
+    assert set(at.dataframe[0].value["attack size"]) == {0.02, 0.05}
 
 
 def test_sweeps_page_bad_values_message():

@@ -34,6 +34,13 @@ PHASE_LABELS: dict[str, str] = {
     "popularity": "popularity (clean data, no MF)",
 }
 
+#: result columns in words, for tables a person reads (History, Sweeps); CSV downloads keep the names
+COLUMN_LABELS: dict[str, str] = {
+    "phase": "method", "target_hr": "target HR", "target_hr_sd": "target HR sd", "test_hr": "test HR",
+    "test_hr_sd": "test HR sd", "ri": "RI", "rank_shift_median": "median rank shift",
+    "prediction_shift": "prediction shift", "seconds": "seconds", "seed": "seed",
+}
+
 #: fixed colours so a phase looks the same in every figure
 PHASE_COLORS: dict[str, str] = {
     "origin": "#7f7f7f",
