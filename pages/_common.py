@@ -405,9 +405,11 @@ def param_controls(names: list[str], prefix: str, title: str = "Advanced: parame
         # Hidden on the projector; the values set before still count (kept, not reset).
         for name, cls in classes:
             for p in cls.params:
-                raw = kept_value(f"{prefix}-param-{name}-{p.name}", None)
-                value = _param_value(p, raw, name)
-                if value is not _INVALID and value != p.default:
+                try:
+                    value = _param_value(p, kept_value(f"{prefix}-param-{name}-{p.name}", None), name)
+                except ConfigError:
+                    continue  # an invalid hidden value counts as the default (the expander shows the error)
+                if value != p.default:
                     out[f"{name}.{p.name}"] = value
         if out:
             st.caption(f"{title}: {len(out)} changed from the defaults ({', '.join(out)}); presenter mode hides them.")
@@ -425,35 +427,27 @@ def param_controls(names: list[str], prefix: str, title: str = "Advanced: parame
                 help_text = f"{p.help}. Allowed: {p.range_text()}.{paper}"
                 col = cols[i % 3]
                 if p.type is bool:
-                    value = col.checkbox(p.name, value=bool(p.default), key=key, help=help_text)
+                    raw = col.checkbox(p.name, value=bool(p.default), key=key, help=help_text)
                 elif p.choices is not None:
                     options = (["default"] if p.optional else []) + list(p.choices)
-                    picked = col.selectbox(p.name, options, index=options.index("default" if p.default is None else p.default), key=key, help=help_text)
-                    value = None if picked == "default" else picked
+                    raw = col.selectbox(p.name, options, index=options.index("default" if p.default is None else p.default), key=key, help=help_text)
                 else:
-                    text = col.text_input(p.name, value="" if p.default is None else str(p.default), key=key, help=help_text,
-                                          placeholder="default")
-                    if not text.strip() or text.strip().lower() == "default":
-                        value = p.default
-                    else:
-                        try:
-                            value = p.parse(text, name)
-                        except ConfigError as exc:
-                            col.error(str(exc))
-                            ok = False
-                            continue
+                    raw = col.text_input(p.name, value="" if p.default is None else str(p.default), key=key, help=help_text,
+                                         placeholder="default")
+                try:
+                    value = _param_value(p, raw, name)
+                except ConfigError as exc:
+                    col.error(str(exc))
+                    ok = False
+                    continue
                 if value != p.default:
                     out[f"{name}.{p.name}"] = value
     return out if ok else None
 
 
-_INVALID = object()
-
-
 def _param_value(p, raw: Any, name: str) -> Any:
-    """A kept widget value of parameter ``p`` as the expander would read it (``_INVALID`` if it does not parse)."""
-    from apt_core.errors import ConfigError
-
+    """A parameter's widget value (checkbox, select box or typed text) as the scenario takes it;
+    raises ConfigError for text that does not parse.  Blank or "default" is the default."""
     if raw is None:
         return p.default
     if p.type is bool:
@@ -463,10 +457,7 @@ def _param_value(p, raw: Any, name: str) -> Any:
     text = str(raw).strip()
     if not text or text.lower() == "default":
         return p.default
-    try:
-        return p.parse(text, name)
-    except ConfigError:
-        return _INVALID
+    return p.parse(text, name)
 
 
 def attack_controls(data, prefix: str = "atk"):

@@ -7,6 +7,8 @@ statistic, unsupervised; it sees every rating, fake or real, and nothing else.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from apt_core.data.dataset import Interactions
@@ -23,7 +25,9 @@ def deviation_terms(data: Interactions, power: float) -> np.ndarray:
 class RDMA(Detector):
     name = "rdma"
     summary = "mean rating deviation from item means, weighted by 1/item count (Chirita et al. 2005)"
+    #: the power of the item count in the denominator (WDMA: 2)
+    count_power: ClassVar[float] = 1.0
 
     def _scores(self, data: Interactions) -> np.ndarray:
         n_u = np.maximum(data.user_counts, 1).astype(np.float64)
-        return np.bincount(data.users, weights=deviation_terms(data, 1.0), minlength=data.n_users) / n_u
+        return np.bincount(data.users, weights=deviation_terms(data, self.count_power), minlength=data.n_users) / n_u

@@ -7,17 +7,10 @@ fake ratings stand out most) more.  Threat model and inputs as :mod:`.rdma`.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from apt_core.data.dataset import Interactions
-from apt_core.detection.base import Detector
-from apt_core.detection.rdma import deviation_terms
+from apt_core.detection.rdma import RDMA
 
 
-class WDMA(Detector):
+class WDMA(RDMA):
     name = "wdma"
     summary = "RDMA with squared item counts: rare items weigh more (Burke et al. 2006)"
-
-    def _scores(self, data: Interactions) -> np.ndarray:
-        n_u = np.maximum(data.user_counts, 1).astype(np.float64)
-        return np.bincount(data.users, weights=deviation_terms(data, 2.0), minlength=data.n_users) / n_u
+    count_power = 2.0
