@@ -12,24 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from apt_core.ray_reaper import alive as _alive, descendants as _descendants  # the reaper's own walk of /proc
+from apt_core.ray_reaper import descendants as _descendants
+from proc_support import busy_workers, kill_leftovers, survivors
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux) to list child processes")
 pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
-
-
-def _workers(pids: set[int]) -> list[int]:
-    found = []
-    for pid in pids:
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmd.startswith(b"ray::apt:"):  # a Ray worker running one of our units
-            found.append(pid)
-    return found
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM], ids=["SIGTERM"])
@@ -44,7 +33,7 @@ def test_reproduce_workers_die_with_their_parent(tmp_path, sig):
         deadline = time.monotonic() + 300  # a Ray start on a busy 2-core machine takes tens of seconds
         while time.monotonic() < deadline:
             seen |= _descendants(proc.pid)
-            if [p for p in _workers(seen) if _alive(p)]:
+            if busy_workers(proc.pid):
                 break
             assert proc.poll() is None, f"reproduce ended before its workers started: {proc.stderr.read().decode()[-2000:]}"
             time.sleep(0.1)
@@ -54,18 +43,7 @@ def test_reproduce_workers_die_with_their_parent(tmp_path, sig):
         seen |= _descendants(proc.pid)
         os.kill(proc.pid, sig)
         proc.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in seen):
-            time.sleep(0.2)
-        left = [p for p in seen if _alive(p)]
+        left = survivors(seen, 10)
         assert not left, f"{len(left)} process(es) outlived the parent: {left}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for p in seen:
-            if _alive(p):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_leftovers(proc, seen)

@@ -4,7 +4,6 @@ leaves no Ray process behind.  One Ray instance serves the module (a start costs
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apt_core.ray_reaper import alive as _alive, descendants as _descendants  # the reaper's own walk of /proc
+from apt_core.ray_reaper import descendants as _descendants
+from proc_support import busy_workers, kill_leftovers, survivors
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
 
@@ -36,25 +36,12 @@ def local_ray():
         yield r
 
 
-def _busy_workers(root: int, unit: str | None = None) -> list[int]:
-    """Ray workers under ``root`` running one of our tasks (title ``ray::apt:<unit>``), or only ``unit``'s."""
-    pattern = re.compile(rb"^ray::apt:" + (re.escape(unit.encode()) + rb"\b" if unit else b""))
-    found = []
-    for pid in _descendants(root):
-        try:
-            if pattern.match(Path(f"/proc/{pid}/cmdline").read_bytes()):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
 def _quick(tmp_path: Path, name: str, **kw) -> ReproduceConfig:
     return ReproduceConfig.quick_config(out=str(tmp_path / name), **kw)
 
 
 def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tmp_path, local_ray):
-    local = reproduce(_quick(tmp_path, "local"), cache=ArtifactCache(tmp_path / "c-local"))
+    reproduce(_quick(tmp_path, "local"), cache=ArtifactCache(tmp_path / "c-local"))
     cache = ArtifactCache(tmp_path / "c-ray")
     on_ray = reproduce(_quick(tmp_path, "ray", engine="ray"), cache=cache)
     # Every artifact came from a Ray task: this process wrote none of them, it only read them back.
@@ -88,7 +75,7 @@ def test_a_worker_killed_mid_task_is_retried(tmp_path, local_ray):
         while not stop.is_set() and not killed:
             # Only the long unit (AT, 60 epochs): a short unit's worker may already have returned
             # its result when the kill lands, which would prove nothing about retries.
-            busy = _busy_workers(os.getpid(), "at")
+            busy = busy_workers(os.getpid(), "at")
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
@@ -127,7 +114,7 @@ def test_killed_driver_leaves_no_ray_process_and_its_rerun_uses_the_finished_uni
         while time.monotonic() < deadline:
             seen |= _descendants(proc.pid)
             evals = list((cache_dir / "eval").rglob("*.pt")) if (cache_dir / "eval").exists() else []
-            if evals and _busy_workers(proc.pid):
+            if evals and busy_workers(proc.pid):
                 break  # some units finished, others are running: the worst moment to die
             assert proc.poll() is None, f"reproduce ended early: {proc.stderr.read().decode()[-2000:]}"
             time.sleep(0.1)
@@ -136,21 +123,10 @@ def test_killed_driver_leaves_no_ray_process_and_its_rerun_uses_the_finished_uni
         seen |= _descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(p) for p in seen):
-            time.sleep(0.2)
-        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in seen if _alive(p)}
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in survivors(seen, 20)}
         assert not left, f"process(es) outlived the killed driver: {left}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for p in seen:
-            if _alive(p):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_leftovers(proc, seen)
     finished = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.pt")}
     assert finished
     cache = ArtifactCache(cache_dir)

@@ -1,0 +1,46 @@
+"""What the process tests share (Linux /proc): our Ray workers under a process, waiting for
+processes to go, and killing what a failed test leaves behind."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from apt_core.ray_reaper import alive, descendants  # the reaper's own walk of /proc
+
+
+def busy_workers(root: int, unit: str | None = None) -> list[int]:
+    """Ray workers under ``root`` running one of our tasks (title ``ray::apt:<unit>``), or only ``unit``'s."""
+    pattern = re.compile(rb"^ray::apt:" + (re.escape(unit.encode()) + rb"\b" if unit else b""))
+    found = []
+    for pid in descendants(root):
+        try:
+            if pattern.match(Path(f"/proc/{pid}/cmdline").read_bytes()):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def survivors(pids: set[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``seconds`` for them to go."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    return [p for p in pids if alive(p)]
+
+
+def kill_leftovers(proc: subprocess.Popen, pids: set[int]) -> None:
+    """A test's cleanup: ``proc`` and every process of ``pids`` still alive, killed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for p in pids:
+        if alive(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
