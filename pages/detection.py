@@ -60,6 +60,7 @@ def body() -> None:
     curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
     points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
     st.plotly_chart(precision_recall_figure(curves, points), width="stretch", theme=None)  # our projector template, not Streamlit's
+    st.caption("Precision: the share of flagged users that are fake. Recall: the share of fake users that are flagged.")
     name = st.selectbox("Detector to inspect", [r.detector for r in runs], key="det-inspect")
     run = next(r for r in runs if r.detector == name)
     st.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name), width="stretch", theme=None)

@@ -23,7 +23,9 @@ def suspicion_histogram(scores: np.ndarray, is_fake: np.ndarray, threshold: floa
     fig.update_layout(barmode="overlay")
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text="cut", annotation_position="top")
-    return _layout(fig, f"{detector}: suspicion of real and fake users (share of each group)", "suspicion score (higher = more suspicious)", "share of users")
+    # Legend below: above the plot it ran into the cut's label.
+    return _layout(fig, f"{detector}: suspicion of real and fake users (share of each group)", "suspicion score (higher = more suspicious)",
+                   "share of users", legend_below=True)
 
 
 def precision_recall_points(scores: np.ndarray, is_fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +47,7 @@ def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], po
             fig.add_trace(go.Scatter(x=[r], y=[p], mode="markers", marker=dict(size=11, symbol="x", color="black"), name=f"{name}: its cut", showlegend=True))
     fig.update_xaxes(range=[0, 1.02])
     fig.update_yaxes(range=[0, 1.02])
-    return _layout(fig, "Precision-recall of each detector (flagging users from the most suspicious down)", "recall (share of fake users flagged)", "precision (share of flagged users that are fake)", legend_below=True)
+    return _layout(fig, "Precision-recall of each detector (flagging users from the most suspicious down)", "recall (share of fake users flagged)", "precision", legend_below=True)
 
 
 def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.ndarray, users: np.ndarray, items: np.ndarray,
