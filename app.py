@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
 from apt_core.errors import AptError  # noqa: E402
-from apt_core.runtime import configure_threads, device_label, resolve_device  # noqa: E402
+from apt_core.runtime.devices import configure_threads, device_label, resolve_device  # noqa: E402
 
 from pages._common import DATASET_LABELS, DATASETS, kept_value, presenter, presenter_password, safe_mode, save_upload, url_state, write_url  # noqa: E402
 
@@ -81,7 +81,7 @@ with st.sidebar:
                 st.info("Upload a file; until then the sample data set is used.")
     if safe_mode():
         # Served to a network: only the folders the operator allowed, never a typed path.
-        from apt_core.serving import allowed_data_dirs
+        from apt_core.runtime.serving import allowed_data_dirs
 
         allowed = [str(p) for p in allowed_data_dirs()]
         st.selectbox("Data folder (real data sets)", [""] + allowed, key="data_dir", format_func=lambda p: p or "(none: download or cache)",
@@ -89,7 +89,7 @@ with st.sidebar:
         if presenter_password():
             given = st.text_input("Presenter password", type="password", key="_presenter_pw", help="unlocks history deletion, sweeps and multi-seed runs")
             if given:
-                from apt_core.serving import check_password
+                from apt_core.runtime.serving import check_password
 
                 st.session_state["_presenter"] = check_password(given, presenter_password())
                 if not st.session_state["_presenter"]:

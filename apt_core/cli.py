@@ -98,8 +98,8 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_args(args: argparse.Namespace):
-    from apt_core.experiment import Scenario
-    from apt_core.scenario import parse_param_assignments
+    from apt_core.experiments.pipeline import Scenario
+    from apt_core.experiments.scenario import parse_param_assignments
 
     return Scenario(
         dataset=args.dataset, data_dir=args.data_dir, attack=args.attack, attack_size=args.attack_size,
@@ -160,7 +160,7 @@ def add_cache_arguments(p: argparse.ArgumentParser, history: bool = True) -> Non
 
 
 def cache_from_args(args: argparse.Namespace):
-    from apt_core.cache import ArtifactCache
+    from apt_core.storage.cache import ArtifactCache
 
     if getattr(args, "no_cache", False):
         return None
@@ -168,7 +168,7 @@ def cache_from_args(args: argparse.Namespace):
 
 
 def store_from_args(args: argparse.Namespace):
-    from apt_core.store import RunStore
+    from apt_core.storage.history import RunStore
 
     if getattr(args, "no_history", False):
         return None
@@ -191,7 +191,7 @@ def settings_line(scenario) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from apt_core.experiment import run_scenario
+    from apt_core.experiments.pipeline import run_scenario
 
     scenario = scenario_from_args(args)
     scenario.validate()
@@ -220,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def record_run(store, result, **kwargs) -> str | None:
     """Record ``result`` in ``store``; a failure is one warning line on stderr, never an error."""
-    from apt_core.store import HistoryError
+    from apt_core.storage.history import HistoryError
 
     if store is None:
         return None
@@ -232,11 +232,11 @@ def record_run(store, result, **kwargs) -> str | None:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from apt_core.detect import format_detection, run_detection
+    from apt_core.experiments.detection_run import format_detection, run_detection
 
     from apt_core.detection import DETECTORS
     from apt_core.params import parse_assignment
-    from apt_core.scenario import declared_param
+    from apt_core.experiments.scenario import declared_param
 
     # --param DETECTOR.PARAM=VALUE goes to that detector; the others to the scenario (the attack)
     detector_params: dict = {}
@@ -265,9 +265,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_poison(args: argparse.Namespace) -> int:
     """Generate an attack's fake profiles for a scenario and export them (the pipeline's first stages)."""
     from apt_core.attacks.io import profile_format, save_profiles
-    from apt_core.experiment import generate_profiles, prepare
-    from apt_core.runtime import resolve_device
-    from apt_core.stealth import stealth_statistics
+    from apt_core.experiments.pipeline import generate_profiles, prepare
+    from apt_core.runtime.devices import resolve_device
+    from apt_core.evaluation.stealth import stealth_statistics
 
     if args.attack == "none":
         raise ConfigError("poison needs an attack: --attack random|average|bandwagon|aush|pga|tna")
@@ -304,7 +304,7 @@ def add_poison_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from apt_core.reproduce import ReproduceConfig, TextProgress, reproduce
+    from apt_core.reporting.reproduce import ReproduceConfig, TextProgress, reproduce
 
     options = dict(
         dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, seed=args.seed, out=args.out,
@@ -339,7 +339,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def engine_from_args(args: argparse.Namespace):
-    from apt_core.engine import EngineConfig
+    from apt_core.experiments.engine import EngineConfig
 
     cfg = EngineConfig(engine=args.engine, address=args.ray_address, jobs=getattr(args, "jobs", None))
     cfg.validate()
@@ -349,7 +349,7 @@ def engine_from_args(args: argparse.Namespace):
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from apt_core.store import RunStore
+    from apt_core.storage.history import RunStore
 
     store = RunStore(args.history_db)
     if args.delete:
@@ -379,7 +379,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from apt_core.cache import ArtifactCache
+    from apt_core.storage.cache import ArtifactCache
 
     cache = ArtifactCache(args.cache_dir)
     if args.clear:
@@ -394,10 +394,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from apt_core.bench import bench_load, format_table, run_bench
+    from apt_core.benchmarks.stages import bench_load, format_table, run_bench
 
     if getattr(args, "shape", None):
-        from apt_core.bench_scale import run_scale_bench
+        from apt_core.benchmarks.scale import run_scale_bench
 
         # At ML-1M/Yelp size one run of each stage is minutes: --repeats applies only when given.
         run_scale_bench(args.shape, args.data_dir, args.repeats or 1, args.device,
@@ -454,11 +454,11 @@ def _sweep_value(parameter: str, text: str):
     """One sweep value from text: typed by the declaration (``NAME.PARAM``), else as the Scenario field's default."""
     text = text.strip()
     if "." in parameter:
-        from apt_core.scenario import declared_param
+        from apt_core.experiments.scenario import declared_param
 
         method, _, param = parameter.rpartition(".")
         return declared_param(method, param).parse(text, method)
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     default = getattr(Scenario(), parameter)
     if isinstance(default, tuple):  # defenses: one comma list per value
@@ -477,7 +477,7 @@ def _sweep_value(parameter: str, text: str):
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """One scenario per value of one parameter: a declared ``NAME.PARAM`` or a scenario field (the paper's Figs. 2-3)."""
-    from apt_core.sweeps import sweep, sweepable_parameters
+    from apt_core.experiments.sweeps import sweep, sweepable_parameters
 
     swept = [p for p in args.param if "=" not in p]
     if len(swept) != 1:
@@ -502,7 +502,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     engine = engine_from_args(args)
     frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args), engine=engine)
     if args.out:
-        from apt_core.cache import atomic_write_bytes
+        from apt_core.storage.cache import atomic_write_bytes
 
         atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
     if args.json:
@@ -648,10 +648,10 @@ _python_show_warning = warnings.showwarning
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from apt_core.runtime import configure_threads
+    from apt_core.runtime.devices import configure_threads
 
     configure_threads()
-    from apt_core.procs import terminate_on_sigterm
+    from apt_core.runtime.procs import terminate_on_sigterm
 
     debug = getattr(args, "debug", False) or os.environ.get("APT_LAB_DEBUG", "") not in ("", "0")
     warnings.showwarning = _show_warning
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt as exc:
-        from apt_core.procs import Terminated
+        from apt_core.runtime.procs import Terminated
 
         if isinstance(exc, Terminated):
             print("terminated", file=sys.stderr)

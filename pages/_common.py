@@ -2,7 +2,7 @@
 
 Pages stay thin: widgets -> one ``apt_core`` call (through :func:`run_cached`) -> a figure
 from a pure function.  Results are cached with ``st.cache_resource`` keyed by the JSON of
-the frozen :class:`~apt_core.experiment.Scenario`, so moving a slider back is instant.
+the frozen :class:`~apt_core.experiments.pipeline.Scenario`, so moving a slider back is instant.
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ DATASET_LABELS = {**{name: spec.label for name, spec in _DATASET_RECORDS.items()
 
 
 def safe_mode() -> bool:
-    """Served to a network (see :mod:`apt_core.serving`): restrict folders, deletion and heavy runs."""
-    from apt_core.serving import safe_mode_enabled
+    """Served to a network (see :mod:`apt_core.runtime.serving`): restrict folders, deletion and heavy runs."""
+    from apt_core.runtime.serving import safe_mode_enabled
 
     try:
         address = st.get_option("server.address")
@@ -57,7 +57,7 @@ def safe_mode() -> bool:
 
 def presenter_password() -> str | None:
     """``presenter_password`` from ``.streamlit/secrets.toml``, else ``$APT_LAB_PRESENTER_PASSWORD``."""
-    from apt_core.serving import PASSWORD_ENV
+    from apt_core.runtime.serving import PASSWORD_ENV
 
     try:
         value = st.secrets.get("presenter_password")
@@ -79,7 +79,7 @@ def settings() -> dict:
         dataset = ss.get("uploaded_path") or "sample"
     data_dir = ss.get("data_dir", os.environ.get("APT_DATA_DIR", "")) or None
     if safe_mode():
-        from apt_core.serving import allowed_data_dirs, check_data_dir
+        from apt_core.runtime.serving import allowed_data_dirs, check_data_dir
 
         try:
             data_dir = check_data_dir(data_dir, allowed_data_dirs())
@@ -161,7 +161,7 @@ def save_upload(name: str, content: bytes, folder: str | Path | None = None) -> 
     folder = Path(folder) if folder is not None else session_upload_folder()
     path = folder / stored
     if not path.is_file():
-        from apt_core.cache import atomic_write_bytes
+        from apt_core.storage.cache import atomic_write_bytes
 
         atomic_write_bytes(path, content)
     return str(path)
@@ -229,7 +229,7 @@ def result_store() -> ResultStore:
 def artifact_cache():
     """The experiments' on-disk cache (``$APT_CACHE_DIR``), or None when unavailable."""
     try:
-        from apt_core.cache import ArtifactCache
+        from apt_core.storage.cache import ArtifactCache
 
         return ArtifactCache()
     except Exception:  # noqa: BLE001 -- caching is an optimisation, never a reason to fail
@@ -239,7 +239,7 @@ def artifact_cache():
 @st.cache_resource(show_spinner=False)
 def run_slots():
     """The server's one queue of runs (safe mode): at most ``$APT_LAB_MAX_RUNS`` at once."""
-    from apt_core.serving import RunSlots, max_runs
+    from apt_core.runtime.serving import RunSlots, max_runs
 
     return RunSlots(max_runs())
 
@@ -252,7 +252,7 @@ def is_heavy(kind: str, scenario: Any) -> bool:
 
 def explore(scenario: Any, progress: Callable) -> Any:
     """The Attack and Profiles pages' run: the experiments' pipeline for one seed, models kept, through the disk cache."""
-    from apt_core.demo import explore_attack
+    from apt_core.experiments.demo import explore_attack
 
     return explore_attack(scenario, progress, cache=artifact_cache())
 
@@ -357,7 +357,7 @@ def guard(body: Callable[[], None]) -> None:
         message = str(exc)
         if safe_mode():
             from apt_core.errors import DataError
-            from apt_core.serving import redact
+            from apt_core.runtime.serving import redact
 
             if isinstance(exc, DataError):
                 message = redact(message)  # field values may be lines of a server file
@@ -463,7 +463,7 @@ def _param_value(p, raw: Any, name: str) -> Any:
 def attack_controls(data, prefix: str = "atk"):
     """Widgets shared by the Attack and Profiles pages; returns the scenario they describe."""
     from apt_core.attacks import ATTACKS, attack_names
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     cfg = settings()
     live = is_live(cfg)
@@ -474,7 +474,7 @@ def attack_controls(data, prefix: str = "atk"):
         return None
     c = st.columns(4 if presenter() else 5)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
-    if live:  # snap to the precomputed grid (apt_core.grid): a move is a cache read
+    if live:  # snap to the precomputed grid (apt_core.experiments.grid): a move is a cache read
         sizes = list(live_spec().sizes)
         if st.session_state.get(f"{prefix}-size") not in sizes:
             st.session_state.pop(f"{prefix}-size", None)
@@ -520,7 +520,7 @@ def attack_controls(data, prefix: str = "atk"):
 
 def small_data_controls(scenario, data, prefix: str):
     """On a small data set: K and the number of targets adapt (the page says so), with a control for each."""
-    from apt_core.demo import adapt_to_data
+    from apt_core.experiments.demo import adapt_to_data
 
     adapted, notes = adapt_to_data(scenario, data)
     if not notes and int(data.n_items) >= 300:
@@ -569,7 +569,7 @@ def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa:
 
 
 # --- Live controls (classroom mode) ---------------------------------------------------------
-# On the sample data the controls snap to apt_core.grid's values; a background thread fits the
+# On the sample data the controls snap to apt_core.experiments.grid's values; a background thread fits the
 # whole grid once into the artifact cache, after which a slider move is a cache read.
 
 
@@ -597,7 +597,7 @@ class GridBuilder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from apt_core.grid import build_grid
+        from apt_core.experiments.grid import build_grid
 
         def progress(fraction: float, text: str) -> bool:
             self.fraction, self.text = fraction, text
@@ -614,13 +614,13 @@ class GridBuilder:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _grid_builder(base_json: str, _base, _data, _spec) -> GridBuilder:
-    from apt_core.grid import grid_scenarios
+    from apt_core.experiments.grid import grid_scenarios
 
     return GridBuilder(grid_scenarios(_base, _spec), _data)
 
 
 def live_spec():
-    from apt_core.grid import GridSpec
+    from apt_core.experiments.grid import GridSpec
 
     return GridSpec().available()
 
@@ -637,7 +637,7 @@ def grid_id(cfg: dict) -> str:
 
 def grid_base(cfg: dict):
     """The scenario the grid varies (defaults of the Defense page: unpopular targets, 5% ERM)."""
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     return Scenario(dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack="average", attack_size=0.03, targets="unpopular",
                     defenses=("apt",), erm_fraction=0.05, seed=cfg["seed"], device=cfg["device"])
@@ -662,7 +662,7 @@ def grid_enabled() -> bool:
     """Background grid builds run for a browser session of a Streamlit server, unless APT_GRID_BUILD=0.
 
     A browser's request has headers; AppTest (which has a Streamlit runtime too) has none, so
-    page tests never start a build; they test the grid through :func:`apt_core.grid.build_grid`.
+    page tests never start a build; they test the grid through :func:`apt_core.experiments.grid.build_grid`.
     """
     from streamlit import runtime
 
@@ -704,8 +704,8 @@ def from_cache_only(kind: str, scenario: Any, data=None, keep_models: bool = Fal
     cache = artifact_cache()
     if cache is None:
         return None
-    from apt_core.cache import CacheMiss
-    from apt_core.experiment import run_scenario
+    from apt_core.storage.cache import CacheMiss
+    from apt_core.experiments.pipeline import run_scenario
 
     try:
         result = run_scenario(scenario, cache=cache, data=data, cache_only=True, keep_models=keep_models)
@@ -794,8 +794,8 @@ def kept_value(key: str, default: Any) -> Any:
 
 def attack_view(scenario: Any, data, live: bool):
     """The Attack/Profiles pages' view: from the cache when a precomputed position, else run (no click when live)."""
-    from apt_core.cache import CacheMiss
-    from apt_core.demo import explore_attack
+    from apt_core.storage.cache import CacheMiss
+    from apt_core.experiments.demo import explore_attack
 
     key = scenario_key("attack", scenario)
     hit = result_store().get(key)
@@ -815,7 +815,7 @@ def offer_grid(cfg: dict, seconds_per_fit: float | None) -> None:
     """On a real data set: offer the one-time grid build (with its time estimate) that makes the controls live."""
     if not grid_enabled() or not is_presenter():  # a shared server builds grids for its presenter only
         return
-    from apt_core.grid import estimate_seconds, grid_scenarios
+    from apt_core.experiments.grid import estimate_seconds, grid_scenarios
 
     n_points = len(grid_scenarios(grid_base(cfg), live_spec()))
     if seconds_per_fit:
@@ -859,7 +859,7 @@ def record_history(kind: str, result: Any) -> str | None:
     if res is None or not hasattr(res, "per_seed_metrics"):
         return None
     try:
-        from apt_core.store import RunStore
+        from apt_core.storage.history import RunStore
 
         RunStore().record(res, label=history_label(kind))
     except Exception as exc:  # noqa: BLE001 -- history is a convenience

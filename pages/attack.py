@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from apt_core.demo import top_k_items
-from apt_core.metrics import rank_shift
+from apt_core.experiments.demo import top_k_items
+from apt_core.evaluation.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
 from pages._common import (GLOSSARY, as_arrow, attack_controls, attack_view, download, fmt_frame, grid_panel, guard, is_live, load_data,
                            per_result, settings, url_state)

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
-from apt_core.experiment import Scenario, run_scenario
+from apt_core.experiments.pipeline import Scenario, run_scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
@@ -30,7 +30,7 @@ def run_and_record(scenario: Scenario, progress) -> object:
     """
     result = run_scenario(scenario, progress, cache=artifact_cache())
     try:
-        from apt_core.store import RunStore
+        from apt_core.storage.history import RunStore
 
         RunStore().record(result, label=history_label("defense"))
     except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown

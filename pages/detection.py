@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from apt_core.detect import run_detection
+from apt_core.experiments.detection_run import run_detection
 from apt_core.detection import DETECTORS, detector_names
 from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
 from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, load_data, param_controls, run_cached, settings,

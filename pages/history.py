@@ -9,7 +9,7 @@ import streamlit as st
 
 from apt_core.plots.explore import runs_comparison_figure
 from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS
-from apt_core.store import RunStore
+from apt_core.storage.history import RunStore
 from pages._common import display_frame, download, fmt_frame, guard, is_presenter
 
 

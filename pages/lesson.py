@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from apt_core.demo import top_k_items
-from apt_core.experiment import Scenario, run_scenario
+from apt_core.experiments.demo import top_k_items
+from apt_core.experiments.pipeline import Scenario, run_scenario
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
 from apt_core.plots.results import method_bar_figure, reach_frame
 from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, small_data_controls, url_state

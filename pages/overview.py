@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from apt_core.demo import demo_scenario, demo_steps, run_demo
+from apt_core.experiments.demo import demo_scenario, demo_steps, run_demo
 from apt_core.plots.explore import hit_ratio_steps_figure
 from pages._common import artifact_cache, download, fmt_frame, guard, load_data, results_views, run_cached, settings, small_data_controls
 
@@ -28,7 +28,7 @@ def body() -> None:
     scenario = demo_scenario(cfg["dataset"], cfg["data_dir"], cfg["seed"], cfg["device"])
     data = load_data(cfg["dataset"], cfg["data_dir"])
     scenario = small_data_controls(scenario, data, "demo")
-    from apt_core.demo import phase_label
+    from apt_core.experiments.demo import phase_label
 
     shown_name = "your uploaded file" if st.session_state.get("dataset") == "uploaded CSV" else data.name  # never a server path
     st.caption(

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from apt_core.demo import user_factors
+from apt_core.experiments.demo import user_factors
 from apt_core.plots.explore import (
     basic_profile_stats,
     factor_projection_figure,
@@ -13,12 +13,12 @@ from apt_core.plots.explore import (
     profile_rating_figure,
     profile_stats_frame,
 )
-from apt_core.stealth import stealth_statistics
+from apt_core.evaluation.stealth import stealth_statistics
 from pages._common import attack_controls, attack_view, download, fmt_frame, guard, is_live, load_data, settings
 
 
 def stealth_table(view):
-    """Detector-style statistics from apt_core.stealth, fake users beside real ones."""
+    """Detector-style statistics from apt_core.evaluation.stealth, fake users beside real ones."""
     stats = stealth_statistics(view.split.train, view.fake, view.targets)
     return pd.DataFrame(stats.rows())[["statistic", "real", "fake"]].rename(columns={"real": "real users", "fake": "fake users"})
 

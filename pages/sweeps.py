@@ -7,7 +7,7 @@ import streamlit as st
 
 from apt_core.defenses import defense_names
 from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure
-from apt_core.sweeps import sweep
+from apt_core.experiments.sweeps import sweep
 from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
                            settings,
                            url_state)

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import theory_figure
-from apt_core.theory import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
-from apt_core.paper_theory import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
+from apt_core.theory.simulation import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
+from apt_core.theory.bounds import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
 from apt_core.plots.explore import paper_bounds_figure
 from pages._common import download, guard, kept_value, presenter, url_state
 

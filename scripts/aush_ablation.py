@@ -26,7 +26,7 @@ from apt_core.attacks import make_attack
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data import leave_one_out, load_dataset, select_targets
 from apt_core.data.split import attack_budget
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import fit_mf
 
 

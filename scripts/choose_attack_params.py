@@ -23,7 +23,7 @@ import numpy as np
 from apt_core.attacks import make_attack
 from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.split import attack_budget, select_targets
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import MFConfig, fit_mf
 
 #: Seeds of the README's reported runs; held-out seeds must avoid them.

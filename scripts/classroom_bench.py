@@ -3,7 +3,7 @@
 Measures, and prints as one JSON object:
 
 1. ``grid_build_sample_s``: the first build of the live controls' grid on the sample data
-   (every slider position, :mod:`apt_core.grid`), into a fresh artifact cache;
+   (every slider position, :mod:`apt_core.experiments.grid`), into a fresh artifact cache;
 2. ``grid_point_ml100k_s`` and ``grid_build_ml100k_estimate_s``: the same on MovieLens-100K
    for a few grid points (``--ml-points``), and the full grid's time estimated from them;
 3. ``slider_move_s``: in Chromium (Playwright), from a key press on the Defense page's ERM
@@ -40,10 +40,10 @@ SIGNATURE = ("() => Array.from(document.querySelectorAll('.js-plotly-plot .barte
 
 
 def build_grids(data_dir: str | None, ml_points: int) -> dict:
-    from apt_core.cache import ArtifactCache
+    from apt_core.storage.cache import ArtifactCache
     from apt_core.data import load_dataset
-    from apt_core.experiment import Scenario
-    from apt_core.grid import GridSpec, build_grid, grid_scenarios
+    from apt_core.experiments.pipeline import Scenario
+    from apt_core.experiments.grid import GridSpec, build_grid, grid_scenarios
 
     out: dict = {}
     cache = ArtifactCache()

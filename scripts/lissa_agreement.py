@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 from apt_core.attacks import make_attack
 from apt_core.data import leave_one_out, load_dataset, select_targets
 from apt_core.data.split import attack_budget
-from apt_core.influence import RatingStructure, influence_vector, probe_users
+from apt_core.influence.mf import RatingStructure, influence_vector, probe_users
 from apt_core.models.mf import MFConfig, MFTrainer
 
 

@@ -17,8 +17,8 @@ import argparse
 import json
 import sys
 
-from apt_core import experiment
-from apt_core.cache import ArtifactCache
+from apt_core.experiments import pipeline as experiment
+from apt_core.storage.cache import ArtifactCache
 from apt_core.data import load_dataset
 
 

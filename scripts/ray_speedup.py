@@ -5,7 +5,7 @@
 
 For each worker count it starts a local Ray instance with that many CPUs, warms every worker
 up (imports torch and apt_core: a fixed cost a long run pays once), then times
-:func:`apt_core.engine.fill_cache` on the scenarios (one per attack) into a fresh temporary
+:func:`apt_core.experiments.engine.fill_cache` on the scenarios (one per attack) into a fresh temporary
 cache, and stops Ray.  Prints the wall time of each and the ratio to the 1-worker time.
 Only the work is timed, not the Ray start.  On a machine that other programs also load, the
 ratio is what this machine gave at that moment; run it twice to see the spread.
@@ -16,9 +16,9 @@ import argparse
 import tempfile
 import time
 
-from apt_core.cache import ArtifactCache
-from apt_core.engine import EngineConfig, data_loader, fill_cache, plan_units, ray_session
-from apt_core.experiment import Scenario
+from apt_core.storage.cache import ArtifactCache
+from apt_core.experiments.engine import EngineConfig, data_loader, fill_cache, plan_units, ray_session
+from apt_core.experiments.pipeline import Scenario
 
 
 def _warm(ray, n: int) -> None:
@@ -26,7 +26,7 @@ def _warm(ray, n: int) -> None:
     def warm() -> int:
         import os
 
-        import apt_core.experiment  # noqa: F401 -- the imports every unit pays once per worker
+        import apt_core.experiments.pipeline  # noqa: F401 -- the imports every unit pays once per worker
         time.sleep(1.0)  # hold the CPU so the n tasks land on n different workers
         return os.getpid()
 

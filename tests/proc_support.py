@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from apt_core.ray_reaper import alive, descendants  # the reaper's own walk of /proc
+from apt_core.runtime.ray_reaper import alive, descendants  # the reaper's own walk of /proc
 
 
 def busy_workers(root: int, unit: str | None = None) -> list[int]:

@@ -119,7 +119,7 @@ def test_profiles_page():
     at = page("profiles").run()
     no_failures(at)
     assert len(charts(at)) == 3
-    for frame in at.dataframe:  # basic statistics, plus apt_core.stealth's when present
+    for frame in at.dataframe:  # basic statistics, plus apt_core.evaluation.stealth's when present
         assert list(frame.value.columns) == ["statistic", "real users", "fake users"]
     assert at.dataframe[0].value.loc[0, "fake users"] > 0  # the fake block has users
 
@@ -130,13 +130,13 @@ def test_sweeps_page_is_live_on_the_sample_data():
     no_failures(at)
     assert not [b for b in at.button if b.key == "run-sweep"]
     assert len(charts(at)) >= 2
-    from apt_core.grid import GridSpec
+    from apt_core.experiments.grid import GridSpec
 
     assert set(at.dataframe[0].value["attack size"]) == set(GridSpec().sizes)  # the grid's values: read from it once built
     assert not at.warning, [w.value for w in at.warning]  # recorded in the history without complaint
     assert any("observed (poisoned) data" in c.value for c in at.caption)  # APT's figures name their item statistics
     assert "target_hr" not in at.dataframe[0].value.columns  # the table in words
-    from apt_core.store import RunStore
+    from apt_core.storage.history import RunStore
 
     runs = RunStore().runs()
     assert len(runs) == len(GridSpec().sizes) and set(runs["label"].str.slice(0, 17)) == {"dashboard:sweeps?"}
@@ -195,8 +195,8 @@ def test_history_page_empty_then_filled():
     no_failures(at)
     assert any("No runs" in i.value for i in at.info)
     from apt_core.attacks import attack_names
-    from apt_core.experiment import Scenario, run_scenario
-    from apt_core.store import RunStore
+    from apt_core.experiments.pipeline import Scenario, run_scenario
+    from apt_core.storage.history import RunStore
 
     store = RunStore()
     ids = [store.record(run_scenario(Scenario(attack=attack_names()[1], epochs=e)), label="test") for e in (2, 3)]
@@ -213,7 +213,7 @@ def test_history_page_empty_then_filled():
     assert len(charts(at)) == 1  # the comparison chart
 
 
-@pytest.mark.parametrize("name, module", [("sweeps", "apt_core.sweeps"), ("sweeps", "apt_core.plots.results"), ("history", "apt_core.store")])
+@pytest.mark.parametrize("name, module", [("sweeps", "apt_core.experiments.sweeps"), ("sweeps", "apt_core.plots.results"), ("history", "apt_core.storage.history")])
 def test_a_broken_import_fails_loudly_not_as_not_available(name, module, monkeypatch):
     # The pages used to catch ImportError and say "not available yet", and the tests skipped.
     monkeypatch.setitem(sys.modules, module, None)  # any import of it now raises ImportError

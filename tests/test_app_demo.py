@@ -1,4 +1,4 @@
-"""apt_core.demo: the one-click demo's scenario and the attack walk-through used by the pages."""
+"""apt_core.experiments.demo: the one-click demo's scenario and the attack walk-through used by the pages."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 from apt_core.attacks import attack_names
 from apt_core.defenses import defense_names
-from apt_core.demo import demo_scenario, demo_steps, explore_attack, run_demo, top_k_items, user_factors
-from apt_core.experiment import Scenario, run_scenario
+from apt_core.experiments.demo import demo_scenario, demo_steps, explore_attack, run_demo, top_k_items, user_factors
+from apt_core.experiments.pipeline import Scenario, run_scenario
 
 
 def test_demo_scenario_uses_registered_parts():
@@ -21,7 +21,7 @@ def test_demo_scenario_uses_registered_parts():
 
 
 def test_demo_labels_the_oracle_as_the_authors_setting():
-    from apt_core.demo import AUTHORS_SETTING, phase_label
+    from apt_core.experiments.demo import AUTHORS_SETTING, phase_label
 
     s = demo_scenario()
     if "apt" in s.defenses:
@@ -60,8 +60,8 @@ def test_walkthrough_matches_run_scenario():
 
 def test_walkthrough_takes_its_models_from_the_cache(tmp_path):
     """One pipeline: after a run, the Attack page's view trains nothing and shows the same ranks."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.metrics import evaluate
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.evaluation.metrics import evaluate
 
     cache = ArtifactCache(tmp_path)
     s = Scenario(attack=[a for a in attack_names() if a != "none"][0], targets="unpopular", epochs=3, seed=2, device="cpu")
@@ -80,7 +80,7 @@ def test_walkthrough_takes_its_models_from_the_cache(tmp_path):
 
 
 def test_keep_models_returns_one_model_per_phase_and_seed():
-    from apt_core.metrics import evaluate
+    from apt_core.evaluation.metrics import evaluate
 
     s = Scenario(epochs=2, seeds=2, defenses=("none",), device="cpu")
     result = run_scenario(s, keep_models=True)
@@ -102,7 +102,7 @@ def test_top_k_excludes_rated_items_and_is_sorted():
 
 
 def test_demo_without_attacks_is_a_config_error(monkeypatch):
-    import apt_core.demo as demo
+    import apt_core.experiments.demo as demo
     from apt_core.errors import ConfigError
 
     monkeypatch.setattr(demo, "attack_names", lambda: ["none"])

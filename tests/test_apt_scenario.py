@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apt_core.errors import ConfigError
-from apt_core.scenario import Scenario
+from apt_core.experiments.scenario import Scenario
 
 
 def test_default_scenario_leaves_the_erm_count_to_the_preset():

@@ -10,7 +10,7 @@ from apt_core.attacks.aush import selected_items
 from apt_core.data.split import attack_budget, select_targets
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.models.mf import MFConfig, fit_mf
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 
 EXPECTED = {"random", "average", "bandwagon", "aush", "pga", "tna"}
 

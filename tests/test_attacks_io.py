@@ -115,7 +115,7 @@ def test_unknown_suffix_and_missing_file(tmp_path, tiny, fake):
 
 
 def test_poison_file_drives_a_scenario(tmp_path, sample_split):
-    from apt_core.experiment import Scenario, run_scenario
+    from apt_core.experiments.pipeline import Scenario, run_scenario
 
     train = sample_split.train
     fake = make_attack("average").generate(train, [5, 6], 10, 20, 0)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from apt_core.cache import ArtifactCache, MAGIC, atomic_write_bytes, stable_hash
-from apt_core.experiment import Scenario, run_scenario
+from apt_core.storage.cache import ArtifactCache, MAGIC, atomic_write_bytes, stable_hash
+from apt_core.experiments.pipeline import Scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(dataset="sample", epochs=2, seeds=2)
@@ -31,12 +31,12 @@ def test_keys_are_stable_across_processes():
     """A key depends on content only (not on PYTHONHASHSEED, dict order or the process)."""
     import json
 
-    from apt_core.experiment import CACHE_FORMAT
+    from apt_core.experiments.pipeline import CACHE_FORMAT
 
     s = Scenario(dataset="sample", attack="none", defenses=("none",), seeds=3, targets=(1, 2, 3))
     d = s.to_dict()
     d.pop("data_dir")
-    code = f"import json; from apt_core.cache import stable_hash; print(stable_hash({{'scenario': json.loads({json.dumps(json.dumps(d))}), 'format': {CACHE_FORMAT}}}))"
+    code = f"import json; from apt_core.storage.cache import stable_hash; print(stable_hash({{'scenario': json.loads({json.dumps(json.dumps(d))}), 'format': {CACHE_FORMAT}}}))"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="123")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip()
     assert out == s.key()
@@ -103,7 +103,7 @@ def test_killed_writer_leaves_no_entry(tmp_path):
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np
-        from apt_core.cache import ArtifactCache
+        from apt_core.storage.cache import ArtifactCache
         real_replace = os.replace
         def slow_replace(a, b):
             print("WRITING", flush=True)
@@ -220,16 +220,16 @@ def test_fake_profiles_are_cached(tmp_path, monkeypatch):
 
 
 def test_code_fingerprint_covers_the_modules_an_artifact_runs():
-    from apt_core import metrics
-    from apt_core.cache import code_fingerprint, code_modules
+    from apt_core.evaluation import metrics
+    from apt_core.storage.cache import code_fingerprint, code_modules
     from apt_core.defenses.none import NoDefense
 
     mods = code_modules(NoDefense)
-    assert {"apt_core.defenses.none", "apt_core.defenses.base", "apt_core.models.mf", "apt_core.metrics"} <= set(mods)
+    assert {"apt_core.defenses.none", "apt_core.defenses.base", "apt_core.models.mf", "apt_core.evaluation.metrics"} <= set(mods)
     # An unrelated attack's file is not part of the clean model's key.
     assert not any(name.startswith("apt_core.attacks") for name in mods)
     # Stable across processes (another hash seed), or no run would ever hit the cache of another.
-    script = "from apt_core.cache import code_fingerprint; from apt_core.defenses.none import NoDefense; print(code_fingerprint(NoDefense))"
+    script = "from apt_core.storage.cache import code_fingerprint; from apt_core.defenses.none import NoDefense; print(code_fingerprint(NoDefense))"
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout.strip()
     assert len(other) == 64 and other == code_fingerprint(NoDefense)
@@ -257,7 +257,7 @@ def test_poison_file_runs_are_cached_by_content(tmp_path, sample_split):
 
 
 def test_cache_only_answers_or_raises_before_training(tmp_path, monkeypatch):
-    from apt_core.cache import CacheMiss
+    from apt_core.storage.cache import CacheMiss
     from apt_core.errors import ConfigError
 
     cache = ArtifactCache(tmp_path)

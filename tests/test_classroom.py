@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from apt_core.cache import ArtifactCache
-from apt_core.experiment import Scenario, run_scenario
-from apt_core.grid import GridSpec, build_grid, grid_scenarios, is_cached, nearest
-from apt_core.paper_theory import PaperParams, paper_bounds, paper_c, sample_model, simulate_tolerable, success_probability
+from apt_core.storage.cache import ArtifactCache
+from apt_core.experiments.pipeline import Scenario, run_scenario
+from apt_core.experiments.grid import GridSpec, build_grid, grid_scenarios, is_cached, nearest
+from apt_core.theory.bounds import PaperParams, paper_bounds, paper_c, sample_model, simulate_tolerable, success_probability
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 

@@ -19,7 +19,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.data.split import Split
 from apt_core.defenses import DEFENSES, DefenseContext, make_defense
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import MFConfig
 from conftest import make_tiny
 
@@ -249,7 +249,7 @@ def test_every_declared_parameter_refuses_invalid_values(name, param, bad):
 
 @pytest.fixture(scope="module")
 def keys(sample_data, sample_split):
-    from apt_core.artifacts import Keys
+    from apt_core.experiments.artifacts import Keys
 
     return Keys(sample_data, sample_split, "cpu", FAST_MF)
 

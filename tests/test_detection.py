@@ -176,9 +176,9 @@ def test_remove_defense_reports_its_flags(sample_split, average_poisoned):
 def test_detector_results_are_cached_and_read_back(tmp_path):
     """A repeated detection (reproduce's table, the Detection page) reads every detector's
     scores from the artifact cache instead of recomputing them, and gets the same numbers."""
-    from apt_core.cache import ArtifactCache, CacheMiss
-    from apt_core.detect import run_detection
-    from apt_core.experiment import Scenario
+    from apt_core.storage.cache import ArtifactCache, CacheMiss
+    from apt_core.experiments.detection_run import run_detection
+    from apt_core.experiments.pipeline import Scenario
 
     scenario = Scenario(attack="average", targets="unpopular", defenses=("none",), epochs=3)
     names = ["cogroup", "influence"]

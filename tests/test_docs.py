@@ -81,7 +81,7 @@ def test_readme_links_every_docs_page():
 
 
 def test_cli_doc_names_every_json_key():
-    from apt_core.experiment import Scenario, run_scenario
+    from apt_core.experiments.pipeline import Scenario, run_scenario
 
     out = run_scenario(Scenario(dataset="sample", epochs=1, defenses=("none",), device="cpu")).to_json()
     doc = (DOCS / "cli.md").read_text()

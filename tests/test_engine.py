@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from apt_core.cache import ArtifactCache
-from apt_core.engine import EngineConfig, EngineError, fill_cache, plan_units
+from apt_core.storage.cache import ArtifactCache
+from apt_core.experiments.engine import EngineConfig, EngineError, fill_cache, plan_units
 from apt_core.errors import ConfigError
-from apt_core.experiment import Scenario, compute_unit, run_scenario, scenario_units
+from apt_core.experiments.pipeline import Scenario, compute_unit, run_scenario, scenario_units
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,8 @@ def test_plan_shares_units_between_scenarios():
 def test_detection_units_read_the_grid_profiles_and_fill_the_detection_cache(tmp_path):
     """reproduce's detection table as units: one per seed, after the profiles it shares with the
     grid, and what the units write answers the detection cache-only."""
-    from apt_core.detect import run_detection
-    from apt_core.engine import UNIT_DETECTION, _unit_task, detection_cached
+    from apt_core.experiments.detection_run import run_detection
+    from apt_core.experiments.engine import UNIT_DETECTION, _unit_task, detection_cached
 
     grid = _base(defenses=("at",))
     detect = _base(defenses=("none",))
@@ -117,7 +117,7 @@ def test_reaper_kills_the_ray_processes_of_a_killed_driver(tmp_path):
     driver = subprocess.Popen(["bash", "-c", f"(exec -a ray::IDLE sleep 60) & echo $! > {pids}; "
                                f"sleep 60 & echo $! >> {pids}; wait"], start_new_session=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    reaper = subprocess.Popen([sys.executable, "-m", "apt_core.ray_reaper", str(driver.pid)], stdin=subprocess.PIPE, env=env)
+    reaper = subprocess.Popen([sys.executable, "-m", "apt_core.runtime.ray_reaper", str(driver.pid)], stdin=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):

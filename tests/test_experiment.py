@@ -9,7 +9,7 @@ import pytest
 from apt_core import defenses
 from apt_core.defenses.at import AdversarialTraining
 from apt_core.defenses.base import Defense, DefenseResult
-from apt_core.experiment import Scenario, run_scenario
+from apt_core.experiments.pipeline import Scenario, run_scenario
 from apt_core.models.mf import MFTrainer
 from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
 
@@ -59,7 +59,7 @@ def test_json_contract_and_extras(result):
 
 
 def test_popularity_row_is_the_clean_popularity_ranking(result):
-    from apt_core.metrics import evaluate
+    from apt_core.evaluation.metrics import evaluate
     from apt_core.models import fit_popularity
 
     pop = result.rows()[-1]

@@ -14,7 +14,7 @@ from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.paper_targets import paper_targets
 from apt_core.data.split import attack_budget
 from apt_core.defenses import DefenseContext, make_defense
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import fit_mf
 
 

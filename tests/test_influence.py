@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from apt_core.influence import CGInfo, conjugate_gradient, mf_hvp
+from apt_core.influence.mf import CGInfo, conjugate_gradient, mf_hvp
 from conftest import make_tiny
 
 
@@ -90,7 +90,7 @@ def test_conjugate_gradient_on_mf_hessian_with_damping():
 
 
 def test_sparse_operator_matches_mf_hvp_and_gradient():
-    from apt_core.influence import RatingStructure, mf_hvp_operator
+    from apt_core.influence.mf import RatingStructure, mf_hvp_operator
     from apt_core.models.mf import mf_batch_gradients
 
     P, Q, users, items, ratings = _problem(6)

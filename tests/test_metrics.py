@@ -8,7 +8,7 @@ import torch
 from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.data.split import Split
 from apt_core.errors import AptError
-from apt_core.metrics import evaluate, hit_ratio, prediction_shift, rank_items, rank_shift, robustness_improvement
+from apt_core.evaluation.metrics import evaluate, hit_ratio, prediction_shift, rank_items, rank_shift, robustness_improvement
 
 SCALE = RatingScale(1, 5, 1)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from apt_core.data import select_targets
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models import MFConfig, MFTrainer, fit_mf, fit_popularity, mf_batch_gradients
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apt_core.ray_reaper import descendants as _descendants
+from apt_core.runtime.ray_reaper import descendants as _descendants
 from proc_support import busy_workers, kill_leftovers, survivors
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pytest
 
 from apt_core.cli import build_parser, main
 from apt_core.errors import ConfigError
-from apt_core.scenario import Scenario
+from apt_core.experiments.scenario import Scenario
 
 
 @pytest.fixture
@@ -151,8 +151,8 @@ def test_a_registered_defense_gets_its_parameters(monkeypatch):
 
 def test_attack_result_is_cached_whole(tmp_path):
     """PGA's per-run history comes back with the profiles on a cache hit (it used to live on the attack object)."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import run_scenario
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.experiments.pipeline import run_scenario
 
     cache = ArtifactCache(tmp_path / "c")
     s = Scenario(dataset="sample", attack="pga", epochs=2, params={"pga.iterations": 3, "pga.mf_epochs": 2})
@@ -207,7 +207,7 @@ def test_detect_takes_detector_parameters(dirs, capsys):
 
 def test_engine_shares_units_that_declared_parameters_do_not_touch():
     """Two scenarios differing only in apt.r_plus share the clean, profile and attack units, not APT's."""
-    from apt_core.engine import plan_units
+    from apt_core.experiments.engine import plan_units
 
     a = Scenario(dataset="sample", attack="average", defenses=("apt", "at"), params={"apt.r_plus": 0.0})
     b = Scenario(dataset="sample", attack="average", defenses=("apt", "at"), params={"apt.r_plus": 0.2})

@@ -14,15 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apt_core.ray_reaper import descendants as _descendants
+from apt_core.runtime.ray_reaper import descendants as _descendants
 from proc_support import busy_workers, kill_leftovers, survivors
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[ray]'")
 
-from apt_core.cache import ArtifactCache  # noqa: E402
-from apt_core.engine import EngineConfig, fill_cache, ray_session  # noqa: E402
-from apt_core.experiment import Scenario, run_scenario  # noqa: E402
-from apt_core.reproduce import ReproduceConfig, reproduce  # noqa: E402
+from apt_core.storage.cache import ArtifactCache  # noqa: E402
+from apt_core.experiments.engine import EngineConfig, fill_cache, ray_session  # noqa: E402
+from apt_core.experiments.pipeline import Scenario, run_scenario  # noqa: E402
+from apt_core.reporting.reproduce import ReproduceConfig, reproduce  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LINUX = Path("/proc/self/stat").exists()

@@ -71,7 +71,7 @@ def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_locked_history_is_a_quick_warning_and_stays_readable(homes, capsys, monkeypatch):
-    from apt_core.store import RunStore
+    from apt_core.storage.history import RunStore
 
     path = homes / "h.sqlite"
     rc, out, _ = _run(capsys, "--history-db", str(path))  # one run recorded; also fills the cache
@@ -93,7 +93,7 @@ def test_locked_history_is_a_quick_warning_and_stays_readable(homes, capsys, mon
 
 
 def test_reading_history_never_writes(tmp_path, monkeypatch, capsys):
-    from apt_core.store import RunStore
+    from apt_core.storage.history import RunStore
 
     missing = tmp_path / "nowhere" / "history.sqlite"
     assert RunStore(missing).runs().empty and len(RunStore(missing)) == 0
@@ -118,8 +118,8 @@ def test_history_command_on_garbage_is_one_line(tmp_path, capsys):
 
 def test_reproduce_records_each_scenario_once(tmp_path):
     """A rerun (e.g. after a kill) answered from the cache adds no second row for the same result."""
-    from apt_core.experiment import Scenario, run_scenario
-    from apt_core.store import RunStore
+    from apt_core.experiments.pipeline import Scenario, run_scenario
+    from apt_core.storage.history import RunStore
 
     result = run_scenario(Scenario(epochs=1))
     store = RunStore(tmp_path / "h.sqlite")
@@ -142,7 +142,7 @@ def test_unwritable_cache_warns_and_the_run_goes_on(homes, capsys):
 
 
 def test_clear_leaves_writes_in_progress_alone(tmp_path):
-    from apt_core.cache import ArtifactCache
+    from apt_core.storage.cache import ArtifactCache
 
     cache = ArtifactCache(tmp_path)
     cache.save("model", "ab" * 32, {"a": np.zeros(3)})
@@ -159,7 +159,7 @@ def test_clear_leaves_writes_in_progress_alone(tmp_path):
 
 def test_cache_write_that_loses_its_temp_file_warns(tmp_path, monkeypatch):
     """What a concurrent clear did to a run before: the rename found no temp file."""
-    from apt_core.cache import ArtifactCache
+    from apt_core.storage.cache import ArtifactCache
 
     def vanished(a, b):
         raise FileNotFoundError(2, "No such file or directory")
@@ -304,7 +304,7 @@ def test_bad_seed_names_the_flag(seed, capsys):
 
 def test_scenario_seed_out_of_range_names_the_flag():
     from apt_core.errors import ConfigError
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     for seed in (-1, 2**40):
         with pytest.raises(ConfigError, match="--seed"):

@@ -6,7 +6,7 @@ import io
 import pandas as pd
 import pytest
 
-from apt_core.reproduce import PAPER, PaperValue, ReproduceConfig, TextProgress, paper_value, table_markdown
+from apt_core.reporting.reproduce import PAPER, PaperValue, ReproduceConfig, TextProgress, paper_value, table_markdown
 
 
 def test_paper_numbers_are_exactly_design_section_7():
@@ -69,8 +69,8 @@ def test_quick_config_and_defaults():
 
 
 def test_missing_attacks_are_reported_not_faked(tmp_path, monkeypatch):
-    from apt_core.cache import ArtifactCache
-    from apt_core.reproduce import reproduce
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.reporting.reproduce import reproduce
 
     cfg = ReproduceConfig.quick_config(out=str(tmp_path / "o"), attacks=("average", "no-such-attack"), target_sets=("unpopular",),
                                        defenses=("at",), epochs=2)

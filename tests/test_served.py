@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from apptest_support import ROOT, isolated, page, texts  # noqa: E402,F401 -- isolated: autouse fixture
 
-from apt_core.serving import RunSlots, check_data_dir, redact, safe_mode_enabled  # noqa: E402
+from apt_core.runtime.serving import RunSlots, check_data_dir, redact, safe_mode_enabled  # noqa: E402
 
 SECRET = "root_password_is_hunter2"
 
@@ -118,8 +118,8 @@ def test_local_app_still_reads_typed_folders(tmp_path, monkeypatch):
 
 
 def test_served_history_needs_the_presenter_to_delete(monkeypatch):
-    from apt_core.experiment import Scenario, run_scenario
-    from apt_core.store import RunStore
+    from apt_core.experiments.pipeline import Scenario, run_scenario
+    from apt_core.storage.history import RunStore
 
     RunStore().record(run_scenario(Scenario(epochs=1)), label="test")
     monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")

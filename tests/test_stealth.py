@@ -8,7 +8,7 @@ import pytest
 
 from apt_core.attacks import make_attack
 from apt_core.data.split import attack_budget, select_targets
-from apt_core.stealth import infer_targets, stealth_statistics
+from apt_core.evaluation.stealth import infer_targets, stealth_statistics
 
 
 @pytest.fixture(scope="module")

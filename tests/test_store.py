@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from apt_core.errors import ConfigError
-from apt_core.experiment import Scenario, run_scenario
-from apt_core.store import RunStore, default_history_path
+from apt_core.experiments.pipeline import Scenario, run_scenario
+from apt_core.storage.history import RunStore, default_history_path
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.experiment import Scenario
+from apt_core.experiments.pipeline import Scenario
 from apt_core.plots.results import sweep_figure, sweep_summary
-from apt_core.sweeps import sweep
+from apt_core.experiments.sweeps import sweep
 
 BASE = Scenario(dataset="sample", epochs=2, seeds=2)
 

@@ -1,4 +1,4 @@
-"""The Gaussian model of apt_core.theory: closed forms, their conditions, and the simulation."""
+"""The Gaussian model of apt_core.theory.simulation: closed forms, their conditions, and the simulation."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from apt_core.errors import ConfigError
-from apt_core.theory import METHODS, TheoryParams, bound_curve, expected_score, rating_moments, simulate, tolerable_fake_users
+from apt_core.theory.simulation import METHODS, TheoryParams, bound_curve, expected_score, rating_moments, simulate, tolerable_fake_users
 
 P = TheoryParams()
 

@@ -10,8 +10,8 @@ import torch
 
 from apt_core.defenses import DefenseContext, make_defense
 from apt_core.errors import ConfigError
-from apt_core.influence import influence_vector, probe_users
-from apt_core.influence_autograd import hvp_operator, mf_autograd_influence, score_jvp, victim_influence
+from apt_core.influence.mf import influence_vector, probe_users
+from apt_core.influence.autograd import hvp_operator, mf_autograd_influence, score_jvp, victim_influence
 from apt_core.models.lightgcn import LightGCNModel, normalised_adjacency, propagate
 from apt_core.models.neumf import NeuMFModel, neumf_pair_scores
 from apt_core.models.victims import VICTIMS, VictimConfig, default_victim_config, fit_victim, make_trainer
@@ -59,7 +59,7 @@ def test_general_influence_equals_mf_closed_form_cg(seed):
 
 
 def test_autograd_hvp_matches_mf_closed_form():
-    from apt_core.influence import mf_hvp
+    from apt_core.influence.mf import mf_hvp
 
     data, P, Q, u, i, r = _mf_problem(3)
     params = [P.clone().requires_grad_(True), Q.clone().requires_grad_(True)]
@@ -218,7 +218,7 @@ def test_defenses_train_other_victims(name, defense):
 
 
 def test_the_victim_is_part_of_the_scenario_key():
-    from apt_core.scenario import Scenario
+    from apt_core.experiments.scenario import Scenario
 
     s = Scenario()
     assert s.victim == "mf" and s.victim_feedback == "implicit"
@@ -245,8 +245,8 @@ def test_cli_run_with_a_victim(capsys):
 
 
 def test_victim_models_are_cached_under_their_own_keys(tmp_path):
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import Scenario, run_scenario
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.experiments.pipeline import Scenario, run_scenario
 
     cache = ArtifactCache(tmp_path)
     base = Scenario(dataset="sample", attack="average", epochs=1, device="cpu")
@@ -261,7 +261,7 @@ def test_victim_models_are_cached_under_their_own_keys(tmp_path):
 
 @pytest.mark.parametrize("solver", ["lissa-full", "lissa-lanczos"])
 def test_general_influence_equals_mf_closed_form_lissa(solver):
-    from apt_core.influence import LissaSettings
+    from apt_core.influence.mf import LissaSettings
 
     data, P, Q, u, i, r = _mf_problem(2)
     P, Q = P * 0.3, Q * 0.3  # small factors: H's spectrum inside LiSSA's convergent range
@@ -325,8 +325,8 @@ def test_detect_and_remove_trains_the_chosen_victim(name):
 
 def test_engine_units_train_the_scenarios_victim(tmp_path):
     """``compute_unit`` (what a Ray task runs) writes the victim's artifacts under the keys run_scenario reads."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import UNIT_ORIGIN, Scenario, compute_unit, run_scenario
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.experiments.pipeline import UNIT_ORIGIN, Scenario, compute_unit, run_scenario
 
     cache = ArtifactCache(tmp_path)
     sc = Scenario(dataset="sample", epochs=1, device="cpu", victim="neumf")

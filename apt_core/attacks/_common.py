@@ -101,7 +101,7 @@ def rerate_fillers_like_average(profiles: FakeProfiles, train: Interactions, tar
 
     Why: an optimised dense rating vector, cut to its largest entries, leaves fillers whose
     ratings anti-correlate with the item means (about -0.6 for PGA/TNA on ML-100K, see
-    :mod:`apt_core.stealth`) -- an artefact a detector can catch without learning anything
+    :mod:`apt_core.evaluation.stealth`) -- an artefact a detector can catch without learning anything
     about the attack's real footprint (the targets).  Targets stay at the maximum.
     """
     is_target = np.isin(profiles.items, targets)

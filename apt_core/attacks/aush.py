@@ -32,7 +32,7 @@ Algorithm (a GAN whose generator augments real "template" profiles):
 
 Because the fillers are a real user's items and their ratings reconstruct that user's,
 AUSH's profiles are much closer to real ones than Random's by the statistics of
-:mod:`apt_core.stealth` -- the point of the attack.
+:mod:`apt_core.evaluation.stealth` -- the point of the attack.
 """
 from __future__ import annotations
 

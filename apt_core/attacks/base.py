@@ -140,7 +140,7 @@ class Attack(Configurable, ABC):
         progress: ProgressFn | None = None,
     ) -> AttackResult:
         """Fake profiles for ``train`` plus the attack's diagnostics (only its real users are used as knowledge)."""
-        from apt_core.runtime import resolve_device
+        from apt_core.runtime.devices import resolve_device
 
         targets = check_attack_arguments(train, targets, n_fake_users, n_filler)
         rng = np.random.default_rng(random_state)

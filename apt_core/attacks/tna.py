@@ -12,7 +12,7 @@ Algorithm:
 2. Influential users S.  The attacker's loss is Fang et al.'s smooth rank loss
    ``L_adv = sum_u sum_t sum_{i in topN(u)} g(r_ui - r_ut)``, ``g(x) = 1/(1+exp(-x/b))``,
    over the real users.  With ``H`` the Hessian of the MF training loss (exact closed-form
-   products, :func:`apt_core.influence.mf_hvp`) and ``w = (H + damping I)^-1 grad L_adv``
+   products, :func:`apt_core.influence.mf.mf_hvp`) and ``w = (H + damping I)^-1 grad L_adv``
    solved by conjugate gradient, upweighting user ``u``'s ratings changes ``L_adv`` by
    ``I_u = -w . grad_theta L(z_u)`` (Koh & Liang's influence function).  S is the
    ``subset_fraction`` of users with the largest ``|I_u|``: the users whose data steers the
@@ -47,7 +47,7 @@ from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_mod
 from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
 from apt_core.errors import CancelledError
-from apt_core.influence import conjugate_gradient, mf_hvp
+from apt_core.influence.mf import conjugate_gradient, mf_hvp
 from apt_core.models.mf import MFModel
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apt_core.errors import DataError
-from apt_core.paths import default_cache_root
+from apt_core.storage.paths import default_cache_root
 
 
 @dataclass(frozen=True)

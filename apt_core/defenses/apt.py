@@ -61,7 +61,7 @@ exactly at its one rating + r⁺.  No setting wins everywhere; the ``paper`` pre
 authors' choices, ``lab-v1`` and the single arguments keep the others reachable.
 
 Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
-over D, by autograd Hessian-vector products (:mod:`apt_core.influence_autograd`; MF keeps its
+over D, by autograd Hessian-vector products (:mod:`apt_core.influence.autograd`; MF keeps its
 closed form, which the general path reproduces on MF).  With implicit feedback (their
 default) an ERM user's ratings are only interactions: I_j is the influence of adding the
 interaction (z, j), and the ratings drawn from N(mean_j + r⁺, std_j) carry no information.
@@ -78,8 +78,8 @@ import numpy as np
 
 from apt_core.defenses.base import Param
 from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
-from apt_core.influence import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
-from apt_core.influence_autograd import victim_influence
+from apt_core.influence.mf import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
+from apt_core.influence.autograd import victim_influence
 from apt_core.models.mf import MFTrainer
 
 
@@ -174,7 +174,7 @@ class APT(ERMTraining):
             )
         else:
             # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
-            # loss over D (apt_core.influence_autograd); ERM users' edges are left out.
+            # loss over D (apt_core.influence.autograd); ERM users' edges are left out.
             res = victim_influence(
                 trainer, state.d_users, state.d_items, state.d_ratings, train.n_users, state.cache["probe"],
                 random_state=int(state.context.random_state) * 1000 + state.epoch,

@@ -26,7 +26,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.errors import CancelledError, DivergedError
 from apt_core.models.mf import MFModel, glorot_uniform
-from apt_core.runtime import resolve_device
+from apt_core.runtime.devices import resolve_device
 
 
 class PCMFModel(MFModel):

@@ -33,7 +33,7 @@ class RiskInfluence(Detector):
         self._set_declared(locals())
 
     def _scores(self, data: Interactions) -> np.ndarray:
-        from apt_core.influence import er_gradient
+        from apt_core.influence.mf import er_gradient
         from apt_core.models.mf import MFConfig, fit_mf
 
         model = fit_mf(data, MFConfig(epochs=self.epochs), "cpu", getattr(self, "_random_state", 0))

@@ -20,7 +20,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.errors import ConfigError, DivergedError
-from apt_core.runtime import resolve_device
+from apt_core.runtime.devices import resolve_device
 
 
 @dataclass(frozen=True)

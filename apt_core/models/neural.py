@@ -14,7 +14,7 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.errors import ConfigError
-from apt_core.runtime import resolve_device
+from apt_core.runtime.devices import resolve_device
 
 VICTIMS = ("mf", "lightgcn", "neumf")
 FEEDBACK = ("implicit", "explicit")

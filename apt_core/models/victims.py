@@ -27,7 +27,7 @@ over, ``grow_users(n)`` for ERM users, ``model()`` returning a recommender with
 schedules need no special cases; the two places that do differ are named: adversarial
 training perturbs the victim's own embedding tables (``train_epochs(..., adversarial=)``)
 and APT's influence uses autograd Hessian-vector products
-(:mod:`apt_core.influence_autograd`) instead of MF's closed form.
+(:mod:`apt_core.influence.autograd`) instead of MF's closed form.
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.nda
 
 
 def detection_table(rows: list[dict]) -> pd.DataFrame:
-    """:meth:`apt_core.detect.DetectionReport.rows` as a display frame."""
+    """:meth:`apt_core.experiments.detection_run.DetectionReport.rows` as a display frame."""
     frame = pd.DataFrame(rows)
     names = {"detector": "detector", "auc": "ROC-AUC", "average_precision": "avg. precision", "n_flagged": "flagged",
              "precision": "precision at cut", "recall": "recall at cut", "f1": "F1 at cut", "real_flagged": "real users flagged",

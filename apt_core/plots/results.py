@@ -5,7 +5,7 @@
 - :func:`rank_shift_frame` + :func:`rank_shift_boxplot`: distribution of target rank shifts
   per defense (the paper's Fig. 1).
 - :func:`sweep_figure`: a metric against a swept parameter, mean with sd error bars per
-  phase (Figs. 2-3; the frame comes from :func:`apt_core.sweeps.sweep`).
+  phase (Figs. 2-3; the frame comes from :func:`apt_core.experiments.sweeps.sweep`).
 
 The dashboard and ``python -m apt_core reproduce`` call exactly these functions.
 """
@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from apt_core.plots.style import TEMPLATE
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type hints
-    from apt_core.results import ScenarioResult
+    from apt_core.experiments.results import ScenarioResult
 
 #: display names of phases (table rows, legends)
 PHASE_LABELS: dict[str, str] = {
@@ -208,7 +208,7 @@ def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str =
     """Mean of ``y`` against ``x`` with sd error bars, one line per phase (Figs. 2-3).
 
     ``frame`` is tidy (one row per value x phase x seed), e.g. from
-    :func:`apt_core.sweeps.sweep`; ``x`` is the swept column (``value`` or the parameter's
+    :func:`apt_core.experiments.sweeps.sweep`; ``x`` is the swept column (``value`` or the parameter's
     own name).  Shares (attack size, ERM fraction) are shown in percent.
     """
     summary = sweep_summary(frame, x, y)

@@ -1,12 +1,12 @@
 """Where ``reproduce`` and sweeps compute: in this process (``local``) or as Ray tasks (``ray``).
 
-``local`` is sequential: every scenario runs through :func:`~apt_core.experiment.run_scenario`
+``local`` is sequential: every scenario runs through :func:`~apt_core.experiments.pipeline.run_scenario`
 here, one after the other.  ``ray`` first plans the *units* of all scenarios -- one unit is
 one phase of one repetition (the clean model, the attack's fake profiles, MF on the poisoned
-data, one defense; :func:`apt_core.experiment.scenario_units`) -- drops the units that two
+data, one defense; :func:`apt_core.experiments.pipeline.scenario_units`) -- drops the units that two
 scenarios share (the clean model of a seed serves every attack; Fig. 3's points reuse the
 grid's profiles), and runs each as one Ray task through
-:func:`apt_core.experiment.compute_unit`, the same stages ``run_scenario`` runs.  A unit on
+:func:`apt_core.experiments.pipeline.compute_unit`, the same stages ``run_scenario`` runs.  A unit on
 poisoned data waits for its profiles unit (a Ray dependency), nothing else waits.
 
 The artifact cache is the only hand-over: each task writes what it computed (atomic
@@ -19,7 +19,7 @@ writes the run history.
 Faults: a task whose worker process dies is retried by Ray (``max_retries``, default 3);
 a task that raises is not (the error is the same on every try) and its error is raised
 here.  A local Ray instance started here is stopped when the work ends, and its processes
-never outlive this one (:mod:`apt_core.ray_reaper`).
+never outlive this one (:mod:`apt_core.runtime.ray_reaper`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from apt_core.errors import AptError, CancelledError, ConfigError
-from apt_core.scenario import ProgressFn, Scenario
+from apt_core.experiments.scenario import ProgressFn, Scenario
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,7 +97,7 @@ def _neutral(scenario: Scenario, unit: str) -> Scenario:
     Two units with equal neutral scenarios (and repetition) compute the same artifact, so one
     task serves both.  Fields not named here count: a new field keeps units apart (safe).
     """
-    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
+    from apt_core.experiments.pipeline import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
 
     base = Scenario()
     drop = {"defenses": ("none",), "seeds": 1, "k": base.k}
@@ -118,7 +118,7 @@ def _neutral(scenario: Scenario, unit: str) -> Scenario:
 def plan_units(scenarios: Sequence[tuple[Scenario, str]], detections: Sequence[tuple[Scenario, str]] = ()) -> list[Unit]:
     """The distinct units of ``(scenario, label)`` pairs, profiles before the fits that read them;
     ``detections``: scenarios whose every shilling detector runs as one more unit per seed."""
-    from apt_core.experiment import UNIT_ORIGIN, UNIT_PROFILES, scenario_units
+    from apt_core.experiments.pipeline import UNIT_ORIGIN, UNIT_PROFILES, scenario_units
 
     units: dict[tuple, Unit] = {}
     planned = [(scenario, label, scenario_units(scenario)) for scenario, label in scenarios]
@@ -156,7 +156,7 @@ def ray_session(cfg: EngineConfig) -> Iterator[object]:
     """Connect to Ray for the block: the running session, a cluster (``cfg.address``) or a new local instance.
 
     A local instance started here is shut down at the end, and a reaper process
-    (:mod:`apt_core.ray_reaper`) kills whatever of it is left if this process dies first.
+    (:mod:`apt_core.runtime.ray_reaper`) kills whatever of it is left if this process dies first.
     """
     ray = _import_ray()
     if ray.is_initialized():  # the caller (a test, a notebook) owns this session
@@ -189,14 +189,14 @@ def ray_session(cfg: EngineConfig) -> Iterator[object]:
 
 
 def start_reaper() -> subprocess.Popen:
-    """Start the process that kills this process's Ray processes once it has gone (see :mod:`apt_core.ray_reaper`)."""
+    """Start the process that kills this process's Ray processes once it has gone (see :mod:`apt_core.runtime.ray_reaper`)."""
     import apt_core
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(apt_core.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     # Its own session: a Ctrl-C in the terminal reaches this process (which shuts Ray down and
     # then closes the pipe) rather than killing the reaper before it could clean up.
-    return subprocess.Popen([sys.executable, "-m", "apt_core.ray_reaper", str(os.getpid())], stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "apt_core.runtime.ray_reaper", str(os.getpid())], stdin=subprocess.PIPE,
                             env=env, start_new_session=True)
 
 
@@ -213,15 +213,15 @@ def _stop_reaper(reaper: subprocess.Popen | None) -> None:
 
 def _unit_task(scenario: Scenario, rep: int, unit: str, cache_root: str, store_models: bool, data, *needs) -> dict:
     """One Ray task: compute one unit into the shared cache (``needs``: the refs it waited for)."""
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import compute_unit
-    from apt_core.runtime import configure_threads
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.experiments.pipeline import compute_unit
+    from apt_core.runtime.devices import configure_threads
 
     configure_threads()  # APT_NUM_THREADS from WORKER_ENV: one thread per task
     t0, c0 = time.perf_counter(), time.process_time()
     cache = ArtifactCache(cache_root, store_models=store_models)
     if unit == UNIT_DETECTION:
-        from apt_core.detect import run_detection
+        from apt_core.experiments.detection_run import run_detection
 
         run_detection(scenario, cache=cache, data=data, reps=[rep])
         cached = cache.stats.misses == 0
@@ -240,7 +240,7 @@ def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_sc
     it); it is put in Ray's object store once per data set and shared by the tasks.
     ``progress(fraction, stage)`` returning False cancels (the running tasks are killed).
     """
-    from apt_core.runtime import resolve_device
+    from apt_core.runtime.devices import resolve_device
 
     if not units:
         return []
@@ -336,7 +336,7 @@ def data_loader(data=None):
 
 def _answered_by_cache(compute) -> bool:
     """Whether ``compute()`` (a cache-only run) finds everything it needs in the cache."""
-    from apt_core.cache import CacheMiss
+    from apt_core.storage.cache import CacheMiss
 
     try:
         compute()
@@ -347,21 +347,21 @@ def _answered_by_cache(compute) -> bool:
 
 def fully_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``cache`` answers ``scenario`` in full (nothing would be computed)."""
-    from apt_core.experiment import run_scenario
+    from apt_core.experiments.pipeline import run_scenario
 
     return _answered_by_cache(lambda: run_scenario(scenario, cache=cache, data=data, cache_only=True))
 
 
 def detection_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``cache`` holds every detector's result on every seed of ``scenario``."""
-    from apt_core.detect import run_detection
+    from apt_core.experiments.detection_run import run_detection
 
     return _answered_by_cache(lambda: run_detection(scenario, cache=cache, data=data, cache_only=True, with_stealth=False))
 
 
 def stage_name(unit: str, attack: str) -> str:
     """The stage a unit's time belongs to, in words (for ``timings.csv`` and its shares)."""
-    from apt_core.experiment import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
+    from apt_core.experiments.pipeline import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
 
     if unit == UNIT_ORIGIN:
         return "MF on clean data"

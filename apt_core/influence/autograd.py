@@ -1,6 +1,6 @@
 """APT's influence for any differentiable victim, by autograd Hessian-vector products.
 
-MF's influence has a closed form (:func:`apt_core.influence.influence_vector`, the fast
+MF's influence has a closed form (:func:`apt_core.influence.mf.influence_vector`, the fast
 path).  For other victims (LightGCN, NeuMF) the same quantity (Wu et al., SIGIR 2021, Eq. 4-5)
 
     I_j = -(1/n) sum_{z in probe} w . d/d(z,j) grad_theta L(z, theta),   (H + lambda I) w = grad L_ER
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from apt_core.errors import ConfigError
-from apt_core.influence import SOLVERS, InfluenceResult, LissaSettings, conjugate_gradient, lanczos_filter, lissa_filter, lissa_recursion
+from apt_core.influence.mf import SOLVERS, InfluenceResult, LissaSettings, conjugate_gradient, lanczos_filter, lissa_filter, lissa_recursion
 
 KINDS = ("explicit", "logloss", "bpr")
 Params = list[torch.Tensor]

@@ -19,8 +19,8 @@ import numpy as np
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split
-from apt_core.metrics import Evaluation, robustness_improvement
-from apt_core.scenario import Scenario
+from apt_core.evaluation.metrics import Evaluation, robustness_improvement
+from apt_core.experiments.scenario import Scenario
 
 #: rows after the defenses that are yardsticks, not methods (no RI; never a significance baseline)
 REFERENCE_PHASES = ("popularity",)

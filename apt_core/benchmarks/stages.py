@@ -20,9 +20,9 @@ import torch
 from apt_core.data import leave_one_out, load_dataset, select_targets
 from apt_core.data.split import attack_budget
 from apt_core.errors import AptError
-from apt_core.metrics import evaluate
+from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import MFConfig, fit_mf
-from apt_core.runtime import device_label, resolve_device
+from apt_core.runtime.devices import device_label, resolve_device
 
 
 @dataclass
@@ -126,8 +126,8 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             if name != data.name:
                 rows.extend(bench_apt_on(name, data_dir, dev, repeats, out))
 
-    if include_victims:  # LightGCN / NeuMF fits and APT's autograd influence (apt_core.bench_victims)
-        from apt_core.bench_victims import bench_victims
+    if include_victims:  # LightGCN / NeuMF fits and APT's autograd influence (apt_core.benchmarks.victims)
+        from apt_core.benchmarks.victims import bench_victims
 
         victim_rows = bench_victims(split, dev, time_it, repeats, synthetic_ml1m_shape() if include_ml1m else None)
         rows.extend(BenchRow(*row) for row in victim_rows)
@@ -135,7 +135,7 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
     if include_ml1m:
         env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
         proc = subprocess.run(
-            [sys.executable, "-c", "from apt_core.bench import _ml1m_memory_child; _ml1m_memory_child()"],
+            [sys.executable, "-c", "from apt_core.benchmarks.stages import _ml1m_memory_child; _ml1m_memory_child()"],
             capture_output=True, text=True, env=env,
         )
         if proc.returncode == 0:
@@ -180,7 +180,7 @@ def bench_influence_ml1m(dev: torch.device, repeats: int = 3, pretrain_epochs: i
     regeneration (plus building the sparsity structure, which APT does once per fit), on
     each device present (the CPU always, CUDA when a GPU exists).
     """
-    from apt_core.influence import RatingStructure, influence_vector, probe_users
+    from apt_core.influence.mf import RatingStructure, influence_vector, probe_users
     from apt_core.models.mf import MFTrainer
 
     data = synthetic_ml1m_shape()

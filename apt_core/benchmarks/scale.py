@@ -116,9 +116,9 @@ def run_scale_bench(shape: str = "ml-1m", data_dir: str | None = None, repeats: 
     from apt_core.data import leave_one_out, select_targets
     from apt_core.data.split import attack_budget
     from apt_core.defenses import DEFENSES, DefenseContext, make_defense
-    from apt_core.metrics import evaluate
+    from apt_core.evaluation.metrics import evaluate
     from apt_core.models.mf import MFConfig, fit_mf
-    from apt_core.runtime import device_label, resolve_device
+    from apt_core.runtime.devices import device_label, resolve_device
 
     dev = resolve_device(device)
     rows: list[StageRow] = []
@@ -189,7 +189,7 @@ def run_scale_bench(shape: str = "ml-1m", data_dir: str | None = None, repeats: 
 def _influence_row(train, dev, cfg, repeats: int) -> StageRow:
     """One APT influence vector (APT's default solver) after 15 epochs of MF, as APT meets it."""
     from apt_core.defenses import make_defense
-    from apt_core.influence import RatingStructure, influence_vector, probe_users
+    from apt_core.influence.mf import RatingStructure, influence_vector, probe_users
     from apt_core.models.mf import MFTrainer
 
     solver = getattr(make_defense("apt"), "solver", "cg")

@@ -5,9 +5,9 @@ land one file at a time): the Average attack on unpopular targets, defended by t
 honest defense (APT-trusted: a shilling detector decides which users' ratings to trust),
 with APT in the authors' setting (item statistics from the clean data, an oracle no real
 defender has) beside it, falling back to the best available of each.  :func:`run_demo` runs it with
-:func:`apt_core.experiment.run_scenario`.
+:func:`apt_core.experiments.pipeline.run_scenario`.
 
-:func:`explore_attack` is :func:`~apt_core.experiment.run_scenario` for one seed with
+:func:`explore_attack` is :func:`~apt_core.experiments.pipeline.run_scenario` for one seed with
 ``keep_models=True`` (models from the artifact cache where it holds them), seen as an
 :class:`AttackView`: the fitted models and the fake profiles that the Attack and Profiles
 pages need (top-K lists of one user, user factors of fake vs real users).
@@ -27,8 +27,8 @@ from apt_core.data.dataset import RatingData
 from apt_core.data.split import Split
 from apt_core.defenses import defense_names
 from apt_core.errors import ConfigError
-from apt_core.experiment import Scenario, ScenarioResult, run_scenario
-from apt_core.metrics import Evaluation
+from apt_core.experiments.pipeline import Scenario, ScenarioResult, run_scenario
+from apt_core.evaluation.metrics import Evaluation
 
 ProgressFn = Callable[[float, str], object]
 
@@ -109,10 +109,10 @@ class AttackView:
 def explore_attack(scenario: Scenario, progress: ProgressFn | None = None, cache=None, cache_only: bool = False, data=None) -> AttackView:
     """Clean MF, the attack and MF on the poisoned data for ``scenario.seed``; models kept.
 
-    The same pipeline as every other run (:func:`~apt_core.experiment.run_scenario`, one seed,
+    The same pipeline as every other run (:func:`~apt_core.experiments.pipeline.run_scenario`, one seed,
     no defense), so its numbers are the ``origin`` and ``attack`` rows of that run;
     ``cache`` (an ``ArtifactCache``) shares its models and fake profiles with them;
-    ``cache_only`` raises :class:`apt_core.cache.CacheMiss` instead of training.
+    ``cache_only`` raises :class:`apt_core.storage.cache.CacheMiss` instead of training.
     """
     result = run_scenario(dataclasses.replace(scenario, seeds=1, defenses=("none",)), progress, cache=cache, keep_models=True,
                           cache_only=cache_only, data=data)

@@ -3,7 +3,7 @@
 On a small data set a class moves sliders and expects the figures to follow at once.  The
 controls in live mode snap to a coarse grid (:class:`GridSpec`: attacks x attack sizes x
 defenses x ERM shares x item statistics, one seed); :func:`build_grid` fits every point of
-it once through :func:`apt_core.experiment.run_scenario` with the artifact cache, one
+it once through :func:`apt_core.experiments.pipeline.run_scenario` with the artifact cache, one
 defense at a time (origin and attack models are shared by all defenses; AT and PCMF do not
 depend on the ERM settings, so they are fitted once per attack).  Afterwards any combination
 of the grid's values is answered by ``run_scenario(..., cache_only=True)`` in milliseconds.
@@ -21,7 +21,7 @@ from typing import Callable
 from apt_core.attacks import attack_names
 from apt_core.defenses import defense_names
 from apt_core.errors import CancelledError
-from apt_core.scenario import Scenario
+from apt_core.experiments.scenario import Scenario
 
 ProgressFn = Callable[[float, str], object]
 
@@ -87,7 +87,7 @@ def grid_scenarios(base: Scenario, spec: GridSpec = GridSpec()) -> list[Scenario
 
 def is_cached(scenario: Scenario, cache, data=None) -> bool:
     """Whether ``scenario`` is answered from the cache alone (no training)."""
-    from apt_core.engine import fully_cached
+    from apt_core.experiments.engine import fully_cached
 
     return fully_cached(scenario, cache, data)
 
@@ -103,7 +103,7 @@ class GridReport:
 
 def build_grid(scenarios: list[Scenario], cache, progress: ProgressFn | None = None, data=None) -> GridReport:
     """Fit every scenario once into ``cache``; ``progress(fraction, text)`` returning False cancels."""
-    from apt_core.experiment import run_scenario
+    from apt_core.experiments.pipeline import run_scenario
 
     t0 = time.perf_counter()
     n_cached = 0

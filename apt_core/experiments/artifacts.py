@@ -1,4 +1,4 @@
-"""Cache keys and payloads of the pipeline's artifacts (see :mod:`apt_core.experiment` for what each key covers).
+"""Cache keys and payloads of the pipeline's artifacts (see :mod:`apt_core.experiments.pipeline` for what each key covers).
 
 :class:`Keys` builds every key of one scenario run; :func:`model_payload` /
 :func:`rebuild_model` store a fitted model and bring it back; :func:`eval_payload` /
@@ -11,14 +11,14 @@ import numpy as np
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import Split
-from apt_core.metrics import Evaluation
+from apt_core.evaluation.metrics import Evaluation
 from apt_core.models.mf import MFConfig
-from apt_core.scenario import CACHE_FORMAT
+from apt_core.experiments.scenario import CACHE_FORMAT
 
 
 def split_fingerprint(data: RatingData, split: Split) -> str:
     """Content hash of a split: the data set's identity, content and the split seed in one key."""
-    from apt_core.cache import array_fingerprint, stable_hash
+    from apt_core.storage.cache import array_fingerprint, stable_hash
 
     t = split.train
     return stable_hash({
@@ -30,7 +30,7 @@ def split_fingerprint(data: RatingData, split: Split) -> str:
 
 
 def profiles_fingerprint(fake: FakeProfiles) -> str:
-    from apt_core.cache import array_fingerprint
+    from apt_core.storage.cache import array_fingerprint
 
     return array_fingerprint(fake.users, fake.items, fake.ratings, np.array([fake.n_fake_users, fake.n_items]))
 
@@ -39,12 +39,12 @@ class Keys:
     """Builds the cache keys of one scenario run (see the module docstring).
 
     Code enters each key as the fingerprint of the modules that artifact runs (the attack's
-    or defense's module closure, see :func:`apt_core.cache.code_fingerprint`), so editing one
+    or defense's module closure, see :func:`apt_core.storage.cache.code_fingerprint`), so editing one
     defense does not invalidate the clean models or the other defenses' entries.
     """
 
     def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig, victim=None):
-        from apt_core.cache import environment_fingerprint
+        from apt_core.storage.cache import environment_fingerprint
 
         self.split = split_fingerprint(data, split)
         self.base = {"format": CACHE_FORMAT, "env": environment_fingerprint(),
@@ -55,7 +55,7 @@ class Keys:
         self._code: dict = {}
 
     def code(self, obj) -> str:
-        from apt_core.cache import code_fingerprint
+        from apt_core.storage.cache import code_fingerprint
 
         cls = obj if isinstance(obj, type) else type(obj)
         if cls not in self._code:
@@ -63,7 +63,7 @@ class Keys:
         return self._code[cls]
 
     def _hash(self, **parts) -> str:
-        from apt_core.cache import stable_hash
+        from apt_core.storage.cache import stable_hash
 
         return stable_hash({**self.base, **parts})
 
@@ -82,7 +82,7 @@ class Keys:
 
     def popularity(self) -> str:
         """The popularity ranking of the clean training data (no seed, no code but the counting)."""
-        from apt_core.cache import code_fingerprint
+        from apt_core.storage.cache import code_fingerprint
         from apt_core.models import popularity
 
         if "popularity" not in self._code:
@@ -91,7 +91,7 @@ class Keys:
 
     def victim_code(self) -> str:
         """Fingerprint of the victim's modules (a defense's closure does not import them all)."""
-        from apt_core.cache import code_fingerprint
+        from apt_core.storage.cache import code_fingerprint
         from apt_core.models import lightgcn, neumf
 
         if "victim" not in self._code:
@@ -99,8 +99,8 @@ class Keys:
         return self._code["victim"]
 
     def evaluation(self, model_key: str, targets: np.ndarray) -> str:
-        from apt_core.cache import code_fingerprint
-        from apt_core import metrics
+        from apt_core.storage.cache import code_fingerprint
+        from apt_core.evaluation import metrics
 
         if "metrics" not in self._code:
             self._code["metrics"] = code_fingerprint(metrics)
@@ -108,7 +108,7 @@ class Keys:
 
 
 def model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
-    from apt_core.cache import storable_subset
+    from apt_core.storage.cache import storable_subset
 
     diag, dropped = storable_subset(diagnostics or {})
     payload = {"seconds": float(seconds), "diagnostics": diag, "dropped_diagnostics": dropped, "state": None, "model_class": None}

@@ -2,7 +2,7 @@
 
 Grid (the paper's Tables 2-3; docs/protocol.md): for each target set (``random``, ``unpopular``) and each attack
 (Average, Random, AUSH, PGA, TNA -- those registered; a missing one is reported, not
-faked), one :class:`~apt_core.experiment.Scenario` with the defenses PCMF, AT, APT-rand and
+faked), one :class:`~apt_core.experiments.pipeline.Scenario` with the defenses PCMF, AT, APT-rand and
 APT, 3% attack (5% on Yelp), 5% ERM users, K = 50, the authors' MF recipe, ``--seeds``
 repetitions.  Every scenario goes through the artifact cache, so the clean model of a seed
 is trained once for all attacks, and a second identical command is answered from disk.
@@ -28,11 +28,11 @@ runs the whole pipeline in well under a minute.
 
 ``--engine ray``: every unit of the grid and the sweeps (one phase of one seed) runs as a Ray
 task that fills the artifact cache, then the pass below reads everything back from the cache,
-as the local engine computes it (:mod:`apt_core.engine`), so both write the same tables.
+as the local engine computes it (:mod:`apt_core.experiments.engine`), so both write the same tables.
 
 This module runs the grid and the figure sweeps; the paper's numbers are
-:mod:`apt_core.paper`, the tables and ``report.md`` :mod:`apt_core.report`, the engines
-:mod:`apt_core.engine`.
+:mod:`apt_core.reporting.paper`, the tables and ``report.md`` :mod:`apt_core.reporting.report`, the engines
+:mod:`apt_core.experiments.engine`.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.paper import (  # noqa: F401 -- re-exported: their old home
+from apt_core.reporting.paper import (  # noqa: F401 -- re-exported: their old home
     ATTACK_LABELS,
     PAPER,
     PAPER_ATTACKS,
@@ -58,7 +58,7 @@ from apt_core.paper import (  # noqa: F401 -- re-exported: their old home
     PaperValue,
     paper_value,
 )
-from apt_core.report import report_markdown, results_table, table_markdown, timing_markdown  # noqa: F401
+from apt_core.reporting.report import report_markdown, results_table, table_markdown, timing_markdown  # noqa: F401
 
 ProgressFn = Callable[[float, str], object]
 
@@ -90,7 +90,7 @@ class ReproduceConfig:
     quick: bool = False
     #: also run every shilling detector on each attack of the grid (detection.csv / .md)
     detection: bool = True
-    engine: str = "local"  # local: one unit after the other here; ray: each unit a Ray task (apt_core.engine)
+    engine: str = "local"  # local: one unit after the other here; ray: each unit a Ray task (apt_core.experiments.engine)
     ray_address: str | None = None  # --engine ray: None starts a local Ray instance, "auto" joins a running cluster
     jobs: int | None = None  # --engine ray: CPUs of a local Ray instance (None: every core)
     victim: str = "mf"  # the recommender under attack: mf (the paper's), lightgcn, neumf
@@ -142,7 +142,7 @@ def _available(names: Sequence[str], registry: Sequence[str], kind: str, skipped
 
 
 def _scenario(cfg: ReproduceConfig, attack: str, targets: str, defenses: tuple[str, ...], seeds: int):
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     return Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, attack=attack, attack_size=cfg.resolved_attack_size(),
                     targets=targets, defenses=defenses, erm_fraction=cfg.erm_fraction, erm_stats=cfg.erm_stats,
@@ -212,7 +212,7 @@ def detection_table(cfg: ReproduceConfig, grid: list[tuple[str, str]], attacks: 
     attack's stealth statistics beside them (an attack caught only through an artefact of
     its filler ratings shows it there).  Detector results come from the artifact cache when
     there (``--engine ray`` computes them as units first)."""
-    from apt_core.detect import run_detection
+    from apt_core.experiments.detection_run import run_detection
 
     rows = []
     pairs = detection_scenarios(cfg, grid, attacks)
@@ -255,9 +255,9 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     from apt_core.attacks import ATTACKS
     from apt_core.data import load_dataset
     from apt_core.defenses import DEFENSES
-    from apt_core.experiment import run_scenario
+    from apt_core.experiments.pipeline import run_scenario
     from apt_core.plots.results import rank_shift_boxplot, rank_shift_frame, sweep_figure, sweep_summary
-    from apt_core.sweeps import sweep
+    from apt_core.experiments.sweeps import sweep
 
     if cfg.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {cfg.seeds}")
@@ -300,8 +300,8 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         raise ConfigError(f"--jobs {cfg.jobs} runs {cfg.jobs} Ray workers: add --engine ray "
                           "(the local engine computes one unit after the other)")
     if cfg.engine != "local":
-        from apt_core.cache import ArtifactCache
-        from apt_core.engine import EngineConfig, fill_cache
+        from apt_core.storage.cache import ArtifactCache
+        from apt_core.experiments.engine import EngineConfig, fill_cache
 
         engine = EngineConfig(cfg.engine, cfg.ray_address, cfg.jobs)
         engine.validate()
@@ -327,7 +327,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         res = run_scenario(scenario, progress=tick(cfg.seeds, f"{targets} targets, {attack}"), cache=cache, data=data)
         results[(targets, attack)] = res
         if store is not None:
-            from apt_core.store import HistoryError
+            from apt_core.storage.history import HistoryError
 
             try:
                 # once=True: a rerun after a kill does not record a finished scenario twice
@@ -345,7 +345,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     files: list[Path] = []
 
     def write(name: str, text: str) -> None:
-        from apt_core.cache import atomic_write_bytes
+        from apt_core.storage.cache import atomic_write_bytes
 
         atomic_write_bytes(out / name, text.encode())
         files.append(out / name)
@@ -409,8 +409,8 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
         progress(1.0, "done")
     report = report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks)
     if unit_timings:
-        from apt_core.engine import stage_shares
-        from apt_core.report import stage_share_markdown
+        from apt_core.experiments.engine import stage_shares
+        from apt_core.reporting.report import stage_share_markdown
 
         # Where this run's time went: one row per unit a Ray task computed (cached units cost nothing).
         write("timings.csv", pd.DataFrame(unit_timings).to_csv(index=False))

@@ -2,7 +2,7 @@
 
 Default location: ``$APT_HISTORY_DB`` if set, else ``<cache root>/history.sqlite`` where the
 cache root is ``$APT_CACHE_DIR`` or ``~/.cache/apt_lab`` (the same root as the data-download
-cache and the artifact cache of :mod:`apt_core.cache`).
+cache and the artifact cache of :mod:`apt_core.storage.cache`).
 
 What is stored per run: the scenario (its JSON config and its cache key), the full
 ``ScenarioResult.to_json()`` object, per-seed metrics of every phase (table ``metrics``),
@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Iterable
 import pandas as pd
 
 from apt_core.errors import AptError, ConfigError
-from apt_core.paths import default_cache_root, default_history_path  # noqa: F401 -- re-exported (their old home)
+from apt_core.storage.paths import default_cache_root, default_history_path  # noqa: F401 -- re-exported (their old home)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from apt_core.results import ScenarioResult
-    from apt_core.scenario import ProgressFn, Scenario
+    from apt_core.experiments.results import ScenarioResult
+    from apt_core.experiments.scenario import ProgressFn, Scenario
 
 SCHEMA_VERSION = 1
 
@@ -275,7 +275,7 @@ class RunStore:
         config = payload["config"]
         run_key = None
         if once:
-            from apt_core.cache import stable_hash
+            from apt_core.storage.cache import stable_hash
 
             run_key = stable_hash({"label": label, "config": config, "dataset": payload["dataset"],
                                    "metrics": [list(m[:-1]) for m in result.per_seed_metrics()]})  # all but the seconds
@@ -364,7 +364,7 @@ class RunStore:
         if run_ids is not None:
             keep = set(run_ids)
             runs = runs[runs["run_id"].isin(keep)]
-        from apt_core.cache import atomic_write_bytes
+        from apt_core.storage.cache import atomic_write_bytes
 
         if fmt == "csv":
             metrics = self.metrics(list(runs["run_id"]))
@@ -380,13 +380,13 @@ class RunStore:
 def run_and_record(scenario: "Scenario", progress: "ProgressFn | None" = None, cache=True, store=True, label: str = ""):
     """Run with the default artifact cache and record the run in the default history.
 
-    ``cache``/``store``: True for the default :class:`~apt_core.cache.ArtifactCache` /
+    ``cache``/``store``: True for the default :class:`~apt_core.storage.cache.ArtifactCache` /
     :class:`RunStore`, an instance to use it, False/None for neither.
     Returns ``(result, run_id)`` (``run_id`` None when not recorded).  (It lived in
-    :mod:`apt_core.experiment`, which sits below the history and may not import it.)
+    :mod:`apt_core.experiments.pipeline`, which sits below the history and may not import it.)
     """
-    from apt_core.cache import ArtifactCache
-    from apt_core.experiment import run_scenario
+    from apt_core.storage.cache import ArtifactCache
+    from apt_core.experiments.pipeline import run_scenario
 
     if cache is True:
         cache = ArtifactCache()

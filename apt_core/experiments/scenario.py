@@ -3,7 +3,7 @@
 :func:`parse_targets` turns the scenario's ``targets`` (``random``, ``unpopular``, the APT
 authors' fixed lists ``paper`` / ``paper-unpopular`` / ``paper-random``, or the data set's own
 item ids) into dense item indices of a split.  The pipeline that runs a scenario is
-:mod:`apt_core.experiment`; its results are :mod:`apt_core.results`.
+:mod:`apt_core.experiments.pipeline`; its results are :mod:`apt_core.experiments.results`.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from apt_core.data.split import Split
 from apt_core.defenses import defense_names
 from apt_core.defenses.erm import ERM_PRESETS
 from apt_core.errors import ConfigError
-from apt_core.influence import SOLVERS
-from apt_core.runtime import resolve_device
+from apt_core.influence.mf import SOLVERS
+from apt_core.runtime.devices import resolve_device
 
 CACHE_FORMAT = 1  # bump when the meaning of cached artifacts changes
 #: where APT's ERM users take item means/stds from (APT's step 6 in docs/algorithms.md; robust = median/MAD)
@@ -185,7 +185,7 @@ class Scenario:
         ``device`` replaces the scenario's device (``run_scenario`` passes the resolved type,
         so ``auto`` on a CPU machine and ``cpu`` share a key).
         """
-        from apt_core.cache import stable_hash
+        from apt_core.storage.cache import stable_hash
 
         d = self.to_dict()
         d.pop("data_dir", None)

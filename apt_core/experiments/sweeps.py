@@ -1,6 +1,6 @@
 """Parameter sweeps as tidy tables (the paper's Figs. 2-3).
 
-:func:`sweep` runs one :class:`~apt_core.experiment.Scenario` per value of one parameter (a
+:func:`sweep` runs one :class:`~apt_core.experiments.pipeline.Scenario` per value of one parameter (a
 scenario field such as ``attack_size``, or any declared hyper-parameter ``NAME.PARAM`` such as
 ``apt.r_plus``; ``python -m apt_core sweep --param apt.r_plus --values 0,0.1,0.2``) and
 returns one row per value x phase x seed, ready for :func:`apt_core.plots.results.sweep_figure`.
@@ -29,7 +29,7 @@ def sweepable_parameters() -> list[str]:
     """Scenario fields, then every declared hyper-parameter as ``NAME.PARAM`` (e.g. ``apt.r_plus``)."""
     from apt_core.attacks import ATTACKS
     from apt_core.defenses import DEFENSES
-    from apt_core.experiment import Scenario
+    from apt_core.experiments.pipeline import Scenario
 
     fields = [f.name for f in dataclasses.fields(Scenario) if f.name not in _NOT_SWEEPABLE and f.name != "params"]
     declared = [f"{name}.{p.name}" for registry in (ATTACKS, DEFENSES) for name, cls in registry.items() for p in cls.params]
@@ -45,14 +45,14 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     hit ratios (None where the attack moved nothing, and for origin/attack themselves).
     ``progress(fraction, stage)`` returning ``False`` cancels (:class:`CancelledError`).
     ``cache`` and ``data`` (the loaded data set, when the sweep does not change it) are
-    passed to :func:`~apt_core.experiment.run_scenario`.  ``engine``: an
-    :class:`apt_core.engine.EngineConfig`; with ``engine="ray"`` every value's units run
+    passed to :func:`~apt_core.experiments.pipeline.run_scenario`.  ``engine``: an
+    :class:`apt_core.experiments.engine.EngineConfig`; with ``engine="ray"`` every value's units run
     as Ray tasks that fill ``cache`` first (needs a cache), then the rows are read back
     here exactly as the local (sequential) engine computes them.  ``on_result(value, result)``
-    receives each value's :class:`~apt_core.results.ScenarioResult` (the dashboard records them
+    receives each value's :class:`~apt_core.experiments.results.ScenarioResult` (the dashboard records them
     in the run history).
     """
-    from apt_core.experiment import run_scenario
+    from apt_core.experiments.pipeline import run_scenario
 
     if parameter not in sweepable_parameters():
         raise ConfigError(f"cannot sweep {parameter!r}: choose one of {', '.join(sweepable_parameters())}")
@@ -73,7 +73,7 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     same_data = parameter not in ("dataset", "data_dir")
     share = 0.0  # of the progress bar taken by the Ray tasks
     if engine is not None and engine.engine != "local":
-        from apt_core.engine import data_loader, fill_cache
+        from apt_core.experiments.engine import data_loader, fill_cache
 
         loader = data_loader(data if same_data else None)
         share = 0.9

@@ -1,6 +1,6 @@
 """Kill a local Ray instance's processes once the process that started it is gone.
 
-``python -m apt_core.ray_reaper DRIVER_PID``, started by :func:`apt_core.engine.ray_session`
+``python -m apt_core.runtime.ray_reaper DRIVER_PID``, started by :func:`apt_core.experiments.engine.ray_session`
 with a pipe on its standard input.  Why it exists: when the driver of a local Ray instance
 is killed (SIGKILL, the OOM killer, a closed terminal), Ray's GCS server, raylet and
 workers die with it, but its dashboard and runtime-env agents (Ray 2.x) stay behind for

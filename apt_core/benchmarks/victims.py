@@ -16,8 +16,8 @@ def bench_victims(split: Split, dev: torch.device, time_it, repeats: int = 1, ml
                   victims: tuple[str, ...] = ("lightgcn", "neumf")) -> list[tuple[str, float, float, int, str]]:
     """Rows ``(stage, median s, min s, repeats, note)``; ``time_it(fn, repeats)`` is bench's timer,
     ``ml1m_data`` bench's ML-1M-shaped synthetic set (None: no ML-1M rows)."""
-    from apt_core.influence import probe_users
-    from apt_core.influence_autograd import victim_influence
+    from apt_core.influence.mf import probe_users
+    from apt_core.influence.autograd import victim_influence
     from apt_core.models.victims import default_victim_config, victim_trainer
 
     rows = []

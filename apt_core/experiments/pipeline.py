@@ -1,16 +1,16 @@
 """The pipeline: one scenario = data -> split -> targets -> clean fit -> attack -> defended fits -> metrics.
 
-:class:`~apt_core.scenario.Scenario` is the whole description of an experiment (what the
+:class:`~apt_core.experiments.scenario.Scenario` is the whole description of an experiment (what the
 CLI's flags and the dashboard's widgets set); :func:`run_scenario` runs it and returns a
-:class:`~apt_core.results.ScenarioResult` whose ``to_json()`` is the CLI's ``--json``
+:class:`~apt_core.experiments.results.ScenarioResult` whose ``to_json()`` is the CLI's ``--json``
 contract (docs/cli.md).  There is one pipeline: the Attack and Profiles pages, the demo and
 ``poison`` use its stages (:func:`prepare`, :func:`generate_profiles`) or ask
 :func:`run_scenario` to keep the fitted models (``keep_models=True``) instead of repeating it.
 
-This module keeps its old public names: ``from apt_core.experiment import Scenario,
+This module keeps its old public names: ``from apt_core.experiments.pipeline import Scenario,
 ScenarioResult, PhaseResult, run_scenario`` still works (the classes live in
-:mod:`apt_core.scenario` and :mod:`apt_core.results`, the cache keys in
-:mod:`apt_core.artifacts`).
+:mod:`apt_core.experiments.scenario` and :mod:`apt_core.experiments.results`, the cache keys in
+:mod:`apt_core.experiments.artifacts`).
 
 Repetitions: the split and the target items depend on ``seed`` only, so every repetition
 sees the same data and targets; repetition ``r`` uses ``seed + r`` for model initialisation,
@@ -18,7 +18,7 @@ the attack's randomness and the defenses' randomness.  Means and standard deviat
 over repetitions; RI is computed from the mean hit ratios.
 
 Caching (pass ``cache=ArtifactCache()``; the CLI does by default): every expensive artifact
-is stored on disk under a key that covers exactly what determines it (:mod:`apt_core.cache`):
+is stored on disk under a key that covers exactly what determines it (:mod:`apt_core.storage.cache`):
 
 - split key = SHA-256 of the split's content (train triples, test items and ratings, scale,
   data set name): covers the data set identity, its content and the split seed;
@@ -33,7 +33,7 @@ is stored on disk under a key that covers exactly what determines it (:mod:`apt_
 - evaluation = (model key, targets).  K is not part of it: ranks do not depend on K.
 
 Every key also holds a fingerprint of the source code that produced the artifact (the
-attack's or defense's modules and what they import, :func:`apt_core.cache.code_fingerprint`)
+attack's or defense's modules and what they import, :func:`apt_core.storage.cache.code_fingerprint`)
 and the torch/numpy versions.  Reported ``seconds`` are always the original fit times, also when an
 artifact came from the cache (``PhaseResult.from_cache`` says which did).
 """
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apt_core.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fingerprint re-exported
+from apt_core.experiments.artifacts import (  # noqa: F401 -- profiles_fingerprint/split_fingerprint re-exported
     Keys,
     eval_payload,
     evaluation_from_entry,
@@ -62,13 +62,13 @@ from apt_core.data.dataset import Interactions, RatingData
 from apt_core.data.split import AttackBudget, Split, attack_budget
 from apt_core.defenses import DefenseContext, make_defense
 from apt_core.errors import CancelledError, ConfigError, DataError, DivergedError, warn
-from apt_core.metrics import Evaluation, evaluate, prediction_shift, rank_shift
+from apt_core.evaluation.metrics import Evaluation, evaluate, prediction_shift, rank_shift
 from apt_core.models.mf import MFConfig
 from apt_core.models.victims import VictimConfig, default_victim_config
 from apt_core.models.popularity import fit_popularity
-from apt_core.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
-from apt_core.runtime import resolve_device
-from apt_core.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, ProgressFn, Scenario, parse_targets  # noqa: F401
+from apt_core.experiments.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
+from apt_core.runtime.devices import resolve_device
+from apt_core.experiments.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, ProgressFn, Scenario, parse_targets  # noqa: F401
 
 #: the old private name, kept for callers outside this module
 _parse_targets = parse_targets
@@ -167,7 +167,7 @@ def _fit_evaluate_once(cache, keys: Keys | None, train_key: str, defense, ctx: D
             cache.save("eval", eval_key, eval_payload(ev, entry["seconds"], entry.get("diagnostics", {})))
             return ev, float(entry["seconds"]), entry.get("diagnostics", {}), True, model if keep_model else None
     if cache_only:
-        from apt_core.cache import CacheMiss
+        from apt_core.storage.cache import CacheMiss
 
         raise CacheMiss(f"{defense.name} model not cached")
     t0 = time.perf_counter()
@@ -213,7 +213,7 @@ def generate_attack(scenario: Scenario, prepared: Prepared, seed: int, device: t
             fake = FakeProfiles(hit["users"], hit["items"], hit["ratings"], int(hit["n_fake_users"]), int(hit["n_items"]))
             return AttackResult(fake, hit.get("diagnostics") or {}), True, hit.get("seconds")
     if cache_only:
-        from apt_core.cache import CacheMiss
+        from apt_core.storage.cache import CacheMiss
 
         raise CacheMiss(f"{scenario.attack} profiles not cached")
     t0 = time.perf_counter()
@@ -237,7 +237,7 @@ def poisoned_training(split: Split, fake: FakeProfiles | None, keys: "Keys | Non
 
 def detect_through_cache(detector, data: Interactions, seed: int, cache, key: str | None, cache_only: bool = False) -> tuple[object, float]:
     """``detector.detect(data, seed)`` through the artifact cache under ``key``: (result, seconds it took when made)."""
-    from apt_core.cache import CacheMiss
+    from apt_core.storage.cache import CacheMiss
     from apt_core.detection.base import DetectionResult
 
     if cache is not None and key is not None:
@@ -259,9 +259,9 @@ def detect_through_cache(detector, data: Interactions, seed: int, cache, key: st
 
 def detection_key(detector, data: Interactions, seed: int) -> str:
     """The cache key of ``detector.detect(data, seed)``: the data's content, the detector's
-    parameters and code, the seed.  The detection table (:mod:`apt_core.detect`) and the
+    parameters and code, the seed.  The detection table (:mod:`apt_core.experiments.detection_run`) and the
     defenses that detect (APT with trusted statistics, APT-trusted, remove-<detector>) share it."""
-    from apt_core.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
+    from apt_core.storage.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
 
     return stable_hash({"kind": "detection", "format": CACHE_FORMAT, "env": environment_fingerprint(),
                         "data": array_fingerprint(data.users, data.items, data.ratings),
@@ -284,11 +284,11 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
                  cache_only: bool = False, keep_models: bool = False) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
 
-    ``cache``: an :class:`apt_core.cache.ArtifactCache` to read and write fake profiles,
+    ``cache``: an :class:`apt_core.storage.cache.ArtifactCache` to read and write fake profiles,
     models and evaluations (None: compute everything, write nothing).
     ``data``: the already loaded ``scenario.dataset`` (saves re-reading it when many
     scenarios share one data set; cache keys hash its content either way).
-    ``cache_only``: answer from the cache or raise :class:`apt_core.cache.CacheMiss` before
+    ``cache_only``: answer from the cache or raise :class:`apt_core.storage.cache.CacheMiss` before
     any training or attack (e.g. to tell whether a result is instant).
     ``keep_models``: also return every fitted model (``ScenarioResult.models``: one dict
     phase -> model per seed), rebuilt from the cache where it holds them.  What the pages

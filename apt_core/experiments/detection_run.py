@@ -1,11 +1,11 @@
-"""Detection experiment: the data and attack of a :class:`~apt_core.experiment.Scenario`,
+"""Detection experiment: the data and attack of a :class:`~apt_core.experiments.pipeline.Scenario`,
 every shilling detector run on the poisoned training data, and its metrics (the CLI's
 ``detect`` subcommand and the dashboard's Detection page).
 
-Per seed ``r`` (``scenario.seed + r``, as :func:`apt_core.experiment.run_scenario` draws its
+Per seed ``r`` (``scenario.seed + r``, as :func:`apt_core.experiments.pipeline.run_scenario` draws its
 attacks): the fake profiles (from the artifact cache when given), the poisoned training
 set, each detector's suspicion scores and flagged users (its data-driven cut), and the
-attack's stealth statistics (:mod:`apt_core.stealth`) -- an attack that is caught only
+attack's stealth statistics (:mod:`apt_core.evaluation.stealth`) -- an attack that is caught only
 because of an artefact of its filler ratings shows it there.  Metrics are means over seeds.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from apt_core.detection import detector_names, make_detector
 from apt_core.detection.metrics import DetectionMetrics, detection_metrics, fake_mask
 from apt_core.errors import CancelledError, ConfigError
-from apt_core.scenario import Scenario
+from apt_core.experiments.scenario import Scenario
 
 ProgressFn = Callable[[float, str], object]
 
@@ -96,10 +96,10 @@ class DetectionReport:
 def _stealth_cached(train, fake, targets, cache) -> dict:
     """The attack's stealth statistics through the artifact cache (at ML-1M size the nearest-user
     distances took about 10 s, paid twice by each scenario of a repeated ``reproduce``)."""
-    from apt_core import stealth as stealth_module
-    from apt_core.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
-    from apt_core.experiment import profiles_fingerprint
-    from apt_core.stealth import stealth_statistics
+    from apt_core.evaluation import stealth as stealth_module
+    from apt_core.storage.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
+    from apt_core.experiments.pipeline import profiles_fingerprint
+    from apt_core.evaluation.stealth import stealth_statistics
 
     key = None
     if cache is not None:
@@ -121,9 +121,9 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
 
     ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
     """
-    from apt_core.artifacts import Keys
-    from apt_core.experiment import detect_through_cache, detection_key, generate_profiles, load_poison_file, poisoned_training, prepare
-    from apt_core.runtime import resolve_device
+    from apt_core.experiments.artifacts import Keys
+    from apt_core.experiments.pipeline import detect_through_cache, detection_key, generate_profiles, load_poison_file, poisoned_training, prepare
+    from apt_core.runtime.devices import resolve_device
 
     scenario.validate()
     if scenario.attack == "none" and scenario.poison_file is None:

@@ -2,7 +2,7 @@
 
 Layout: ``<root>/<kind>/<key[:2]>/<key>.pt`` with ``root`` = ``$APT_CACHE_DIR/artifacts``
 (default ``~/.cache/apt_lab/artifacts``; the data-download cache and the run history live
-beside it).  Kinds written by :func:`apt_core.experiment.run_scenario`:
+beside it).  Kinds written by :func:`apt_core.experiments.pipeline.run_scenario`:
 
 ``fake``   fake profiles of one attack run (users, items, ratings arrays);
 ``model``  a fitted recommender: its ``state_dict()`` (tensors only) + class name, the fit
@@ -20,7 +20,7 @@ defense's modules and the apt_core modules they import, :func:`code_fingerprint`
 torch/numpy versions, so editing an attack or a defense invalidates its cached outputs
 instead of silently serving stale numbers, and leaves everything else cached.  A change of
 the experiment glue that alters what an artifact means bumps ``CACHE_FORMAT`` in
-:mod:`apt_core.experiment`.  The experiment module documents what goes into each key.
+:mod:`apt_core.experiments.pipeline`.  The experiment module documents what goes into each key.
 
 Safety:
 - atomic writes: bytes go to a temporary file in the same folder, are fsynced, then
@@ -190,7 +190,7 @@ def code_fingerprint(*objects) -> str:
 
 
 #: modules whose code shapes every artifact even when imported lazily
-ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.metrics", "apt_core.runtime", "apt_core.data.dataset")
+ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.evaluation.metrics", "apt_core.runtime.devices", "apt_core.data.dataset")
 
 
 def environment_fingerprint() -> dict:
@@ -266,7 +266,7 @@ class ArtifactCache:
 
     def __init__(self, root: str | Path | None = None, store_models: bool = True):
         if root is None:
-            from apt_core.paths import default_cache_root
+            from apt_core.storage.paths import default_cache_root
 
             root = default_cache_root() / "artifacts"
         self.root = Path(root).expanduser()

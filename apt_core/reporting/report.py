@@ -1,6 +1,6 @@
 """What ``reproduce`` writes: the long tables, their Markdown (ours ± sd beside the paper's), timings and ``report.md``.
 
-Pure functions of finished :class:`~apt_core.results.ScenarioResult` objects; nothing here
+Pure functions of finished :class:`~apt_core.experiments.results.ScenarioResult` objects; nothing here
 trains or runs anything.
 """
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from apt_core.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
+from apt_core.reporting.paper import ATTACK_LABELS, PAPER_DEFENSES, PAPER_HEADLINE, PAPER_PHASES, PaperValue, paper_value
 from apt_core.stats import STARS_LEGEND
 
 #: the tables' phases: the paper's, then the clean-data popularity ranking (our yardstick; the paper has none)
 TABLE_PHASES = (*PAPER_PHASES, "popularity")
 
 
-def results_table(results: dict, cfg: "ReproduceConfig", metric: str) -> pd.DataFrame:  # noqa: F821 -- apt_core.reproduce's
+def results_table(results: dict, cfg: "ReproduceConfig", metric: str) -> pd.DataFrame:  # noqa: F821 -- apt_core.reporting.reproduce's
     """Long table: one row per (targets, attack, phase of :data:`TABLE_PHASES`) with ours (mean, sd), stars, RI and the paper's."""
     rows = []
     dataset = cfg.dataset.lower()
@@ -113,7 +113,7 @@ def timing_markdown(results: dict) -> str:
 
 
 def stage_share_markdown(shares: pd.DataFrame, wall: float) -> str:
-    """The Ray engine's per-stage table (from :func:`apt_core.engine.stage_shares`) as markdown."""
+    """The Ray engine's per-stage table (from :func:`apt_core.experiments.engine.stage_shares`) as markdown."""
     total = float(shares["task_seconds"].sum())
     lines = [f"Summed over the {int(shares['units'].sum())} units computed as Ray tasks: {total:.0f} s of task time "
              f"in {wall:.0f} s wall; each stage's share of the task time.", "",
@@ -124,8 +124,8 @@ def stage_share_markdown(shares: pd.DataFrame, wall: float) -> str:
 
 
 def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_notes, defenses, attacks) -> str:
-    from apt_core.scenario import Scenario
-    from apt_core.store import package_versions
+    from apt_core.experiments.scenario import Scenario
+    from apt_core.storage.history import package_versions
 
     any_res = next(iter(results.values()))
     d = any_res.data

@@ -1,0 +1,1 @@
+"""Benchmarks: timings of each pipeline stage, at scale, and of the other victims."""

@@ -1,0 +1,1 @@
+"""Reporting: the paper's numbers, the reproduce grid and its Markdown report."""

@@ -1,0 +1,1 @@
+"""Storage: the on-disk artifact cache, the run history (SQLite), where files live."""
