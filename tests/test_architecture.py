@@ -155,6 +155,15 @@ def test_no_import_cycle_in_apt_core():
     assert not found, "import cycles inside apt_core:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
+@pytest.mark.parametrize("package", ROLE_PACKAGES)
+def test_role_packages_hold_only_a_docstring(package: str):
+    # They sit in the base layer (see _layer_of), which is only true while they import nothing.
+    init = ROOT / Path(*package.split(".")) / "__init__.py"
+    body = ast.parse(init.read_text()).body
+    assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant), \
+        f"{init.relative_to(ROOT)} should hold only its docstring"
+
+
 def test_every_module_has_a_layer():
     missing = sorted(m for m in import_graph() if _layer_of(m) is None)
     assert not missing, f"place these modules in a layer of tests/test_architecture.py: {missing}"
