@@ -16,7 +16,7 @@ import numpy as np
 
 from apt_core.data.dataset import RatingData, RatingScale, build_rating_data
 from apt_core.data.download import RemoteArchive, fetch_archive
-from apt_core.data.parsing import check_positive, check_scale, numeric_ids, read_rating_table
+from apt_core.data.parsing import check_no_far_outlier, check_positive, check_scale, numeric_ids, read_rating_table
 from apt_core.errors import DataError
 
 ML_SCALE = RatingScale(1.0, 5.0, 1.0)
@@ -115,6 +115,8 @@ def load_ncf_split(prefix: str | Path, name: str | None = None, scale: RatingSca
     test, _ = read_rating_table(test_path, sep=r"\s+", min_columns=3, max_columns=4, header=False)
     for frame, path in ((train, train_path), (test, test_path)):
         check_positive(frame, path)
+    if scale is None:
+        check_no_far_outlier([(train, train_path), (test, test_path)])
     tu, ti = numeric_ids(train, "user", train_path), numeric_ids(train, "item", train_path)
     su, si = numeric_ids(test, "user", test_path), numeric_ids(test, "item", test_path)
     all_r = np.concatenate([train["rating"].to_numpy(), test["rating"].to_numpy()])
@@ -151,6 +153,8 @@ def load_csv(path: str | Path, name: str | None = None, scale: RatingScale | Non
     check_positive(frame, path)
     if scale is not None:
         check_scale(frame, scale.minimum, scale.maximum, path)
+    else:
+        check_no_far_outlier([(frame, path)])
     users = frame["user"].to_numpy()
     items = frame["item"].to_numpy()
     # Numeric ids sort numerically (so ids stay human-friendly), others as strings.

@@ -236,7 +236,54 @@ def numeric_ids(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return as_float.astype(np.int64)
 
 
+def _line_of(frame: pd.DataFrame, i: int) -> int:
+    return frame.attrs["line_numbers"][i]
+
+
+def check_finite(frame: pd.DataFrame, path: Path) -> None:
+    """Every rating is a finite number (``inf``/``nan`` would end as a diverged model much later)."""
+    r = frame["rating"].to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(r))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{path}, line {_line_of(frame, i)}: rating {r[i]!r} is not a finite number")
+
+
+#: An inferred scale's top value must be within this factor of the next value down, unless
+#: it is common.  Real scales (1..5, 0.5..4, 1..10, 0..100) step up by far less; a stray 1000
+#: in a 1..5 file (or 1e300) would otherwise become the scale maximum and every normalised
+#: rating would shrink.
+OUTLIER_FACTOR = 3.0
+#: ... and "rare" means at most this share of the ratings (at least one row).
+OUTLIER_SHARE = 0.01
+
+
+def check_no_far_outlier(frames: list[tuple[pd.DataFrame, Path]]) -> None:
+    """Refuse a rare rating far above all the others when the scale is inferred from the files.
+
+    The rule (stated in the README's data section): when the largest distinct rating is more
+    than :data:`OUTLIER_FACTOR` times the next largest distinct rating and at most
+    :data:`OUTLIER_SHARE` of the ratings carry it, it is taken for a typo.  A file whose scale
+    really looks like that declares it (``scale=`` here, ``--scale LO..HI`` on the command line).
+    A common top value (a 1-or-5 "like" file) is a scale, not a typo, and passes.
+    """
+    r = np.concatenate([f["rating"].to_numpy(dtype=np.float64) for f, _ in frames])
+    distinct = np.unique(r)
+    if len(distinct) < 2:
+        return
+    top, below = float(distinct[-1]), float(distinct[-2])
+    rare = np.count_nonzero(r == top) <= max(1, OUTLIER_SHARE * len(r))
+    if below > 0 and top > OUTLIER_FACTOR * below and rare:
+        frame, path = next((f, p) for f, p in frames if np.any(f["rating"].to_numpy(dtype=np.float64) == top))
+        i = int(np.flatnonzero(frame["rating"].to_numpy(dtype=np.float64) == top)[0])
+        raise DataError(
+            f"{path}, line {_line_of(frame, i)}: rating {top:g} is far above every other rating (the next largest is "
+            f"{below:g}), so it would become the scale's maximum and shrink all the others; fix that line, or declare "
+            f"the scale if it is real (--scale {float(distinct[0]):g}..{top:g})")
+
+
 def check_scale(frame: pd.DataFrame, lo: float, hi: float, path: Path) -> None:
+    check_finite(frame, path)
     r = frame["rating"].to_numpy()
     bad = np.flatnonzero((r < lo - 1e-9) | (r > hi + 1e-9))
     if len(bad):
@@ -246,6 +293,7 @@ def check_scale(frame: pd.DataFrame, lo: float, hi: float, path: Path) -> None:
 
 
 def check_positive(frame: pd.DataFrame, path: Path) -> None:
+    check_finite(frame, path)
     r = frame["rating"].to_numpy()
     bad = np.flatnonzero(r <= 0)
     if len(bad):
