@@ -15,7 +15,9 @@ import streamlit as st  # noqa: E402
 from apt_core.errors import AptError  # noqa: E402
 from apt_core.runtime.devices import configure_threads, device_label, resolve_device  # noqa: E402
 
-from pages._common import DATASET_LABELS, DATASETS, kept_value, presenter, presenter_password, safe_mode, save_upload, url_state, write_url  # noqa: E402
+from pages._shared.settings import DATASET_LABELS, DATASETS, kept_value, presenter, presenter_password, safe_mode  # noqa: E402
+from pages._shared.uploads import save_upload  # noqa: E402
+from pages._shared.url_state import url_state, write_url  # noqa: E402
 
 configure_threads()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
@@ -35,15 +37,25 @@ PAGE_SPECS = [
 ]
 PAGES = {f: st.Page(f"pages/{f}", title=t, icon=i, default=(n == 0)) for n, (f, t, i) in enumerate(PAGE_SPECS)}
 nav = st.navigation(list(PAGES.values()))
-st.session_state["_via_app"] = True  # pages check it (see pages/_common.ensure_app)
+st.session_state["_via_app"] = True  # pages check it (see pages/_shared/page_guard.ensure_app)
 wanted = st.session_state.pop("_wanted_page", None)
 if wanted is None and "_pending_query" not in st.session_state:
     st.session_state["_pending_query"] = st.query_params.to_dict()  # this session's first URL (page switches drop it)
 if wanted in PAGES:
     st.switch_page(PAGES[wanted])  # a deep link that arrived before navigation existed
 
-st.session_state["_url_keys"] = []  # the page about to run registers its own keys (pages/_common.url_state)
+st.session_state["_url_keys"] = []  # the page about to run registers its own keys (pages/_shared/url_state.url_state)
 url_state(["dataset", "seed", "presenter"])
+
+
+@st.cache_resource(show_spinner=False)
+def _password_gate():
+    """The server's one presenter-password gate (a new browser session does not reset its lockout)."""
+    from apt_core.runtime.serving import PasswordGate
+
+    return PasswordGate()
+
+
 with st.sidebar:
     st.header("APT Lab")
     st.toggle("Presenter mode", key="presenter", help="For a projector: hides advanced controls and enlarges the text.")
@@ -68,7 +80,7 @@ with st.sidebar:
                 st.error(st.session_state["_upload_error"])
             elif st.session_state.get("uploaded_path"):
                 st.success(f"{upload.name[:60]} loaded")
-                from pages._common import load_data
+                from pages._shared.uploads import load_data
 
                 try:
                     for note in load_data(st.session_state["uploaded_path"], None).warnings:
@@ -88,12 +100,14 @@ with st.sidebar:
                      help="This shared server reads only the folders its operator listed in APT_LAB_DATA_DIRS")
         if presenter_password():
             given = st.text_input("Presenter password", type="password", key="_presenter_pw", help="unlocks history deletion, sweeps and multi-seed runs")
-            if given:
-                from apt_core.runtime.serving import check_password
-
-                st.session_state["_presenter"] = check_password(given, presenter_password())
-                if not st.session_state["_presenter"]:
-                    st.error("wrong presenter password")
+            if given and given != st.session_state.get("_presenter_pw_checked"):
+                # Each typed value is checked once (a rerun re-sends the same text), through the
+                # server's one gate, which locks out guessing after a few wrong tries.
+                st.session_state["_presenter_pw_checked"] = given
+                st.session_state["_presenter"] = _password_gate().check(given, presenter_password())
+            if given and not st.session_state.get("_presenter"):
+                wait = _password_gate().locked_for()
+                st.error(f"too many wrong guesses: try again in {wait:.0f} s" if wait else "wrong presenter password")
         st.caption("Shared server: safe mode is on.")
     else:
         st.text_input("Data folder (real data sets)", value=os.environ.get("APT_DATA_DIR", ""), key="data_dir", help="MovieLens/FilmTrust/Yelp files; defaults to $APT_DATA_DIR")

@@ -138,13 +138,13 @@ def test_served_heavy_runs_need_the_presenter(monkeypatch):
 
 
 def test_uploads_go_to_a_private_folder_per_session():
-    from pages._common import UPLOAD_ROOT
+    from pages._shared.uploads import UPLOAD_ROOT
 
     content = (ROOT / "sample_data" / "ratings.csv").read_bytes()
     paths = []
     for _ in range(2):
         at = AppTest.from_string(
-            "import streamlit as st\nfrom pages._common import save_upload\n"
+            "import streamlit as st\nfrom pages._shared.uploads import save_upload\n"
             "st.session_state['p'] = save_upload('r.csv', st.session_state['content'])\n", default_timeout=120)
         at.session_state["content"] = content
         at.run()
@@ -157,7 +157,7 @@ def test_uploads_go_to_a_private_folder_per_session():
 
 
 def test_old_session_folders_are_swept(tmp_path):
-    from pages._common import sweep_old_uploads
+    from pages._shared.uploads import sweep_old_uploads
 
     old, fresh = tmp_path / "session-old", tmp_path / "session-new"
     for f in (old, fresh):
@@ -171,10 +171,10 @@ def test_old_session_folders_are_swept(tmp_path):
 def test_an_upload_is_parsed_once(tmp_path, monkeypatch):
     """Reruns (e.g. changing the seed) reuse the parsed upload: keyed by the content hash."""
     import apt_core.data as data_mod
-    import pages._common as common
-    from pages._common import load_data, save_upload
+    import pages._shared.uploads as uploads
+    from pages._shared.uploads import load_data, save_upload
 
-    monkeypatch.setattr(common, "UPLOAD_ROOT", tmp_path)
+    monkeypatch.setattr(uploads, "UPLOAD_ROOT", tmp_path)
     calls = []
     real = data_mod.load_csv
 
@@ -205,7 +205,7 @@ def test_warnings_reach_the_page(tmp_path, monkeypatch):
 
 
 def test_duplicate_rows_are_shown_on_the_data_page(tmp_path):
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     rows = "user,item,rating\n" + "".join(f"{u},{i},3\n" for u in range(12) for i in range(10)) + "1,1,5\n"
     path = save_upload("dups.csv", rows.encode(), folder=tmp_path)
@@ -243,3 +243,25 @@ def test_served_sidebar_offers_only_allowed_folders(tmp_path, monkeypatch):
     folder = [s for s in at.sidebar.selectbox if s.key == "data_dir"][0]
     assert folder.options == ["(none: download or cache)", str(allowed.resolve())] or str(allowed.resolve()) in str(folder.options)
     assert "safe mode is on" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_redact_a_value_with_both_quote_kinds_and_absolute_folders():
+    value = f"it's \"{SECRET}\" tail"
+    message = f"/srv/class-data/ml-100k/u.data, line 3: rating {value!r} is not a number"
+    out = redact(message)
+    assert SECRET not in out and "tail" not in out, out
+    assert out.startswith("u.data, line 3:") and "/srv" not in out and "class-data" not in out
+
+
+def test_password_gate_locks_out_guessing():
+    from apt_core.runtime.serving import PasswordGate
+
+    now = [0.0]
+    gate = PasswordGate(max_failures=3, lockout_s=10.0, clock=lambda: now[0])
+    assert not any(gate.check(f"guess{i}", "right") for i in range(3))
+    assert gate.locked_for() == pytest.approx(10.0)
+    assert not gate.check("right", "right")  # even the right password waits out the lockout
+    now[0] = 10.5
+    assert gate.check("right", "right") and gate.locked_for() == 0.0
+    assert not any(gate.check(f"again{i}", "right") for i in range(3))
+    assert gate.locked_for() == pytest.approx(20.0)  # a second lockout lasts twice as long

@@ -6,7 +6,7 @@ anyone on the network drive it; safe mode then limits what they can reach:
 
 - data folders only from an allow-list (``APT_LAB_DATA_DIRS``, folders separated by
   ``os.pathsep``; ``APT_DATA_DIR`` is always allowed), never a typed path;
-- uploads in one private folder per browser session (see ``pages/_common.py``);
+- uploads in one private folder per browser session (see ``pages/_shared/uploads.py``);
 - deleting history and heavy runs (several seeds, sweeps) need the presenter password
   (``presenter_password`` in ``.streamlit/secrets.toml`` or ``APT_LAB_PRESENTER_PASSWORD``);
   without a password they are switched off;
@@ -25,8 +25,10 @@ import ipaddress
 import os
 import re
 import threading
+import time
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -95,12 +97,57 @@ def check_password(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(str(given).encode(), str(expected).encode())
 
 
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+# A quoted value as Python's repr writes it: a backslash escapes the next character, so a
+# field holding both quote kinds ('it\\'s "x"') is matched whole, not up to its first quote.
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+# An absolute path (POSIX or Windows): the folder part is the server's business, not a visitor's.
+_ABS_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:\\|/)(?:[^\s,:;'\"()]+[/\\])+(?=[^\s,:;'\"()/\\]*)")
 
 
 def redact(message: str) -> str:
-    """Drop quoted field values from an error message (they may be lines of a private file)."""
-    return _QUOTED.sub("'…'", message)
+    """Drop quoted field values (they may be lines of a private file) and the folders of absolute paths.
+
+    ``/srv/class-data/ml-100k/u.data, line 3: ...`` becomes ``u.data, line 3: ...``: the file's
+    name and the line stay (the visitor needs them), the server's folder layout does not.
+    """
+    return _ABS_PATH.sub("", _QUOTED.sub("'…'", message))
+
+
+@dataclass
+class PasswordGate:
+    """Presenter-password checks with a lockout: after ``max_failures`` wrong guesses in a row,
+    every guess (right or wrong) is refused for ``lockout_s`` seconds, doubling on each further
+    lockout.  One gate per server process (the app keeps it in ``st.cache_resource``), so a
+    visitor cannot reset it by opening a new session.  ``clock`` is injectable for tests.
+    """
+
+    max_failures: int = 5
+    lockout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    _failures: int = field(default=0, init=False)
+    _lockouts: int = field(default=0, init=False)
+    _locked_until: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def locked_for(self) -> float:
+        """Seconds until guesses are accepted again (0 when they are)."""
+        with self._lock:
+            return max(0.0, self._locked_until - self.clock())
+
+    def check(self, given: str | None, expected: str | None) -> bool:
+        """True for the right password outside a lockout; counts wrong guesses."""
+        with self._lock:
+            if self.clock() < self._locked_until:
+                return False
+            if check_password(given, expected):
+                self._failures = 0
+                return True
+            self._failures += 1
+            if self._failures >= self.max_failures:
+                self._locked_until = self.clock() + self.lockout_s * (2 ** self._lockouts)
+                self._lockouts += 1
+                self._failures = 0
+            return False
 
 
 class RunSlots:
