@@ -80,16 +80,20 @@ def test_npy_pickles_are_refused_not_loaded(tmp_path, tiny):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("user,item,rating\n0,1,7\n", "off the scale"),
-        ("user,item,rating\n0,1,0\n", "off the scale"),
-        ("user,item,rating\n0,30,3\n", "out of range"),
-        ("user,item,rating\n0,1,3\n0,1,4\n", "twice"),
-        ("user,item,rating\n0,1\n", "3 columns"),
-        ("user,item,rating\n0,x,3\n", "non-numeric"),
-        ("user,item,rating\n-1,1,3\n", "non-negative integers"),
-        ("user,item,rating\n0.5,1,3\n", "non-negative integers"),
-        ("user,item,rating\n0,1,nan\n", "finite"),
-        ("user,item,rating\n", "no fake ratings"),
+        ("user,item_index,rating\n0,1,7\n", "off the scale"),
+        ("user,item_index,rating\n0,1,0\n", "off the scale"),
+        ("user,item_index,rating\n0,30,3\n", "line 2: item index '30' is out of range"),
+        ("user,item_id,rating\n0,1,3\n0,1,4\n", "line 3: fake user 0 rates item 1 a second time"),
+        ("user,item_id,rating\n0,1\n", "line 2: every row must have 3 columns"),
+        ("user,item_id,rating\n0,1,3\n0,x,3\n", "line 3: item id 'x' is not an item"),
+        ("user,item_id,rating\n0,1,high\n", "line 2: rating 'high' is not a number"),
+        ("user,item_id,rating\n-1,1,3\n", "non-negative whole number"),
+        ("user,item_id,rating\n0.5,1,3\n", "non-negative whole number"),
+        ("user,item_id,rating\n0,1,nan\n", "finite"),
+        ("user,item_id,rating\n", "no fake ratings"),
+        ("", "empty"),
+        ("0,1,3\n", "expected the header user,item_id,rating"),
+        ("user,item,rating\n0,1,3\n", "ambiguous"),
     ],
 )
 def test_csv_bad_files(tmp_path, tiny, text, match):
@@ -99,10 +103,51 @@ def test_csv_bad_files(tmp_path, tiny, text, match):
 
 
 def test_csv_snaps_ratings_and_renumbers_users(tmp_path, tiny):
-    (tmp_path / "p.csv").write_text("3,1,3.4\n3,2,4.6\n7,1,5\n")  # no header is fine too
+    (tmp_path / "p.csv").write_text("# a comment\nuser,item_id,rating\n3,1,3.4\n\n3,2,4.6\n7,1,5\n")
     fake = load_profiles(tmp_path / "p.csv", tiny)
     assert fake.n_fake_users == 2
     assert fake.users.tolist() == [0, 0, 1] and fake.ratings.tolist() == [3.0, 5.0, 5.0]
+
+
+# -- the data set's own ids: a data set whose item ids are neither the dense indices nor off by one
+
+@pytest.fixture
+def offset_data(tiny):
+    """``tiny`` with user ids 1000 + 3u and item ids 101 + 7j (dense index j)."""
+    from apt_core.data.dataset import build_rating_data
+
+    return build_rating_data("offset", 1000 + 3 * tiny.users, 101 + 7 * tiny.items, tiny.ratings, tiny.scale)
+
+
+def test_csv_holds_the_data_sets_own_item_ids(tmp_path, offset_data, fake):
+    train = offset_data.interactions
+    path = save_profiles(fake, tmp_path / "p.csv", train.scale, offset_data.item_ids)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "user,item_id,rating"
+    written = {int(line.split(",")[1]) for line in lines[1:]}
+    assert written == {101 + 7 * j for j in set(fake.items.tolist())}
+    _same(fake, load_profiles(path, train, offset_data.item_ids))
+
+
+def test_hand_written_csv_names_items_by_id(tmp_path, offset_data):
+    train, ids = offset_data.interactions, offset_data.item_ids
+    (tmp_path / "p.csv").write_text("user,item_id,rating\n0,108,5\n0,101,2\n1,108,5\n")
+    fake = load_profiles(tmp_path / "p.csv", train, ids)
+    assert ids[fake.items].tolist() == [108, 101, 108]
+    # the same numbers as dense indices are other items
+    (tmp_path / "d.csv").write_text("user,item_index,rating\n0,1,5\n0,0,2\n")
+    assert ids[load_profiles(tmp_path / "d.csv", train, ids).items].tolist() == [108, 101]
+
+
+def test_unknown_item_id_names_the_id_the_file_and_the_line(tmp_path, offset_data):
+    (tmp_path / "p.csv").write_text("user,item_id,rating\n0,101,5\n0,102,5\n")
+    with pytest.raises(DataError, match=r"p.csv line 3: item id '102' is not an item of the data set \(ids 101\.\."):
+        load_profiles(tmp_path / "p.csv", offset_data.interactions, offset_data.item_ids)
+
+
+def test_csv_without_ids_is_written_as_dense_indices(tmp_path, tiny, fake):
+    path = save_profiles(fake, tmp_path / "p.csv", tiny.scale)
+    assert path.read_text().splitlines()[0] == "user,item_index,rating"
 
 
 def test_unknown_suffix_and_missing_file(tmp_path, tiny, fake):

@@ -178,10 +178,10 @@ def test_poison_csv_with_huge_item_id_is_refused(tiny, tmp_path):
     from apt_core.errors import DataError
 
     path = tmp_path / "p.csv"
-    path.write_text("user,item,rating\n0,1e20,5\n0,1,4\n")
+    path.write_text("user,item_index,rating\n0,1e20,5\n0,1,4\n")
     with pytest.raises(DataError, match="out of range"):
         load_profiles(path, tiny)
-    path.write_text("user,item,rating\n1e20,1,5\n")
+    path.write_text("user,item_index,rating\n1e20,1,5\n")
     with pytest.raises(DataError, match="too large"):
         load_profiles(path, tiny)
 
@@ -207,7 +207,7 @@ def test_npy_header_claiming_a_huge_shape_is_refused_before_allocating(tiny, tmp
 
 def test_upload_with_a_300_character_name(tmp_path):
     pytest.importorskip("streamlit")
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     content = (ROOT / "sample_data" / "ratings.csv").read_bytes()
     path = Path(save_upload("x" * 300 + ".csv", content, folder=tmp_path))
@@ -251,14 +251,14 @@ def test_bom_is_not_part_of_the_first_id(tmp_path, tiny):
     data = load_csv(path)
     assert data.user_ids.tolist() == [1, 2] and data.item_ids.tolist() == [10, 11, 12]
     poison = tmp_path / "p.csv"
-    poison.write_bytes(b"\xef\xbb\xbfuser,item,rating\n0,1,5\n")
+    poison.write_bytes(b"\xef\xbb\xbfuser,item_id,rating\n0,1,5\n")
     assert len(load_profiles(poison, tiny)) == 1
 
 
 def test_latin1_upload_is_refused_not_merged(tmp_path):
     pytest.importorskip("streamlit")
     from apt_core.errors import DataError
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     rows = "user,item,rating\n" + "".join(f"u{u},caf\u00e9,4\nu{u},caf\u00e8,2\n" for u in range(10))
     with pytest.raises(DataError, match="UTF-8"):

@@ -2,14 +2,21 @@
 
 Two formats:
 
-* CSV with header ``user,item,rating``: ``user`` is the fake user's index (0-based), ``item``
-  the dense item index of the training data (0-based, as in the JSON ``targets``), ``rating``
-  on the data set's own scale.
+* CSV with the header ``user,item_id,rating``: ``user`` numbers the fake users (any
+  non-negative integers; renumbered in order), ``item_id`` is **the data set's own item id**
+  (as in its rating file and in ``--targets``), ``rating`` is on the data set's own scale.
+  A file may instead name items by dense index with the header ``user,item_index,rating``
+  (0-based position in the sorted item ids, what ``poison`` wrote before format 2).  The
+  header is required: the old header ``user,item,rating`` is refused with a message, because
+  files written by older versions hold dense indices there while hand-written ones usually
+  hold the data set's ids (on ML-100K they differ by one: the neighbouring item).
 * The APT authors' ``.npy`` layout: a dense ``(n_fake_users, n_items)`` float matrix of
-  normalised ratings (rating / scale maximum; 0 = not rated).
+  normalised ratings (rating / scale maximum; 0 = not rated).  Its columns are dense item
+  indices by nature (column ``j`` is the item with the ``j``-th smallest id).
 
-Imports are validated -- shape, finite values, range -- and snapped to the rating grid, and
-``.npy`` files are read with ``allow_pickle=False`` (a pickled object array could run code).
+Imports are validated -- header, known item ids, shape, finite values, range -- and snapped
+to the rating grid; an error names the file and the line.  ``.npy`` files are read with
+``allow_pickle=False`` (a pickled object array could run code).
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from apt_core.attacks.base import FakeProfiles
-from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.data.dataset import IdIndex, Interactions, RatingScale
 from apt_core.errors import ConfigError, DataError, warn
 
 FORMATS = (".csv", ".npy")
@@ -33,18 +40,33 @@ def profile_format(path: Path) -> str:
     return suffix
 
 
-def save_profiles(profiles: FakeProfiles, path: str | Path, scale: RatingScale) -> Path:
-    """Write ``profiles`` as CSV (raw ratings) or ``.npy`` (dense normalised matrix)."""
+#: the CSV header ``save_profiles`` writes: items by the data set's own ids
+CSV_HEADER = ("user", "item_id", "rating")
+#: the second column's name when a CSV names items by dense index (0-based)
+DENSE_ITEM_COLUMN = "item_index"
+
+
+def save_profiles(profiles: FakeProfiles, path: str | Path, scale: RatingScale, item_ids: np.ndarray | None = None) -> Path:
+    """Write ``profiles`` as CSV (``user,item_id,rating``: raw ratings) or ``.npy`` (dense normalised matrix).
+
+    ``item_ids``: the data set's own id of each dense item (``RatingData.item_ids`` or
+    ``Split.item_ids``); None for data built in code: the CSV then names items by dense index
+    (header ``user,item_index,rating``).
+    """
     path = Path(path)
     fmt = profile_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == ".npy":
         np.save(path, profiles.dense(scale.maximum), allow_pickle=False)
     else:
+        # Without the data set's ids the file says that it holds dense indices (never a dense
+        # index under the name item_id).
+        header = CSV_HEADER if item_ids is not None else (CSV_HEADER[0], DENSE_ITEM_COLUMN, CSV_HEADER[2])
+        ids = profiles.items.tolist() if item_ids is None else np.asarray(item_ids)[profiles.items].tolist()
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["user", "item", "rating"])
-            for u, i, r in zip(profiles.users.tolist(), profiles.items.tolist(), profiles.ratings.tolist()):
+            writer.writerow(header)
+            for u, i, r in zip(profiles.users.tolist(), ids, profiles.ratings.tolist()):
                 writer.writerow([u, i, f"{r:g}"])
     return path
 
@@ -135,48 +157,112 @@ def _load_npy(path: Path, train: Interactions) -> FakeProfiles:
     return FakeProfiles(users, items, ratings, arr.shape[0], train.n_items)
 
 
-def _load_csv(path: Path, train: Interactions) -> FakeProfiles:
+def _csv_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every row that is not blank or a ``#`` comment."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path.name}: cannot read ({exc})") from None
-    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
-    if rows and [c.strip().lower() for c in rows[0]] == ["user", "item", "rating"]:
-        rows = rows[1:]
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        out.append((number, [c.strip() for c in next(csv.reader([line]))]))
+    return out
+
+
+def _item_column(path: Path, line: int, header: list[str]) -> str:
+    """``item_id`` or ``item_index`` from the header; anything else is a :class:`DataError` that says why."""
+    names = [c.lower() for c in header]
+    if len(names) == 3 and names[0] == "user" and names[2] == "rating":
+        if names[1] in (CSV_HEADER[1], DENSE_ITEM_COLUMN):
+            return names[1]
+        if names[1] == "item":
+            raise DataError(
+                f"{path.name} line {line}: the header user,item,rating is ambiguous: files written by APT Lab before "
+                "poison-file format 2 hold dense item indices (0-based; on ML-100K the data set's id minus 1), while "
+                "the data set's own ids are what --targets and the reports use. Rename the column: "
+                "user,item_id,rating if the values are the data set's own item ids, "
+                "user,item_index,rating if they are dense indices (a file written by an older `poison`)")
+    raise DataError(f"{path.name} line {line}: expected the header user,item_id,rating (item_id: the data set's own item ids; "
+                    f"or user,item_index,rating for dense 0-based indices), found {','.join(header)!r}")
+
+
+def _load_csv(path: Path, train: Interactions, item_ids: np.ndarray | None) -> FakeProfiles:
+    lines = _csv_lines(path)
+    if not lines:
+        raise DataError(f"{path.name}: empty (expected the header user,item_id,rating and one row per fake rating)")
+    column = _item_column(path, *lines[0])
+    rows = lines[1:]
     if not rows:
-        raise DataError(f"{path.name}: no fake ratings (expected rows user,item,rating)")
-    if any(len(r) != 3 for r in rows):
-        bad = next(i for i, r in enumerate(rows) if len(r) != 3)
-        raise DataError(f"{path.name}: every row must have 3 columns user,item,rating; row {bad + 1} has {len(rows[bad])}")
-    try:
-        table = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
-    except ValueError as exc:
-        raise DataError(f"{path.name}: non-numeric value ({exc})") from None
-    ids = table[:, :2]
-    if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)) or np.any(ids < 0):
-        raise DataError(f"{path.name}: user and item must be non-negative integers")
-    # Range checks on the floats, before the integer cast: 1e20 would wrap to a negative int64.
-    if ids[:, 1].max() >= train.n_items:
-        raise DataError(f"{path.name}: item index {ids[:, 1].max():g} out of range 0..{train.n_items - 1} (dense item indices)")
-    if ids[:, 0].max() >= 2**53:
-        raise DataError(f"{path.name}: user index {ids[:, 0].max():g} is too large (fake user indices count from 0)")
-    users, items = ids[:, 0].astype(np.int64), ids[:, 1].astype(np.int64)
+        raise DataError(f"{path.name}: no fake ratings (expected rows user,item_id,rating after the header)")
+    ids = IdIndex(np.arange(train.n_items) if item_ids is None or column == DENSE_ITEM_COLUMN else item_ids)
+    n = len(rows)
+    users = np.empty(n, dtype=np.int64)
+    items = np.empty(n, dtype=np.int64)
+    raw = np.empty(n, dtype=np.float64)
+    for k, (line, cells) in enumerate(rows):
+        where = f"{path.name} line {line}"
+        if len(cells) != 3:
+            raise DataError(f"{where}: every row must have 3 columns user,{column},rating; this one has {len(cells)}")
+        try:
+            user = float(cells[0])
+        except ValueError:
+            raise DataError(f"{where}: user {cells[0]!r} is not a number (fake users are numbered 0, 1, ...)") from None
+        # Range checks on the float, before the integer cast: 1e20 would wrap to a negative int64.
+        if np.isfinite(user) and user >= 2**53:
+            raise DataError(f"{where}: user {cells[0]!r} is too large (fake users are numbered 0, 1, ...)")
+        if not np.isfinite(user) or user != round(user) or user < 0:
+            raise DataError(f"{where}: user {cells[0]!r} must be a non-negative whole number (fake users are numbered 0, 1, ...)")
+        item = ids.get(cells[1])
+        if item is None:
+            if column == DENSE_ITEM_COLUMN:
+                raise DataError(f"{where}: item index {cells[1]!r} is out of range 0..{train.n_items - 1} (dense 0-based item indices)")
+            raise DataError(f"{where}: item id {cells[1]!r} is not an item of the data set ({ids.describe()}; "
+                            "item_id is the data set's own item id, as in its rating file)")
+        try:
+            rating = float(cells[2])
+        except ValueError:
+            raise DataError(f"{where}: rating {cells[2]!r} is not a number") from None
+        users[k], items[k], raw[k] = int(user), item, rating
     # Fake user ids may have gaps; renumber them densely in order (before the pair key, so
     # huge sparse user ids cannot overflow it).
     uniq, local = np.unique(users, return_inverse=True)
     if len(uniq) > MAX_FAKE_USER_RATIO * max(1, train.n_real_users):
         raise DataError(f"{path.name}: {len(uniq)} fake users is more than {MAX_FAKE_USER_RATIO}x the {train.n_real_users} real users")
     key = local.astype(np.int64) * train.n_items + items
-    if len(np.unique(key)) != len(key):
-        raise DataError(f"{path.name}: a fake user rates the same item twice")
-    ratings = _snap_checked(table[:, 2], train.scale, path.name)
+    _, first = np.unique(key, return_index=True)
+    if len(first) < n:
+        repeated = np.ones(n, dtype=bool)
+        repeated[first] = False
+        again = int(np.flatnonzero(repeated)[0])
+        raise DataError(f"{path.name} line {rows[again][0]}: fake user {users[again]} rates item {rows[again][1][1]} a second time")
+    ratings = _snap_checked(raw, train.scale, path.name)
     return FakeProfiles(local.astype(np.int64), items, ratings, len(uniq), train.n_items)
 
 
-def load_profiles(path: str | Path, train: Interactions) -> FakeProfiles:
-    """Read fake profiles for ``train`` from CSV or ``.npy``; malformed files raise :class:`DataError`."""
+def load_profiles(path: str | Path, train: Interactions, item_ids: np.ndarray | None = None) -> FakeProfiles:
+    """Read fake profiles for ``train`` from CSV or ``.npy``; malformed files raise :class:`DataError`.
+
+    ``item_ids``: the data set's own id of each dense item (``Split.item_ids``), what a CSV's
+    ``item_id`` column holds; None for data built in code, whose ids are the dense indices.
+    """
     path = Path(path)
     fmt = profile_format(path)
     if not path.is_file():
         raise DataError(f"poison file not found: {path}")
-    return _load_npy(path, train) if fmt == ".npy" else _load_csv(path, train)
+    if item_ids is not None and len(item_ids) != train.n_items:
+        raise ConfigError(f"{len(item_ids)} item ids for {train.n_items} items: the ids belong to another data set")
+    return _load_npy(path, train) if fmt == ".npy" else _load_csv(path, train, item_ids)
+
+
+def poison_file_record(path: str | Path) -> dict:
+    """What a report records about a poison file: its name, path and SHA-256 (None when unreadable)."""
+    import hashlib
+
+    path = Path(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"name": path.name, "path": str(path), "sha256": digest}

@@ -214,19 +214,14 @@ class RatingData:
 
     def item_index(self, original_ids: list) -> np.ndarray:
         """Map original item ids (as in the source file) to dense indices; unknown ids fail."""
-        lookup = {str(v): i for i, v in enumerate(self.item_ids)}
+        lookup = IdIndex(self.item_ids)
         out, missing = [], []
         for value in original_ids:
-            key = str(value)
-            if key not in lookup:
-                try:  # tolerate "7" vs 7.0
-                    key = str(type(self.item_ids[0])(float(value)))
-                except (TypeError, ValueError):
-                    pass
-            if key in lookup:
-                out.append(lookup[key])
-            else:
+            index = lookup.get(value)
+            if index is None:
                 missing.append(value)
+            else:
+                out.append(index)
         if missing:
             raise DataError(f"unknown item id(s) for {self.name}: {', '.join(map(str, missing[:10]))}")
         return np.asarray(out, dtype=np.int64)
@@ -285,6 +280,46 @@ def _dense_ids(raw) -> tuple[np.ndarray, np.ndarray]:
     by hashing instead of sorting every row."""
     codes, uniques = pd.factorize(np.asarray(raw).ravel(), sort=True)
     return np.asarray(uniques), codes.astype(np.int64, copy=False)
+
+
+class IdIndex:
+    """The data set's own ids (``RatingData.item_ids`` / ``user_ids``) -> dense indices ``0..n-1``.
+
+    Users type ids and files hold them as text: ``"101"``, ``101`` and ``"101.0"`` name the
+    same item of a data set with numeric ids; ids that are strings match as stripped text
+    (``"007"`` stays ``"007"``).
+    """
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids)
+        self.numeric = self.ids.dtype.kind in "iuf"
+        # tolist() gives Python ints for integer ids (exact beyond 2**53), floats for float ids
+        self._lookup = {(v if self.numeric else str(_native(v))): i for i, v in enumerate(self.ids.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, value) -> int | None:
+        """Dense index of ``value`` (an id as text or number), None when it is not one of the ids."""
+        if self.numeric:
+            text = str(value).strip()
+            try:  # "7", " 7" and "7.0" all name item 7 (int and float keys of equal value hash alike)
+                key = int(text)
+            except ValueError:
+                try:
+                    key = float(text)
+                except ValueError:
+                    return None
+            return self._lookup.get(key)
+        return self._lookup.get(str(_native(value)).strip())
+
+    def describe(self) -> str:
+        """The ids in a few words, for error messages (``"ids 101..990, 40 items"``)."""
+        if not len(self.ids):
+            return "no ids"
+        if self.numeric:
+            return f"ids {self.ids.min():g}..{self.ids.max():g}, {len(self.ids)} in all"
+        return f"{len(self.ids)} ids such as {', '.join(map(str, self.ids[:3].tolist()))}"
 
 
 def _native(value):

@@ -5,7 +5,7 @@ code holds out one random observed rating per user, which is what we do (docs/pr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,9 @@ class Split:
     test_items: np.ndarray
     test_ratings: np.ndarray
     seed: int | None
+    #: the data set's own id of each dense item (``RatingData.item_ids``), for what a user reads
+    #: or writes (poison CSVs); None for a split built in code, whose items have no other ids
+    item_ids: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -68,7 +71,7 @@ def leave_one_out(data: RatingData, seed: int = 0) -> Split:
         seed_used = seed
     keep = ~is_test
     train = Interactions(inter.users[keep], inter.items[keep], inter.ratings[keep], inter.n_users, inter.n_items, inter.scale)
-    return Split(train, test_items, test_ratings, seed_used)
+    return Split(train, test_items, test_ratings, seed_used, data.item_ids)
 
 
 TARGET_MODES = ("random", "unpopular")

@@ -57,15 +57,15 @@ from apt_core.experiments.artifacts import (  # noqa: F401 -- profiles_fingerpri
 )
 from apt_core.attacks import make_attack
 from apt_core.attacks.base import AttackResult, FakeProfiles
-from apt_core.data import leave_one_out, load_dataset
 from apt_core.data.dataset import Interactions, RatingData
-from apt_core.data.split import AttackBudget, Split, attack_budget
+from apt_core.data.split import Split
 from apt_core.defenses import DefenseContext, make_defense
-from apt_core.errors import CancelledError, ConfigError, DataError, DivergedError, warn
+from apt_core.errors import CancelledError, ConfigError, DivergedError
 from apt_core.evaluation.metrics import Evaluation, evaluate, prediction_shift, rank_shift
-from apt_core.models.mf import MFConfig
-from apt_core.models.victims import VictimConfig, default_victim_config
 from apt_core.models.popularity import fit_popularity
+from apt_core.experiments.plan import (FAKE_ATTACK, FAKE_FILE, FAKE_NONE, STAGE_ATTACK, STAGE_ORIGIN, STAGE_PROFILES, Unit,
+                                       fake_source, plan)
+from apt_core.experiments.preparation import Prepared, check_scenario_fits_data, check_split_usable, prepare  # noqa: F401 -- re-exported
 from apt_core.experiments.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
 from apt_core.runtime.devices import resolve_device
 from apt_core.experiments.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, ProgressFn, Scenario, parse_targets  # noqa: F401
@@ -74,62 +74,11 @@ from apt_core.experiments.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, Progr
 _parse_targets = parse_targets
 
 
-@dataclass
-class Prepared:
-    """The stages every use of a scenario starts with: data, split, targets, attack budget."""
-
-    data: RatingData
-    split: Split
-    targets: np.ndarray
-    budget: AttackBudget | None  # None: no attack, or fake profiles from a poison file
-    mf_config: MFConfig
-    #: None = MF (mf_config); else LightGCN's / NeuMF's VictimConfig (same epochs)
-    victim: VictimConfig | None = None
-
-
-def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
-    """Refuse settings that would give meaningless numbers on this data set."""
-    if scenario.k >= data.n_items:
-        raise ConfigError(
-            f"--k {scenario.k} is not smaller than the catalogue of {data.name} ({data.n_items} items): every top-{scenario.k} "
-            f"list would hold every item, so every hit ratio would be 1.0; choose --k below {data.n_items}"
-        )
-
-
-def check_split_usable(data: RatingData, split: Split) -> None:
-    """Leave-one-out needs users with two or more ratings; say so instead of failing later."""
-    n_test = int((split.test_items >= 0).sum())
-    if n_test == 0:
-        counts = data.interactions.user_counts
-        raise DataError(
-            f"{data.name}: no user keeps a test rating: leave-one-out holds out one rating of each user with at least 2 "
-            f"ratings, and all {data.n_users} users have {'exactly 1 rating' if counts.max() <= 1 else 'too few ratings'} "
-            "(test HR cannot be measured; each user needs 2 or more ratings)"
-        )
-    if n_test < 0.5 * data.n_users:
-        warn(f"{data.name}: only {n_test} of {data.n_users} users keep a test rating (the others have a single rating): "
-             "test HR is measured on those users only")
-
-
-def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
-    """Load (unless ``data`` is given), split with ``scenario.seed``, pick the targets, size the attack."""
-    if data is None:
-        data = load_dataset(scenario.dataset, scenario.data_dir)
-    check_scenario_fits_data(scenario, data)
-    split = leave_one_out(data, scenario.seed)
-    check_split_usable(data, split)
-    targets = parse_targets(scenario, data, split)
-    budget = None
-    if scenario.attack != "none" and scenario.poison_file is None:
-        budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
-    victim = default_victim_config(scenario.victim, scenario.epochs, scenario.victim_feedback)
-    return Prepared(data, split, targets, budget, MFConfig(epochs=scenario.epochs), victim)
-
-
 def load_poison_file(path: str, split: Split) -> FakeProfiles:
+    """The fake profiles of a poison file; a CSV names items by the data set's own ids (``split.item_ids``)."""
     from apt_core.attacks import io as attack_io
 
-    return attack_io.load_profiles(Path(path), split.train)
+    return attack_io.load_profiles(Path(path), split.train, split.item_ids)
 
 
 def _fit_evaluate(cache, keys: Keys | None, train_key: str, defense, ctx: DefenseContext, train, split: Split,
@@ -235,6 +184,39 @@ def poisoned_training(split: Split, fake: FakeProfiles | None, keys: "Keys | Non
     return poisoned, (keys.poisoned(fake) if keys is not None else "")
 
 
+@dataclass
+class FakeStage:
+    """A repetition's fake profiles (None: no attack) and, when an attack generated them, its
+    diagnostics, its original generation time and whether they came from the cache."""
+
+    profiles: FakeProfiles | None
+    diagnostics: dict
+    seconds: float | None = None
+    from_cache: bool = False
+
+
+def fake_profiles(scenario: Scenario, prepared: Prepared, seed: int, device: torch.device, cache=None, keys: Keys | None = None,
+                  cache_only: bool = False, progress: ProgressFn | None = None) -> FakeStage:
+    """The fake profiles of one seed from the scenario's source (:func:`apt_core.experiments.plan.fake_source`):
+    none, the attack's (:func:`generate_attack`, through the cache) or the poison file's.  The one
+    place the source is resolved: ``run_scenario``, ``compute_unit`` and ``run_detection`` call it."""
+    source = fake_source(scenario)
+    if source == FAKE_FILE:
+        return FakeStage(load_poison_file(scenario.poison_file, prepared.split), {})
+    if source == FAKE_ATTACK:
+        result, from_cache, seconds = generate_attack(scenario, prepared, seed, device, progress, cache, keys, cache_only)
+        return FakeStage(result.profiles, result.diagnostics, seconds, from_cache)
+    return FakeStage(None, {})
+
+
+def defense_context(prepared: Prepared, device, seed: int, cache=None, progress: ProgressFn | None = None) -> DefenseContext:
+    """What a defense may know in this scenario (MF or victim config, device, seed, data set name,
+    the clean training data), and its detections read through ``cache`` when there is one.  The
+    one builder: the pipeline, the Ray units and the stage benchmark use it."""
+    return DefenseContext(prepared.mf_config, device, seed, prepared.data.name, prepared.split.train, progress,
+                          victim=prepared.victim, detect_with=cached_detection(cache) if cache is not None else None)
+
+
 def detect_through_cache(detector, data: Interactions, seed: int, cache, key: str | None, cache_only: bool = False) -> tuple[object, float]:
     """``detector.detect(data, seed)`` through the artifact cache under ``key``: (result, seconds it took when made)."""
     from apt_core.storage.cache import CacheMiss
@@ -280,6 +262,53 @@ def cached_detection(cache):
     return detect
 
 
+class UnitRun:
+    """The units of one repetition (seed ``seed``) of a scenario, each computed through the cache.
+
+    What :func:`run_scenario` loops over and what :func:`compute_unit` (one Ray task) runs one
+    unit of: one defense context, one resolution of the fake profiles, one poisoned data set, so
+    both write the same artifacts under the same keys.
+    """
+
+    def __init__(self, scenario: Scenario, prepared: Prepared, device, seed: int, cache=None, keys: Keys | None = None,
+                 cache_only: bool = False, keep_models: bool = False, progress: ProgressFn | None = None):
+        self.scenario, self.prepared, self.device, self.seed = scenario, prepared, device, seed
+        self.cache, self.keys, self.cache_only, self.keep_models = cache, keys, cache_only, keep_models
+        self.ctx = defense_context(prepared, device, seed, cache, progress)
+        self._fake: FakeStage | None = None
+        self._poisoned: tuple[Interactions, str] | None = None
+
+    def fake(self, progress: ProgressFn | None = None) -> FakeStage:
+        """The repetition's fake profiles (resolved once; ``progress`` reaches an attack that runs)."""
+        if self._fake is None:
+            self._fake = fake_profiles(self.scenario, self.prepared, self.seed, self.device, self.cache, self.keys,
+                                       self.cache_only, progress)
+        return self._fake
+
+    def poisoned(self) -> tuple[Interactions, str]:
+        """The poisoned training data and its cache key (:func:`poisoned_training`)."""
+        if self._poisoned is None:
+            self._poisoned = poisoned_training(self.prepared.split, self.fake().profiles, self.keys)
+        return self._poisoned
+
+    def fit(self, unit: Unit) -> tuple[Evaluation, float, dict, bool, object]:
+        """Fit ``unit``'s defense on its data (clean or poisoned) through the cache: see :func:`_fit_evaluate`."""
+        split = self.prepared.split
+        if unit.on_poisoned_data:
+            train, train_key = self.poisoned()
+        else:
+            train, train_key = split.train, (self.keys.split if self.keys is not None else "")
+        defense = make_defense(unit.defense, **self.scenario.method_params(unit.defense))
+        return _fit_evaluate(self.cache, self.keys, train_key, defense, self.ctx, train, split, self.prepared.targets,
+                             self.scenario.k, self.device, self.cache_only, self.keep_models)
+
+
+def unit_label(unit: Unit, attack: str) -> str:
+    """What a unit does, in words (the progress line)."""
+    what = {STAGE_ORIGIN: "clean MF", STAGE_PROFILES: f"attack {attack}", STAGE_ATTACK: "MF on poisoned data"}
+    return f"seed {unit.seed}: {what.get(unit.stage, f'defense {unit.stage}')}"
+
+
 def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=None, data: RatingData | None = None,
                  cache_only: bool = False, keep_models: bool = False) -> ScenarioResult:
     """Run a scenario end to end.  ``progress(fraction, stage)`` returning ``False`` cancels.
@@ -307,8 +336,9 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
 
     report(0.0, "loading data")
     prepared = prepare(scenario, data)
-    data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
-    keys = Keys(data, split, device, mf_config, prepared.victim) if cache is not None else None
+    data, split, targets = prepared.data, prepared.split, prepared.targets
+    keys = Keys(data, split, device, prepared.mf_config, prepared.victim) if cache is not None else None
+    scenario_plan = plan(scenario)
 
     phases = {"origin": PhaseResult("origin"), "attack": PhaseResult("attack")}
     for name in scenario.defenses:
@@ -316,7 +346,7 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
     fakes: list[FakeProfiles | None] = []
     models: list[dict] = []
     attack_seconds: list[float | None] = []
-    n_steps = scenario.seeds * (2 + len([d for d in scenario.defenses if d != "none"]) + (scenario.attack != "none"))
+    n_steps = len(scenario_plan.units)
     step = 0
 
     def sub(stage: str):
@@ -329,64 +359,33 @@ def run_scenario(scenario: Scenario, progress: ProgressFn | None = None, cache=N
         return inner
 
     for rep in range(scenario.seeds):
-        seed = scenario.seed + rep
-        ctx = DefenseContext(mf_config, device, seed, data.name, split.train, None, victim=prepared.victim,
-                             detect_with=cached_detection(cache) if cache is not None else None)
+        run = UnitRun(scenario, prepared, device, scenario.seed + rep, cache, keys, cache_only, keep_models)
         kept: dict = {}
-
-        # Clean model.
-        ctx.progress = sub(f"seed {seed}: clean MF")
-        report(step / n_steps, f"seed {seed}: clean MF")
-        origin_eval, secs, _, cached, kept["origin"] = _fit_evaluate(
-            cache, keys, keys.split if keys else "", make_defense("none"), ctx, split.train, split, targets, scenario.k,
-            device, cache_only, keep_models)
-        _record(phases["origin"], origin_eval, origin_eval, secs, {}, cached)
-        step += 1
-
-        # Attack.
-        attack_diagnostics: dict = {}
-        if scenario.poison_file is not None:
-            fake = load_poison_file(scenario.poison_file, split)
-        elif scenario.attack != "none":
-            report(step / n_steps, f"seed {seed}: attack {scenario.attack}")
-            attack_result, _, attack_secs = generate_attack(scenario, prepared, seed, device, sub(f"seed {seed}: attack {scenario.attack}"),
-                                                            cache, keys, cache_only)
-            fake, attack_diagnostics = attack_result.profiles, attack_result.diagnostics
-            step += 1
-        else:
-            fake = None
-        fakes.append(fake)
-        if scenario.attack != "none" and scenario.poison_file is None:
-            attack_seconds.append(attack_secs)
-        poisoned, poisoned_key = poisoned_training(split, fake, keys)
-
-        # Poisoned, undefended.
-        ctx.progress = sub(f"seed {seed}: MF on poisoned data")
-        report(step / n_steps, f"seed {seed}: MF on poisoned data")
-        if fake is not None:
-            attack_eval, secs, _, cached, kept["attack"] = _fit_evaluate(
-                cache, keys, poisoned_key, make_defense("none"), ctx, poisoned, split, targets, scenario.k, device,
-                cache_only, keep_models)
-        else:
-            attack_eval, kept["attack"] = origin_eval, kept["origin"]
-        # The attack row carries the attack's diagnostics (from the cache too).
-        _record(phases["attack"], origin_eval, attack_eval, secs, attack_diagnostics, cached)
-        if "none" in phases:
-            _record(phases["none"], origin_eval, attack_eval, secs, {}, cached)
-            kept["none"] = kept["attack"]
-        step += 1
-
-        for name in scenario.defenses:
-            if name == "none":
+        for unit in scenario_plan.units_of(rep):
+            label = unit_label(unit, scenario.attack)
+            report(step / n_steps, label)
+            if unit.stage == STAGE_PROFILES:
+                attack_seconds.append(run.fake(sub(label)).seconds)
+                step += 1
                 continue
-            ctx.progress = sub(f"seed {seed}: defense {name}")
-            report(step / n_steps, f"seed {seed}: defense {name}")
-            defense = make_defense(name, **scenario.method_params(name))
-            ev, secs, diagnostics, cached, kept[name] = _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split,
-                                                                      targets, scenario.k, device, cache_only, keep_models)
-            _record(phases[name], origin_eval, ev, secs, diagnostics, cached)
-            phases[name].detection.append(detection_summary(diagnostics, poisoned.n_real_users))
+            run.ctx.progress = sub(label)
+            ev, secs, diagnostics, cached, kept[unit.stage] = run.fit(unit)
             step += 1
+            if unit.stage == STAGE_ORIGIN:
+                origin_eval = ev
+                _record(phases["origin"], origin_eval, ev, secs, {}, cached)
+            if unit.defense == "none" and (unit.on_poisoned_data or scenario_plan.fake_source == FAKE_NONE):
+                # MF on the poisoned data (without fake profiles: the clean model).  The attack row carries
+                # the attack's diagnostics (from the cache too); the ``none`` defense's row is this model.
+                _record(phases["attack"], origin_eval, ev, secs, run.fake().diagnostics, cached)
+                kept["attack"] = kept[unit.stage]
+                if "none" in phases:
+                    _record(phases["none"], origin_eval, ev, secs, {}, cached)
+                    kept["none"] = kept["attack"]
+            elif unit.defense != "none":
+                _record(phases[unit.stage], origin_eval, ev, secs, diagnostics, cached)
+                phases[unit.stage].detection.append(detection_summary(diagnostics, run.poisoned()[0].n_real_users))
+        fakes.append(run.fake().profiles)
         if keep_models:
             models.append(kept)
     report(1.0, "done")
@@ -454,65 +453,36 @@ def _record(phase: PhaseResult, before: Evaluation, after: Evaluation, seconds: 
     phase.from_cache.append(from_cache)
 
 
-#: what :func:`compute_unit` computes: the clean model, the attack's profiles, MF on the poisoned data, or a defense
-UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK = "origin", "profiles", "attack"
+#: the stages of :mod:`apt_core.experiments.plan` under their old names here
+UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK = STAGE_ORIGIN, STAGE_PROFILES, STAGE_ATTACK
 
 
 def scenario_units(scenario: Scenario) -> list[tuple[int, str]]:
-    """The ``(repetition, unit)`` pairs of a scenario, in the order :func:`run_scenario` computes them.
-
-    A unit is one phase of one repetition (see :func:`compute_unit`); the ``profiles`` unit
-    exists only when an attack runs (not for ``attack="none"`` nor a poison file).
-    """
-    units = []
-    for rep in range(scenario.seeds):
-        units.append((rep, UNIT_ORIGIN))
-        if scenario.attack != "none" and scenario.poison_file is None:
-            units.append((rep, UNIT_PROFILES))
-        if scenario.attack != "none" or scenario.poison_file is not None:
-            units.append((rep, UNIT_ATTACK))
-        units += [(rep, name) for name in scenario.defenses if name != "none"]
-    return units
+    """The ``(repetition, stage)`` pairs of :func:`apt_core.experiments.plan.plan`, in the order :func:`run_scenario` computes them."""
+    return plan(scenario).pairs()
 
 
 def compute_unit(scenario: Scenario, rep: int, unit: str, cache, data: RatingData | None = None,
                  progress: ProgressFn | None = None) -> bool:
-    """Compute one unit of ``scenario`` (repetition ``rep``) into ``cache``; True when it was already there.
+    """Compute unit ``unit`` (a stage of the scenario's plan) of repetition ``rep`` into ``cache``; True when it was already there.
 
-    What ``reproduce --engine ray`` runs as one Ray task.  It goes through the stages of
-    :func:`run_scenario` with the same arguments (:func:`prepare`, :func:`generate_profiles`,
-    ``_fit_evaluate`` with the same :class:`DefenseContext`), so the artifacts are the ones
-    ``run_scenario`` would write, under the same keys; ``run_scenario`` then reads them back.
-    A unit on poisoned data reads the attack's profiles from the cache: run the ``profiles``
-    unit first (else this unit generates them itself, which gives the same profiles).
+    What ``reproduce --engine ray`` runs as one Ray task: the unit's step of :func:`run_scenario`'s
+    loop (:class:`UnitRun`), so the artifacts are the ones ``run_scenario`` would write, under the
+    same keys; ``run_scenario`` then reads them back.  A unit on poisoned data reads the attack's
+    profiles from the cache: run the ``profiles`` unit first (else this unit generates them itself,
+    which gives the same profiles).
     """
     if cache is None:
         raise ConfigError("compute_unit writes to the artifact cache: pass one")
     scenario.validate()
+    planned = plan(scenario).unit(rep, unit)
     device = resolve_device(scenario.device)
     prepared = prepare(scenario, data)
-    data, split, targets, mf_config = prepared.data, prepared.split, prepared.targets, prepared.mf_config
-    keys = Keys(data, split, device, mf_config, prepared.victim)
-    seed = scenario.seed + rep
-    ctx = DefenseContext(mf_config, device, seed, data.name, split.train, progress, victim=prepared.victim,
-                         detect_with=cached_detection(cache))
-    if unit == UNIT_ORIGIN:
+    keys = Keys(prepared.data, prepared.split, device, prepared.mf_config, prepared.victim)
+    run = UnitRun(scenario, prepared, device, planned.seed, cache, keys, progress=progress)
+    if planned.stage == STAGE_PROFILES:
+        return run.fake(progress).from_cache
+    if planned.stage == STAGE_ORIGIN:
         # The popularity row comes with the clean model: run_scenario reads both from the cache.
-        _popularity_reference(split, targets, scenario.k, 1, device, cache, keys)
-        return _fit_evaluate(cache, keys, keys.split, make_defense("none"), ctx, split.train, split, targets, scenario.k, device)[3]
-    if unit == UNIT_PROFILES:
-        return generate_profiles(scenario, prepared, seed, device, progress, cache, keys)[1]
-    if scenario.poison_file is not None:
-        fake = load_poison_file(scenario.poison_file, split)
-    elif scenario.attack != "none":
-        fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys)[0]
-    else:
-        fake = None
-    poisoned, poisoned_key = poisoned_training(split, fake, keys)
-    if unit == UNIT_ATTACK:
-        defense = make_defense("none")
-    elif unit in scenario.defenses:
-        defense = make_defense(unit, **scenario.method_params(unit))
-    else:
-        raise ConfigError(f"unknown unit {unit!r} of this scenario: origin, profiles, attack or one of its defenses")
-    return _fit_evaluate(cache, keys, poisoned_key, defense, ctx, poisoned, split, targets, scenario.k, device)[3]
+        _popularity_reference(prepared.split, prepared.targets, scenario.k, 1, device, cache, keys)
+    return run.fit(planned)[3]
