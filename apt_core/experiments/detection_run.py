@@ -52,6 +52,8 @@ class DetectionReport:
     poisoned: dict = field(default_factory=dict, repr=False)
     #: the detectors' parameters set by the caller (``{detector: {param: value}}``; defaults omitted)
     detector_params: dict = field(default_factory=dict)
+    #: the targets as the data set's own item ids (``targets`` holds their dense indices)
+    target_ids: list = field(default_factory=list)
 
     def detectors(self) -> list[str]:
         return list(dict.fromkeys(r.detector for r in self.runs))
@@ -83,9 +85,10 @@ class DetectionReport:
 
     def to_json(self) -> dict:
         return {
-            "config": self.scenario.to_dict(),
+            "config": self.scenario.to_config(),
             "dataset": self.dataset,
-            "targets": self.targets,
+            "targets": self.target_ids,  # the data set's own ids, as in run --json
+            "target_indices": self.targets,
             "detectors": self.rows(),
             "per_seed": [{"detector": r.detector, "seed": r.seed, "threshold": r.threshold, **r.metrics.to_dict()} for r in self.runs],
             "stealth": self.stealth_row(),
@@ -122,11 +125,13 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     ``detector_params``: ``{detector: {param: value}}``, each detector's declared parameters.
     """
     from apt_core.experiments.artifacts import Keys
-    from apt_core.experiments.pipeline import detect_through_cache, detection_key, generate_profiles, load_poison_file, poisoned_training, prepare
+    from apt_core.experiments.pipeline import detect_through_cache, detection_key, fake_profiles, poisoned_training, prepare
+    from apt_core.experiments.plan import plan
     from apt_core.runtime.devices import resolve_device
 
     scenario.validate()
-    if scenario.attack == "none" and scenario.poison_file is None:
+    units = plan(scenario).detection_units()  # one per seed; none without fake profiles
+    if not units:
         raise ConfigError("detection needs fake users: choose an --attack or a --poison-file")
     names = list(detectors) if detectors else detector_names()
     unknown = [n for n in names if n not in detector_names()]
@@ -148,6 +153,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     stealth: list[dict] = []
     poisoned_by_seed: dict = {}
     reps = list(range(scenario.seeds)) if reps is None else list(reps)
+    units = [u for rep in reps for u in units if u.rep == rep]
     total = len(reps) * (len(names) + 1)
     step = 0
 
@@ -155,13 +161,10 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
         if progress is not None and progress(min(1.0, step / total), stage) is False:
             raise CancelledError(f"cancelled during: {stage}")
 
-    for rep in reps:
-        seed = scenario.seed + rep
-        report(f"seed {seed}: attack {scenario.attack}")
-        if scenario.poison_file is not None:
-            fake = load_poison_file(scenario.poison_file, split)
-        else:
-            fake = generate_profiles(scenario, prepared, seed, device, None, cache, keys, cache_only)[0]
+    for unit in units:
+        seed = unit.seed
+        report(f"seed {seed}: " + (f"poison file {scenario.poison_file}" if scenario.poison_file is not None else f"attack {scenario.attack}"))
+        fake = fake_profiles(scenario, prepared, seed, device, cache, keys, cache_only).profiles
         step += 1
         poisoned, _ = poisoned_training(split, fake, keys)
         poisoned_by_seed[seed] = poisoned
@@ -179,7 +182,8 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     if progress is not None:
         progress(1.0, "done")
     info = {"name": data.name, "n_users": int(data.n_users), "n_items": int(data.n_items), "n_ratings": int(data.n_ratings)}
-    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed, detector_params)
+    return DetectionReport(scenario, info, [int(t) for t in targets], runs, stealth, poisoned_by_seed, detector_params,
+                           data.original_item_ids(targets))
 
 
 def format_detection(report: DetectionReport) -> str:

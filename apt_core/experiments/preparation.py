@@ -1,0 +1,72 @@
+"""The stages every use of a scenario starts with: load the data, split it, pick the targets, size the attack.
+
+:func:`prepare` is the first step of :func:`apt_core.experiments.pipeline.run_scenario`, of each Ray
+unit, of the detection run and of the ``poison`` command; the checks refuse settings that would
+give meaningless numbers before anything is trained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from apt_core.data import leave_one_out, load_dataset
+from apt_core.data.dataset import RatingData
+from apt_core.data.split import AttackBudget, Split, attack_budget
+from apt_core.errors import ConfigError, DataError, warn
+from apt_core.experiments.plan import FAKE_ATTACK, fake_source
+from apt_core.experiments.scenario import Scenario, parse_targets
+from apt_core.models.mf import MFConfig
+from apt_core.models.victims import VictimConfig, default_victim_config
+
+
+@dataclass
+class Prepared:
+    """The stages every use of a scenario starts with: data, split, targets, attack budget."""
+
+    data: RatingData
+    split: Split
+    targets: np.ndarray
+    budget: AttackBudget | None  # None: no attack, or fake profiles from a poison file
+    mf_config: MFConfig
+    #: None = MF (mf_config); else LightGCN's / NeuMF's VictimConfig (same epochs)
+    victim: VictimConfig | None = None
+
+
+def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
+    """Refuse settings that would give meaningless numbers on this data set."""
+    if scenario.k >= data.n_items:
+        raise ConfigError(
+            f"--k {scenario.k} is not smaller than the catalogue of {data.name} ({data.n_items} items): every top-{scenario.k} "
+            f"list would hold every item, so every hit ratio would be 1.0; choose --k below {data.n_items}"
+        )
+
+
+def check_split_usable(data: RatingData, split: Split) -> None:
+    """Leave-one-out needs users with two or more ratings; say so instead of failing later."""
+    n_test = int((split.test_items >= 0).sum())
+    if n_test == 0:
+        counts = data.interactions.user_counts
+        raise DataError(
+            f"{data.name}: no user keeps a test rating: leave-one-out holds out one rating of each user with at least 2 "
+            f"ratings, and all {data.n_users} users have {'exactly 1 rating' if counts.max() <= 1 else 'too few ratings'} "
+            "(test HR cannot be measured; each user needs 2 or more ratings)"
+        )
+    if n_test < 0.5 * data.n_users:
+        warn(f"{data.name}: only {n_test} of {data.n_users} users keep a test rating (the others have a single rating): "
+             "test HR is measured on those users only")
+
+
+def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
+    """Load (unless ``data`` is given), split with ``scenario.seed``, pick the targets, size the attack."""
+    if data is None:
+        data = load_dataset(scenario.dataset, scenario.data_dir)
+    check_scenario_fits_data(scenario, data)
+    split = leave_one_out(data, scenario.seed)
+    check_split_usable(data, split)
+    targets = parse_targets(scenario, data, split)
+    budget = None
+    if fake_source(scenario) == FAKE_ATTACK:
+        budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
+    victim = default_victim_config(scenario.victim, scenario.epochs, scenario.victim_feedback)
+    return Prepared(data, split, targets, budget, MFConfig(epochs=scenario.epochs), victim)
