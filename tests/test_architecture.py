@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "apt_core.runtime.ray_reaper", "apt_core.theory.bounds")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.evaluation.metrics")),
     ("attacks and defenses", ("apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
-    ("experiment", ("apt_core.storage.cache", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
+    ("experiment", ("apt_core.storage.cache", "apt_core.storage.outputs", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
                     "apt_core.experiments.pipeline", "apt_core.experiments.sweeps", "apt_core.experiments.demo", "apt_core.experiments.detection_run", "apt_core.benchmarks.stages", "apt_core.benchmarks.victims",
                     "apt_core.experiments.engine", "apt_core.benchmarks.scale", "apt_core.experiments.grid")),
     ("store, reproduce and figures", ("apt_core.storage.history", "apt_core.plots", "apt_core.reporting.report", "apt_core.reporting.reproduce")),
