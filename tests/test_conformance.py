@@ -4,8 +4,9 @@ Budget respected, targets at the scale maximum, ratings on the grid, fake users 
 counted, seeded determinism, inputs left untouched, bad arguments rejected with a clear
 message, cancellation honoured.  A new attack or defense is covered as soon as it is
 registered: its declared parameters (``params``, :mod:`apt_core.params`) must equal its
-``__init__`` arguments, round-trip through ``get_params``/``set_params``/``clone``, change the
-cache keys, and refuse every invalid value generated from the declaration.  ``BAD_PARAMS``
+``__init__`` arguments, round-trip through ``get_params``/``set_params``/``clone`` (the object
+after ``set_params`` equals a fresh construction, presets included), change the cache keys,
+and refuse every invalid value generated from the declaration.  ``BAD_PARAMS``
 holds extra hand-written cases (combinations the declaration cannot express).
 """
 from __future__ import annotations
@@ -269,6 +270,88 @@ def test_every_declared_parameter_round_trips_and_changes_the_cache_key(name, pa
     else:
         before, after = (keys.model("train", d, 0) for d in (obj, changed))
     assert before != after, f"{name}.{param} does not enter the cache key"
+
+
+def _all_classes() -> dict[str, tuple[str, type]]:
+    """Every registered attack, defense and detector: name -> (kind, class)."""
+    from apt_core.detection import DETECTORS
+
+    return {**{f"detector:{n}": ("detector", c) for n, c in DETECTORS.items()},
+            **{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()}}
+
+
+def _make_any(key: str, **params):
+    from apt_core.detection import make_detector
+
+    kind, _ = _all_classes()[key]
+    name = key.split(":", 1)[-1]
+    return {"attack": make_attack, "defense": make_defense, "detector": make_detector}[kind](name, **params)
+
+
+def _state(obj) -> dict:
+    """Everything an estimator holds (its public and private attributes): after set_params it
+    must equal a fresh construction's, or a value derived when setting (a preset's solver) hides there."""
+    return {k: v for k, v in vars(obj).items()}
+
+
+def _every_declared_parameter() -> list[tuple[str, str]]:
+    return [(key, p.name) for key, (_, cls) in sorted(_all_classes().items()) for p in cls.params]
+
+
+@pytest.mark.parametrize("key,param", _every_declared_parameter())
+def test_set_params_equals_a_fresh_construction(key, param, keys):
+    """For every declared parameter of every attack, defense and detector: set_params ->
+    get_params round-trips the value; the object then equals a fresh construction with that
+    value (get_params, every attribute, cache key); clone equals its original; and setting the
+    parameter back restores the original exactly (nothing derived from the old value survives)."""
+    obj = _make_any(key)
+    spec = type(obj).param_specs()[param]
+    original = obj.get_params()[param]
+    value = spec.other_value(original)
+    changed = obj.clone().set_params(**{param: value})
+    fresh = _make_any(key, **{param: value})
+    assert changed.get_params()[param] == value
+    assert changed.get_params() == fresh.get_params()
+    assert _state(changed) == _state(fresh), f"{key}: set_params({param}=...) left state a fresh object does not have"
+    for a in (obj, changed):
+        twin = a.clone()
+        assert type(twin) is type(a) and twin is not a
+        assert twin.get_params() == a.get_params() and _state(twin) == _state(a)
+    back = changed.clone().set_params(**{param: original})
+    assert _state(back) == _state(obj) and back.get_params() == obj.get_params()
+    if not key.startswith("detector:"):
+        key_of = (lambda x: keys.fake(TARGETS, x, N_FAKE, N_FILLER, 0)) if key in ATTACKS else (lambda x: keys.model("train", x, 0))
+        assert key_of(changed) == key_of(fresh) and key_of(back) == key_of(obj)
+
+
+def _preset_cases() -> list[tuple[str, str, str]]:
+    """(defense, preset it starts from, preset it is set to) for every defense with presets."""
+    return [(name, start, to) for name, cls in sorted(DEFENSES.items()) if "preset" in cls.param_specs()
+            for start in cls.param_specs()["preset"].choices for to in cls.param_specs()["preset"].choices if start != to]
+
+
+@pytest.mark.parametrize("name,start,to", _preset_cases())
+def test_a_preset_change_equals_a_fresh_construction_with_that_preset(name, start, to, small, poisoned, keys):
+    """``set_params(preset=X)`` must behave as ``make_defense(name, preset=X)``: the same
+    parameters, the same cache key, the same resolved settings and the same fitted model."""
+    switched = make_defense(name, preset=start, **FAST_PARAMS.get(name, {})).set_params(preset=to)
+    fresh = make_defense(name, preset=to, **FAST_PARAMS.get(name, {}))
+    assert switched.get_params() == fresh.get_params() and _state(switched) == _state(fresh)
+    assert keys.model("train", switched, 0) == keys.model("train", fresh, 0)
+    assert switched.resolved_single_rating_std() == fresh.resolved_single_rating_std()
+    if hasattr(fresh, "resolved_solver"):
+        assert switched.resolved_solver() == fresh.resolved_solver()
+    a, b = (d.fit(poisoned, _context(small, 2)) for d in (switched, fresh))
+    assert torch.equal(_real_scores(a, small.n_users), _real_scores(b, small.n_users))
+    assert [r.get("solver") for r in a.diagnostics["rounds"]] == [r.get("solver") for r in b.diagnostics["rounds"]]
+    assert a.diagnostics["rounds"], "the fast schedule regenerates ERM users (else the solver is never used)"
+
+
+def test_presets_differ_where_the_preset_test_looks():
+    """The preset test above can fail: the presets resolve to different solvers / spreads."""
+    paper, v1 = make_defense("apt", preset="paper"), make_defense("apt", preset="lab-v1")
+    assert paper.resolved_solver() != v1.resolved_solver()
+    assert paper.resolved_single_rating_std() != v1.resolved_single_rating_std()
 
 
 def _detector_cases():

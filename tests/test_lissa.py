@@ -151,9 +151,9 @@ def test_lissa_settings_validate():
 
 def test_paper_preset_is_the_default_and_holds_the_authors_code_settings():
     apt = make_defense("apt")
-    assert apt.preset == "paper" and apt.solver == "lissa-lanczos"
+    assert apt.preset == "paper" and apt.solver is None and apt.resolved_solver() == "lissa-lanczos"
     assert (apt.lissa.steps, apt.lissa.batch_size, apt.lissa.scale, apt.lissa.damping) == (1000, 16384, 1.0, 0.0)
-    assert apt.single_rating_std == "zero"
+    assert apt.single_rating_std is None and apt.resolved_single_rating_std() == "zero"
     assert settings_for("filmtrust", 2011, "paper").t_pre == 4
     assert settings_for("filmtrust", 2011, "lab-v1").t_pre == 5
     assert settings_for("ml-100k", 1682, "paper").t_pre == 15
@@ -165,11 +165,11 @@ def test_paper_preset_is_the_default_and_holds_the_authors_code_settings():
 
 def test_old_behaviour_stays_reachable():
     v1 = make_defense("apt", preset="lab-v1")
-    assert v1.solver == "identity" and v1.single_rating_std == "global"
-    assert v1.n_erm_users(971, "ml-100k") == 49  # 5% of all observed users, fake ones included
-    assert make_defense("apt", erm_fraction=0.05).n_erm_users(971, "ml-100k") == 49
+    assert v1.resolved_solver() == "identity" and v1.resolved_single_rating_std() == "global"
+    assert v1.n_erm_users(943, "ml-100k") == 47  # 5% of the real users (DESIGN.md 6.1)
+    assert make_defense("apt", erm_fraction=0.05).n_erm_users(943, "ml-100k") == 47
     assert make_defense("apt", erm_users=7, preset="lab-v1").n_erm_users(971, "ml-100k") == 7
-    assert make_defense("apt", solver="identity").solver == "identity"
+    assert make_defense("apt", solver="identity").resolved_solver() == "identity"
     with pytest.raises(ConfigError):
         make_defense("apt", erm_users=5, erm_fraction=0.1)
     with pytest.raises(ConfigError):

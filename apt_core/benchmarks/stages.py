@@ -168,7 +168,7 @@ def bench_apt_on(dataset: str, data_dir: str | None, dev: torch.device, repeats:
     apt = make_defense("apt")
     ctx = DefenseContext(cfg, dev, 0, data.name, split.train)
     med, mn = time_it(lambda: apt.fit(split.train, ctx), reps)
-    rows.append(BenchRow(f"defense apt fit, {data.name}", med, mn, reps, f"{med / mf_med:.1f}x plain MF ({apt.solver}, {apt.erm_stats} stats)"))
+    rows.append(BenchRow(f"defense apt fit, {data.name}", med, mn, reps, f"{med / mf_med:.1f}x plain MF ({apt.resolved_solver()}, {apt.erm_stats} stats)"))
     return rows
 
 

@@ -5,7 +5,18 @@ from apt_core.defenses.base import Defense, DefenseContext, DefenseResult
 from apt_core.defenses.none import NoDefense
 from apt_core.registry import Registry
 
-DEFENSES: Registry = Registry("defense")
+
+
+def _remove_defenses() -> dict[str, type]:
+    """One ``remove-<detector>`` defense per detector registered *now* (read at each use, so a
+    detector registered after import has its defense too)."""
+    from apt_core.defenses.remove import remove_defense_for
+    from apt_core.detection import DETECTORS
+
+    return {f"remove-{name}": remove_defense_for(name, det.summary) for name, det in DETECTORS.items()}
+
+
+DEFENSES: Registry = Registry("defense", derived=_remove_defenses)
 DEFENSES.register(NoDefense)
 
 
@@ -20,20 +31,9 @@ from apt_core.defenses.pcmf import PCMF  # noqa: E402
 from apt_core.defenses.apt_rand import APTRand  # noqa: E402
 from apt_core.defenses.apt import APT  # noqa: E402
 from apt_core.defenses.apt_trusted import APTTrusted  # noqa: E402
-from apt_core.defenses.remove import remove_defense_for  # noqa: E402
 
 for _cls in (AdversarialTraining, PCMF, APTRand, APT, APTTrusted):
     register(_cls)
-
-
-def _register_remove_defenses() -> None:
-    from apt_core.detection import DETECTORS
-
-    for _name, _det in DETECTORS.items():
-        register(remove_defense_for(_name, _det.summary))
-
-
-_register_remove_defenses()
 
 
 def defense_names() -> list[str]:

@@ -7,9 +7,10 @@ with Fire: Towards Robust Recommender Systems via Adversarial Poisoning Training
 Threat model: the defender trains MF on data D that may contain fake user profiles it cannot
 tell apart from real ones.  Budget: the defender injects its own n* "ERM users", each rating
 m* items, and regenerates all of them every T_inter epochs after T_pre epochs of plain
-training.  n* is ``erm_users`` if given, else round(``erm_fraction`` x users), else the
-preset's count; a fraction counts *all* users of D, fake ones included (the defender cannot
-tell them apart; ``n_real_users`` is known only to the evaluation).  APT's ERM users rate the
+training.  n* is ``erm_users`` if given, else round(``erm_fraction`` x real users), else the
+preset's count (DESIGN.md 6.1).  The real users are the service's own accounts before the
+attack (:meth:`DefenseContext.real_user_count`): a budget, not a label, so the defender
+still cannot tell which of its accounts are fake.  APT's ERM users rate the
 items whose influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at
 their mean plus r⁺: fake users push target items up; ratings near the item's honest level
 pull them back.
@@ -142,10 +143,10 @@ class APT(ERMTraining):
     ):
         self._set_declared(locals())
 
-    def check_params(self) -> None:
-        super().check_params()
-        if self.solver is None:  # None: the preset's solver, resolved when set
-            self.solver = get_preset(self.preset).solver
+    def resolved_solver(self) -> str:
+        """``solver``, or the preset's when None: resolved when fitting, never stored, so that
+        ``set_params(preset=...)`` equals a fresh construction with that preset."""
+        return self.solver if self.solver is not None else get_preset(self.preset).solver
 
     @property
     def lissa(self) -> LissaSettings:
@@ -165,7 +166,7 @@ class APT(ERMTraining):
             # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
             res = influence_vector(
                 trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
-                solver=self.solver, damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
+                solver=self.resolved_solver(), damping=self.damping, max_iter=self.cg_max_iter, tol=self.cg_tol, er_loss=self.er_loss,
                 preconditioner=self.preconditioner, x0=state.cache.get("w") if self.warm_start else None,
                 structure=state.cache["structure"], lissa=self.lissa,
                 # the stochastic LiSSA draws fresh minibatches each round, reproducibly

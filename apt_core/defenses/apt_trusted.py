@@ -29,7 +29,7 @@ from __future__ import annotations
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.apt import APT
 from apt_core.defenses.base import DefenseContext, DefenseResult, Param
-from apt_core.defenses.erm import compact_users, detection_diagnostics, expand_users, item_statistics, without_users
+from apt_core.defenses.erm import FitStatistics, compact_users, detection_diagnostics, expand_users, item_statistics, without_users
 
 #: where the ERM users' rating centre comes from: each item's (trusted) mean, or the global one
 TRUSTED_STATISTICS = ("auto", "item", "global")
@@ -64,30 +64,29 @@ class APTTrusted(APT):
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector
 
+        # Everything of this fit (the detection, the statistics) stays in locals: one object
+        # may be fitted from two threads at once (the dashboard's background grid).
         detection = context.detect(make_detector(self.detector), train)
-        self._flagged_detection = detection
+        kind = self._kind(detection)
+        single = self.resolved_single_rating_std()
+        # n* counts the service's real users, whoever the detector dropped.
+        n_real = context.real_user_count(train)
         if not self.drop_suspects:
-            result = super().fit(train, context)
+            stats = FitStatistics(*item_statistics(without_users(train, detection.flagged), kind, single), detection)
+            result = self._train(train, context, stats, n_real)
         else:
             data, kept_ids = compact_users(train, detection.flagged)
-            result = super().fit(data, context)
+            stats = FitStatistics(*item_statistics(data, kind, single))  # data is already the kept users
+            result = self._train(data, context, stats, n_real)
             result = DefenseResult(expand_users(result.model, kept_ids, train.n_users), result.diagnostics)
         # Report the detection in the observed data's user ids (flagged ids, per-user scores).
         result.diagnostics.update(detection_diagnostics(detection))
         result.diagnostics["drop_suspects"] = self.drop_suspects
-        result.diagnostics["statistics_used"] = "global" if self._kind() == "global" else "item"
+        result.diagnostics["statistics_used"] = "global" if kind == "global" else "item"
         return result
 
-    def _kind(self) -> str:
-        """``item_statistics`` kind for this fit (``auto``: global when nobody was flagged)."""
+    def _kind(self, detection) -> str:
+        """``item_statistics`` kind for a fit with ``detection`` (``auto``: global when nobody was flagged)."""
         if self.statistics == "auto":
-            return "observed" if self._flagged_detection.n_flagged > 0 else "global"
+            return "observed" if detection.n_flagged > 0 else "global"
         return "global" if self.statistics == "global" else "observed"
-
-    def _statistics(self, train: Interactions, context: DefenseContext):
-        # The detection ran once, on the observed data, in fit().
-        kind = self._kind()
-        if not self.drop_suspects:
-            self._detection = self._flagged_detection
-            return item_statistics(without_users(train, self._flagged_detection.flagged), kind, self.single_rating_std)
-        return item_statistics(train, kind, self.single_rating_std)  # train is already the kept users

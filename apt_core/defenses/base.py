@@ -52,6 +52,16 @@ class DefenseContext:
             return self.detect_with(detector, data, self.random_state)
         return detector.detect(data, self.random_state)
 
+    def real_user_count(self, train: Interactions) -> int:
+        """The service's own user count, the base of a defense's budget (APT's n*).
+
+        The clean training data's users when the context has them (the accounts before the
+        attack: the count does not depend on labels in the observed data, so a defense still
+        cannot tell which of its accounts are fake), else the observed data's ``n_real_users``."""
+        if self.clean_train is not None:
+            return int(self.clean_train.n_users)
+        return int(train.n_real_users)
+
     def __post_init__(self) -> None:
         # The defenses' schedules count epochs in mf_config; a victim's own count wins.
         epochs = getattr(self.victim, "epochs", None)

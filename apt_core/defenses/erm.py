@@ -73,9 +73,8 @@ class ERMPreset:
     """A named set of APT / APT-rand defaults (each explicit argument overrides its entry).
 
     ``erm_users`` maps data-set keys to an absolute number of ERM users; on other data sets
-    the number is ``round(erm_fraction x users)``, counting *all* users of the observed data
-    (a defender cannot tell fake users apart, so the fake ones are counted too: 943 real + 28
-    fake ML-100K users give 5% = 49 ERM users).
+    the number is ``round(erm_fraction x real users)`` (DESIGN.md 6.1: 943 real ML-100K users
+    give 5% = 47 ERM users, whatever the number of fake users).
     ``t_pre`` overrides the per-data-set T_pre of :data:`DATASET_SETTINGS`.
     ``single_rating_std`` is the spread of an item rated once: ``"zero"`` (``np.std`` of one
     value, what the authors' code uses) or ``"global"`` (the global standard deviation).
@@ -94,14 +93,14 @@ class ERMPreset:
 #: ``paper``: what produced the paper's tables, from the authors' code where its text differs
 #: (LiSSA, FilmTrust T_pre 4, 50 ERM users on ML-100K and FilmTrust where the paper says 5%,
 #: std 0 for an item rated once).  Elsewhere (no published code settings) 5% of the users.
-#: ``lab-v1``: APT Lab's settings before issue 16 (identity solver, 5% of the observed users,
+#: ``lab-v1``: APT Lab's settings before issue 16 (identity solver, 5% of the real users,
 #: the paper's text's T_pre 5 on FilmTrust, global std for an item rated once), kept so that
 #: earlier results stay reproducible.
 ERM_PRESETS: dict[str, ERMPreset] = {
     "paper": ERMPreset("paper", {"ml-100k": 50, "filmtrust": 50}, 0.05, {"filmtrust": 4}, "zero", "lissa-lanczos",
                        "the authors' code: LiSSA influence, 50 ERM users on ML-100K and FilmTrust, T_pre 4 on FilmTrust, std 0 for items rated once"),
     "lab-v1": ERMPreset("lab-v1", {}, 0.05, {}, "global", "identity",
-                        "APT Lab v1: gradient as influence (identity solver), 5% of the observed users, T_pre 5 on FilmTrust"),
+                        "APT Lab v1: gradient as influence (identity solver), 5% of the real users, T_pre 5 on FilmTrust"),
 }
 SINGLE_RATING_STD = ("zero", "global")
 
@@ -175,7 +174,7 @@ class ERMBatch:
 
 #: The parameters APT and APT-rand share (None: the preset's / the data set's schedule entry).
 ERM_PARAMS: tuple[Param, ...] = (
-    Param("erm_fraction", float, None, "ERM users as a share of all users, fake ones included (None: the preset's count)",
+    Param("erm_fraction", float, None, "ERM users as a share of the real users: n* = round(erm_fraction x real users) (None: the preset's count)",
           low=0.0, high=1.0, optional=True, paper=0.05),
     Param("erm_stats", str, "observed", "where ERM ratings' item mean/std come from: observed (honest), clean (the authors' oracle), "
           "robust (median/MAD), trusted (users a detector flags left out), global (global mean/std)",
@@ -197,7 +196,7 @@ ERM_PARAMS: tuple[Param, ...] = (
     Param("single_rating_std", str, None, "spread of an item rated once: zero (authors' code) or global std (None: the preset's)",
           choices=SINGLE_RATING_STD, optional=True, paper="zero"),
     Param("detector", str, "cogroup", "erm_stats=trusted: the shilling detector whose flagged users are left out of the statistics",
-          choices=tuple(DETECTORS)),
+          choices=DETECTORS.live_names()),
 )
 
 
@@ -220,29 +219,34 @@ class ERMTraining(Defense):
         single_rating_std: str | None = None,
         detector: str = "cogroup",
     ):
-        # Validated from ERM_PARAMS; None stays None = the preset's / data set's value (see
-        # n_erm_users, resolved_settings), except single_rating_std, resolved in check_params.
+        # Validated from ERM_PARAMS; None stays None = the preset's / data set's value, resolved
+        # when fitting (n_erm_users, resolved_settings, resolved_single_rating_std), so that
+        # set_params(preset=...) behaves exactly as a fresh construction with that preset.
         self._set_declared(locals())
 
     def check_params(self) -> None:
         if self.erm_users is not None and self.erm_fraction is not None:
             raise ConfigError(f"{self.name}: give either erm_users (a count) or erm_fraction (a share of users), not both")
-        if self.single_rating_std is None:
-            self.single_rating_std = get_preset(self.preset).single_rating_std
 
-    def n_erm_users(self, n_users: int, dataset: str = "") -> int:
-        """ERM users for data with ``n_users`` users (all of them, fake ones included): the
-        explicit ``erm_users`` or ``erm_fraction``, else the preset's count for ``dataset``,
-        else the preset's share."""
+    def resolved_single_rating_std(self) -> str:
+        """``single_rating_std``, or the preset's when None (read at fit time, never stored)."""
+        return self.single_rating_std if self.single_rating_std is not None else get_preset(self.preset).single_rating_std
+
+    def n_erm_users(self, n_real_users: int, dataset: str = "") -> int:
+        """n*: the explicit ``erm_users``, or round(``erm_fraction`` x real users), else the
+        preset's count for ``dataset``, else the preset's share of the real users.
+
+        Real users only (DESIGN.md section 6.1): the budget is a share of the service's own
+        user base, so the attack's size does not buy the defender extra ERM users."""
         if self.erm_users is not None:
             return self.erm_users
         if self.erm_fraction is not None:
-            return int(round(self.erm_fraction * n_users))
+            return int(round(self.erm_fraction * n_real_users))
         p = get_preset(self.preset)
         key = dataset_key(dataset)
         if key in p.erm_users:
             return int(p.erm_users[key])
-        return int(round(p.erm_fraction * n_users))
+        return int(round(p.erm_fraction * n_real_users))
 
     def resolved_settings(self, dataset: str, n_items: int) -> APTSettings:
         base = settings_for(dataset, n_items, self.preset)
@@ -255,35 +259,44 @@ class ERMTraining(Defense):
             float(r_plus) if r_plus is not None else base.r_plus,
         )
 
-    def _statistics(self, train: Interactions, context: DefenseContext) -> tuple[np.ndarray, np.ndarray]:
+    def _statistics(self, train: Interactions, context: DefenseContext) -> FitStatistics:
+        """The ERM users' item statistics for this fit (and the detection behind them, if any).
+
+        Returned, never stored on ``self``: one defense object may be fitted from two threads
+        at once (the dashboard's background grid)."""
+        single = self.resolved_single_rating_std()
         if self.erm_stats == "trusted":
-            means, stds, detection = trusted_statistics(train, self.detector, context.random_state, self.single_rating_std, context)
-            self._detection = detection
-            return means, stds
+            means, stds, detection = trusted_statistics(train, self.detector, context.random_state, single, context)
+            return FitStatistics(means, stds, detection)
         if self.erm_stats == "clean":
             if context.clean_train is None:
                 raise ConfigError("erm_stats='clean' needs the clean training data (context.clean_train); use 'observed'")
             source = context.clean_train
             if source.n_items != train.n_items:
                 raise ConfigError("the clean training data has a different number of items than the observed data")
-            return item_statistics(source, "clean", self.single_rating_std)
-        return item_statistics(train, self.erm_stats, self.single_rating_std)
+            return FitStatistics(*item_statistics(source, "clean", single))
+        return FitStatistics(*item_statistics(train, self.erm_stats, single))
 
     @abstractmethod
     def _generate(self, state: "RoundState") -> ERMBatch:
         ...
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
+        return self._train(train, context, self._statistics(train, context), context.real_user_count(train))
+
+    def _train(self, train: Interactions, context: DefenseContext, stats: "FitStatistics", n_real_users: int) -> DefenseResult:
+        """Algorithm 1 on ``train`` with the ERM statistics ``stats``; n* counts ``n_real_users``.
+
+        Everything of this fit lives in locals and ``RoundState``: nothing is written to ``self``."""
         t_start = time.perf_counter()
         cfg = context.mf_config
         settings = self.resolved_settings(context.dataset, train.n_items)
         n_obs = train.n_users
-        # n* = erm_users, or erm_fraction x users.  The recommender counts every account it
-        # has: it cannot tell fake users apart, so n_real_users (known only to the
-        # evaluation) is not used.
-        n_erm = self.n_erm_users(train.n_users, context.dataset)
-        self._detection = None
-        means, stds = self._statistics(train, context)
+        # n* = erm_users, or erm_fraction x real users (DESIGN.md 6.1).  The real users are the
+        # service's own accounts before the attack; which of today's accounts are fake stays
+        # unknown to the defense (n_real_users only sizes the budget, as the service's own count).
+        n_erm = self.n_erm_users(n_real_users, context.dataset)
+        means, stds = stats.means, stats.stds
         rng = np.random.default_rng([int(context.random_state), 7411])
         # MF, or the context's other victim (same schedule; its own loss and optimiser).
         trainer = make_trainer(n_obs, train.n_items, context)
@@ -333,11 +346,20 @@ class ERMTraining(Defense):
             "seconds_total": time.perf_counter() - t_start,
             "final_loss": trainer.last_loss,
         }
-        if self._detection is not None:
-            diagnostics.update(detection_diagnostics(self._detection))
+        if stats.detection is not None:
+            diagnostics.update(detection_diagnostics(stats.detection))
         if not rounds:
             diagnostics["note"] = f"no regeneration happened: {cfg.epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
         return DefenseResult(trainer.model(), diagnostics)
+
+
+@dataclass(frozen=True)
+class FitStatistics:
+    """Per-item centre and spread for one fit's ERM ratings, and the detection they came from (if any)."""
+
+    means: np.ndarray
+    stds: np.ndarray
+    detection: object | None = None
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Detect and remove: drop every rating of the users a shilling detector flags, then train
 plain MF, or the context's other victim (a detect-and-remove baseline; detectors: :mod:`apt_core.detection`).
 
-One defense per detector, registered as ``remove-<detector>`` (``remove-cogroup``,
-``remove-rdma``, ...).  Threat model: the defender sees only the observed data; the detector
+One defense per detector, named ``remove-<detector>`` (``remove-cogroup``, ``remove-rdma``,
+...), derived from the detector registry whenever the defense registry is read: a detector
+registered after import has its ``remove-`` defense at once.  Threat model: the defender sees only the observed data; the detector
 decides from it how many users to flag (``cut``, default the gap rule of
 :mod:`apt_core.detection.cuts`).  Budget: none added; the cost is the real users it flags,
 whose ratings are dropped.  The model is trained on the kept users only (renumbered: the
@@ -12,6 +13,7 @@ scores, the detector and its cut.
 """
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 from apt_core.data.dataset import Interactions
@@ -53,8 +55,10 @@ class RemoveSuspects(Defense):
         return DefenseResult(expand_users(trainer.model(), kept_ids, train.n_users), diagnostics)
 
 
+@functools.lru_cache(maxsize=None)
 def remove_defense_for(detector: str, summary: str) -> type[RemoveSuspects]:
-    """The ``remove-<detector>`` class (a subclass, so it registers under its own name)."""
+    """The ``remove-<detector>`` class (a subclass with its own name); one class per detector,
+    built the first time the defense registry is read after the detector was registered."""
     cls_name = "Remove" + "".join(p.capitalize() for p in detector.split("-"))
     return type(cls_name, (RemoveSuspects,), {
         "__doc__": f"Drop the users the {detector} detector flags, then plain MF.",

@@ -24,8 +24,8 @@ for _cls in (CoGroup, RDMA, WDMA, DegSim, LengthVar, PCASelectUsers, RiskInfluen
 
 
 def register(cls: type[Detector]) -> type[Detector]:
-    """Add a detector class; an empty or taken name is refused (register before importing
-    apt_core.defenses to also get its ``remove-<name>`` defense)."""
+    """Add a detector class; an empty or taken name is refused.  Its ``remove-<name>`` defense
+    and its use as APT's ``detector`` follow at once (those registries are read when used)."""
     return DETECTORS.register(cls)
 
 

@@ -10,6 +10,7 @@ the attack's size.
 """
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -66,13 +67,18 @@ class Detector(Configurable, ABC):
 
     @abstractmethod
     def _scores(self, data: Interactions) -> np.ndarray:
-        ...
+        """Suspicion per user.  A detector that draws random numbers declares a second argument,
+        ``_scores(self, data, random_state)``, and receives the seed there (never on ``self``:
+        one detector object may score two data sets from two threads at once)."""
 
     def scores(self, data: Interactions | RatingData, random_state: int = 0) -> np.ndarray:
         """Suspicion per user (length ``n_users``; higher = more suspicious), finite."""
         inter = as_interactions(data)
-        self._random_state = int(random_state)
-        s = np.asarray(self._scores(inter), dtype=np.float64)
+        if "random_state" in inspect.signature(self._scores).parameters:
+            raw = self._scores(inter, random_state=int(random_state))
+        else:
+            raw = self._scores(inter)
+        s = np.asarray(raw, dtype=np.float64)
         if s.shape != (inter.n_users,):
             raise AssertionError(f"{self.name}: returned {s.shape} scores for {inter.n_users} users")
         # Users without ratings (or undefined statistics) are the least suspicious.

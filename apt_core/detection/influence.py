@@ -32,11 +32,11 @@ class RiskInfluence(Detector):
     def __init__(self, epochs: int = 25, normalise: bool = True, cut: str = "gap") -> None:
         self._set_declared(locals())
 
-    def _scores(self, data: Interactions) -> np.ndarray:
+    def _scores(self, data: Interactions, random_state: int = 0) -> np.ndarray:
         from apt_core.influence.mf import er_gradient
         from apt_core.models.mf import MFConfig, fit_mf
 
-        model = fit_mf(data, MFConfig(epochs=self.epochs), "cpu", getattr(self, "_random_state", 0))
+        model = fit_mf(data, MFConfig(epochs=self.epochs), "cpu", int(random_state))
         P, Q = model.P.detach(), model.Q.detach()
         users = torch.from_numpy(data.users)
         items = torch.from_numpy(data.items)
