@@ -30,6 +30,8 @@ def _seed_arg(value: str) -> int:
 
 
 TARGET_WORDS = ("random", "unpopular", "paper", "paper-unpopular", "paper-random")
+#: the attack ``detect`` runs when neither --attack nor --poison-file is given
+DETECT_DEFAULT_ATTACK = "average"
 
 
 def _targets_arg(value: str):
@@ -63,7 +65,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", default="none", type=str.lower, help="one of: " + ", ".join(attack_names()))
     p.add_argument("--attack-size", type=float, default=0.03, help="fake users as a share of real users, in (0, 1]")
     p.add_argument("--filler", type=int, default=None, help="filler items per fake user (default: the data set's ratings per user)%(default).0s")
-    p.add_argument("--poison-file", default=None, help="inject these fake profiles (CSV user,item,rating or the authors' .npy) instead of running an attack")
+    p.add_argument("--poison-file", default=None,
+                   help="inject these fake profiles instead of running an attack: CSV user,item_id,rating (the data set's own "
+                        "item ids) or the authors' .npy; the run's attack is then 'file' (--attack must stay none)")
     p.add_argument("--targets", type=_targets_arg, default="random",
                    help="random, unpopular, paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
                         "only on their split files), or comma-separated item ids (the data set's own ids)")
@@ -101,8 +105,11 @@ def scenario_from_args(args: argparse.Namespace):
     from apt_core.experiments.pipeline import Scenario
     from apt_core.experiments.scenario import parse_param_assignments
 
+    attack = args.attack
+    if attack is None:  # detect's default: an attack, unless a poison file brings the fake users
+        attack = "none" if args.poison_file is not None else DETECT_DEFAULT_ATTACK
     return Scenario(
-        dataset=args.dataset, data_dir=args.data_dir, attack=args.attack, attack_size=args.attack_size,
+        dataset=args.dataset, data_dir=args.data_dir, attack=attack, attack_size=args.attack_size,
         filler=args.filler, poison_file=args.poison_file, targets=args.targets, n_targets=args.n_targets,
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
@@ -203,7 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         out = result.to_json()
         print(f"{out['dataset']['name']}: {out['dataset']['n_users']} users, {out['dataset']['n_items']} items, {out['dataset']['n_ratings']} ratings; device {out['device']}")
-        print(f"targets: {', '.join(result.data.title(t) for t in result.targets)}")
+        print("targets (the data set's item ids): " + ", ".join(
+            f"{i} {result.data.title(t)}" if result.data.item_titles else str(i)
+            for i, t in zip(result.data.original_item_ids(result.targets), result.targets)))
         print(settings_line(scenario))
         print(format_rows(out["rows"]))
         sig = out.get("significance")
@@ -256,8 +265,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
     else:
         d = report.dataset
-        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; attack {scenario.attack} on {scenario.targets} targets, "
-              f"{scenario.seeds} seed(s); each detector flags users by its own data-driven cut")
+        source = f"poison file {scenario.poison_file}" if scenario.poison_file is not None else f"attack {scenario.attack}"
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; {source} on {scenario.targets} targets "
+              f"(item ids {', '.join(map(str, report.target_ids))}), {scenario.seeds} seed(s); "
+              "each detector flags users by its own data-driven cut")
         print(format_detection(report))
     return 0
 
@@ -278,12 +289,13 @@ def cmd_poison(args: argparse.Namespace) -> int:
     prepared = prepare(scenario)
     fake, _, _ = generate_profiles(scenario, prepared, scenario.seed, resolve_device(scenario.device))
     split, targets = prepared.split, prepared.targets
-    save_profiles(fake, out, split.train.scale)
+    save_profiles(fake, out, split.train.scale, prepared.data.item_ids)
     summary = {
         "out": str(out),
         "attack": scenario.attack,
         "dataset": prepared.data.name,
-        "targets": [int(t) for t in targets],
+        "targets": prepared.data.original_item_ids(targets),  # the data set's own ids, as in the CSV
+        "target_indices": [int(t) for t in targets],
         "n_fake_users": fake.n_fake_users,
         "n_filler": prepared.budget.n_filler,
         "n_ratings": len(fake),
@@ -297,7 +309,8 @@ def add_poison_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``)."""
     p = subparsers.add_parser("poison", help="generate an attack's fake profiles and export them (CSV or the authors' .npy)")
     add_scenario_arguments(p)
-    p.add_argument("--out", required=True, help="output file: .csv (user,item,rating) or .npy (dense normalised matrix)")
+    p.add_argument("--out", required=True, help="output file: .csv (user,item_id,rating; the data set's own item ids) "
+                                                "or .npy (the authors' dense normalised matrix; columns are dense item indices)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_poison)
     return p
@@ -546,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma list (default: every registered detector); --param DETECTOR.PARAM=VALUE sets a detector's parameters")
     det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_cache_arguments(det, history=False)
-    det.set_defaults(func=cmd_detect, attack="average")
+    det.set_defaults(func=cmd_detect, attack=None)  # None: DETECT_DEFAULT_ATTACK, or none with --poison-file
 
     add_poison_parser(sub)
 

@@ -15,7 +15,10 @@ from pages._common import display_frame, download, fmt_frame, guard, is_presente
 
 def summary(row) -> str:
     """One readable line per run: what was attacked, how, and which defenses ran."""
-    attack = "no attack" if row["attack"] == "none" else f"{row['attack']} attack, {float(row['attack_size']):.0%} fake users"
+    if row["attack"] == "file":  # fake users from --poison-file: the file decides how many
+        attack = "fake users from a poison file"
+    else:
+        attack = "no attack" if row["attack"] == "none" else f"{row['attack']} attack, {float(row['attack_size']):.0%} fake users"
     text = f"{attack} on {row['targets']} targets"
     defenses = [d for d in str(row["defenses"]).split(",") if d and d != "none"]
     if defenses:

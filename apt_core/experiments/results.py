@@ -145,7 +145,10 @@ class ScenarioResult:
     def to_json(self) -> dict:
         """The ``run --json`` object of docs/cli.md (``config``, ``dataset``, ``targets``, ``rows``) plus extras.
 
-        Extras beside the contract: ``target_ids``, ``device``, ``per_seed`` (one object per
+        ``targets`` are the data set's own item ids (as given to ``--targets`` and written in
+        poison CSVs).  Extras beside the contract: ``target_indices`` (the same items as dense
+        0-based indices, the models' columns), ``target_ids`` (= ``targets``, the name this key
+        had before ``targets`` held the ids too), ``device``, ``per_seed`` (one object per
         phase x seed), ``significance`` (paired t-test of APT against the best baseline, or
         null), ``scenario_key``, ``wall_seconds``, ``cache`` (hits, misses) and
         ``attack_seconds`` (generation time of each seed's fake profiles).
@@ -153,15 +156,16 @@ class ScenarioResult:
         sig = self.significance()
         cols = ("phase", "seed", "target_hr", "test_hr", "ri", "rank_shift_median", "prediction_shift", "seconds")
         return {
-            "config": self.scenario.to_dict(),
+            "config": self.scenario.to_config(),
             "dataset": {
                 "name": self.data.name,
                 "n_users": int(self.data.n_users),
                 "n_items": int(self.data.n_items),
                 "n_ratings": int(self.data.n_ratings),
             },
-            "targets": [int(t) for t in self.targets],
-            "target_ids": [_jsonable(self.data.item_ids[t]) for t in self.targets],
+            "targets": self.data.original_item_ids(self.targets),
+            "target_indices": [int(t) for t in self.targets],
+            "target_ids": self.data.original_item_ids(self.targets),
             "device": self.device,
             "rows": self.rows(),
             "per_seed": [dict(zip(cols, m)) for m in self.per_seed_metrics()],
@@ -179,6 +183,3 @@ def _float(value) -> float | None:
     value = float(value)
     return None if np.isnan(value) else value
 
-
-def _jsonable(value):
-    return value.item() if hasattr(value, "item") else value
