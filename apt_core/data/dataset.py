@@ -212,6 +212,10 @@ class RatingData:
             return str(self.item_titles[item])
         return f"item {self.item_ids[item]}"
 
+    def original_item_ids(self, indices) -> list:
+        """The data set's own ids of dense item ``indices``, as plain Python values (JSON-ready)."""
+        return [_native(v) for v in self.item_ids[np.asarray(indices, dtype=np.int64)]]
+
     def item_index(self, original_ids: list) -> np.ndarray:
         """Map original item ids (as in the source file) to dense indices; unknown ids fail."""
         lookup = IdIndex(self.item_ids)

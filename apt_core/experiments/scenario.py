@@ -60,6 +60,10 @@ def _normalise_params(params: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(out.items()))
 
 
+#: the attack name reports give a run whose fake profiles come from ``--poison-file``
+POISON_FILE_ATTACK = "file"
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything that determines an experiment's result."""
@@ -134,6 +138,9 @@ class Scenario:
     def validate(self) -> None:
         if self.attack not in attack_names():
             raise ConfigError(f"unknown attack {self.attack!r}: choose one of {', '.join(attack_names())}")
+        if self.poison_file is not None and self.attack != "none":
+            raise ConfigError(f"--poison-file and --attack {self.attack}: a poison file replaces the attack "
+                              "(its fake profiles are injected as they are); give one of the two")
         for name in self.defenses:
             if name not in defense_names():
                 raise ConfigError(f"unknown defense {name!r}: choose one of {', '.join(defense_names())}")
@@ -220,6 +227,21 @@ class Scenario:
         out["params"] = dict(self.params)
         if isinstance(self.targets, tuple):
             out["targets"] = list(self.targets)
+        return out
+
+    def to_config(self) -> dict:
+        """What a report records (``config`` of ``run --json`` and ``detect --json``, the history):
+        :meth:`to_dict`, with a poison file named as the attack (``attack`` = ``"file"``) and
+        identified by ``poison_file_name`` and ``poison_file_sha256`` (the content, read now;
+        null when the file cannot be read).  Its ``attack_size`` and ``filler`` are null: the
+        file decides them."""
+        out = self.to_dict()
+        if self.poison_file is not None:
+            from apt_core.attacks.io import poison_file_record
+
+            record = poison_file_record(self.poison_file)
+            out.update(attack=POISON_FILE_ATTACK, attack_size=None, filler=None,
+                       poison_file_name=record["name"], poison_file_sha256=record["sha256"])
         return out
 
 
