@@ -291,3 +291,114 @@ def test_apt_acceptance_ml100k_random_targets(data_dir, attack):
     assert rows["apt"]["ri"] >= 0.75, rows
     assert rows["apt"]["ri"] > rows["apt-rand"]["ri"] and rows["apt"]["ri"] > rows["at"]["ri"], rows
     assert rows["apt"]["test_hr"] >= rows["origin"]["test_hr"] - 0.015, rows
+
+
+# ----------------------------------------------------- n*, per-fit state, live registries
+
+
+def test_erm_users_count_the_real_users_only():
+    """DESIGN 6.1: n* = round(erm_fraction x real users); 600 real + 18 fake users at 5% give 30 (not 31)."""
+    clean = make_tiny(600, 40, 0.08, 3)
+    fake_users = np.repeat(np.arange(18), 3)
+    poisoned = clean.with_injected(fake_users, np.tile([1, 2, 3], 18), np.full(54, 5.0), 18)
+    apt = make_defense("apt-rand", erm_fraction=0.05, t_pre=1, t_inter=5, m_star=4)
+    ctx = DefenseContext(MFConfig(dim=4, epochs=2, batch_size=4096), "cpu", 0, "tiny", clean)
+    assert ctx.real_user_count(poisoned) == 600
+    assert apt.fit(poisoned, ctx).diagnostics["n_erm_users"] == 30
+    # Without the clean data the context falls back to the observed data's real users.
+    assert DefenseContext(dataset="tiny").real_user_count(poisoned) == 600
+    assert apt.n_erm_users(600) == 30 and apt.n_erm_users(618) == 31, "the two counts differ: the test can fail"
+
+
+def _fit_in_threads(fit, inputs: list) -> list:
+    """``fit(x)`` for every input, all started together from their own threads on one object."""
+    import threading
+
+    barrier = threading.Barrier(len(inputs))
+    results: list = [None] * len(inputs)
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = fit(inputs[i])
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("name, params", [
+    ("apt-trusted", {"drop_suspects": False, "statistics": "auto", "solver": "identity"}),
+    ("apt", {"erm_stats": "trusted", "detector": "influence", "solver": "identity"}),
+])
+def test_one_defense_object_fits_two_data_sets_from_two_threads(name, params):
+    """The dashboard's grid thread and a page may fit the same defense object at once: each
+    result equals its sequential counterpart (no per-fit state on the object)."""
+    # Different data: one where the detector flags the group, one with no fake users at all.
+    clean_a, poisoned_a, _ = _poisoned(n_fake=8, seed=0)
+    clean_b = make_tiny(70, 50, 0.25, 5)
+    inputs = [(poisoned_a, _ctx(clean_a, seed=1)), (clean_b, _ctx(clean_b, seed=2))]
+    defense = make_defense(name, **FAST_APT, **params)
+    sequential = [defense.fit(data, ctx) for data, ctx in inputs]
+    # the two fits differ (so a result swapped between threads would be seen)
+    assert sequential[0].diagnostics["suspicion"].shape != sequential[1].diagnostics["suspicion"].shape
+    for _ in range(2):
+        together = _fit_in_threads(lambda x: defense.fit(*x), inputs)
+        for seq, par, (data, _c) in zip(sequential, together, inputs):
+            users = torch.arange(data.n_real_users)
+            assert torch.equal(seq.model.score_users(users), par.model.score_users(users))
+            assert seq.diagnostics["flagged_users"].tolist() == par.diagnostics["flagged_users"].tolist()
+            assert np.array_equal(seq.diagnostics["suspicion"], par.diagnostics["suspicion"])
+            assert seq.diagnostics["n_erm_users"] == par.diagnostics["n_erm_users"]
+
+
+def test_one_detector_object_scores_two_data_sets_from_two_threads():
+    """The influence detector's seed is an argument, not state: concurrent scoring equals sequential."""
+    from apt_core.detection import make_detector
+
+    det = make_detector("influence", epochs=3)
+    inputs = [(make_tiny(60, 40, 0.25, 1), 1), (make_tiny(50, 40, 0.3, 2), 7)]
+    sequential = [det.scores(data, seed) for data, seed in inputs]
+    together = _fit_in_threads(lambda x: det.scores(*x), inputs)
+    assert all(np.array_equal(s, t) for s, t in zip(sequential, together))
+    assert not hasattr(det, "_random_state")
+
+
+def test_a_detector_registered_after_import_has_its_defenses():
+    """Registries are read when used: remove-<toy> exists and apt-trusted accepts detector='toy'."""
+    from apt_core.detection import DETECTORS, register
+    from apt_core.detection.lengthvar import LengthVar
+
+    class ToyDetector(LengthVar):
+        """Length variance under another name (a detector registered by a notebook after import)."""
+
+        name = "toy"
+        summary = "a toy detector registered after import"
+
+    assert "remove-toy" not in DEFENSES
+    with pytest.raises(ConfigError, match="toy"):
+        make_defense("apt-trusted", detector="toy")
+    register(ToyDetector)
+    try:
+        assert "remove-toy" in DEFENSES and "remove-toy" in DEFENSES.names()
+        remove = make_defense("remove-toy", cut="mad")
+        assert remove.get_params() == {"cut": "mad"} and DEFENSES["remove-toy"] is type(remove)
+        trusted = make_defense("apt-trusted", detector="toy")
+        assert trusted.clone().get_params()["detector"] == "toy"
+        make_defense("apt", erm_stats="trusted", detector="toy")
+        clean, poisoned, _ = _poisoned()
+        result = remove.fit(poisoned, DefenseContext(MFConfig(dim=4, epochs=1), "cpu", 0, "tiny", clean))
+        assert result.diagnostics["detector"] == "toy"
+    finally:
+        del DETECTORS["toy"]
+    assert "remove-toy" not in DEFENSES
+    with pytest.raises(ConfigError, match="unknown defense 'remove-toy'"):
+        make_defense("remove-toy")
