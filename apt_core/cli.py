@@ -74,7 +74,7 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-targets", type=int, default=5, help="number of target items")
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses, from: " + ", ".join(defense_names()) + " (default: none)%(default).0s")
     p.add_argument("--erm-fraction", type=float, default=None,
-                   help="APT/APT-rand ERM users as a share of all users (fake ones included); default: the preset's count%(default).0s")
+                   help="APT/APT-rand ERM users as a share of the real users: n* = round(X x real users); default: the preset's count%(default).0s")
     p.add_argument("--erm-users", type=int, default=None, help="APT/APT-rand ERM users as a count (instead of --erm-fraction)")
     p.add_argument("--apt-preset", default="paper",
                    help="APT/APT-rand defaults: paper (the authors' code: LiSSA, 50 ERM users on ML-100K/FilmTrust, "
@@ -140,21 +140,33 @@ class StderrProgress:
 
 
 def format_rows(rows: list[dict]) -> str:
-    header = f"{'phase':<10} {'target HR':>10} {'± sd':>7} {'test HR':>8} {'± sd':>7} {'RI':>7} {'rank shift':>10} {'seconds':>8}"
+    from apt_core.evaluation.metrics import RI_RULE, ri_note
+
+    header = (f"{'phase':<10} {'target HR':>10} {'± sd':>7} {'test HR':>8} {'± sd':>7} {'RI':>7} {'below clean':>11} "
+              f"{'rank shift':>10} {'seconds':>8}  note")
     lines = [header, "-" * len(header)]
 
     def f(v, w, p=4):
         return f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
 
+    notes = []
     for r in rows:
+        note = ri_note(r["ri"], r.get("ri_undefined_reason"))
+        notes.append(note)
         lines.append(
             f"{r['phase']:<10} {f(r['target_hr'], 10)} {f(r['target_hr_sd'], 7)} {f(r['test_hr'], 8)} {f(r['test_hr_sd'], 7)} "
-            f"{f(r['ri'], 7, 3)} {f(r['rank_shift_median'], 10, 1)} {f(r['seconds'], 8, 2)}"
+            f"{f(r['ri'], 7, 3)} {f(r.get('below_clean'), 11)} {f(r['rank_shift_median'], 10, 1)} {f(r['seconds'], 8, 2)}"
+            + (f"  {note}" if note else "")
         )
     if any(not isinstance(r["test_hr"], (int, float)) for r in rows):
         lines.append("test HR -: not measurable (no user of the split has a held-out test rating)")
-    if any(not isinstance(r["ri"], (int, float)) for r in rows if r["phase"] not in ("origin", "attack")):
-        lines.append("RI -: undefined where the attack did not raise target HR above origin")
+    if any(r["ri"] is None and r.get("ri_undefined_reason") != "not-a-defense" for r in rows if r["phase"] not in ("origin", "attack")):
+        lines.append("RI -: undefined, the note says why.")
+        lines.append(RI_RULE)
+    if any(isinstance(r.get("below_clean"), (int, float)) for r in rows):
+        lines.append("below clean: how far a defended row pushed target HR below the clean (origin) level, max(0, origin - row)")
+    if "over-correction" in notes:
+        lines.append("over-correction: RI above 1 means the defense pushed the targets below their clean level (not better than perfect)")
     return "\n".join(lines)
 
 

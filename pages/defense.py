@@ -8,13 +8,21 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
-from apt_core.experiments.pipeline import Scenario, run_scenario
+from apt_core.experiments.pipeline import Scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
 from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
-from pages._common import (GLOSSARY, artifact_cache, as_arrow, history_label, attack_controls, download, fmt_frame, from_cache_only, grid_panel, guard, is_live, per_result,
-                           last_shown, live_spec, load_data, offer_grid, param_controls, presenter, remember, url_state, results_views, run_cached,
-                           settings, stale_container)
+from apt_core.storage.history import run_and_record
+from pages._shared.display import as_arrow, download, fmt_frame, per_result, results_views
+from pages._shared.glossary import GLOSSARY
+from pages._shared.grid_panel import grid_panel, is_live, live_spec, offer_grid
+from pages._shared.history_glue import history_label
+from pages._shared.page_guard import guard
+from pages._shared.runs import artifact_cache, from_cache_only, last_shown, remember, run_cached, stale_container
+from pages._shared.settings import presenter, settings
+from pages._shared.uploads import load_data
+from pages._shared.url_state import url_state
+from pages._shared.widgets import attack_controls, param_controls
 
 PAPER_NOTE = (
     "Paper (ML-100K, unpopular targets, 3% attack, 5% ERM users): attack HR@50 0.52-0.99, APT 0.0002-0.0019, "
@@ -22,19 +30,12 @@ PAPER_NOTE = (
 )
 
 
-def run_and_record(scenario: Scenario, progress) -> object:
-    """Run the scenario, then keep it in the run history; a history failure is reported, not hidden.
+def run_defense(scenario: Scenario, progress) -> object:
+    """The library's run-and-record, labelled with this page and its controls (the History page links back).
 
-    The result is returned (and shown) either way; the note is kept on the result so the
-    page can say why the run is missing from the History page.
+    A history that cannot be written is a warning (shown beside the result by ``run_cached``), never a lost result.
     """
-    result = run_scenario(scenario, progress, cache=artifact_cache())
-    try:
-        from apt_core.storage.history import RunStore
-
-        RunStore().record(result, label=history_label("defense"))
-    except Exception as exc:  # noqa: BLE001 -- history is a convenience; the result is still shown
-        result.history_note = f"This run was not recorded in the history: {exc}"
+    result, _run_id = run_and_record(scenario, progress, cache=artifact_cache(), label=history_label("defense"))
     return result
 
 
@@ -65,7 +66,8 @@ def body() -> None:
     c = st.columns(4)
     default = [d for d in ("apt", "at") if d in names] or names[:1]
     chosen = c[0].multiselect("Defenses", names or ["none"], default=default or ["none"], key="def-defenses", help="; ".join(f"{n}: {DEFENSES[n].summary}" for n in DEFENSES))
-    erm_help = GLOSSARY["ERM user"]
+    # n* = round(share x real users) (DESIGN 6.1): the fake users do not enlarge the budget.
+    erm_help = GLOSSARY["ERM user"] + f" Their number is round(share x {data.n_users} real users), e.g. 5% = {round(0.05 * data.n_users)}."
     if live:
         shares = list(live_spec().erm_fractions)
         if st.session_state.get("def-erm") not in shares:
@@ -91,7 +93,7 @@ def body() -> None:
                                    params={**dict(base.params), **defense_params})
     result = from_cache_only("defense", scenario, data)
     if result is None:
-        result = run_cached("defense", scenario, run_and_record, label="Run attack and defenses", auto=live)
+        result = run_cached("defense", scenario, run_defense, label="Run attack and defenses", auto=live)
     if not live:
         done = result or (last_shown("defense") or (None, None))[1]
         fits = 2 + len(scenario.defenses)
@@ -109,8 +111,6 @@ def body() -> None:
     if previous is not None and previous[0] != scenario and not live:
         with st.expander("Before / after: the previous settings against these", expanded=True):
             st.dataframe(compare_frame(previous[1], result), hide_index=True, width="stretch")
-    if getattr(result, "history_note", None):
-        st.warning(result.history_note)
     remember("defense", scenario, result)
     show_result(result, scenario)
 

@@ -77,7 +77,7 @@ class Scenario:
     targets: str | tuple[int, ...] = "random"
     n_targets: int = 5
     defenses: tuple[str, ...] = ("none",)
-    # ERM users of APT / APT-rand: a share of all users, a count, or (both None) the preset's
+    # ERM users of APT / APT-rand: a share of the real users, a count, or (both None) the preset's
     # count (``paper``: 50 on ML-100K and FilmTrust as in the authors' code, else 5%).
     erm_fraction: float | None = None
     erm_stats: str = "observed"
@@ -155,7 +155,7 @@ class Scenario:
         if self.erm_users is not None and self.erm_users < 0:
             raise ConfigError(f"--erm-users must be non-negative, got {self.erm_users}")
         if self.erm_users is not None and self.erm_fraction is not None:
-            raise ConfigError("give either --erm-users (a count) or --erm-fraction (a share of the users), not both")
+            raise ConfigError("give either --erm-users (a count) or --erm-fraction (a share of the real users), not both")
         if self.apt_preset not in ERM_PRESETS:
             raise ConfigError(f"--apt-preset must be one of {', '.join(ERM_PRESETS)}, got {self.apt_preset!r}")
         if self.apt_solver is not None and self.apt_solver not in SOLVERS:
@@ -216,10 +216,10 @@ class Scenario:
         if erm_users is not None:
             return f"{erm_users} ERM users"
         if erm_fraction is not None:
-            return f"{erm_fraction:.0%} ERM users (share of all users)"
+            return f"{erm_fraction:.0%} ERM users (share of the real users)"
         preset = ERM_PRESETS[preset_name]
         counts = ", ".join(f"{n} on {k}" for k, n in preset.erm_users.items())
-        return f"ERM users of the {preset_name} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the users elsewhere)"
+        return f"ERM users of the {preset_name} preset ({counts + ', ' if counts else ''}{preset.erm_fraction:.0%} of the real users elsewhere)"
 
     def to_dict(self) -> dict:
         out = asdict(self)
