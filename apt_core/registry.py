@@ -37,6 +37,11 @@ class NamesView(Sequence):
     def __init__(self, registry: "Registry") -> None:
         self._registry = registry
 
+    @property
+    def registry(self) -> "Registry":
+        """The registry whose names these are (a cache key adds the code of the entry a value names)."""
+        return self._registry
+
     def _names(self) -> tuple[str, ...]:
         return tuple(self._registry.names())
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from apt_core.storage.import_graph import enclosing_packages, package_modules
+from apt_core.storage.import_graph import import_graph as shared_import_graph
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "apt_core"
 
@@ -22,7 +25,7 @@ PACKAGE = ROOT / "apt_core"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("apt_core", "apt_core.errors", "apt_core.runtime.devices", "apt_core.registry", "apt_core.params", "apt_core.storage.paths",
               "apt_core.stats", "apt_core.theory.simulation", "apt_core.reporting.paper", "apt_core.runtime.procs", "apt_core.runtime.serving",
-              "apt_core.runtime.ray_reaper", "apt_core.theory.bounds")),
+              "apt_core.runtime.ray_reaper", "apt_core.theory.bounds", "apt_core.storage.import_graph")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.evaluation.metrics")),
     ("attacks and defenses", ("apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
     ("experiment", ("apt_core.storage.cache", "apt_core.storage.outputs", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
@@ -33,58 +36,20 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _modules() -> dict[str, Path]:
-    mods = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        mods[".".join(parts)] = path
-    return mods
-
-
-def _owner(name: str, mods: dict[str, Path]) -> str | None:
-    """The apt_core module that ``name`` (a module or an attribute of one) lives in."""
-    while name and name not in mods:
-        name = name.rpartition(".")[0]
-    return name or None
-
-
-def _parents(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
 def import_graph() -> dict[str, set[str]]:
-    """module -> the apt_core modules it imports (statically, anywhere in the file) and their packages."""
-    mods = _modules()
+    """module -> the apt_core modules it imports (statically, anywhere in the file) and their packages.
+
+    The reader is the library's own (:mod:`apt_core.storage.import_graph`, which the cache
+    keys' code fingerprints use too); this test adds the packages each import runs, except the
+    module's own enclosing packages.
+    """
+    files = package_modules(ROOT)
+    imports = shared_import_graph(ROOT, strict=True)
     graph: dict[str, set[str]] = {}
-    for mod, path in mods.items():
-        is_package = path.name == "__init__.py"
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = mod.split(".") if is_package else mod.split(".")[:-1]
-                    base = base[: len(base) - (node.level - 1)]
-                    module = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    module = node.module or ""
-                # ``from pkg import sub`` imports the submodule ``pkg.sub`` when there is one.
-                names = [f"{module}.{a.name}" for a in node.names] + [module]
-            else:
-                continue
-            for name in names:
-                if name == "apt_core" or name.startswith("apt_core."):
-                    owner = _owner(name, mods)
-                    if owner is not None:
-                        targets.add(owner)
-                        own = set(_parents(mod)) | ({mod} if is_package else set())
-                        targets.update(p for p in _parents(owner) if p in mods and p not in own)
-        targets.discard(mod)
-        graph[mod] = targets
+    for mod, targets in imports.items():
+        own = set(enclosing_packages(mod)) | ({mod} if files[mod].name == "__init__.py" else set())
+        runs = {p for t in targets for p in enclosing_packages(t) if p in files and p not in own}
+        graph[mod] = (targets | runs) - {mod}
     return graph
 
 

@@ -37,6 +37,12 @@ class RemoveSuspects(Defense):
     def __init__(self, cut: str = "gap") -> None:
         self._set_declared(locals())
 
+    def code_entries(self) -> tuple[type, ...]:
+        """The detector class this defense runs by name: its code belongs in the model's cache key."""
+        from apt_core.detection import DETECTORS
+
+        return (DETECTORS[self.detector_name],) if self.detector_name in DETECTORS else ()
+
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         from apt_core.detection import make_detector
 

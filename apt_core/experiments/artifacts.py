@@ -38,9 +38,12 @@ def profiles_fingerprint(fake: FakeProfiles) -> str:
 class Keys:
     """Builds the cache keys of one scenario run (see the module docstring).
 
-    Code enters each key as the fingerprint of the modules that artifact runs (the attack's
-    or defense's module closure, see :func:`apt_core.storage.cache.code_fingerprint`), so editing one
-    defense does not invalidate the clean models or the other defenses' entries.
+    Code enters each key as the fingerprint of the source that artifact runs
+    (:func:`apt_core.storage.cache.method_fingerprint`): the attack's or defense's module and
+    every apt_core module it imports, read statically at every level of the files, plus the
+    code of every registry entry its parameters name (APT-trusted's ``detector``,
+    ``remove-cogroup``'s detector) and, for a model, the victim's code.  So editing a detector
+    misses the entries of the defenses that run it while the clean models stay cached.
     """
 
     def __init__(self, data: RatingData, split: Split, device, mf_config: MFConfig, victim=None):
@@ -55,12 +58,15 @@ class Keys:
         self._code: dict = {}
 
     def code(self, obj) -> str:
-        from apt_core.storage.cache import code_fingerprint
+        """:func:`~apt_core.storage.cache.method_fingerprint` of an attack or defense (memoised per
+        class and named registry entries: a grid asks for the same defense many times)."""
+        from apt_core.storage.cache import entries_named_by, method_fingerprint
 
         cls = obj if isinstance(obj, type) else type(obj)
-        if cls not in self._code:
-            self._code[cls] = code_fingerprint(cls)
-        return self._code[cls]
+        memo = (cls, *entries_named_by(obj))
+        if memo not in self._code:
+            self._code[memo] = method_fingerprint(obj)
+        return self._code[memo]
 
     def _hash(self, **parts) -> str:
         from apt_core.storage.cache import stable_hash
@@ -90,12 +96,12 @@ class Keys:
         return self._hash(kind="popularity", split=self.split, code=self._code["popularity"])
 
     def victim_code(self) -> str:
-        """Fingerprint of the victim's modules (a defense's closure does not import them all)."""
+        """Fingerprint of the victim's code: the victims registry's entry when there is one
+        (a victim registered by a plug-in), else the victims module and all it imports."""
         from apt_core.storage.cache import code_fingerprint
-        from apt_core.models import lightgcn, neumf
 
         if "victim" not in self._code:
-            self._code["victim"] = code_fingerprint(lightgcn if self.victim.name == "lightgcn" else neumf)
+            self._code["victim"] = code_fingerprint(victim_code_object(self.victim.name))
         return self._code["victim"]
 
     def evaluation(self, model_key: str, targets: np.ndarray) -> str:
@@ -105,6 +111,16 @@ class Keys:
         if "metrics" not in self._code:
             self._code["metrics"] = code_fingerprint(metrics)
         return self._hash(kind="eval", model=model_key, targets=[int(t) for t in targets], code=self._code["metrics"])
+
+
+def victim_code_object(name: str):
+    """What holds victim ``name``'s code: its entry in the victims registry, or (while victims
+    are not a registry) the module that builds every victim, whose imports bring them all."""
+    from apt_core.models import victims
+
+    registry = getattr(victims, "VICTIMS", None)
+    lookup = getattr(registry, "lookup", None)
+    return lookup(name) if callable(lookup) else victims
 
 
 def model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:

@@ -241,15 +241,17 @@ def detect_through_cache(detector, data: Interactions, seed: int, cache, key: st
 
 def detection_key(detector, data: Interactions, seed: int) -> str:
     """The cache key of ``detector.detect(data, seed)``: the data's content, the detector's
-    parameters and code, the seed.  The detection table (:mod:`apt_core.experiments.detection_run`) and the
+    parameters and code (its module's static import closure -- the cuts, the influence code --
+    and any registry entry it names, :func:`apt_core.storage.cache.method_fingerprint`), the seed.
+    The detection table (:mod:`apt_core.experiments.detection_run`) and the
     defenses that detect (APT with trusted statistics, APT-trusted, remove-<detector>) share it."""
-    from apt_core.storage.cache import array_fingerprint, code_fingerprint, environment_fingerprint, stable_hash
+    from apt_core.storage.cache import array_fingerprint, environment_fingerprint, method_fingerprint, stable_hash
 
     return stable_hash({"kind": "detection", "format": CACHE_FORMAT, "env": environment_fingerprint(),
                         "data": array_fingerprint(data.users, data.items, data.ratings),
                         "shape": [int(data.n_users), int(data.n_items), int(data.n_real_users)],
                         "detector": detector.name, "params": detector.get_params(), "seed": int(seed),
-                        "code": code_fingerprint(type(detector))})
+                        "code": method_fingerprint(detector)})
 
 
 def cached_detection(cache):

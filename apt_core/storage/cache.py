@@ -44,8 +44,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from apt_core.storage.import_graph import SourceTree
 
 # torch is imported inside the functions that need it, so computing keys (stable_hash) stays
 # a light import for processes that only look things up.
@@ -130,67 +134,153 @@ def source_fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _apt_modules_of(obj) -> set:
-    """The apt_core modules ``obj`` (a class, function or module) is defined in, with its bases' modules."""
+#: modules whose code shapes every artifact even where the artifact's own code does not import
+#: them (the pipeline calls them around every fit: training loop, metrics, devices, data)
+ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.evaluation.metrics", "apt_core.runtime.devices", "apt_core.data.dataset")
+
+
+@dataclass(frozen=True)
+class CodeSources:
+    """The source an artifact's code consists of (see :func:`code_sources`).
+
+    ``tree``: the scanned apt_core source; ``package``: module name -> file (the static closure);
+    ``outside``: module name -> file of a method defined outside apt_core (a plug-in);
+    ``texts``: source text of objects that have no file (a notebook's class), or their name.
+    """
+
+    tree: "SourceTree"
+    package: dict[str, Path]
+    outside: dict[str, Path]
+    texts: tuple[str, ...]
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every module's name and file content, then the texts."""
+        from apt_core.storage.import_graph import read_file
+
+        h = hashlib.sha256()
+        for name in self.package:
+            h.update(name.encode() + b"\0" + self.tree.digest(name).encode())
+        for name, path in self.outside.items():
+            try:
+                digest = read_file(path, name)[1]
+            except OSError:
+                digest = "<missing>"
+            h.update(name.encode() + b"\0" + digest.encode())
+        for text in self.texts:
+            h.update(b"\0" + text.encode())
+        return h.hexdigest()
+
+
+def _defining_modules(obj) -> list[tuple[str, object]]:
+    """``(module name, object)`` for ``obj`` and, for a class, each base class in its MRO."""
+    import inspect
+
+    if inspect.ismodule(obj):
+        return [(obj.__name__, obj)]
+    targets = list(inspect.getmro(obj)) if inspect.isclass(obj) else [obj]
+    return [(getattr(t, "__module__", None) or "", t) for t in targets]
+
+
+def code_sources(*objects, root: Path | None = None) -> CodeSources:
+    """The source files whose code ``objects`` (classes, functions, modules) run.
+
+    Read statically (:mod:`apt_core.storage.import_graph`), never from what this process has
+    imported, so every process computes the same set: the apt_core modules defining each
+    object and its base classes, every apt_core module they import anywhere in their files
+    (inside functions too), transitively, the ``__init__`` of every package on the way, and
+    :data:`ALWAYS_HASHED`.  An object defined outside apt_core (a plug-in) adds its own file
+    (or its source text) and that file's apt_core imports; base classes outside apt_core
+    (``abc.ABC``, ``torch.nn.Module``) are left to :func:`environment_fingerprint`.
+
+    ``root``: the folder holding the ``apt_core`` source to read (default: the one this
+    process runs); the objects are mapped to it by module name (the tests edit a copy).
+    """
     import inspect
     import sys
 
-    found = set()
-    targets = list(inspect.getmro(obj)) if inspect.isclass(obj) else [obj]
-    for t in targets:
-        name = t.__name__ if inspect.ismodule(t) else getattr(t, "__module__", None)
-        if name and name.split(".")[0] == "apt_core" and name in sys.modules:
-            found.add(sys.modules[name])
+    from apt_core.storage.import_graph import SourceTree, read_file, resolve
+
+    tree = SourceTree.scan(root)
+    modules = tree.files
+    seeds = set(ALWAYS_HASHED)
+    outside: dict[str, Path] = {}
+    texts: list[str] = []
+    for obj in objects:
+        for i, (name, target) in enumerate(_defining_modules(obj)):
+            if name in modules:
+                seeds.add(name)
+                continue
+            if i > 0:
+                continue  # a base class from outside apt_core (abc, torch): versioned by the environment
+            path = getattr(sys.modules.get(name), "__file__", None)
+            if path and str(path).endswith(".py") and Path(path).is_file():
+                outside[name] = Path(path)
+                try:
+                    names = read_file(Path(path), name)[0] or ()
+                except OSError:
+                    names = ()
+                seeds |= resolve(names, modules)
+            else:
+                try:
+                    texts.append(inspect.getsource(target))
+                except (OSError, TypeError):
+                    texts.append(f"{name}:{getattr(target, '__qualname__', repr(target))}")
+    followed, packages = tree.closure(seeds)
+    package = {m: tree.path(m) for m in sorted(followed | packages)}
+    return CodeSources(tree, package, dict(sorted(outside.items())), tuple(texts))
+
+
+def code_modules(*objects, root: Path | None = None) -> dict[str, Path]:
+    """Module name -> file of every module in :func:`code_sources` of ``objects`` (apt_core and outside)."""
+    sources = code_sources(*objects, root=root)
+    return {**sources.package, **sources.outside}
+
+
+def code_fingerprint(*objects, root: Path | None = None) -> str:
+    """SHA-256 of the source of :func:`code_sources` of ``objects``: names and file contents.
+
+    So an edit to a detector's file changes the keys of the defenses and detections that run
+    it (``remove-cogroup``, APT-trusted, the detection table), while the clean model's key,
+    whose code imports no detector, stays.  Cheap once the files are parsed (parses and
+    digests are cached per process by modification time and size).
+    """
+    return code_sources(*objects, root=root).fingerprint()
+
+
+def entries_named_by(obj) -> list:
+    """The registry entries (classes) whose code ``obj`` (an attack, defense or detector) runs by name.
+
+    Two declared ways to name one, so no key builder keeps a list of special cases:
+
+    - a declared parameter whose ``choices`` are a registry's names
+      (``Param("detector", ..., choices=DETECTORS.live_names())``): the entry its value names;
+    - a ``code_entries()`` method on the object, for a name fixed by the class rather than a
+      parameter (``remove-cogroup`` runs the detector ``cogroup``).
+
+    A name the registry does not know is skipped (validation refuses it elsewhere).
+    """
+    from apt_core.errors import ConfigError
+
+    found: list = []
+    for spec in getattr(type(obj), "params", ()):
+        registry = getattr(spec.choices, "registry", None)
+        value = getattr(obj, spec.name, None)
+        if registry is not None and isinstance(value, str):
+            try:
+                found.append(registry.lookup(value))
+            except (ConfigError, KeyError):
+                continue
+    hook = getattr(obj, "code_entries", None)
+    if callable(hook):
+        found.extend(hook())
     return found
 
 
-def code_modules(*objects) -> dict[str, Path]:
-    """The apt_core modules (name -> file) whose code ``objects`` (classes, functions, modules) run.
-
-    The closure over apt_core modules: the defining modules (and those of base classes),
-    then every apt_core module, class or function they import at module level, transitively,
-    plus :data:`ALWAYS_HASHED`.  Imports done inside functions are not seen.
-    """
-    import importlib
-    import inspect
-
-    todo = set()
-    for obj in objects:
-        todo |= _apt_modules_of(obj)
-    for name in ALWAYS_HASHED:
-        # Imported, not looked up in sys.modules: the key must not depend on what this
-        # process happened to import before (it did: a fresh process left metrics out).
-        todo.add(importlib.import_module(name))
-    seen: dict[str, Path] = {}
-    while todo:
-        mod = todo.pop()
-        if mod.__name__ in seen or not getattr(mod, "__file__", None):
-            continue
-        seen[mod.__name__] = Path(mod.__file__)
-        for value in list(vars(mod).values()):
-            if inspect.ismodule(value) or inspect.isclass(value) or inspect.isfunction(value):
-                todo |= {m for m in _apt_modules_of(value) if m.__name__ not in seen}
-    return dict(sorted(seen.items()))
-
-
-def code_fingerprint(*objects) -> str:
-    """SHA-256 of the source of :func:`code_modules` of ``objects``.
-
-    So an edit to APT's file (or the influence code it imports) changes APT's keys, while an
-    edit to an unrelated attack leaves the clean models' keys alone.
-    """
-    h = hashlib.sha256()
-    for name, path in code_modules(*objects).items():
-        h.update(name.encode())
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"<missing>")
-    return h.hexdigest()
-
-
-#: modules whose code shapes every artifact even when imported lazily
-ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.evaluation.metrics", "apt_core.runtime.devices", "apt_core.data.dataset")
+def method_fingerprint(obj, root: Path | None = None) -> str:
+    """:func:`code_fingerprint` of an attack, defense or detector *instance*: its class's code and
+    the code of every registry entry it names (:func:`entries_named_by`)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return code_fingerprint(cls, *entries_named_by(obj), root=root)
 
 
 def environment_fingerprint() -> dict:
