@@ -95,8 +95,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable; `python -m apt_core params NAME` lists NAME's parameters, types, defaults, ranges and "
                         "the paper's values; none = the default for optional ones).  --erm-fraction, --erm-users, --erm-stats, "
                         "--apt-preset and --apt-solver are shorthands for the parameters of that name; --param wins")
-    p.add_argument("--victim", default="mf", type=str.lower, choices=["mf", "lightgcn", "neumf"],
-                   help="the recommender attacked and defended: mf (the paper's), lightgcn or neumf")
+    # The victims registry is read when the parser is built: a registered plug-in victim is a choice.
+    p.add_argument("--victim", default="mf", type=str.lower, choices=_victim_choices(),
+                   help="the recommender attacked and defended: mf (the paper's) or a registered victim (" + ", ".join(_victim_choices()[1:]) + ")")
     p.add_argument("--victim-feedback", default="implicit", choices=["implicit", "explicit"],
                    help="lightgcn/neumf: implicit (ratings are interactions; BPR / log loss, their papers' default) or explicit (MSE on ratings)")
 
@@ -550,6 +551,13 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _victim_choices() -> list[str]:
+    """``mf`` and every victim registered now (apt_core.models.victims)."""
+    from apt_core.models.victims import victim_names
+
+    return victim_names()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from apt_core import __version__
 
@@ -599,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
     rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
     add_engine_arguments(rep)
-    rep.add_argument("--victim", default=None, type=str.lower, choices=["mf", "lightgcn", "neumf"],
+    rep.add_argument("--victim", default=None, type=str.lower, choices=_victim_choices(),
                      help="the recommender attacked (default mf, the paper's)")
     rep.add_argument("--no-figures", action="store_true")
     rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")

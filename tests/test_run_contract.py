@@ -76,3 +76,68 @@ def test_malformed_file_from_cli(tmp_path):
     assert proc.returncode == 2
     assert f"{bad}, line 2: rating 'five' is not a number" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _check_ri_fields(rows: list[dict]) -> None:
+    """Every row says why it has no RI, or has one; defended rows say how far below the clean level they went."""
+    from apt_core.evaluation.metrics import RI_UNDEFINED_REASONS
+
+    origin = rows[0]["target_hr"]
+    for row in rows:
+        assert (row["ri"] is None) == (row["ri_undefined_reason"] is not None), row
+        assert row["ri_undefined_reason"] is None or row["ri_undefined_reason"] in RI_UNDEFINED_REASONS
+        if row["phase"] in ("origin", "attack", "popularity"):
+            assert row["ri_undefined_reason"] == "not-a-defense" and row["below_clean"] is None
+            continue
+        assert row["below_clean"] == pytest.approx(max(0.0, origin - row["target_hr"]))
+        assert row["over_correction"] == (row["ri"] is not None and row["ri"] > 1)
+        assert (row["ri_note"] == "over-correction") == row["over_correction"]
+
+
+def test_run_json_ri_fields_on_sample_1pct(tmp_path):
+    proc = run_cli("run", "--dataset", "sample", "--attack", "average", "--attack-size", "0.01", "--defense", "apt",
+                   "--epochs", "5", "--json", "--no-history", env_extra={"APT_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    _check_ri_fields(out["rows"])
+    rows = {r["phase"]: r for r in out["rows"]}
+    lift = rows["attack"]["target_hr"] - rows["origin"]["target_hr"]
+    from apt_core.evaluation.metrics import ri_undefined_reason
+
+    assert rows["apt"]["ri_undefined_reason"] == ri_undefined_reason(rows["origin"]["target_hr"], rows["attack"]["target_hr"])
+    assert rows["apt"]["attack_lift"] == pytest.approx(lift)
+    for seed_row in out["per_seed"]:  # one seed: the per-seed RI is the row's
+        if seed_row["phase"] == "apt":
+            assert seed_row["ri"] == rows["apt"]["ri"] and seed_row["ri_undefined_reason"] == rows["apt"]["ri_undefined_reason"]
+
+
+def test_poison_file_that_lowers_target_hr_gets_no_ri(tmp_path):
+    """A hand-made poison file (fake users rate the targets at the bottom, popular items at the top) lowers target HR:
+    no defended row may print an RI (the old formula printed 2.6 and 36.5 here), and the table says why."""
+    import numpy as np
+
+    from apt_core.data.loaders import load_dataset
+
+    data = load_dataset("sample")
+    counts = np.bincount(data.interactions.items, minlength=data.n_items)
+    order = np.argsort(-counts, kind="stable")
+    targets = order[20:25]  # popular enough that the clean model recommends them (origin HR well above 0)
+    fake = np.zeros((30, data.n_items), dtype=np.float32)  # the authors' .npy layout: rating / scale maximum
+    fake[:, order[:40]] = 1.0
+    fake[:, targets] = data.scale.minimum / data.scale.maximum
+    poison = tmp_path / "lowers.npy"
+    np.save(poison, fake)
+    ids = ",".join(str(data.item_ids[t]) for t in targets)
+    args = ("run", "--dataset", "sample", "--poison-file", str(poison), "--targets", ids, "--defense", "apt", "--no-history")
+    proc = run_cli(*args, "--json", env_extra={"APT_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    rows = {r["phase"]: r for r in out["rows"]}
+    assert rows["attack"]["target_hr"] < rows["origin"]["target_hr"], rows  # the premise: this file lowers HR
+    _check_ri_fields(out["rows"])
+    assert rows["apt"]["ri"] is None and rows["apt"]["ri_undefined_reason"] == "attack-did-not-lift"
+    assert all(s["ri"] is None for s in out["per_seed"])
+    text = run_cli(*args, env_extra={"APT_CACHE_DIR": str(tmp_path)})  # from the cache: the text table of the same run
+    assert text.returncode == 0, text.stderr
+    apt_line = next(line for line in text.stdout.splitlines() if line.startswith("apt "))
+    assert "attack did not lift" in apt_line

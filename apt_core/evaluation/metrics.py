@@ -149,11 +149,137 @@ def prediction_shift(before: Evaluation, after: Evaluation) -> float:
     return float((after.target_predictions - before.target_predictions)[valid].mean())
 
 
-def robustness_improvement(hr_defense: float, hr_origin: float, hr_attack: float, tol: float = 1e-12) -> float | None:
-    """RI = 1 - (HR_defense - HR_origin) / (HR_attack - HR_origin); None when the attack moved nothing."""
-    if any(v is None or np.isnan(v) for v in (hr_defense, hr_origin, hr_attack)):
+#: RI is defined only when the attack lifted the targets' mean HR@K by at least this much (absolute HR).
+#: Why 0.01: RI divides by the lift, so a lift near zero turns any difference into any RI (a lift of
+#: 0.001 gave RI 11.0).  The floor is a minimum effect size (one point of HR@K, a third of the
+#: smallest attack effect the paper reports, 0.03 on FilmTrust), not a noise estimate: one seed has
+#: no spread to measure.  The noise is measured by the seed rule below where there are seeds to
+#: measure it with (on the sample data the per-seed lifts of a 1% Average attack spread with sd 0.044
+#: around 0.065 over 3 seeds: a one-seed RI there is rough).
+MIN_RI_LIFT = 0.01
+#: with two seeds or more, the mean lift must also exceed this many sample sds of the per-seed lifts
+#: (attack HR minus origin HR of the same seed): a lift smaller than its own seed-to-seed spread is noise.
+RI_LIFT_SD_MULTIPLE = 1.0
+
+#: why RI is undefined (the ``ri_undefined_reason`` of a result row), in words for legends and pages
+RI_UNDEFINED_REASONS: dict[str, str] = {
+    "not-a-defense": "origin, attack and reference rows have no RI",
+    "hr-undefined": "a hit ratio is undefined (no rankable user-target pair)",
+    "attack-did-not-lift": "the attack did not raise target HR above the clean level",
+    "lift-below-floor": f"the attack raised target HR by less than {MIN_RI_LIFT} (noise, not an attack effect)",
+    "lift-within-noise": "the attack's lift is not larger than the spread of the per-seed lifts",
+}
+
+#: the rule in one sentence, for the CLI legend, tables and pages (one wording everywhere)
+RI_RULE = (f"RI = 1 - (HR_defense - HR_origin) / (HR_attack - HR_origin), defined only where the attack lifted target HR "
+           f"beyond noise: lift = HR_attack - HR_origin >= {MIN_RI_LIFT} and, with 2+ seeds, above "
+           + ("the sd" if RI_LIFT_SD_MULTIPLE == 1.0 else f"{RI_LIFT_SD_MULTIPLE:g} x the sd")
+           + " of the per-seed lifts; 1 = attack fully undone, 0 = no better than no defense, < 0 = worse than no defense, "
+           "> 1 = over-correction (targets pushed below their clean level)")
+
+
+#: the short notes tables print beside (or instead of) an RI; ``not-a-defense`` needs none
+RI_NOTES: dict[str, str] = {
+    "hr-undefined": "HR undefined",
+    "attack-did-not-lift": "attack did not lift",
+    "lift-below-floor": f"lift < {MIN_RI_LIFT}",
+    "lift-within-noise": "lift within seed noise",
+    "over-correction": "over-correction",
+    "worse-than-no-defense": "worse than no defense",
+}
+
+
+def ri_note(ri: float | None, reason: str | None) -> str:
+    """The short note for an RI cell: why it is undefined, "over-correction" above 1, "worse than no defense" below 0, else ""."""
+    if ri is None or (isinstance(ri, float) and np.isnan(ri)):
+        return RI_NOTES.get(reason or "", "")
+    if ri > 1.0:
+        return RI_NOTES["over-correction"]
+    if ri < 0.0:
+        return RI_NOTES["worse-than-no-defense"]
+    return ""
+
+
+def _missing(value) -> bool:
+    return value is None or bool(np.isnan(value))
+
+
+def ri_undefined_reason(hr_origin: float | None, hr_attack: float | None, lift_sd: float | None = None) -> str | None:
+    """Why RI is undefined for this origin/attack pair (a key of :data:`RI_UNDEFINED_REASONS`), or None when it is defined.
+
+    ``hr_origin``/``hr_attack``: target HR (means over seeds, or one seed's values);
+    ``lift_sd``: sample sd of the per-seed lifts when there are two seeds or more (None otherwise).
+    """
+    if _missing(hr_origin) or _missing(hr_attack):
+        return "hr-undefined"
+    lift = hr_attack - hr_origin
+    if lift <= 1e-12:
+        return "attack-did-not-lift"
+    if lift < MIN_RI_LIFT - 1e-12:
+        return "lift-below-floor"
+    if lift_sd is not None and not np.isnan(lift_sd) and lift <= RI_LIFT_SD_MULTIPLE * lift_sd:
+        return "lift-within-noise"
+    return None
+
+
+def robustness_improvement(hr_defense: float, hr_origin: float, hr_attack: float, lift_sd: float | None = None) -> float | None:
+    """RI = 1 - (HR_defense - HR_origin) / (HR_attack - HR_origin); None where the attack did not lift target HR beyond noise.
+
+    Beyond noise (:func:`ri_undefined_reason`): a lift of at least :data:`MIN_RI_LIFT`, and above
+    :data:`RI_LIFT_SD_MULTIPLE` sds of the per-seed lifts when ``lift_sd`` is given.  Not bounded:
+    > 1 is over-correction (the defense pushed the targets below their clean level), < 0 worse
+    than no defense.
+    """
+    if _missing(hr_defense) or ri_undefined_reason(hr_origin, hr_attack, lift_sd) is not None:
         return None
-    gap = hr_attack - hr_origin
-    if abs(gap) <= tol:
-        return None
-    return float(1.0 - (hr_defense - hr_origin) / gap)
+    return float(1.0 - (hr_defense - hr_origin) / (hr_attack - hr_origin))
+
+
+@dataclass(frozen=True)
+class RobustnessImprovement:
+    """RI of one defended row with what explains it: why it is undefined, the lift, over-correction.
+
+    ``below_clean``: how far below the clean (origin) target HR the defense pushed the targets,
+    max(0, HR_origin - HR_defense), absolute HR; ``below_clean_share``: the same as a share of
+    HR_origin (None when HR_origin is 0: nothing lies below 0).  Both are measured whether or not
+    RI is defined.
+    """
+
+    ri: float | None
+    reason: str | None  # a key of RI_UNDEFINED_REASONS, None when ri is defined
+    lift: float | None  # HR_attack - HR_origin
+    lift_sd: float | None  # sample sd of the per-seed lifts (None with one seed)
+    below_clean: float | None
+    below_clean_share: float | None
+
+    @property
+    def over_correction(self) -> bool:
+        """RI above 1: the defense pushed the targets below their clean level (not "better than perfect")."""
+        return self.ri is not None and self.ri > 1.0
+
+    def to_row(self) -> dict:
+        """The keys a result row adds beside ``ri`` (docs/cli.md)."""
+        return {"ri_undefined_reason": self.reason, "ri_note": ri_note(self.ri, self.reason), "attack_lift": self.lift, "attack_lift_sd": self.lift_sd,
+                "below_clean": self.below_clean, "below_clean_share": self.below_clean_share,
+                "over_correction": self.over_correction}
+
+
+def lift_spread(origin_hrs, attack_hrs) -> float | None:
+    """Sample sd of the per-seed lifts (attack minus origin HR of the same seed); None with fewer than two seeds."""
+    lifts = [a - o for o, a in zip(origin_hrs, attack_hrs) if not (_missing(o) or _missing(a))]
+    return float(np.std(lifts, ddof=1)) if len(lifts) > 1 else None
+
+
+def assess_ri(hr_defense: float | None, hr_origin: float | None, hr_attack: float | None,
+              lift_sd: float | None = None) -> RobustnessImprovement:
+    """:func:`robustness_improvement` with its reason, the lift and the over-correction measures."""
+    lift = None if _missing(hr_origin) or _missing(hr_attack) else float(hr_attack - hr_origin)
+    reason = ri_undefined_reason(hr_origin, hr_attack, lift_sd)
+    if reason is None and _missing(hr_defense):
+        reason = "hr-undefined"
+    ri = None if reason is not None else robustness_improvement(hr_defense, hr_origin, hr_attack, lift_sd)
+    below = share = None
+    if not (_missing(hr_defense) or _missing(hr_origin)):
+        below = float(max(0.0, hr_origin - hr_defense))
+        share = below / hr_origin if hr_origin > 0 else None
+    return RobustnessImprovement(ri, reason, lift, lift_sd, below, share)

@@ -3,7 +3,10 @@
 :meth:`ScenarioResult.to_json` is the CLI's ``run --json`` object (docs/cli.md): ``config``,
 ``dataset``, ``targets`` and ``rows`` (``origin`` first, ``attack`` second, then one row per
 defense, then the reference rows of :data:`REFERENCE_PHASES` last), plus extras.  Means and
-standard deviations are over repetitions; RI is computed from the mean hit ratios.
+standard deviations are over repetitions; RI is computed from the mean hit ratios, and only
+where the attack lifted target HR beyond noise (:func:`apt_core.evaluation.metrics.ri_undefined_reason`;
+``ri_undefined_reason`` says why not); every defended row says how far below the clean level it
+pushed the targets (``below_clean``; RI above 1 is ``over_correction``).
 
 Reference rows are yardsticks, not training methods under attack: ``popularity`` ranks items
 by their number of ratings in the clean training data (no MF, no attack), the honest bar for
@@ -12,6 +15,7 @@ test, and are left out of ``per_seed`` (their numbers are the same for every see
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +23,7 @@ import numpy as np
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import RatingData
 from apt_core.data.split import AttackBudget, Split
-from apt_core.evaluation.metrics import Evaluation, robustness_improvement
+from apt_core.evaluation.metrics import Evaluation, RobustnessImprovement, assess_ri, lift_spread, ri_undefined_reason
 from apt_core.experiments.scenario import Scenario
 
 #: rows after the defenses that are yardsticks, not methods (no RI; never a significance baseline)
@@ -52,11 +56,30 @@ class PhaseResult:
         vals = [v for v in values if v is not None and not np.isnan(v)]
         return float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0 if vals else None
 
+    @property
+    def is_defense(self) -> bool:
+        """A defended row (RI, lift and over-correction apply); origin, attack and reference rows are not."""
+        return self.phase not in ("origin", "attack", *REFERENCE_PHASES)
+
     def row(self, origin: "PhaseResult | None", attack: "PhaseResult | None") -> dict:
+        """The row of ``rows()``: the contract keys (docs/cli.md), then the RI explanation keys.
+
+        ``ri`` follows the noise rule of :func:`~apt_core.evaluation.metrics.ri_undefined_reason`
+        (mean hit ratios, the sd of the per-seed lifts); ``ri_undefined_reason`` says why it is
+        null, ``below_clean``/``below_clean_share``/``over_correction`` how far a defended row
+        pushed the targets below their clean level.
+        """
         shifts = np.concatenate(self.rank_shifts) if self.rank_shifts else np.zeros(0)
-        ri = None
-        if origin is not None and attack is not None and self.phase not in ("origin", "attack", *REFERENCE_PHASES):
-            ri = robustness_improvement(self._mean(self.target_hr), self._mean(origin.target_hr), self._mean(attack.target_hr))
+        # Origin, attack and reference rows carry the same keys, null: nothing was defended there.
+        extra = {"ri_undefined_reason": "not-a-defense", "ri_note": "",
+                 **dict.fromkeys(("attack_lift", "attack_lift_sd", "below_clean", "below_clean_share", "over_correction"))}
+        if origin is not None and attack is not None and self.is_defense:
+            assessed = assess_ri(self._mean(self.target_hr), self._mean(origin.target_hr), self._mean(attack.target_hr),
+                                 lift_spread(origin.target_hr, attack.target_hr))
+            extra = assessed.to_row()
+            ri = assessed.ri
+        else:
+            ri = None
         row = {
             "phase": self.phase,
             "target_hr": self._mean(self.target_hr),
@@ -67,6 +90,7 @@ class PhaseResult:
             "rank_shift_median": float(np.median(shifts)) if len(shifts) else None,
             "prediction_shift": self._mean(self.prediction_shift),
             "seconds": self._mean(self.seconds),
+            **extra,
         }
         found = [d for d in self.detection if d]
         if found:
@@ -126,15 +150,35 @@ class ScenarioResult:
 
         return significance(self.per_phase(metric), method, metric)
 
-    def per_seed_metrics(self) -> list[tuple]:
-        """``(phase, seed, target_hr, test_hr, ri, rank_shift_median, prediction_shift, seconds)`` per phase and seed."""
+    def per_seed_ri(self) -> list:
+        """One :class:`~apt_core.evaluation.metrics.RobustnessImprovement` per phase and seed, in ``per_seed_metrics`` order.
+
+        The same rule as the row's RI: a seed's RI needs that seed's own lift above the floor,
+        and no seed has one when the lift over all seeds is within their spread (reason
+        ``lift-within-noise`` for every seed).  Origin and attack get reason ``not-a-defense``.
+        """
         origin, attack = self.phase("origin"), self.phase("attack")
+        spread = lift_spread(origin.target_hr, attack.target_hr)
+        scenario_reason = ri_undefined_reason(PhaseResult._mean(origin.target_hr), PhaseResult._mean(attack.target_hr), spread)
         out = []
         for p in self.phases:
             for r in range(len(p.target_hr)):
-                ri = None
-                if p.phase not in ("origin", "attack"):
-                    ri = robustness_improvement(p.target_hr[r], origin.target_hr[r], attack.target_hr[r])
+                if not p.is_defense:
+                    out.append(RobustnessImprovement(None, "not-a-defense", None, None, None, None))
+                    continue
+                seed_ri = assess_ri(p.target_hr[r], origin.target_hr[r], attack.target_hr[r])
+                if scenario_reason is not None and seed_ri.reason is None:
+                    seed_ri = dataclasses.replace(seed_ri, ri=None, reason=scenario_reason)
+                out.append(seed_ri)
+        return out
+
+    def per_seed_metrics(self) -> list[tuple]:
+        """``(phase, seed, target_hr, test_hr, ri, rank_shift_median, prediction_shift, seconds)`` per phase and seed."""
+        details = iter(self.per_seed_ri())
+        out = []
+        for p in self.phases:
+            for r in range(len(p.target_hr)):
+                ri = next(details).ri
                 shifts = p.rank_shifts[r]
                 out.append((
                     p.phase, self.scenario.seed + r, _float(p.target_hr[r]), _float(p.test_hr[r]), ri,
@@ -168,7 +212,8 @@ class ScenarioResult:
             "target_ids": self.data.original_item_ids(self.targets),
             "device": self.device,
             "rows": self.rows(),
-            "per_seed": [dict(zip(cols, m)) for m in self.per_seed_metrics()],
+            "per_seed": [{**dict(zip(cols, m)), "ri_undefined_reason": d.reason, "below_clean": d.below_clean}
+                         for m, d in zip(self.per_seed_metrics(), self.per_seed_ri())],
             "significance": sig.to_dict() if sig is not None else None,
             "scenario_key": self.scenario_key,
             "wall_seconds": self.wall_seconds,
@@ -182,4 +227,3 @@ def _float(value) -> float | None:
         return None
     value = float(value)
     return None if np.isnan(value) else value
-

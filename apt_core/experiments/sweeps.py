@@ -20,7 +20,8 @@ from apt_core.errors import CancelledError, ConfigError
 ProgressFn = Callable[[float, str], object]
 
 #: columns of the tidy frame, in order (the swept parameter's own name is added after ``value``)
-SWEEP_COLUMNS = ["parameter", "value", "phase", "seed", "target_hr", "test_hr", "ri", "rank_shift_median", "seconds"]
+SWEEP_COLUMNS = ["parameter", "value", "phase", "seed", "target_hr", "test_hr", "ri", "ri_note", "ri_undefined_reason", "below_clean",
+                 "rank_shift_median", "seconds"]
 
 _NOT_SWEEPABLE = {"seeds", "seed", "device", "data_dir"}
 
@@ -41,8 +42,12 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     """Run ``base`` once per value of ``parameter``; one row per value x phase x seed.
 
     Columns: ``parameter, value, <parameter>, phase, seed, target_hr, test_hr, ri,
-    rank_shift_median, seconds``.  ``ri`` is per seed, from that seed's origin and attack
-    hit ratios (None where the attack moved nothing, and for origin/attack themselves).
+    ri_note, ri_undefined_reason, below_clean, rank_shift_median, seconds``.  ``ri`` is per seed, from that
+    seed's origin and attack hit ratios, under the rule of the result rows
+    (:meth:`~apt_core.experiments.results.ScenarioResult.per_seed_ri`: None where the attack did
+    not lift target HR beyond noise, ``ri_undefined_reason`` says why, and for origin/attack;
+    ``ri_note`` in words, "over-correction" above 1);
+    ``below_clean``: how far that seed's defended model put the targets below its clean HR.
     ``progress(fraction, stage)`` returning ``False`` cancels (:class:`CancelledError`).
     ``cache`` and ``data`` (the loaded data set, when the sweep does not change it) are
     passed to :func:`~apt_core.experiments.pipeline.run_scenario`.  ``engine``: an
@@ -52,6 +57,7 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
     receives each value's :class:`~apt_core.experiments.results.ScenarioResult` (the dashboard records them
     in the run history).
     """
+    from apt_core.evaluation.metrics import ri_note
     from apt_core.experiments.pipeline import run_scenario
 
     if parameter not in sweepable_parameters():
@@ -94,7 +100,8 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
         if on_result is not None:
             on_result(value, result)
         # One row per phase and seed: the same per-seed metrics the history records.
-        for phase, seed, target_hr, test_hr, ri, shift_median, _, seconds in result.per_seed_metrics():
+        for (phase, seed, target_hr, test_hr, ri, shift_median, _, seconds), detail in zip(result.per_seed_metrics(),
+                                                                                             result.per_seed_ri()):
             rows.append({
                 "parameter": parameter,
                 "value": value,
@@ -104,6 +111,9 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
                 "target_hr": target_hr,
                 "test_hr": test_hr,
                 "ri": ri,
+                "ri_note": ri_note(detail.ri, detail.reason),
+                "ri_undefined_reason": detail.reason,
+                "below_clean": detail.below_clean,
                 "rank_shift_median": shift_median,
                 "seconds": seconds,
             })

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from apt_core.evaluation.metrics import RI_UNDEFINED_REASONS, ri_note
 from apt_core.plots.style import TEMPLATE
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type hints
@@ -34,11 +35,12 @@ PHASE_LABELS: dict[str, str] = {
     "popularity": "popularity (clean data, no MF)",
 }
 
-#: result columns in words, for tables a person reads (History, Sweeps); CSV downloads keep the names
+#: result columns in words, for tables a person reads (History, Sweeps); CSV downloads keep the names.
+#: ``ri_undefined_reason`` has no label: it is for programs, ``ri_note`` says the same in words.
 COLUMN_LABELS: dict[str, str] = {
     "phase": "method", "target_hr": "target HR", "target_hr_sd": "target HR sd", "test_hr": "test HR",
-    "test_hr_sd": "test HR sd", "ri": "RI", "rank_shift_median": "median rank shift",
-    "prediction_shift": "prediction shift", "seconds": "seconds", "seed": "seed",
+    "test_hr_sd": "test HR sd", "ri": "RI", "ri_note": "RI note", "below_clean": "below clean HR",
+    "rank_shift_median": "median rank shift", "prediction_shift": "prediction shift", "seconds": "seconds", "seed": "seed",
 }
 
 #: fixed colours so a phase looks the same in every figure
@@ -57,7 +59,7 @@ PHASE_COLORS: dict[str, str] = {
 AXIS_LABELS: dict[str, str] = {
     "target_hr": "target HR@K (share of user-target pairs in the top K)",
     "test_hr": "test HR@K (held-out item in the top K)",
-    "ri": "robustness improvement RI (1 = attack fully undone)",
+    "ri": "robustness improvement RI (1 = attack fully undone, > 1 over-correction)",
     "attack_size": "attack size (fake users / real users)",
     "erm_fraction": "ERM users (share of real users)",
     "epochs": "training epochs",
@@ -85,8 +87,9 @@ def results_table(result: "ScenarioResult") -> pd.DataFrame:
     The rows of ``result.rows()``: origin, attack, the defenses, then ``popularity`` (the
     clean-data popularity ranking: the yardstick for test HR; no RI, no rank shift).
 
-    Columns: ``phase, label, target_hr, target_hr_sd, test_hr, test_hr_sd, ri,
-    rank_shift_median, prediction_shift, seconds, n_seeds, p_value, stars, baseline``.
+    Columns: ``phase, label, target_hr, target_hr_sd, test_hr, test_hr_sd, ri, ri_undefined_reason,
+    ri_note, below_clean, below_clean_share, over_correction, rank_shift_median, prediction_shift,
+    seconds, n_seeds, p_value, stars, baseline`` (the RI keys as in ``result.rows()``).
     ``p_value``/``stars``/``baseline`` are filled on the APT row only (paired t-test of APT's
     per-seed target HR against the best baseline, :mod:`apt_core.stats`).
     """
@@ -103,7 +106,8 @@ def results_table(result: "ScenarioResult") -> pd.DataFrame:
         frame.loc[at, "p_value"] = sig.test.p_value
         frame.loc[at, "stars"] = sig.marker  # "↑***": significantly worse than the baseline
         frame.loc[at, "baseline"] = sig.baseline
-    cols = ["phase", "label", "target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "rank_shift_median",
+    cols = ["phase", "label", "target_hr", "target_hr_sd", "test_hr", "test_hr_sd", "ri", "ri_undefined_reason", "ri_note",
+            "below_clean", "below_clean_share", "over_correction", "rank_shift_median",
             "prediction_shift", "seconds", "n_seeds", "p_value", "stars", "baseline"]
     return frame[[c for c in cols if c in frame.columns]]
 
@@ -114,6 +118,24 @@ def _fmt(mean, sd=None, digits: int = 4) -> str:
     text = f"{mean:.{digits}f}"
     if sd is not None and not (isinstance(sd, float) and np.isnan(sd)):
         text += f" ± {sd:.{digits}f}"
+    return text
+
+
+def ri_cell(ri, reason: str | None = None, digits: int = 3) -> str:
+    """An RI for a person: "0.815", "1.250 (over-correction)", "-0.306 (worse than no defense)", "– (attack did not lift)"."""
+    missing = ri is None or (isinstance(ri, float) and np.isnan(ri))
+    note = ri_note(None if missing else float(ri), None if reason is None or pd.isna(reason) else str(reason))
+    text = "–" if missing else f"{float(ri):.{digits}f}"
+    return f"{text} ({note})" if note else text
+
+
+def below_clean_cell(below, share=None, digits: int = 4) -> str:
+    """How far a defended row pushed the targets below their clean HR: "0.0000", "0.0120 (26% of clean)", "–" (not defended)."""
+    if below is None or (isinstance(below, float) and np.isnan(below)):
+        return "–"
+    text = f"{float(below):.{digits}f}"
+    if float(below) > 0 and share is not None and not (isinstance(share, float) and np.isnan(share)):
+        text += f" ({float(share):.0%} of clean)"
     return text
 
 
@@ -129,7 +151,9 @@ def format_results_table(table: pd.DataFrame) -> pd.DataFrame:
         "phase": table["label"] if "label" in table else table["phase"],
         "target HR": [_fmt(m, s) + (st or "") for m, s, st in zip(table["target_hr"], target_sd, table.get("stars", [""] * len(table)))],
         "test HR": [_fmt(m, s) for m, s in zip(table["test_hr"], test_sd)],
-        "RI": [_fmt(v, digits=3) for v in table["ri"]],
+        "RI": [ri_cell(v, r) for v, r in zip(table["ri"], table.get("ri_undefined_reason", [None] * len(table)))],
+        "below clean": [below_clean_cell(b, s) for b, s in zip(table.get("below_clean", [None] * len(table)),
+                                                                table.get("below_clean_share", [None] * len(table)))],
         "rank shift (median)": [_fmt(v, digits=1) for v in table["rank_shift_median"]],
         "seconds": [_fmt(v, digits=2) for v in table["seconds"]],
     })
@@ -235,7 +259,21 @@ def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str =
         showlegend=True,
         template=TEMPLATE,
     )
+    if y == "ri":  # the two levels that give RI its meaning; above 1 is over-correction, not "better than perfect"
+        fig.add_hline(y=1.0, line_dash="dot", line_color="#444", annotation_text="1: attack undone (above: over-correction)",
+                      annotation_position="top left")
+        fig.add_hline(y=0.0, line_dash="dot", line_color="#444", annotation_text="0: no better than no defense",
+                      annotation_position="bottom left")
     return fig
+
+
+def undefined_ri_message(reasons) -> str:
+    """Why a set of rows has no RI, in words (the reasons that occur, most frequent first), for pages and reports."""
+    counts = pd.Series([r for r in reasons if r is not None and not pd.isna(r) and r != "not-a-defense"], dtype=object).value_counts()
+    if counts.empty:
+        return "RI is undefined here: no defense ran."
+    words = "; ".join(RI_UNDEFINED_REASONS.get(r, r) for r in counts.index)
+    return f"RI is undefined here: {words}. It is defined only where the attack lifted target HR beyond noise."
 
 
 # --- Classroom views of one result (Defense and Lesson pages) ------------------------------
