@@ -17,8 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from apt_core.data import leave_one_out, load_dataset, select_targets
-from apt_core.data.split import attack_budget
+from apt_core.data import leave_one_out, load_dataset
 from apt_core.errors import AptError
 from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import MFConfig, fit_mf
@@ -73,6 +72,10 @@ def _ml1m_memory_child() -> None:
 
 def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print,
               apt_datasets: tuple[str, ...] = ("filmtrust",), include_victims: bool = True) -> list[BenchRow]:
+    # Imported here, not at the top: the ML-1M memory child imports this module and should
+    # measure the fit, not the pipeline's imports.
+    from apt_core.experiments.pipeline import Scenario, defense_context, prepare
+
     dev = resolve_device(device)
     rows: list[BenchRow] = []
     t0 = time.perf_counter()
@@ -84,9 +87,10 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
     rows.append(BenchRow(f"load {data.name}", time.perf_counter() - t0, time.perf_counter() - t0, 1, f"{data.n_ratings} ratings"))
     med, mn = time_it(lambda: leave_one_out(data, 0), repeats)
     rows.append(BenchRow("leave-one-out split", med, mn, repeats))
-    split = leave_one_out(data, 0)
-    targets = select_targets(split, "random", 5, 0)
-    cfg = MFConfig()
+    # The pipeline's own first stage (seed 0: the split, 5 random targets, a 3% attack budget), so
+    # the stages are timed on what run_scenario hands them.
+    prepared = prepare(Scenario(attack="average", attack_size=0.03, targets="random", n_targets=5, seed=0), data)
+    split, targets, cfg = prepared.split, prepared.targets, prepared.mf_config
     fit_mf(split.train, cfg, dev, 0)  # warm-up (allocator, kernels)
     seeds = iter(range(1000))
     med, mn = time_it(lambda: fit_mf(split.train, cfg, dev, next(seeds)), repeats)
@@ -99,7 +103,7 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
     if include_attacks:
         from apt_core.attacks import ATTACKS, make_attack
 
-        budget = attack_budget(split.train, 0.03, None)
+        budget = prepared.budget
         for name in ATTACKS:
             attack = make_attack(name)
             attack_repeats = repeats if name in ("random", "average", "bandwagon") else max(1, min(3, repeats))
@@ -107,13 +111,13 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             rows.append(BenchRow(f"attack {name}", med, mn, attack_repeats, f"{budget.n_fake_users} fake users x {budget.n_filler} fillers"))
 
     if include_defenses:
-        from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+        from apt_core.defenses import DEFENSES, make_defense
 
         poisoned = split.train
         for name in DEFENSES:
             if name == "none":
                 continue
-            ctx = DefenseContext(cfg, dev, 0, data.name, split.train)
+            ctx = defense_context(prepared, dev, 0)
             defense = make_defense(name)
             def_repeats = max(1, min(3, repeats))
             med, mn = time_it(lambda: defense.fit(poisoned, ctx), def_repeats)
@@ -152,21 +156,22 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
 def bench_apt_on(dataset: str, data_dir: str | None, dev: torch.device, repeats: int = 3, out=print) -> list[BenchRow]:
     """Plain MF and APT (default settings: the ``paper`` preset's solver and schedule) on
     another data set, e.g. FilmTrust, where APT regenerates every 3 epochs from epoch 4."""
-    from apt_core.defenses import DefenseContext, make_defense
+    from apt_core.defenses import make_defense
+    from apt_core.experiments.pipeline import Scenario, defense_context, prepare
 
     try:
         data = load_dataset(dataset, data_dir)
     except AptError as exc:
         out(f"note: {exc}; skipping the {dataset} rows")
         return []
-    split = leave_one_out(data, 0)
-    cfg = MFConfig()
+    prepared = prepare(Scenario(dataset=data.name, seed=0), data)
+    split, cfg = prepared.split, prepared.mf_config
     fit_mf(split.train, cfg, dev, 0)  # warm-up
     reps = max(1, min(3, repeats))
     mf_med, mf_min = time_it(lambda: fit_mf(split.train, cfg, dev, 0), reps)
     rows = [BenchRow(f"MF fit, {cfg.epochs} epochs, {data.name} ({dev.type})", mf_med, mf_min, reps, f"{len(split.train)} ratings")]
     apt = make_defense("apt")
-    ctx = DefenseContext(cfg, dev, 0, data.name, split.train)
+    ctx = defense_context(prepared, dev, 0)
     med, mn = time_it(lambda: apt.fit(split.train, ctx), reps)
     rows.append(BenchRow(f"defense apt fit, {data.name}", med, mn, reps, f"{med / mf_med:.1f}x plain MF ({apt.resolved_solver()}, {apt.erm_stats} stats)"))
     return rows

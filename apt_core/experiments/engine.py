@@ -3,7 +3,7 @@
 ``local`` is sequential: every scenario runs through :func:`~apt_core.experiments.pipeline.run_scenario`
 here, one after the other.  ``ray`` first plans the *units* of all scenarios -- one unit is
 one phase of one repetition (the clean model, the attack's fake profiles, MF on the poisoned
-data, one defense; :func:`apt_core.experiments.pipeline.scenario_units`) -- drops the units that two
+data, one defense; :func:`apt_core.experiments.plan.plan`) -- drops the units that two
 scenarios share (the clean model of a seed serves every attack; Fig. 3's points reuse the
 grid's profiles), and runs each as one Ray task through
 :func:`apt_core.experiments.pipeline.compute_unit`, the same stages ``run_scenario`` runs.  A unit on
@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from apt_core.errors import AptError, CancelledError, ConfigError
+from apt_core.experiments.plan import (ERM_FIELDS, FAKE_ATTACK, FAKE_NONE, STAGE_ATTACK, STAGE_DETECTION, STAGE_ORIGIN,
+                                       STAGE_PROFILES, erm_fields, plan)
+from apt_core.experiments.plan import Unit as PlanUnit
 from apt_core.experiments.scenario import ProgressFn, Scenario
 
 if TYPE_CHECKING:
@@ -76,12 +79,12 @@ class EngineConfig:
 
 
 #: the unit that runs every shilling detector on one seed's poisoned data (reproduce's detection table)
-UNIT_DETECTION = "detection"
+UNIT_DETECTION = STAGE_DETECTION
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: ``unit`` (origin, profiles, attack or a defense) of repetition ``rep`` of ``scenario``."""
+    """One Ray task: stage ``unit`` (origin, profiles, attack, a defense or detection) of repetition ``rep`` of ``scenario``."""
 
     scenario: Scenario
     rep: int
@@ -91,46 +94,40 @@ class Unit:
     label: str
 
 
-def _neutral(scenario: Scenario, unit: str) -> Scenario:
+def _neutral(scenario: Scenario, unit: PlanUnit) -> Scenario:
     """``scenario`` with the fields that do not change ``unit``'s artifact set to defaults.
 
     Two units with equal neutral scenarios (and repetition) compute the same artifact, so one
     task serves both.  Fields not named here count: a new field keeps units apart (safe).
     """
-    from apt_core.experiments.pipeline import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
-
     base = Scenario()
     drop = {"defenses": ("none",), "seeds": 1, "k": base.k}
-    if unit == UNIT_ORIGIN:
+    if unit.fake_source == FAKE_NONE:  # trained on the clean data: no attack setting reaches it
         drop.update(attack="none", attack_size=base.attack_size, filler=None, poison_file=None)
-    # Declared parameters count only for the methods the unit runs: the attack's (not for the
-    # clean model), and the unit's own when it is a defense.
-    owners = set() if unit == UNIT_ORIGIN else {scenario.attack} | ({unit} if unit in scenario.defenses else set())
+    # Declared parameters count only for the methods the unit runs: the attack's when it
+    # generates the unit's profiles, and the unit's defense's.
+    owners = ({scenario.attack} if unit.fake_source == FAKE_ATTACK else set()) | {unit.defense}
     drop["params"] = tuple((k, v) for k, v in scenario.params if k.rpartition(".")[0] in owners)
-    params = {} if unit in (UNIT_ORIGIN, UNIT_PROFILES, UNIT_ATTACK, UNIT_DETECTION) else scenario.method_params(unit)
-    if "erm_fraction" not in params:
-        drop["erm_fraction"] = base.erm_fraction
-    if "erm_stats" not in params:
-        drop["erm_stats"] = base.erm_stats
+    kept = erm_fields(unit.defense)  # the ERM settings only count for a defense that declares them
+    drop.update({name: getattr(base, name) for name in ERM_FIELDS if name not in kept})
     return dataclasses.replace(scenario, **drop)
 
 
 def plan_units(scenarios: Sequence[tuple[Scenario, str]], detections: Sequence[tuple[Scenario, str]] = ()) -> list[Unit]:
-    """The distinct units of ``(scenario, label)`` pairs, profiles before the fits that read them;
-    ``detections``: scenarios whose every shilling detector runs as one more unit per seed."""
-    from apt_core.experiments.pipeline import UNIT_ORIGIN, UNIT_PROFILES, scenario_units
-
+    """The distinct units of ``(scenario, label)`` pairs (each scenario's :func:`~apt_core.experiments.plan.plan`),
+    profiles before the fits that read them; ``detections``: scenarios whose every shilling detector
+    runs as one more unit per seed (:meth:`~apt_core.experiments.plan.ScenarioPlan.detection_units`)."""
     units: dict[tuple, Unit] = {}
-    planned = [(scenario, label, scenario_units(scenario)) for scenario, label in scenarios]
-    planned += [(scenario, label, [(rep, UNIT_DETECTION) for rep in range(scenario.seeds)]) for scenario, label in detections]
-    for scenario, label, scenario_plan in planned:
-        for rep, unit in scenario_plan:
-            ident = (_neutral(scenario, unit), rep, unit)
-            needs = None
-            if unit not in (UNIT_ORIGIN, UNIT_PROFILES) and scenario.attack != "none" and scenario.poison_file is None:
-                needs = (_neutral(scenario, UNIT_PROFILES), rep, UNIT_PROFILES)
+    planned = [(plan(scenario), label, False) for scenario, label in scenarios]
+    planned += [(plan(scenario), label, True) for scenario, label in detections]
+    for scenario_plan, label, detection in planned:
+        scenario = scenario_plan.scenario
+        for unit in scenario_plan.detection_units() if detection else scenario_plan.units:
+            ident = (_neutral(scenario, unit), unit.rep, unit.stage)
+            need = scenario_plan.needs(unit)
+            needs = None if need is None else (_neutral(scenario, need), need.rep, need.stage)
             if ident not in units:
-                units[ident] = Unit(scenario, rep, unit, ident, needs, f"{label}: seed {scenario.seed + rep} {unit}")
+                units[ident] = Unit(scenario, unit.rep, unit.stage, ident, needs, f"{label}: seed {unit.seed} {unit.stage}")
     return list(units.values())
 
 
@@ -361,13 +358,11 @@ def detection_cached(scenario: Scenario, cache, data=None) -> bool:
 
 def stage_name(unit: str, attack: str) -> str:
     """The stage a unit's time belongs to, in words (for ``timings.csv`` and its shares)."""
-    from apt_core.experiments.pipeline import UNIT_ATTACK, UNIT_ORIGIN, UNIT_PROFILES
-
-    if unit == UNIT_ORIGIN:
+    if unit == STAGE_ORIGIN:
         return "MF on clean data"
-    if unit == UNIT_PROFILES:
+    if unit == STAGE_PROFILES:
         return f"attack generation ({attack})"
-    if unit == UNIT_ATTACK:
+    if unit == STAGE_ATTACK:
         return "MF on poisoned data"
     if unit == UNIT_DETECTION:
         return "shilling detectors"

@@ -21,12 +21,10 @@ from typing import Callable
 from apt_core.attacks import attack_names
 from apt_core.defenses import defense_names
 from apt_core.errors import CancelledError
+from apt_core.experiments.plan import erm_fields
 from apt_core.experiments.scenario import Scenario
 
 ProgressFn = Callable[[float, str], object]
-
-#: defenses whose result depends on the ERM share and item statistics
-ERM_DEFENSES = ("apt", "apt-rand")
 
 
 @dataclass(frozen=True)
@@ -73,9 +71,14 @@ def grid_scenarios(base: Scenario, spec: GridSpec = GridSpec()) -> list[Scenario
     for attack in attacks:
         for size in sizes:
             for defense in spec.defenses:
-                if defense in ERM_DEFENSES:
-                    stats = sorted(spec.erm_stats, key=lambda s: s != base.erm_stats)
+                # A defense's ERM axes are the ERM settings it declares (APT, APT-rand: share and
+                # statistics; APT-trusted: the share); the others get one point.
+                reads = erm_fields(defense)
+                if reads:
+                    stats = sorted(spec.erm_stats, key=lambda s: s != base.erm_stats) if "erm_stats" in reads else [base.erm_stats]
                     erms = sorted(spec.erm_fractions, key=lambda e: abs(e - (base.erm_fraction or 0.05)))
+                    if "erm_fraction" not in reads:
+                        erms = [base.erm_fraction]
                     for st in stats:
                         for erm in erms:
                             add(dataclasses.replace(base, attack=attack, attack_size=size, defenses=(defense,), erm_fraction=erm,
