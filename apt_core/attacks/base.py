@@ -4,7 +4,9 @@ An attack is configured in ``__init__`` (hyper-parameters only, scikit-learn sty
 :meth:`Attack.generate` returns a :class:`FakeProfiles` block for a given training set,
 target items and budget.  ``generate`` validates its arguments and its own output, so every
 attack is held to the same rules: exactly ``n_fake_users`` users, each rating every target
-with the scale maximum and at most ``n_filler`` other items, all ratings on the grid.
+with the scale maximum and at most ``n_filler`` other items, all ratings on the grid (an
+attack with ``rates_every_target = False`` may leave some targets out of an account, never
+the filler budget or the maximum on the targets it rates).
 """
 from __future__ import annotations
 
@@ -79,8 +81,14 @@ def check_attack_arguments(train: Interactions, targets: np.ndarray, n_fake_user
     return targets
 
 
-def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, name: str) -> None:
-    """Hold an attack's output to the budget and the grid (a bug here is the attack's)."""
+def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, name: str,
+                   rates_every_target: bool = True) -> None:
+    """Hold an attack's output to the budget and the grid (a bug here is the attack's).
+
+    ``rates_every_target=False`` (attacks that spread the targets over their accounts, or keep
+    decoy accounts): a fake user may rate only some targets, or none, but every target rating
+    is still the scale maximum, every target is pushed by at least one account, and the filler
+    budget is the same."""
     if profiles.n_fake_users != n_fake_users or profiles.n_items != train.n_items:
         raise AssertionError(f"{name}: returned {profiles.n_fake_users} fake users over {profiles.n_items} items")
     if len(profiles) and (profiles.users.min() < 0 or profiles.users.max() >= n_fake_users):
@@ -92,8 +100,10 @@ def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndar
         raise AssertionError(f"{name}: a fake user rates an item twice")
     is_target = np.isin(profiles.items, targets)
     per_user_targets = np.bincount(profiles.users[is_target], minlength=n_fake_users)
-    if not np.all(per_user_targets == len(targets)):
+    if rates_every_target and not np.all(per_user_targets == len(targets)):
         raise AssertionError(f"{name}: every fake user must rate every target")
+    if not rates_every_target and not np.all(np.isin(targets, profiles.items[is_target])):
+        raise AssertionError(f"{name}: a target is rated by no fake user")
     if not np.allclose(profiles.ratings[is_target], train.scale.maximum):
         raise AssertionError(f"{name}: targets must be rated with the scale maximum")
     per_user_fillers = np.bincount(profiles.users[~is_target], minlength=n_fake_users)
@@ -115,6 +125,9 @@ class Attack(Configurable, ABC):
     #: the paper (authors, venue, year) and the attacker's knowledge, for the README table
     paper: ClassVar[str] = ""
     threat_model: ClassVar[str] = ""
+    #: False for attacks whose accounts rate only some targets (``subset``) or none (decoy and
+    #: framing accounts): :func:`check_profiles` then holds them to the looser rule it states
+    rates_every_target: ClassVar[bool] = True
 
     @abstractmethod
     def _generate(
@@ -149,7 +162,7 @@ class Attack(Configurable, ABC):
             torch.manual_seed(torch_seed)
             out = self._generate(train.real_only(), targets, int(n_fake_users), int(n_filler), rng, resolve_device(device), progress)
         result = out if isinstance(out, AttackResult) else AttackResult(out, {})
-        check_profiles(result.profiles, train, targets, int(n_fake_users), int(n_filler), self.name)
+        check_profiles(result.profiles, train, targets, int(n_fake_users), int(n_filler), self.name, self.rates_every_target)
         return result
 
     def generate(

@@ -115,7 +115,8 @@ def run_scale_bench(shape: str = "ml-1m", data_dir: str | None = None, repeats: 
     from apt_core.attacks import ATTACKS, make_attack
     from apt_core.data import leave_one_out, select_targets
     from apt_core.data.split import attack_budget
-    from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+    from apt_core.defenses import DEFENSES, make_defense
+    from apt_core.experiments.pipeline import Prepared, defense_context
     from apt_core.evaluation.metrics import evaluate
     from apt_core.models.mf import MFConfig, fit_mf
     from apt_core.runtime.devices import device_label, resolve_device
@@ -168,10 +169,12 @@ def run_scale_bench(shape: str = "ml-1m", data_dir: str | None = None, repeats: 
         if name == "average" and fake is not None:
             poisoned = fake.inject(split.train)
 
+    # The pipeline's defense context (clean training data as the defense's service users, as in run_scenario).
+    prepared = Prepared(data, split, targets, budget, cfg)
     for name in DEFENSES:
         if name == "none" or not wanted(f"defense {name}"):
             continue
-        ctx = DefenseContext(cfg, dev, 0, data.name, poisoned)
+        ctx = defense_context(prepared, dev, 0)
         defense = make_defense(name)
         try:
             row, _ = measure(f"defense {name} fit", lambda: defense.fit(poisoned, ctx), repeats,
