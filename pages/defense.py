@@ -66,7 +66,7 @@ def body() -> None:
     c = st.columns(4)
     default = [d for d in ("apt", "at") if d in names] or names[:1]
     chosen = c[0].multiselect("Defenses", names or ["none"], default=default or ["none"], key="def-defenses", help="; ".join(f"{n}: {DEFENSES[n].summary}" for n in DEFENSES))
-    # n* = round(share x real users) (DESIGN 6.1): the fake users do not enlarge the budget.
+    # n* = round(share x real users) (docs/algorithms.md): the fake users do not enlarge the budget.
     erm_help = GLOSSARY["ERM user"] + f" Their number is round(share x {data.n_users} real users), e.g. 5% = {round(0.05 * data.n_users)}."
     if live:
         shares = list(live_spec().erm_fractions)

@@ -14,7 +14,7 @@ from apt_core.influence.mf import influence_vector, probe_users
 from apt_core.influence.autograd import hvp_operator, mf_autograd_influence, score_jvp, victim_influence
 from apt_core.models.lightgcn import LightGCNModel, normalised_adjacency, propagate
 from apt_core.models.neumf import NeuMFModel, neumf_pair_scores
-from apt_core.models.victims import VICTIMS, VictimConfig, default_victim_config, fit_victim, make_trainer
+from apt_core.models.victims import VICTIMS, VictimConfig, default_victim_config, fit_victim, make_trainer, victim_names
 from conftest import make_tiny
 
 NEURAL = ("lightgcn", "neumf")
@@ -195,7 +195,13 @@ def test_victim_config_errors():
     with pytest.raises(ConfigError):
         default_victim_config("lightgcn", feedback="ordinal")
     assert default_victim_config("mf") is None
-    assert set(VICTIMS) == {"mf", "lightgcn", "neumf"}
+    assert set(VICTIMS) == {"lightgcn", "neumf"} and victim_names() == ["mf", "lightgcn", "neumf"]
+    with pytest.raises(ConfigError, match="choose one of mf, lightgcn, neumf"):
+        default_victim_config("svd")
+    with pytest.raises(ConfigError, match="choose one of mf, lightgcn, neumf"):
+        make_trainer(4, 3, DefenseContext(victim=VictimConfig("svd")))
+    with pytest.raises(ConfigError, match="registered neural victim"):
+        VictimConfig("mf")
 
 
 # -- defenses and the pipeline on other victims ---------------------------------------------
@@ -333,3 +339,85 @@ def test_engine_units_train_the_scenarios_victim(tmp_path):
     assert compute_unit(sc, 0, UNIT_ORIGIN, cache=cache) is False
     res = run_scenario(sc, cache=cache)
     assert all(res.phase("origin").from_cache)
+
+
+# -- the victims registry: a toy victim registered in one place ---------------------------
+
+@pytest.fixture
+def toy_victim():
+    """The ONE place the toy victim is registered (and removed again after the test)."""
+    from apt_core.models.lightgcn import LightGCNTrainer
+    from apt_core.models.victims import register_victim
+
+    class ToyGCN(LightGCNTrainer):
+        """LightGCN with one layer and 8-d embeddings, under its own name (a plug-in victim)."""
+
+        name = "toy-gcn"
+        label = "Toy GCN"
+
+        @classmethod
+        def default_config(cls, feedback: str = "implicit") -> VictimConfig:
+            return VictimConfig(cls.name, dim=8, lr=1e-2, batch_size=256, reg=0.0, n_negatives=1, layers=(1,), feedback=feedback)
+
+    register_victim(ToyGCN)
+    try:
+        yield ToyGCN
+    finally:
+        del VICTIMS["toy-gcn"]
+
+
+def test_a_registered_victim_is_usable_everywhere(toy_victim, tmp_path, monkeypatch, capsys):
+    from apt_core.cli import build_parser, main
+    from apt_core.experiments.scenario import Scenario
+    from apt_core.models.victims import victim_class, victim_labels, victim_trainer
+
+    assert "toy-gcn" in victim_names() and victim_labels()["toy-gcn"] == "Toy GCN"  # the dashboard's select box
+    assert victim_class("toy-gcn") is toy_victim  # what the cache keys fingerprint
+    cfg = default_victim_config("toy-gcn", epochs=2)
+    assert cfg.name == "toy-gcn" and cfg.layers == (1,)
+    data = make_tiny(30, 20, 0.3, 0)
+    trainer = victim_trainer(data.n_users, data.n_items, cfg)
+    assert type(trainer) is toy_victim, "the registered class is built, never a stand-in"
+    model = fit_victim(data, cfg)
+    assert torch.isfinite(model.score_users(torch.arange(data.n_users))).all()
+    # A defense trains it through the context, and APT's influence reads its implicit loss.
+    res = make_defense("apt", erm_users=3, t_pre=1, t_inter=1, m_star=4).fit(data, DefenseContext(dataset="tiny", clean_train=data, victim=cfg))
+    assert res.diagnostics["rounds"] and np.isfinite(res.diagnostics["rounds"][0]["influence"]).all()
+    Scenario(victim="toy-gcn").validate()
+    assert build_parser().parse_args(["run", "--victim", "toy-gcn"]).victim == "toy-gcn"
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
+    assert main(["run", "--dataset", "sample", "--victim", "toy-gcn", "--attack", "average", "--defense", "none",
+                 "--epochs", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["victim"] == "toy-gcn"
+
+
+def test_an_unknown_victim_is_refused_with_the_known_names(toy_victim):
+    from apt_core.experiments.scenario import Scenario
+
+    with pytest.raises(ConfigError, match="choose one of mf, lightgcn, neumf, toy-gcn"):
+        Scenario(victim="svd").validate()
+    with pytest.raises(SystemExit):
+        from apt_core.cli import build_parser
+
+        build_parser().parse_args(["run", "--victim", "svd"])
+
+
+def test_victims_registry_refuses_what_is_not_a_victim():
+    from apt_core.models.lightgcn import LightGCNTrainer
+    from apt_core.models.victims import register_victim
+
+    class Nameless(LightGCNTrainer):
+        name = ""
+
+    class TakesMF(LightGCNTrainer):
+        name = "mf"
+
+    class Twin(LightGCNTrainer):
+        name = "neumf"
+
+    for cls, match in ((Nameless, "empty"), (TakesMF, "reserved"), (Twin, "already registered"), (object, "TorchVictimTrainer")):
+        with pytest.raises(ConfigError, match=match):
+            register_victim(cls)
+    assert victim_names() == ["mf", "lightgcn", "neumf"]

@@ -8,7 +8,7 @@ Threat model: the defender trains MF on data D that may contain fake user profil
 tell apart from real ones.  Budget: the defender injects its own n* "ERM users", each rating
 m* items, and regenerates all of them every T_inter epochs after T_pre epochs of plain
 training.  n* is ``erm_users`` if given, else round(``erm_fraction`` x real users), else the
-preset's count (DESIGN.md 6.1).  The real users are the service's own accounts before the
+preset's count (docs/algorithms.md, APT step 1).  The real users are the service's own accounts before the
 attack (:meth:`DefenseContext.real_user_count`): a budget, not a label, so the defender
 still cannot tell which of its accounts are fake.  APT's ERM users rate the
 items whose influence on the empirical risk is most negative (sampled with p ∝ exp(-t·Ĩ)) at

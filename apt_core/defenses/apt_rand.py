@@ -5,7 +5,7 @@ Poisoning Training", SIGIR 2021 (the "APT-rand" baseline of its experiments).
 
 Threat model and budget as APT: the defender cannot tell fake users apart and adds n* ERM
 users of m* items each, regenerated on APT's schedule (T_pre, T_inter).  n* is counted as in
-APT: ``erm_users``, else round(``erm_fraction`` x real users, DESIGN.md 6.1), else the preset's count (``paper``: 50
+APT: ``erm_users``, else round(``erm_fraction`` x real users), else the preset's count (``paper``: 50
 on ML-100K and FilmTrust as in the authors' code, 5% elsewhere; ``lab-v1``: 5%).  The preset
 also sets FilmTrust's T_pre (4 / 5) and the spread of items rated once (0 / global std).  Each ERM user rates m* items drawn uniformly without replacement, with
 ratings ~ N(mean_j, std_j) rounded to the grid (no influence, no r⁺).  It shows how much of

@@ -73,7 +73,7 @@ class ERMPreset:
     """A named set of APT / APT-rand defaults (each explicit argument overrides its entry).
 
     ``erm_users`` maps data-set keys to an absolute number of ERM users; on other data sets
-    the number is ``round(erm_fraction x real users)`` (DESIGN.md 6.1: 943 real ML-100K users
+    the number is ``round(erm_fraction x real users)`` (docs/algorithms.md, APT step 1: 943 real ML-100K users
     give 5% = 47 ERM users, whatever the number of fake users).
     ``t_pre`` overrides the per-data-set T_pre of :data:`DATASET_SETTINGS`.
     ``single_rating_std`` is the spread of an item rated once: ``"zero"`` (``np.std`` of one
@@ -236,7 +236,7 @@ class ERMTraining(Defense):
         """n*: the explicit ``erm_users``, or round(``erm_fraction`` x real users), else the
         preset's count for ``dataset``, else the preset's share of the real users.
 
-        Real users only (DESIGN.md section 6.1): the budget is a share of the service's own
+        Real users only (docs/algorithms.md, APT step 1): the budget is a share of the service's own
         user base, so the attack's size does not buy the defender extra ERM users."""
         if self.erm_users is not None:
             return self.erm_users
@@ -292,7 +292,7 @@ class ERMTraining(Defense):
         cfg = context.mf_config
         settings = self.resolved_settings(context.dataset, train.n_items)
         n_obs = train.n_users
-        # n* = erm_users, or erm_fraction x real users (DESIGN.md 6.1).  The real users are the
+        # n* = erm_users, or erm_fraction x real users (docs/algorithms.md).  The real users are the
         # service's own accounts before the attack; which of today's accounts are fake stays
         # unknown to the defense (n_real_users only sizes the budget, as the service's own count).
         n_erm = self.n_erm_users(n_real_users, context.dataset)

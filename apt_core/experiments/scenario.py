@@ -89,7 +89,7 @@ class Scenario:
     erm_users: int | None = None
     apt_preset: str = "paper"  # APT / APT-rand defaults: "paper" (the authors' code) or "lab-v1"
     apt_solver: str | None = None  # APT's influence solver; None: the preset's
-    #: the recommender under attack: mf (the paper's), lightgcn or neumf (apt_core.models.victims)
+    #: the recommender under attack: mf (the paper's) or a registered victim (lightgcn, neumf, ...: apt_core.models.victims)
     victim: str = "mf"
     #: how lightgcn / neumf read ratings: implicit (interactions, their papers' default) or explicit (MSE)
     victim_feedback: str = "implicit"
@@ -178,10 +178,10 @@ class Scenario:
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
             raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")
         self._validate_params()
-        from apt_core.models.victims import FEEDBACK, VICTIMS
+        from apt_core.models.victims import FEEDBACK, victim_names
 
-        if self.victim not in VICTIMS:
-            raise ConfigError(f"unknown victim {self.victim!r}: choose one of {', '.join(VICTIMS)}")
+        if self.victim not in victim_names():
+            raise ConfigError(f"unknown victim {self.victim!r}: choose one of {', '.join(victim_names())}")
         if self.victim_feedback not in FEEDBACK:
             raise ConfigError(f"--victim-feedback must be one of {', '.join(FEEDBACK)}, got {self.victim_feedback!r}")
         resolve_device(self.device)

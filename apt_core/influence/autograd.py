@@ -200,7 +200,7 @@ def victim_influence(trainer, users: torch.Tensor, items: torch.Tensor, ratings:
     victim's own training loss on D with one seeded negative sample, so H is well defined.
     """
     cfg = trainer.config
-    kind = "explicit" if cfg.feedback == "explicit" else ("bpr" if cfg.name == "lightgcn" else "logloss")
+    kind = "explicit" if cfg.feedback == "explicit" else trainer.implicit_loss
     loss = trainer.influence_loss(users, items, ratings, random_state)
     probe_t = torch.as_tensor(np.asarray(probe), dtype=torch.long, device=trainer.device)
     return autograd_influence(list(trainer.params), loss, lambda p: trainer.user_scores(trainer.encode(p), probe_t), n, probe,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from apt_core.models.mf import MFModel
-from apt_core.models.neural import TorchVictimTrainer, seeded_normal
+from apt_core.models.neural import TorchVictimTrainer, VictimConfig, seeded_normal
 
 
 class LightGCNModel(MFModel):
@@ -70,8 +70,17 @@ def propagate(graph: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 class LightGCNTrainer(TorchVictimTrainer):
     """Resumable LightGCN training with MF's trainer interface (see :mod:`apt_core.models.victims`)."""
 
+    name = "lightgcn"
+    label = "LightGCN"
+    paper = "He, Deng, Wang, Li, Zhang, Wang, SIGIR 2020"
+    implicit_loss = "bpr"
     user_tables = (0,)
     embedding_tables = (0, 1)
+
+    @classmethod
+    def default_config(cls, feedback: str = "implicit") -> VictimConfig:
+        """The paper's recipe: 64-d embeddings, 3 layers, Adam 1e-3, batch 2048, L2 1e-4, BPR with one negative."""
+        return VictimConfig(cls.name, dim=64, lr=1e-3, batch_size=2048, reg=1e-4, n_negatives=1, layers=(3,), feedback=feedback)
 
     def _init_params(self) -> list[torch.Tensor]:
         d = self.config.dim

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from apt_core.models.neural import TorchVictimTrainer, seeded_glorot, seeded_normal
+from apt_core.models.neural import TorchVictimTrainer, VictimConfig, seeded_glorot, seeded_normal
 
 # First-layer trick: W [p; q] = W_p p + W_q q, so scoring users x all items never builds the
 # (users x items x 64) concatenation; chunks keep the (users x items x 32) hidden layer small.
@@ -101,8 +101,17 @@ class NeuMFModel:
 class NeuMFTrainer(TorchVictimTrainer):
     """Resumable NeuMF training with MF's trainer interface (see :mod:`apt_core.models.victims`)."""
 
+    name = "neumf"
+    label = "NeuMF"
+    paper = "He, Liao, Zhang, Nie, Hu, Chua, WWW 2017"
+    implicit_loss = "logloss"
     user_tables = (0, 2)
     embedding_tables = (0, 1, 2, 3)
+
+    @classmethod
+    def default_config(cls, feedback: str = "implicit") -> VictimConfig:
+        """The paper's recipe: GMF factors 8, MLP 64 -> 32 -> 16 -> 8 (input = two 32-d embeddings), 4 negatives."""
+        return VictimConfig(cls.name, dim=8, lr=1e-3, batch_size=2048, reg=0.0, n_negatives=4, layers=(64, 32, 16, 8), feedback=feedback)
 
     @property
     def n_layers(self) -> int:

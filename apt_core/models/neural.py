@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -16,7 +17,6 @@ from apt_core.data.dataset import Interactions
 from apt_core.errors import ConfigError
 from apt_core.runtime.devices import resolve_device
 
-VICTIMS = ("mf", "lightgcn", "neumf")
 FEEDBACK = ("implicit", "explicit")
 
 
@@ -41,8 +41,10 @@ class VictimConfig:
     layers: tuple[int, ...] = (3,)
 
     def __post_init__(self) -> None:
-        if self.name not in VICTIMS or self.name == "mf":
-            raise ConfigError(f"VictimConfig is for neural victims ({', '.join(VICTIMS[1:])}), got {self.name!r}")
+        # Whether the name is registered is checked where the trainer is built
+        # (apt_core.models.victims.victim_class, which lists the known names).
+        if not isinstance(self.name, str) or not self.name.strip() or self.name == "mf":
+            raise ConfigError(f"VictimConfig is for a registered neural victim (see apt_core.models.victims), got {self.name!r}")
         if self.feedback not in FEEDBACK:
             raise ConfigError(f"feedback must be one of {', '.join(FEEDBACK)}, got {self.feedback!r}")
         if self.epochs < 0:
@@ -111,6 +113,18 @@ class TorchVictimTrainer:
 
     user_tables: tuple[int, ...] = (0,)
     embedding_tables: tuple[int, ...] = (0, 1)
+    #: the victims registry's entry (:mod:`apt_core.models.victims`): name, the select box's
+    #: label, the paper, and the loss with implicit feedback ("bpr": one negative per positive,
+    #: pairwise; "logloss": pointwise with ``n_negatives`` negatives), which APT's influence reads too
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    implicit_loss: ClassVar[str] = "logloss"
+
+    @classmethod
+    def default_config(cls, feedback: str = "implicit") -> VictimConfig:
+        """The victim's paper recipe (dimension, learning rate, negatives, layers)."""
+        raise NotImplementedError(f"{cls.__name__} must define default_config(feedback)")
 
     def __init__(self, n_users: int, n_items: int, config: VictimConfig, device: str | torch.device = "cpu", random_state: int = 0):
         self.config = config
@@ -218,14 +232,14 @@ class TorchVictimTrainer:
             loss = ((self.pair_scores(enc, users, items) - ratings) ** 2).mean()
             return loss + cfg.reg * self.regulariser(params, users, items) if cfg.reg else loss
         assert negatives is not None
-        if cfg.name == "lightgcn":
+        if self.implicit_loss == "bpr":
             # BPR: -log sigmoid(s_ui - s_uj), one negative j per positive (u, i).
             s_pos = self.pair_scores(enc, users, items)
             s_neg = self.pair_scores(enc, users, negatives)
             loss = torch.nn.functional.softplus(s_neg - s_pos).mean()
             reg_items = torch.cat([items, negatives])
             return loss + cfg.reg * self.regulariser(params, users, reg_items) if cfg.reg else loss
-        # NeuMF: pointwise log loss, label 1 for the positive and 0 for its n negatives.
+        # Log loss (NeuMF): pointwise, label 1 for the positive and 0 for its n negatives.
         k = negatives.shape[1]
         u_all = torch.cat([users, users.repeat_interleave(k)])
         i_all = torch.cat([items, negatives.reshape(-1)])

@@ -1,9 +1,10 @@
 """Victim models beyond MF, and the one place that builds a victim's trainer.
 
 The APT paper's victim is MF trained on explicit ratings (:mod:`apt_core.models.mf`).
-Researchers also evaluate poisoning on neural victims; two are offered here, trained on the
-same split and protocol (leave-one-out test item, HR@K over unrated items, fake and ERM users
-as ordinary accounts):
+Researchers also evaluate poisoning on neural victims; they are registered in
+:data:`VICTIMS` (the same :class:`~apt_core.registry.Registry` as attacks, defenses and
+detectors; docs/extending.md) and trained on the same split and protocol (leave-one-out
+test item, HR@K over unrated items, fake and ERM users as ordinary accounts):
 
 - ``lightgcn``: He et al., SIGIR 2020 (:mod:`apt_core.models.lightgcn`);
 - ``neumf``: He et al., WWW 2017 (:mod:`apt_core.models.neumf`).
@@ -37,30 +38,61 @@ import torch
 from apt_core.data.dataset import Interactions
 from apt_core.errors import ConfigError
 from apt_core.models.lightgcn import LightGCNTrainer
-from apt_core.models.neural import FEEDBACK, VICTIMS, Adam, TorchVictimTrainer, VictimConfig  # noqa: F401 -- re-exported
+from apt_core.models.neural import FEEDBACK, Adam, TorchVictimTrainer, VictimConfig  # noqa: F401 -- re-exported
 from apt_core.models.neumf import NeuMFTrainer
+from apt_core.registry import Registry
+
+#: name -> trainer class of every victim besides MF (``mf`` is reserved: the paper's victim,
+#: built from :class:`apt_core.models.mf.MFConfig`).  The CLI's ``--victim``, the dashboard's
+#: victim select box, scenario checks and the cache keys' victim code all read it when used.
+VICTIMS: Registry = Registry("victim", reserved=("mf",))
+for _cls in (LightGCNTrainer, NeuMFTrainer):
+    VICTIMS.register(_cls)
+
+
+def register_victim(cls: type[TorchVictimTrainer]) -> type[TorchVictimTrainer]:
+    """Add a victim (a :class:`TorchVictimTrainer` subclass with ``name``, ``label``,
+    ``implicit_loss`` and ``default_config``); an empty, reserved or taken name is refused."""
+    if not (isinstance(cls, type) and issubclass(cls, TorchVictimTrainer)):
+        raise ConfigError(f"a victim is a TorchVictimTrainer subclass, got {cls!r}")
+    if cls.implicit_loss not in ("bpr", "logloss"):
+        raise ConfigError(f"victim {cls.name!r}: implicit_loss must be bpr or logloss, got {cls.implicit_loss!r}")
+    return VICTIMS.register(cls)
+
+
+def victim_names() -> list[str]:
+    """Every victim the CLI and the dashboard offer: ``mf`` first, then the registered ones."""
+    return VICTIMS.names()
+
+
+def victim_labels() -> dict[str, str]:
+    """Name -> label for a select box (read when used: a victim registered later is listed)."""
+    return {"mf": "MF (the paper's)", **{name: cls.label or name for name, cls in VICTIMS.items()}}
+
+
+def victim_class(name: str) -> type[TorchVictimTrainer]:
+    """The trainer class registered as ``name`` (what builds it, and whose code enters the
+    cache keys of its models); an unknown name is a ConfigError listing the known ones."""
+    key = (name or "").strip().lower()
+    if key == "mf":
+        raise ConfigError("victim 'mf' is the paper's MF (apt_core.models.mf), not a registered trainer class")
+    return VICTIMS.lookup(key)
 
 
 def default_victim_config(name: str, epochs: int | None = None, feedback: str = "implicit") -> VictimConfig | None:
     """The paper recipe of victim ``name`` (None for MF, whose recipe is :class:`MFConfig`)."""
     key = (name or "mf").strip().lower()
-    if key not in VICTIMS:
-        raise ConfigError(f"unknown victim {name!r}: choose one of {', '.join(VICTIMS)}")
     if key == "mf":
         return None
-    if key == "lightgcn":
-        cfg = VictimConfig("lightgcn", dim=64, lr=1e-3, batch_size=2048, reg=1e-4, n_negatives=1, layers=(3,), feedback=feedback)
-    else:
-        # NeuMF: GMF factors 8, MLP 64 -> 32 -> 16 -> 8 (input = two 32-d embeddings), 4 negatives.
-        cfg = VictimConfig("neumf", dim=8, lr=1e-3, batch_size=2048, reg=0.0, n_negatives=4, layers=(64, 32, 16, 8), feedback=feedback)
+    if feedback not in FEEDBACK:
+        raise ConfigError(f"feedback must be one of {', '.join(FEEDBACK)}, got {feedback!r}")
+    cfg = victim_class(key).default_config(feedback)
     return cfg if epochs is None else cfg.with_(epochs=int(epochs))
 
 
 def victim_trainer(n_users: int, n_items: int, victim: VictimConfig, device: str | torch.device = "cpu", random_state: int = 0):
-    """A fresh trainer of a neural victim."""
-    if victim.name == "lightgcn":
-        return LightGCNTrainer(n_users, n_items, victim, device, random_state)
-    return NeuMFTrainer(n_users, n_items, victim, device, random_state)
+    """A fresh trainer of a registered victim (an unknown name is a ConfigError, never another model)."""
+    return victim_class(victim.name)(n_users, n_items, victim, device, random_state)
 
 
 def make_trainer(n_users: int, n_items: int, context, random_state: int | None = None):
