@@ -46,6 +46,14 @@ def fake_source(scenario: Scenario) -> str:
     return FAKE_NONE
 
 
+def fake_source_label(scenario: Scenario) -> str:
+    """The scenario's fake profiles in words: ``poison file PATH``, ``attack NAME`` or ``no attack`` (progress lines, reports)."""
+    source = fake_source(scenario)
+    if source == FAKE_FILE:
+        return f"poison file {scenario.poison_file}"
+    return f"attack {scenario.attack}" if source == FAKE_ATTACK else "no attack"
+
+
 @dataclass(frozen=True)
 class Unit:
     """One unit of work: ``stage`` of repetition ``rep`` (seed ``seed``).
