@@ -63,7 +63,8 @@ def body() -> None:
 
     st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
     st.caption("Target items are highlighted in orange.")
-    download(frame, f"top{top_n}_user{int(user)}.csv")
+    st.caption(f"Real user number {int(user)} is user **{view.data.user_ids[int(user)]}** in the data set's own ids.")
+    download(frame, f"top{top_n}_user{view.data.user_ids[int(user)]}.csv")
 
 
 guard(body)

@@ -70,7 +70,7 @@ def body() -> None:
         return
     poisoned = report.poisoned[scenario.seed]
     frame = flagged_users_frame(run.scores, run.flagged, run.is_fake, poisoned.users, poisoned.items, poisoned.ratings,
-                                poisoned.scale.maximum, titles=data.title)
+                                poisoned.scale.maximum, titles=data.title, user_ids=data.user_ids)
     st.dataframe(fmt_frame(frame, 3), hide_index=True, width="stretch", key="det-flagged")
 
 

@@ -72,6 +72,7 @@ def body() -> None:
     counts = split.train.item_counts
     n_real = split.train.n_real_users
     user = int(st.session_state.get("lesson-chosen", 0))  # not a widget key: it must survive the steps
+    user_ids = result.data.user_ids  # what the page shows: the data set's own ids
     target_names = ", ".join(titles[int(t)] for t in targets)
     ev = {p.phase: p.evaluations[0] for p in result.phases}
 
@@ -80,6 +81,7 @@ def body() -> None:
         st.markdown(f"The recommender learned from {n_real} real users' ratings. Choose one of them: this is *your* student.")
         user = int(st.number_input("Student (user number)", 0, n_real - 1, user, key="lesson-user"))
         st.session_state["lesson-chosen"] = user
+        st.caption(f"Student number {user} is user {user_ids[user]} in the data set's own ids.")
         st.markdown(f"**What the recommender shows this student (top {TOP}) on clean data:**")
         st.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
         items, ratings = user_profile(split.train.users, split.train.items, split.train.ratings, user)
@@ -107,12 +109,12 @@ def body() -> None:
         st.metric(f"real users with a target in their top {k}", f"{reached:.0%}",
                   f"{reached - share_reached(ev['origin'].target_ranks, k):+.0%} from the attack", help=GLOSSARY["HR@K"])
         left, right = st.columns(2)
-        left.markdown(f"**Your student (user {user}), before the attack**")
+        left.markdown(f"**Your student (user {user_ids[user]}), before the attack**")
         left.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
         right.markdown("**... and after the attack**")
         right.dataframe(top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets), hide_index=True, width="stretch")
         hit = np.flatnonzero(((ev["attack"].target_ranks >= 0) & (ev["attack"].target_ranks < TOP)).any(axis=1))
-        st.caption(f"{len(hit)} real users now see a target in their top {TOP}" + (f", e.g. users {', '.join(map(str, hit[:8]))}." if len(hit) else "."))
+        st.caption(f"{len(hit)} real users now see a target in their top {TOP}" + (f", e.g. users {', '.join(map(str, user_ids[hit[:8]]))}." if len(hit) else "."))
     elif step == 3:
         st.subheader(STEPS[3])
         diag = result.phase("apt").diagnostics[0] if result.phase("apt").diagnostics else {}
@@ -142,7 +144,7 @@ def body() -> None:
         left, right = st.columns(2)
         left.plotly_chart(method_bar_figure(reach, "target_hr", k=k), width="stretch", theme=None)
         right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None)
-        left.markdown(f"**Your student (user {user}) under APT**")
+        left.markdown(f"**Your student (user {user_ids[user]}) under APT**")
         left.dataframe(top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets), hide_index=True, width="stretch")
         right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"])
     else:

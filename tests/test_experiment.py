@@ -116,7 +116,7 @@ def test_rank_shift_frame_matches_evaluations(result):
     assert (frame.loc[frame["phase"] == "origin", "rank_shift"] == 0).all()
     apt = frame[(frame["phase"] == "apt") & (frame["seed"] == 1)]
     assert np.array_equal(np.sort(apt["rank_shift"].to_numpy()), np.sort(result.phase("apt").rank_shifts[1]))
-    assert set(apt["target"]) <= set(result.targets.tolist())
+    assert set(apt["target"]) <= set(result.data.item_ids[result.targets].tolist())  # the data set's own ids
     fig = rank_shift_boxplot(frame)
     names = [t.name for t in fig.data]
     assert names == ["attack (no defense)", "APT"]  # origin hidden (zero), 'none' == attack hidden

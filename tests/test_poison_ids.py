@@ -84,6 +84,21 @@ def test_poison_csv_in_the_data_sets_ids_pushes_exactly_the_named_targets(tmp_pa
     out = result.to_json()
     assert out["targets"] == targets and out["config"]["attack"] == "file"
     assert offset_data.item_ids[out["target_indices"]].tolist() == targets
+    # the tables the reports and pages show speak the same ids
+    from apt_core.plots.results import rank_shift_frame, reached_users_frame
+
+    shifts = rank_shift_frame(result)
+    assert set(shifts["target"]) == set(targets) and set(shifts["user"]) <= set(offset_data.user_ids.tolist())
+    assert set(reached_users_frame(result)["user"]) <= set(offset_data.user_ids.tolist())
+
+
+def test_flagged_users_show_the_data_sets_user_ids():
+    from apt_core.plots.detection import flagged_users_frame
+
+    users, items, ratings = np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]), np.array([5.0, 1.0, 5.0, 5.0])
+    frame = flagged_users_frame(np.array([0.1, 0.9, 0.5, 0.8]), np.array([False, True, False, True]), np.array([False, False, True, True]),
+                                users, items, ratings, 5.0, user_ids=np.array([5003, 5006, 5009]))
+    assert frame["user"].tolist() == [5006, "injected 1"]
 
 
 def test_run_json_targets_are_the_ids_given(homes, capsys, offset_csv, offset_data):

@@ -51,8 +51,12 @@ def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], po
 
 
 def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.ndarray, users: np.ndarray, items: np.ndarray,
-                        ratings: np.ndarray, scale_max: float, titles=None, limit: int = 50) -> pd.DataFrame:
-    """The flagged users, most suspicious first: score, truth, profile size and top-rated items."""
+                        ratings: np.ndarray, scale_max: float, titles=None, limit: int = 50,
+                        user_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """The flagged users, most suspicious first: score, truth, profile size and top-rated items.
+
+    ``user_ids``: the data set's own ids of the real users (``RatingData.user_ids``): a real
+    user is shown by its id, an injected one as "injected N"; None: every user by index."""
     s = np.asarray(scores, dtype=np.float64)
     idx = np.flatnonzero(np.asarray(flagged, dtype=bool))
     idx = idx[np.argsort(-s[idx], kind="stable")][:limit]
@@ -62,7 +66,8 @@ def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.nda
         its, rs = items[mine], ratings[mine]
         top = its[np.isclose(rs, scale_max)]
         names = [titles(int(i)) if titles else str(int(i)) for i in top[:5]]
-        rows.append({"user": int(u), "suspicion": float(s[u]), "truly fake": bool(is_fake[u]), "ratings": int(mine.sum()),
+        label = int(u) if user_ids is None else (user_ids[u].item() if u < len(user_ids) else f"injected {u - len(user_ids) + 1}")
+        rows.append({"user": label, "suspicion": float(s[u]), "truly fake": bool(is_fake[u]), "ratings": int(mine.sum()),
                      "rated with the maximum": int(len(top)), "some of them": ", ".join(names) + (" ..." if len(top) > 5 else "")})
     return pd.DataFrame(rows, columns=["user", "suspicion", "truly fake", "ratings", "rated with the maximum", "some of them"])
 

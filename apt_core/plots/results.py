@@ -165,8 +165,8 @@ def rank_shift_frame(result: "ScenarioResult") -> pd.DataFrame:
 
     ``rank_before`` is the target's rank under the clean model of the same seed, so the
     ``origin`` rows are all zero and ``attack`` shows what the attack did.  Pairs where the
-    user rated the target in train (undefined rank) are left out.  ``target`` is the dense
-    item index (``result.data.item_ids[target]`` is the data set's own id).
+    user rated the target in train (undefined rank) are left out.  ``user`` and ``target`` are
+    the data set's own user and item ids (as in its rating file and ``--targets``).
     """
     origin = result.phase("origin")
     parts = []
@@ -180,8 +180,8 @@ def rank_shift_frame(result: "ScenarioResult") -> pd.DataFrame:
             parts.append(pd.DataFrame({
                 "phase": phase.phase,
                 "seed": result.scenario.seed + r,
-                "user": users.astype(np.int64),
-                "target": np.asarray(result.targets)[cols].astype(np.int64),
+                "user": result.data.user_ids[users],
+                "target": result.data.item_ids[np.asarray(result.targets)[cols]],
                 "rank_before": rb.astype(np.int64),
                 "rank_after": ra.astype(np.int64),
                 "rank_shift": (rb - ra).astype(np.int64),
@@ -340,7 +340,7 @@ def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str
 def reached_users_frame(result: "ScenarioResult", phases: list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
     """Real users whose top-K holds a target under the attack, with the targets' ranks per method (seed 1).
 
-    One row per reached user: ``user`` (dense index), then per phase the targets in the
+    One row per reached user: ``user`` (the data set's own user id), then per phase the targets in the
     user's top-K as "title (rank r)", empty when none.  Sorted by how many targets the
     attack put in the list.
     """
@@ -351,7 +351,7 @@ def reached_users_frame(result: "ScenarioResult", phases: list[str] | None = Non
     hit = (attack >= 0) & (attack < k)
     users = np.flatnonzero(hit.any(axis=1))
     users = users[np.argsort(-hit[users].sum(axis=1), kind="stable")][:limit]  # limit None: all
-    out = pd.DataFrame({"user": users.astype(np.int64)})
+    out = pd.DataFrame({"user": result.data.user_ids[users]})
     for name in phases:
         ranks = result.phase(name).evaluations[0].target_ranks
         cells = []
