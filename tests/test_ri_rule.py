@@ -8,6 +8,7 @@ history), the CLI's text table and the dashboard's tables.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from apt_core.evaluation.metrics import (
@@ -151,3 +152,29 @@ def test_cli_table_labels_over_correction_and_states_the_rule():
     apt_line = next(line for line in text.splitlines() if line.startswith("apt "))
     assert "attack did not lift" in apt_line
     assert RI_RULE in text  # the legend is the rule the numbers follow
+
+
+def test_reproduce_tables_and_report_follow_the_rule():
+    from types import SimpleNamespace
+
+    from apt_core.reporting.report import apt_ri_summary, results_table, table_markdown
+
+    lowered = _result([0.10], [0.05], pcmf=[0.2], apt=[0.03])
+    over = _result([0.05], [0.25], pcmf=[0.2], apt=[0.01])
+    for res in (lowered, over):
+        res.data = SimpleNamespace(name="sample")
+    results = {("random", "average"): over, ("random", "random"): lowered}
+    table = results_table(results, SimpleNamespace(dataset="sample"), "target_hr")
+    cell = table[(table["attack"] == "random") & (table["phase"] == "apt")].iloc[0]
+    assert pd.isna(cell["ri"]) and cell["ri_undefined_reason"] == "attack-did-not-lift"
+    md = table_markdown(table, "Target HR@50")
+    random_line = next(line for line in md.splitlines() if line.startswith("| Random"))
+    average_line = next(line for line in md.splitlines() if line.startswith("| Average"))
+    assert random_line.endswith("| – (attack did not lift) |")
+    assert average_line.endswith("(over-correction) |")
+    assert "Below the clean level" in md and "apt on Average 0.0400 (80% of clean)" in md
+    assert RI_RULE in md
+    summary = apt_ri_summary([r.row(r_origin, r_attack) for res in results.values()
+                              for r_origin, r_attack in [(res.phase("origin"), res.phase("attack"))]
+                              for r in res.phases if r.phase == "apt"])
+    assert "over-correction" in summary and "No RI in 1 cell(s)" in summary
