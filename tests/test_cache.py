@@ -228,11 +228,18 @@ def test_code_fingerprint_covers_the_modules_an_artifact_runs():
     assert {"apt_core.defenses.none", "apt_core.defenses.base", "apt_core.models.mf", "apt_core.evaluation.metrics"} <= set(mods)
     # An unrelated attack's file is not part of the clean model's key.
     assert not any(name.startswith("apt_core.attacks") for name in mods)
-    # Stable across processes (another hash seed), or no run would ever hit the cache of another.
-    script = "from apt_core.storage.cache import code_fingerprint; from apt_core.defenses.none import NoDefense; print(code_fingerprint(NoDefense))"
+    # Stable across processes (another hash seed, other modules imported before), or no run would
+    # ever hit the cache of another.  The closure is read from the files, not from sys.modules.
+    from apt_core.defenses import make_defense
+    from apt_core.storage.cache import method_fingerprint
+
+    script = ("from apt_core.storage.cache import code_fingerprint, method_fingerprint; from apt_core.defenses.none import NoDefense; "
+              "a = code_fingerprint(NoDefense); from apt_core.defenses import make_defense; "
+              "print(a, method_fingerprint(make_defense('remove-cogroup')), method_fingerprint(make_defense('apt-trusted')))")
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout.strip()
-    assert len(other) == 64 and other == code_fingerprint(NoDefense)
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout.split()
+    here = [code_fingerprint(NoDefense), method_fingerprint(make_defense("remove-cogroup")), method_fingerprint(make_defense("apt-trusted"))]
+    assert all(len(k) == 64 for k in other) and other == here
     assert code_fingerprint(NoDefense) != code_fingerprint(metrics)
 
 

@@ -114,13 +114,13 @@ class Keys:
 
 
 def victim_code_object(name: str):
-    """What holds victim ``name``'s code: its entry in the victims registry, or (while victims
-    are not a registry) the module that builds every victim, whose imports bring them all."""
+    """What holds victim ``name``'s code: its trainer class in the victims registry (a victim a
+    plug-in registered included), or, where victims are no registry, the module that builds
+    every victim (its imports bring them all)."""
     from apt_core.models import victims
 
-    registry = getattr(victims, "VICTIMS", None)
-    lookup = getattr(registry, "lookup", None)
-    return lookup(name) if callable(lookup) else victims
+    victim_class = getattr(victims, "victim_class", None)
+    return victim_class(name) if callable(victim_class) else victims
 
 
 def model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
