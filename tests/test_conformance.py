@@ -19,6 +19,7 @@ from apt_core.attacks import ATTACKS, make_attack
 from apt_core.data.dataset import Interactions
 from apt_core.data.split import Split
 from apt_core.defenses import DEFENSES, DefenseContext, make_defense
+from apt_core.detection import DETECTORS
 from apt_core.errors import CancelledError, ConfigError
 from apt_core.evaluation.metrics import evaluate
 from apt_core.models.mf import MFConfig
@@ -163,7 +164,9 @@ def _real_scores(result, n_real) -> torch.Tensor:
 def test_defense_scores_real_users_deterministically(name, small, poisoned):
     before = poisoned.ratings.copy()
     defense = make_defense(name, **FAST_PARAMS.get(name, {}))
+    state = dict(vars(defense))
     a = _real_scores(defense.fit(poisoned, _context(small, 3)), small.n_users)
+    assert vars(defense) == state, "fit keeps its state in locals and the result (one object may be fitted from two threads)"
     b = _real_scores(defense.fit(poisoned, _context(small, 3)), small.n_users)
     assert a.shape == (small.n_users, small.n_items)
     assert torch.isfinite(a).all()
@@ -371,6 +374,17 @@ def test_every_detector_parameter_refuses_invalid_values(name, param, bad):
 
     with pytest.raises(ConfigError, match=param):
         make_detector(name, **{param: bad})
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_detection_leaves_the_detector_as_it_was(name, poisoned):
+    """No per-call state on a detector (the seed is an argument): one object may score two data sets at once."""
+    from apt_core.detection import make_detector
+
+    det = make_detector(name, **({"epochs": 2} if name == "influence" else {}))
+    state = dict(vars(det))
+    det.detect(poisoned, 5)
+    assert vars(det) == state
 
 
 def test_detectors_declare_their_parameters_and_round_trip():
