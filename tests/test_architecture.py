@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "apt_core.stats", "apt_core.theory.simulation", "apt_core.reporting.paper", "apt_core.runtime.procs", "apt_core.runtime.serving",
               "apt_core.runtime.ray_reaper", "apt_core.theory.bounds", "apt_core.storage.import_graph")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.evaluation.metrics")),
-    ("attacks and defenses", ("apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
+    ("attacks and defenses", ("apt_core.influence.solvers", "apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
     ("experiment", ("apt_core.storage.cache", "apt_core.storage.outputs", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
                     "apt_core.experiments.plan", "apt_core.experiments.preparation", "apt_core.experiments.pipeline", "apt_core.experiments.sweeps", "apt_core.experiments.demo", "apt_core.experiments.detection_run", "apt_core.benchmarks.stages", "apt_core.benchmarks.victims",
                     "apt_core.experiments.engine", "apt_core.benchmarks.scale", "apt_core.experiments.grid")),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from apt_core.influence.mf import CGInfo, conjugate_gradient, mf_hvp
+from apt_core.influence.mf import mf_hvp
+from apt_core.influence.solvers import CGInfo, conjugate_gradient
 from conftest import make_tiny
 
 

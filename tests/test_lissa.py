@@ -10,10 +10,8 @@ import torch
 from apt_core.defenses import DefenseContext, make_defense
 from apt_core.defenses.erm import ERM_PRESETS, item_statistics, settings_for
 from apt_core.errors import ConfigError
-from apt_core.influence.mf import (
-    LissaSettings, RatingStructure, influence_vector, lanczos_filter, lissa_filter, lissa_recursion, lissa_stochastic,
-    mf_hvp, mf_hvp_operator,
-)
+from apt_core.influence.mf import RatingStructure, influence_vector, lissa_stochastic, mf_hvp, mf_hvp_operator
+from apt_core.influence.solvers import LissaSettings, lanczos_filter, lissa_filter, lissa_recursion
 from conftest import make_tiny
 
 

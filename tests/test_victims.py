@@ -267,7 +267,7 @@ def test_victim_models_are_cached_under_their_own_keys(tmp_path):
 
 @pytest.mark.parametrize("solver", ["lissa-full", "lissa-lanczos"])
 def test_general_influence_equals_mf_closed_form_lissa(solver):
-    from apt_core.influence.mf import LissaSettings
+    from apt_core.influence.solvers import LissaSettings
 
     data, P, Q, u, i, r = _mf_problem(2)
     P, Q = P * 0.3, Q * 0.3  # small factors: H's spectrum inside LiSSA's convergent range

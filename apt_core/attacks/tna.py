@@ -47,7 +47,8 @@ from apt_core.attacks._surrogate import Competitors, RetrainSurrogate, clean_mod
 from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.data.dataset import Interactions
 from apt_core.errors import CancelledError
-from apt_core.influence.mf import conjugate_gradient, mf_hvp
+from apt_core.influence.mf import mf_hvp
+from apt_core.influence.solvers import conjugate_gradient
 from apt_core.models.mf import MFModel
 
 

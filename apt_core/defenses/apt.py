@@ -79,7 +79,8 @@ import numpy as np
 
 from apt_core.defenses.base import Param
 from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, get_preset, sample_without_replacement
-from apt_core.influence.mf import ER_LOSSES, PRECONDITIONERS, SOLVERS, LissaSettings, RatingStructure, influence_vector, probe_users
+from apt_core.influence.mf import ER_LOSSES, PRECONDITIONERS, SOLVERS, RatingStructure, influence_vector, probe_users
+from apt_core.influence.solvers import LissaSettings
 from apt_core.influence.autograd import victim_influence
 from apt_core.models.mf import MFTrainer
 

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from apt_core.errors import ConfigError
-from apt_core.influence.mf import SOLVERS, InfluenceResult, LissaSettings, conjugate_gradient, lanczos_filter, lissa_filter, lissa_recursion
+from apt_core.influence.mf import SOLVERS, InfluenceResult
+from apt_core.influence.solvers import LissaSettings, conjugate_gradient, lanczos_filter, lissa_filter, lissa_recursion
 
 KINDS = ("explicit", "logloss", "bpr")
 Params = list[torch.Tensor]
