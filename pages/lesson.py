@@ -9,7 +9,7 @@ import streamlit as st
 from apt_core.experiments.demo import top_k_items
 from apt_core.experiments.pipeline import Scenario, run_scenario
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
-from apt_core.plots.results import method_bar_figure, reach_frame
+from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, ri_phrase
 from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, small_data_controls, url_state
 
 STEPS = [
@@ -136,7 +136,7 @@ def body() -> None:
         question(3, "Will APT bring the targets back to where they were before the attack?",
                  ["yes, fully", "partly", "no, not at all"],
                  2 - int(np.digitize(np.nan_to_num(_ri(result), nan=0.0), [0.2, 0.9])),
-                 f"APT's robustness improvement here is {_ri(result):.2f} (1 = attack fully undone, 0 = no effect). "
+                 f"APT's robustness improvement here: {ri_phrase({r['phase']: r for r in result.rows()}['apt'], explain=True)}. "
                  "The next step shows the numbers.")
     elif step == 4:
         st.subheader(STEPS[4])
@@ -146,7 +146,7 @@ def body() -> None:
         right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None)
         left.markdown(f"**Your student (user {user_ids[user]}) under APT**")
         left.dataframe(top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets), hide_index=True, width="stretch")
-        right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"])
+        right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + RI_GLOSSARY)
     else:
         st.subheader(STEPS[5])
         st.markdown(

@@ -29,6 +29,7 @@ def body() -> None:
     data = load_data(cfg["dataset"], cfg["data_dir"])
     scenario = small_data_controls(scenario, data, "demo")
     from apt_core.experiments.demo import phase_label
+    from apt_core.plots.results import ri_phrase
 
     shown_name = "your uploaded file" if st.session_state.get("dataset") == "uploaded CSV" else data.name  # never a server path
     st.caption(
@@ -54,8 +55,7 @@ def body() -> None:
     text = f"The attack moved the targets' HR@{scenario.k} from **{steps[0][1]:.3f}** to **{steps[1][1]:.3f}**"
     for name in scenario.defenses:
         if name != "none":
-            ri = rows[name]["ri"]
-            text += f"; {phase_label(scenario, name)} brought it to **{rows[name]['target_hr']:.3f}** (RI {'undefined' if ri is None else f'{ri:.2f}'}; 1 = attack fully undone, < 0 = worse than no defense)"
+            text += f"; {phase_label(scenario, name)} brought it to **{rows[name]['target_hr']:.3f}** ({ri_phrase(rows[name], explain=True)})"
     st.markdown(text + ".")
     st.markdown("**Result rows** (target HR, test HR, robustness improvement RI)")
     st.dataframe(shown, hide_index=True, width="stretch", key="demo-table")

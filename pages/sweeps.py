@@ -6,7 +6,7 @@ import dataclasses
 import streamlit as st
 
 from apt_core.defenses import defense_names
-from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure
+from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure, undefined_ri_message
 from apt_core.experiments.sweeps import sweep
 from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
                            settings,
@@ -85,12 +85,12 @@ def body() -> None:
     if len(defended) and defended["ri"].notna().any():
         st.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch", theme=None)
     else:
-        st.info("RI is undefined here (no defense chosen, or the attack did not move the hit ratio).")
+        st.info(undefined_ri_message(defended["ri_undefined_reason"]) if "ri_undefined_reason" in defended else "RI is undefined here.")
     st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch", theme=None)
     if any(d.startswith("apt") for d in base.defenses):  # every APT figure names its item statistics
         st.caption(f"APT's ERM users take their item statistics from the {STATS_WORDS.get(base.erm_stats, base.erm_stats)}.")
     shown = fmt_frame(frame)
-    readable = shown.drop(columns=["parameter", parameter], errors="ignore").rename(columns={**COLUMN_LABELS, "value": label})
+    readable = shown.drop(columns=["parameter", parameter, "ri_undefined_reason"], errors="ignore").rename(columns={**COLUMN_LABELS, "value": label})
     readable["method"] = [PHASE_LABELS.get(p, p) for p in readable["method"]]
     st.dataframe(display_frame(readable), hide_index=True, width="stretch")
     download(shown, f"sweep_{parameter}.csv")

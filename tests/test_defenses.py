@@ -86,7 +86,7 @@ def test_apt_schedule_and_diagnostics():
     defense = make_defense("apt", erm_stats="clean", **FAST_APT)
     res = defense.fit(poisoned, _ctx(clean))
     d = res.diagnostics
-    n_erm = int(round(0.05 * poisoned.n_users))
+    n_erm = int(round(0.05 * poisoned.n_real_users))  # the preset's 5% of the real users
     assert d["erm_stats"] == "clean" and d["n_erm_users"] == n_erm
     assert [r["epoch"] for r in d["rounds"]] == [3, 6]  # T_pre = 3, T_inter = 3, 8 epochs
     assert res.model.P.shape[0] == poisoned.n_users + n_erm  # ERM rows live after D's users
