@@ -126,7 +126,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
     """
     from apt_core.experiments.artifacts import Keys
     from apt_core.experiments.pipeline import detect_through_cache, detection_key, fake_profiles, poisoned_training, prepare
-    from apt_core.experiments.plan import plan
+    from apt_core.experiments.plan import fake_source_label, plan
     from apt_core.runtime.devices import resolve_device
 
     scenario.validate()
@@ -163,7 +163,7 @@ def run_detection(scenario: Scenario, detectors: list[str] | tuple[str, ...] | N
 
     for unit in units:
         seed = unit.seed
-        report(f"seed {seed}: " + (f"poison file {scenario.poison_file}" if scenario.poison_file is not None else f"attack {scenario.attack}"))
+        report(f"seed {seed}: {fake_source_label(scenario)}")
         fake = fake_profiles(scenario, prepared, seed, device, cache, keys, cache_only).profiles
         step += 1
         poisoned, _ = poisoned_training(split, fake, keys)
