@@ -8,8 +8,15 @@ import streamlit as st
 from apt_core.experiments.demo import top_k_items
 from apt_core.evaluation.metrics import rank_shift
 from apt_core.plots.explore import hit_ratio_steps_figure, per_target_frame, rank_shift_histogram, top_k_frame
-from pages._common import (GLOSSARY, as_arrow, attack_controls, attack_view, download, fmt_frame, grid_panel, guard, is_live, load_data,
-                           per_result, settings, url_state)
+from pages._shared.display import as_arrow, download, fmt_frame, per_result
+from pages._shared.glossary import GLOSSARY
+from pages._shared.grid_panel import grid_panel, is_live
+from pages._shared.page_guard import guard
+from pages._shared.runs import attack_view
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.url_state import url_state
+from pages._shared.widgets import attack_controls
 
 
 def body() -> None:

@@ -5,7 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import long_tail_figure, rating_histogram_figure, user_activity_figure
-from pages._common import download, guard, load_data, settings
+from pages._shared.display import download
+from pages._shared.page_guard import guard
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
 
 
 #: the summary's keys in words

@@ -6,8 +6,14 @@ import streamlit as st
 from apt_core.experiments.detection_run import run_detection
 from apt_core.detection import DETECTORS, detector_names
 from apt_core.plots.detection import detection_table, flagged_users_frame, precision_recall_figure, precision_recall_points, suspicion_histogram
-from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, load_data, param_controls, run_cached, settings,
-                           url_state)
+from pages._shared.display import display_frame, download, fmt_frame
+from pages._shared.grid_panel import is_live
+from pages._shared.page_guard import guard
+from pages._shared.runs import artifact_cache, run_cached
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.url_state import url_state
+from pages._shared.widgets import attack_controls, param_controls
 
 
 def body() -> None:

@@ -10,7 +10,9 @@ import streamlit as st
 from apt_core.plots.explore import runs_comparison_figure
 from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS
 from apt_core.storage.history import RunStore
-from pages._common import display_frame, download, fmt_frame, guard, is_presenter
+from pages._shared.display import display_frame, download, fmt_frame
+from pages._shared.page_guard import guard
+from pages._shared.settings import is_presenter
 
 
 def summary(row) -> str:

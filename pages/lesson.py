@@ -10,7 +10,13 @@ from apt_core.experiments.demo import top_k_items
 from apt_core.experiments.pipeline import Scenario, run_scenario
 from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
 from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, ri_phrase
-from pages._common import GLOSSARY, artifact_cache, from_cache_only, guard, load_data, run_cached, settings, small_data_controls, url_state
+from pages._shared.glossary import GLOSSARY
+from pages._shared.page_guard import guard
+from pages._shared.runs import artifact_cache, from_cache_only, run_cached
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.url_state import url_state
+from pages._shared.widgets import small_data_controls
 
 STEPS = [
     "1. Pick a student",

@@ -8,7 +8,12 @@ import streamlit as st
 
 from apt_core.experiments.demo import demo_scenario, demo_steps, run_demo
 from apt_core.plots.explore import hit_ratio_steps_figure
-from pages._common import artifact_cache, download, fmt_frame, guard, load_data, results_views, run_cached, settings, small_data_controls
+from pages._shared.display import download, fmt_frame, results_views
+from pages._shared.page_guard import guard
+from pages._shared.runs import artifact_cache, run_cached
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.widgets import small_data_controls
 
 
 def body() -> None:

@@ -14,7 +14,13 @@ from apt_core.plots.explore import (
     profile_stats_frame,
 )
 from apt_core.evaluation.stealth import stealth_statistics
-from pages._common import attack_controls, attack_view, download, fmt_frame, guard, is_live, load_data, settings
+from pages._shared.display import download, fmt_frame
+from pages._shared.grid_panel import is_live
+from pages._shared.page_guard import guard
+from pages._shared.runs import attack_view
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.widgets import attack_controls
 
 
 def stealth_table(view):

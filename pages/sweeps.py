@@ -8,9 +8,15 @@ import streamlit as st
 from apt_core.defenses import defense_names
 from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure, undefined_ri_message
 from apt_core.experiments.sweeps import sweep
-from pages._common import (artifact_cache, attack_controls, display_frame, download, fmt_frame, guard, is_live, live_spec, load_data, record_history, run_cached,
-                           settings,
-                           url_state)
+from pages._shared.display import display_frame, download, fmt_frame
+from pages._shared.grid_panel import is_live, live_spec
+from pages._shared.history_glue import record_history
+from pages._shared.page_guard import guard
+from pages._shared.runs import artifact_cache, run_cached
+from pages._shared.settings import settings
+from pages._shared.uploads import load_data
+from pages._shared.url_state import url_state
+from pages._shared.widgets import attack_controls
 
 PARAMETERS = {"attack_size": "attack size", "erm_fraction": "share of ERM users"}
 STATS_WORDS = {"observed": "observed (poisoned) data: an honest defender's view", "clean": "clean data: the authors' oracle",

@@ -11,7 +11,10 @@ from apt_core.plots.explore import theory_figure
 from apt_core.theory.simulation import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
 from apt_core.theory.bounds import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
 from apt_core.plots.explore import paper_bounds_figure
-from pages._common import download, guard, kept_value, presenter, url_state
+from pages._shared.display import download
+from pages._shared.page_guard import guard
+from pages._shared.settings import kept_value, presenter
+from pages._shared.url_state import url_state
 
 AXES = {
     "n_erm": ("ERM users n_e (APT)", 0, 300),

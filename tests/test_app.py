@@ -55,7 +55,7 @@ def test_data_page_missing_real_data_is_a_message(tmp_path):
 
 
 def test_data_page_uploaded_csv(tmp_path):
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     csv = "user,item,rating\n" + "\n".join(f"{u},{i},{1 + (u * i) % 5}" for u in range(20) for i in range(15) if (u + i) % 3)
     path = save_upload("mine.csv", csv.encode())
@@ -66,7 +66,7 @@ def test_data_page_uploaded_csv(tmp_path):
 
 def test_bad_upload_raises_data_error_with_line():
     from apt_core.errors import DataError
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     with pytest.raises(DataError) as info:
         save_upload("bad.csv", b"user,item,rating\n1,2,5\n1,x\n")
@@ -147,7 +147,7 @@ def test_sweeps_page_is_live_on_the_sample_data():
 
 
 def test_sweeps_page_on_other_data_waits_for_the_run_button(tmp_path):
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     path = save_upload("copy.csv", (ROOT / "sample_data" / "ratings.csv").read_bytes(), folder=tmp_path)
     at = page("sweeps", dataset="uploaded CSV", uploaded_path=path).run()
@@ -223,7 +223,7 @@ def test_a_broken_import_fails_loudly_not_as_not_available(name, module, monkeyp
 
 
 def test_results_views_has_no_fallback(monkeypatch):
-    from pages._common import results_views
+    from pages._shared.display import results_views
 
     monkeypatch.setitem(sys.modules, "apt_core.plots.results", None)
     with pytest.raises(ImportError):
@@ -234,7 +234,8 @@ def _failing_script():
     import streamlit as st
 
     from apt_core.errors import ConfigError
-    from pages._common import guard, run_cached
+    from pages._shared.page_guard import guard
+    from pages._shared.runs import run_cached
 
     def fail(scenario, progress):
         progress(0.5, "half way")
@@ -282,7 +283,7 @@ def test_history_records_other_pages_runs_with_a_link_back(tmp_path, monkeypatch
 def test_small_upload_adapts_k_and_targets_and_says_so(tmp_path):
     import numpy as np
 
-    from pages._common import save_upload
+    from pages._shared.uploads import save_upload
 
     rng = np.random.default_rng(0)
     rows = "user,item,rating\n" + "".join(f"{u},{i},{rng.integers(1, 6)}\n" for u in range(30) for i in range(25) if rng.random() < 0.5)

@@ -29,9 +29,9 @@ def test_invalid_parameter_is_a_message_and_a_valid_one_reaches_the_scenario(mon
     assert not at.exception
     assert any("apt.r_plus must be a number in [-1, 1]" in e.value for e in at.error), [e.value for e in at.error]
     seen = []
-    import pages._common as common
+    import pages._shared.runs as runs
 
-    monkeypatch.setattr(common, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
+    monkeypatch.setattr(runs, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
     at.text_input(key="def-param-apt-r_plus").set_value("0.0").run()
     assert not at.exception and not at.error
     assert seen and dict(seen[-1].params) == {"apt.r_plus": 0.0}, seen
@@ -47,9 +47,9 @@ def test_detection_page_has_detector_parameter_controls(monkeypatch):
         for p in DETECTORS[name].params:
             assert f"det-param-{name}-{p.name}" in keys
     seen = []
-    import pages._common as common
+    import pages._shared.runs as runs
 
-    monkeypatch.setattr(common, "run_cached", lambda kind, what, fn, **kw: seen.append(what))
+    monkeypatch.setattr(runs, "run_cached", lambda kind, what, fn, **kw: seen.append(what))
     at.selectbox(key="det-param-cogroup-cut").set_value("mad").run()
     assert not at.exception and not at.error
     assert seen and seen[-1]["detector_params"] == {"cogroup": {"cut": "mad"}}
@@ -57,9 +57,9 @@ def test_detection_page_has_detector_parameter_controls(monkeypatch):
 
 def test_presenter_mode_hides_the_parameters_and_keeps_their_values(monkeypatch):
     seen = []
-    import pages._common as common
+    import pages._shared.runs as runs
 
-    monkeypatch.setattr(common, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
+    monkeypatch.setattr(runs, "run_cached", lambda kind, scenario, fn, **kw: seen.append(scenario))
     at = page("defense").run()
     at.multiselect(key="def-defenses").set_value(["apt"]).run()
     at.text_input(key="def-param-apt-r_plus").set_value("0.0").run()

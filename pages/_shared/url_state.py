@@ -1,0 +1,48 @@
+"""Shareable state: the controls' values live in the URL, so a copied link reopens the same view."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+
+def url_state(keys: list[str]) -> None:
+    """Before a page's widgets: take each key's value from the URL once per session, and
+    register the keys so that app.py writes the current values back into the URL.
+
+    Values travel as JSON (numbers, strings, lists).  A copied link therefore reopens the
+    same view in another browser.
+    """
+    loaded = st.session_state.setdefault("_url_loaded", set())
+    registered = st.session_state.setdefault("_url_keys", [])
+    # A deep link on a fresh session passes through app.py (ensure_app), whose page switch drops
+    # the query: ensure_app keeps a copy of it.
+    qp = {**st.session_state.get("_pending_query", {}), **st.query_params.to_dict()}
+    for key in keys:
+        if key not in registered:
+            registered.append(key)
+        if key in loaded:
+            continue
+        loaded.add(key)
+        if key in qp:
+            try:
+                st.session_state[key] = json.loads(qp[key])
+            except (ValueError, TypeError):
+                pass  # a hand-edited URL: ignore the value, keep the default
+
+
+def write_url() -> None:
+    """After the page ran: the registered keys' current values into the URL (app.py calls it)."""
+    wanted = {}
+    for key in st.session_state.get("_url_keys", []):
+        if key in st.session_state:
+            try:
+                wanted[key] = json.dumps(st.session_state[key], default=str)
+            except (TypeError, ValueError):
+                continue
+    for key in list(st.query_params):
+        if key not in wanted:
+            del st.query_params[key]
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value

@@ -1,0 +1,170 @@
+"""Controls shared by several pages: the attack's settings, the adaptive K / target count on small
+data, and one widget per declared hyper-parameter (generated from :mod:`apt_core.params`)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from pages._shared.glossary import GLOSSARY
+from pages._shared.grid_panel import is_live, live_spec
+from pages._shared.settings import kept_value, presenter, settings
+from pages._shared.url_state import url_state
+
+
+def attack_controls(data, prefix: str = "atk"):
+    """Widgets shared by the Attack and Profiles pages; returns the scenario they describe."""
+    from apt_core.attacks import ATTACKS, attack_names
+    from apt_core.experiments.pipeline import Scenario
+    from apt_core.models.victims import victim_labels
+
+    cfg = settings()
+    live = is_live(cfg)
+    url_state([f"{prefix}-attack", f"{prefix}-size", f"{prefix}-filler", f"{prefix}-mode"])
+    names = [a for a in attack_names() if a != "none"]
+    if not names:
+        st.warning("No attack is available yet.")
+        return None
+    c = st.columns(4 if presenter() else 5)
+    attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
+    if live:  # snap to the precomputed grid (apt_core.experiments.grid): a move is a cache read
+        sizes = list(live_spec().sizes)
+        if st.session_state.get(f"{prefix}-size") not in sizes:
+            st.session_state.pop(f"{prefix}-size", None)
+        size = c[1].select_slider("Attack size (fake users, share of real users)", sizes, value=0.03 if 0.03 in sizes else sizes[0],
+                                  format_func=lambda v: f"{v:.0%}", key=f"{prefix}-size", help=GLOSSARY["attack size"])
+    else:
+        size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
+    victims = victim_labels()  # the victims registry, read now: a registered plug-in victim is listed
+    if presenter():  # advanced controls: the fake profiles' length and the victim model, named in one caption
+        filler = int(kept_value(f"{prefix}-filler", 0) or 0)
+        victim = kept_value(f"{prefix}-victim", "mf")
+        c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}; "
+                     f"victim model: {victims.get(victim, victim)}")
+    else:
+        filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
+                                   help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
+    mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
+    targets: str | tuple = mode
+    if not presenter():
+        victim = c[4].selectbox(
+            "Victim model", list(victims), key=f"{prefix}-victim", format_func=victims.get,
+            help="The recommender that is attacked and defended. MF: explicit ratings, the APT paper's victim. "
+                 "The neural victims (LightGCN: BPR, NeuMF: log loss, and any registered one) read every rating as an "
+                 "interaction, as their papers do; they take tens of seconds per fit on ML-100K on a CPU.")
+    if mode == "chosen by title":
+        counts = data.interactions.item_counts
+        order = np.argsort(counts)  # unpopular first: the interesting targets
+        labels = {int(i): f"{data.title(int(i))} ({int(counts[i])} ratings)" for i in order}
+        chosen = st.multiselect("Choose target items", list(labels), format_func=lambda i: labels[i], max_selections=10, key=f"{prefix}-chosen")
+        if not chosen:
+            st.info("Choose at least one target item.")
+            return None
+        targets = tuple(v.item() if hasattr(v, "item") else v for v in data.item_ids[np.asarray(chosen)])
+    params = param_controls([attack], prefix, f"Advanced: {attack} parameters")
+    if params is None:
+        return None
+    scenario = Scenario(
+        dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack=attack, attack_size=float(size),
+        filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim, params=params,
+    )
+    return small_data_controls(scenario, data, prefix)
+
+
+def small_data_controls(scenario, data, prefix: str):
+    """On a small data set: K and the number of targets adapt (the page says so), with a control for each."""
+    from apt_core.experiments.demo import adapt_to_data
+
+    adapted, notes = adapt_to_data(scenario, data)
+    if not notes and int(data.n_items) >= 300:
+        return scenario
+    for note in notes:
+        st.info(note)
+    n_items = int(data.n_items)
+    c = st.columns(2)
+    k = c[0].number_input("K: length of the recommendation list that is measured", 1, max(1, n_items - 1), adapted.k, key=f"{prefix}-k",
+                          help=GLOSSARY["HR@K"])
+    if isinstance(adapted.targets, str):
+        n_targets = c[1].number_input("Number of target items", 1, max(1, n_items // 2), adapted.n_targets, key=f"{prefix}-ntargets",
+                                      help=GLOSSARY["target item"])
+        adapted = dataclasses.replace(adapted, n_targets=int(n_targets))
+    return dataclasses.replace(adapted, k=int(k))
+
+
+def param_controls(names: list[str], prefix: str, title: str = "Advanced: parameters") -> dict | None:
+    """An expander with one widget per declared hyper-parameter of the methods ``names`` (attacks, defenses, detectors).
+
+    Generated from the declarations (:mod:`apt_core.params`), so a registered method gets its
+    controls without page code.  Returns ``{"NAME.PARAM": value}`` for the values changed from
+    the default (what ``Scenario.params`` takes), or None when a typed value is invalid (the
+    message is shown in place of a traceback).
+    """
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+    from apt_core.detection import DETECTORS
+    from apt_core.errors import ConfigError
+
+    classes = [(n, ATTACKS.get(n) or DEFENSES.get(n) or DETECTORS.get(n)) for n in names]
+    classes = [(n, c) for n, c in classes if c is not None and c.params]
+    out: dict = {}
+    if not classes:
+        return out
+    if presenter():
+        # Hidden on the projector; the values set before still count (kept, not reset).
+        for name, cls in classes:
+            for p in cls.params:
+                try:
+                    value = _param_value(p, kept_value(f"{prefix}-param-{name}-{p.name}", None), name)
+                except ConfigError:
+                    continue  # an invalid hidden value counts as the default (the expander shows the error)
+                if value != p.default:
+                    out[f"{name}.{p.name}"] = value
+        if out:
+            st.caption(f"{title}: {len(out)} changed from the defaults ({', '.join(out)}); presenter mode hides them.")
+        return out
+    ok = True
+    with st.expander(title, expanded=False):
+        st.caption("Every hyper-parameter the method declares. "
+                   "Blank or 'default' keeps the default; changed values are part of the cache key and the run history.")
+        for name, cls in classes:
+            st.markdown(f"**{name}** — {cls.summary}")
+            cols = st.columns(3)
+            for i, p in enumerate(cls.params):
+                key = f"{prefix}-param-{name}-{p.name}"
+                paper = "" if p.paper is None else f" Paper: {p.paper}."
+                help_text = f"{p.help}. Allowed: {p.range_text()}.{paper}"
+                col = cols[i % 3]
+                if p.type is bool:
+                    raw = col.checkbox(p.name, value=bool(p.default), key=key, help=help_text)
+                elif p.choices is not None:
+                    options = (["default"] if p.optional else []) + list(p.choices)
+                    raw = col.selectbox(p.name, options, index=options.index("default" if p.default is None else p.default), key=key, help=help_text)
+                else:
+                    raw = col.text_input(p.name, value="" if p.default is None else str(p.default), key=key, help=help_text,
+                                         placeholder="default")
+                try:
+                    value = _param_value(p, raw, name)
+                except ConfigError as exc:
+                    col.error(str(exc))
+                    ok = False
+                    continue
+                if value != p.default:
+                    out[f"{name}.{p.name}"] = value
+    return out if ok else None
+
+
+def _param_value(p, raw: Any, name: str) -> Any:
+    """A parameter's widget value (checkbox, select box or typed text) as the scenario takes it;
+    raises ConfigError for text that does not parse.  Blank or "default" is the default."""
+    if raw is None:
+        return p.default
+    if p.type is bool:
+        return bool(raw)
+    if p.choices is not None:
+        return None if raw == "default" else raw
+    text = str(raw).strip()
+    if not text or text.lower() == "default":
+        return p.default
+    return p.parse(text, name)
