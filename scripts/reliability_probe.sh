@@ -69,7 +69,7 @@ EOF
 case_ "npy header claims (1e8, 996)" $RUN --no-history --attack average --poison-file forged.npy
 case_ "upload with a 300-character name" $PY -c "
 import sys; sys.path.insert(0, '$ROOT')
-from pages._common import save_upload
+from pages._shared.uploads import save_upload
 import inspect
 kw = {'folder': '$W/up'} if 'folder' in inspect.signature(save_upload).parameters else {}
 p = save_upload('x' * 300 + '.csv', open('$ROOT/sample_data/ratings.csv', 'rb').read(), **kw)
@@ -88,7 +88,7 @@ rows = 'user,item,rating\n' + ''.join(f'u{u},caf\u00e9,4\nu{u},caf\u00e8,2\n' fo
 open('latin.csv', 'wb').write(rows.encode('latin-1'))"
 case_ "Latin-1 upload" $PY -c "
 import sys; sys.path.insert(0, '$ROOT')
-from pages._common import save_upload
+from pages._shared.uploads import save_upload
 from apt_core.errors import AptError
 import inspect
 kw = {'folder': '$W/up'} if 'folder' in inspect.signature(save_upload).parameters else {}
