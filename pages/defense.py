@@ -10,7 +10,7 @@ import streamlit as st
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiments.pipeline import Scenario
 from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
-from apt_core.plots.results import method_bar_figure, reach_frame, reached_users_frame
+from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
 from apt_core.storage.history import run_and_record
 from pages._shared.display import as_arrow, download, fmt_frame, per_result, results_views
@@ -142,7 +142,7 @@ def show_result(result, scenario: Scenario) -> None:
         return as_arrow(view.rename(columns={"phase": "method"}))
 
     st.dataframe(per_result(result, "table", table_view), hide_index=True, width="stretch", key="def-table")
-    st.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + GLOSSARY["RI"] + " Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
+    st.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + RI_GLOSSARY + " Stars on APT against the best baseline: " + STARS_LEGEND + ". " + PAPER_NOTE)
     download(fmt_frame(table), "defense_results.csv")
     st.subheader("Who did the attack reach?")
     users = per_result(result, "reached-users", lambda: reached_users_frame(result))

@@ -178,3 +178,16 @@ def test_reproduce_tables_and_report_follow_the_rule():
                               for r_origin, r_attack in [(res.phase("origin"), res.phase("attack"))]
                               for r in res.phases if r.phase == "apt"])
     assert "over-correction" in summary and "No RI in 1 cell(s)" in summary
+
+
+def test_page_wording_comes_from_one_place():
+    from apt_core.plots.results import RI_GLOSSARY, ri_phrase, undefined_ri_message
+
+    assert ri_phrase({"ri": 1.4, "below_clean": 0.04}) == "RI 1.40: over-correction, target HR 0.040 below its clean level"
+    assert ri_phrase({"ri": -0.3}) == "RI -0.30: worse than no defense"
+    assert ri_phrase({"ri": None, "ri_undefined_reason": "attack-did-not-lift"}) == "no RI: " + RI_UNDEFINED_REASONS["attack-did-not-lift"]
+    assert ri_phrase({"ri": 0.5}, explain=True).startswith("RI 0.50; 1 = attack fully undone")
+    message = undefined_ri_message(["lift-within-noise", "lift-within-noise", "not-a-defense", None])
+    assert RI_UNDEFINED_REASONS["lift-within-noise"] in message and "not-a-defense" not in message
+    assert "no defense ran" in undefined_ri_message(["not-a-defense"])
+    assert "over-correction" in RI_GLOSSARY and str(MIN_RI_LIFT) in RI_GLOSSARY

@@ -20,6 +20,11 @@ def test_sweep_is_tidy():
     assert len(frame) == 2 * 3 * 2  # values x phases (origin, attack, none) x seeds
     assert set(frame["value"]) == {1, 2} and (frame["value"] == frame["epochs"]).all()
     assert frame["ri"].isna().all()  # no attack: RI undefined
+    # ... and the frame says why, under the result rows' rule: nothing was lifted for the defense to undo.
+    assert set(frame.loc[frame["phase"].isin(["origin", "attack"]), "ri_undefined_reason"]) == {"not-a-defense"}
+    defended = frame[frame["phase"] == "none"]
+    assert set(defended["ri_undefined_reason"]) <= {"attack-did-not-lift", "lift-below-floor", "lift-within-noise"}
+    assert (defended["below_clean"] >= 0).all() and set(defended["ri_note"]) <= {"attack did not lift", "lift < 0.01", "lift within seed noise"}
     assert seen and max(seen) == 1.0 and seen == sorted(seen)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from apt_core.evaluation.metrics import RI_UNDEFINED_REASONS, ri_note
+from apt_core.evaluation.metrics import MIN_RI_LIFT, RI_UNDEFINED_REASONS, ri_note
 from apt_core.plots.style import TEMPLATE
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type hints
@@ -42,6 +42,12 @@ COLUMN_LABELS: dict[str, str] = {
     "test_hr_sd": "test HR sd", "ri": "RI", "ri_note": "RI note", "below_clean": "below clean HR",
     "rank_shift_median": "median rank shift", "prediction_shift": "prediction shift", "seconds": "seconds", "seed": "seed",
 }
+
+#: RI in plain words, for captions and tooltips (the rule of apt_core.evaluation.metrics.RI_RULE)
+RI_GLOSSARY = ("Robustness improvement: 1 = the defense fully undid the attack, 0 = no better than no defense, "
+               "below 0 = worse than no defense, above 1 = over-correction (the defense pushed the targets below "
+               f"their clean level; 'below clean' says by how much). Defined only where the attack lifted target HR "
+               f"beyond noise: by at least {MIN_RI_LIFT} and, with several seeds, by more than the seed-to-seed spread of that lift.")
 
 #: fixed colours so a phase looks the same in every figure
 PHASE_COLORS: dict[str, str] = {
@@ -127,6 +133,25 @@ def ri_cell(ri, reason: str | None = None, digits: int = 3) -> str:
     note = ri_note(None if missing else float(ri), None if reason is None or pd.isna(reason) else str(reason))
     text = "–" if missing else f"{float(ri):.{digits}f}"
     return f"{text} ({note})" if note else text
+
+
+def ri_phrase(row: dict, digits: int = 2, explain: bool = False) -> str:
+    """One result row's RI in a sentence fragment: "RI 0.82", "RI 1.40: over-correction, target HR 0.040 below
+    its clean level", "RI -0.30: worse than no defense", "no RI: the attack did not raise target HR above the clean level".
+
+    ``explain``: a defined RI is followed by its scale ("1 = attack fully undone").
+    """
+    ri, reason = row.get("ri"), row.get("ri_undefined_reason")
+    if ri is None or (isinstance(ri, float) and np.isnan(ri)):
+        return "no RI: " + RI_UNDEFINED_REASONS.get(reason or "", "undefined")
+    text = f"RI {float(ri):.{digits}f}"
+    note = ri_note(float(ri), None)
+    if note == "over-correction":
+        below = row.get("below_clean")
+        text += ": over-correction" + (f", target HR {below:.3f} below its clean level" if below is not None else "")
+    elif note:
+        text += f": {note}"
+    return text + ("; 1 = attack fully undone" if explain else "")
 
 
 def below_clean_cell(below, share=None, digits: int = 4) -> str:
