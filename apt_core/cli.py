@@ -255,6 +255,7 @@ def record_run(store, result, **kwargs) -> str | None:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from apt_core.experiments.detection_run import format_detection, run_detection
+    from apt_core.experiments.plan import fake_source_label
 
     from apt_core.detection import DETECTORS
     from apt_core.params import parse_assignment
@@ -278,8 +279,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
     else:
         d = report.dataset
-        source = f"poison file {scenario.poison_file}" if scenario.poison_file is not None else f"attack {scenario.attack}"
-        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; {source} on {scenario.targets} targets "
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; {fake_source_label(scenario)} on {scenario.targets} targets "
               f"(item ids {', '.join(map(str, report.target_ids))}), {scenario.seeds} seed(s); "
               "each detector flags users by its own data-driven cut")
         print(format_detection(report))

@@ -69,7 +69,7 @@ def test_plan_lists_each_sources_units():
     # the clean model reads no fake profiles; every unit on poisoned data waits for its seed's profiles
     assert attack.unit(0, "origin").fake_source == FAKE_NONE and attack.needs(attack.unit(0, "origin")) is None
     assert attack.needs(attack.unit(1, "at")) == attack.unit(1, "profiles")
-    file_plan = plan(_scenario(FAKE_FILE, "x.csv", attack="average"))  # a poison file wins over an attack name
+    file_plan = plan(_scenario(FAKE_FILE, "x.csv"))
     assert file_plan.fake_source == FAKE_FILE and [u.stage for u in file_plan.units_of(0)] == ["origin", "attack", "at"]
     assert all(file_plan.needs(u) is None for u in file_plan.units)
     assert plan(_scenario(FAKE_NONE)).detection_units() == () and len(file_plan.detection_units()) == 2
