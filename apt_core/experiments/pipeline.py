@@ -6,6 +6,8 @@ CLI's flags and the dashboard's widgets set); :func:`run_scenario` runs it and r
 contract (docs/cli.md).  There is one pipeline: the Attack and Profiles pages, the demo and
 ``poison`` use its stages (:func:`prepare`, :func:`generate_profiles`) or ask
 :func:`run_scenario` to keep the fitted models (``keep_models=True``) instead of repeating it.
+What it runs is the scenario's plan (:func:`apt_core.experiments.plan.plan`): its units, one
+:class:`UnitRun` step each, the same step a Ray task takes (:func:`compute_unit`).
 
 This module keeps its old public names: ``from apt_core.experiments.pipeline import Scenario,
 ScenarioResult, PhaseResult, run_scenario`` still works (the classes live in
