@@ -92,7 +92,7 @@ class ERMPreset:
 
 #: ``paper``: what produced the paper's tables, from the authors' code where its text differs
 #: (LiSSA, FilmTrust T_pre 4, 50 ERM users on ML-100K and FilmTrust where the paper says 5%,
-#: std 0 for an item rated once).  Elsewhere (no published code settings) 5% of the users.
+#: std 0 for an item rated once).  Elsewhere (no published code settings) 5% of the real users.
 #: ``lab-v1``: APT Lab's settings before issue 16 (identity solver, 5% of the real users,
 #: the paper's text's T_pre 5 on FilmTrust, global std for an item rated once), kept so that
 #: earlier results stay reproducible.
@@ -226,7 +226,7 @@ class ERMTraining(Defense):
 
     def check_params(self) -> None:
         if self.erm_users is not None and self.erm_fraction is not None:
-            raise ConfigError(f"{self.name}: give either erm_users (a count) or erm_fraction (a share of users), not both")
+            raise ConfigError(f"{self.name}: give either erm_users (a count) or erm_fraction (a share of the real users), not both")
 
     def resolved_single_rating_std(self) -> str:
         """``single_rating_std``, or the preset's when None (read at fit time, never stored)."""
