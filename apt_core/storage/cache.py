@@ -143,22 +143,27 @@ ALWAYS_HASHED = ("apt_core.models.mf", "apt_core.evaluation.metrics", "apt_core.
 class CodeSources:
     """The source an artifact's code consists of (see :func:`code_sources`).
 
-    ``tree``: the scanned apt_core source; ``package``: module name -> file (the static closure);
+    ``tree``: the scanned apt_core source; ``modules``: the static closure's module names
+    (``package``: name -> file);
     ``outside``: module name -> file of a method defined outside apt_core (a plug-in);
     ``texts``: source text of objects that have no file (a notebook's class), or their name.
     """
 
     tree: "SourceTree"
-    package: dict[str, Path]
+    modules: tuple[str, ...]
     outside: dict[str, Path]
     texts: tuple[str, ...]
+
+    @property
+    def package(self) -> dict[str, Path]:
+        return {m: self.tree.path(m) for m in self.modules}
 
     def fingerprint(self) -> str:
         """SHA-256 over every module's name and file content, then the texts."""
         from apt_core.storage.import_graph import read_file
 
         h = hashlib.sha256()
-        for name in self.package:
+        for name in self.modules:
             h.update(name.encode() + b"\0" + self.tree.digest(name).encode())
         for name, path in self.outside.items():
             try:
@@ -226,8 +231,7 @@ def code_sources(*objects, root: Path | None = None) -> CodeSources:
                 except (OSError, TypeError):
                     texts.append(f"{name}:{getattr(target, '__qualname__', repr(target))}")
     followed, packages = tree.closure(seeds)
-    package = {m: tree.path(m) for m in sorted(followed | packages)}
-    return CodeSources(tree, package, dict(sorted(outside.items())), tuple(texts))
+    return CodeSources(tree, tuple(sorted(followed | packages)), dict(sorted(outside.items())), tuple(texts))
 
 
 def code_modules(*objects, root: Path | None = None) -> dict[str, Path]:

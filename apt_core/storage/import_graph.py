@@ -83,7 +83,7 @@ def imported_names(source: str, module: str, is_package: bool, filename: str = "
     ``from pkg import a`` gives ``pkg.a`` (the submodule, if ``a`` is one) and ``pkg``.
     """
     names: list[str] = []
-    for node in ast.walk(ast.parse(source, filename)):
+    for node in _statements(ast.parse(source, filename)):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -95,6 +95,19 @@ def imported_names(source: str, module: str, is_package: bool, filename: str = "
                 target = node.module or ""
             names += [f"{target}.{a.name}" for a in node.names if a.name != "*"] + [target]
     return names
+
+
+def _statements(tree: ast.AST):
+    """Every statement of a parsed file, at any depth (an import is a statement, so expressions
+    need not be walked: a third of the time of ``ast.walk``)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                todo.extend(c for c in children if isinstance(c, (ast.stmt, ast.excepthandler, getattr(ast, "match_case", ast.stmt))))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -190,16 +203,25 @@ class SourceTree:
         apt_core.detection import make_detector``) imports it, and so follows it with
         everything it registers.
         """
-        followed: set[str] = set()
-        todo = [s for s in seeds if s in self.files]
-        while todo:
-            mod = todo.pop()
-            if mod in followed:
-                continue
-            followed.add(mod)
-            todo.extend(t for t in self.imports(mod) if t not in followed)
-        packages = {p for m in followed for p in enclosing_packages(m) if p in self.files} - followed
-        return followed, packages
+        followed, packages = _closure(self.root, self.package, tuple(self.files.items()), frozenset(seeds))
+        return set(followed), set(packages)
+
+
+@functools.lru_cache(maxsize=1024)
+def _closure(root: str, package: str, files: tuple, seeds: frozenset) -> tuple[frozenset, frozenset]:
+    """:meth:`SourceTree.closure`, memoised on every file's (path, mtime, size): a grid or a
+    ``reproduce`` asks for the same closures many times while no file changes."""
+    tree = SourceTree(root, package, dict(files))
+    followed: set[str] = set()
+    todo = [s for s in seeds if s in tree.files]
+    while todo:
+        mod = todo.pop()
+        if mod in followed:
+            continue
+        followed.add(mod)
+        todo.extend(t for t in tree.imports(mod) if t not in followed)
+    packages = {p for m in followed for p in enclosing_packages(m) if p in tree.files} - followed
+    return frozenset(followed), frozenset(packages)
 
 
 def import_graph(root: Path | None = None, package: str = PACKAGE, strict: bool = False) -> dict[str, set[str]]:
