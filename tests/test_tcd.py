@@ -131,3 +131,15 @@ def test_authors_recipe_uses_its_own_factors_and_epochs(data):
     result = model.fit(data, DefenseContext(FAST, "cpu", 0, "test"))
     assert result.diagnostics["epochs"] == AUTHORS_MF.epochs and result.model.P.shape[1] == AUTHORS_MF.dim
     assert np.isfinite(result.diagnostics["final_loss"])
+
+
+def test_clip_compares_and_labels_on_the_scale_only(data, two_models):
+    first, second = two_models
+    scale = data.scale
+    lo, hi = scale.minimum / scale.step, scale.maximum / scale.step
+    k1, k2 = (np.clip(_dense_rounded(m, scale), lo, hi) for m in two_models)
+    rated = np.zeros((data.n_users, data.n_items), bool)
+    rated[data.users, data.items] = True
+    u, i, r = TCD(clip=True).pseudo_ratings(first, second, data, np.random.default_rng(0))
+    assert len(u) == ((k1 == k2) & ~rated).sum()
+    assert r.min() >= scale.minimum / scale.maximum - 1e-6 and r.max() <= 1 + 1e-6
