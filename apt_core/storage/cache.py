@@ -15,12 +15,16 @@ are all the metrics need.  So a repeated scenario never even loads a model; the 
 clean model is re-used when only the targets change (random vs unpopular targets share it).
 
 Keys (see :func:`stable_hash`) are SHA-256 of canonical JSON of everything that determines
-the artifact, including a fingerprint of the source code that made it (the attack's or
-defense's modules and the apt_core modules they import, :func:`code_fingerprint`) and the
-torch/numpy versions, so editing an attack or a defense invalidates its cached outputs
-instead of silently serving stale numbers, and leaves everything else cached.  A change of
-the experiment glue that alters what an artifact means bumps ``CACHE_FORMAT`` in
-:mod:`apt_core.experiments.pipeline`.  The experiment module documents what goes into each key.
+the artifact, including a fingerprint of the source code that made it and the torch/numpy
+versions.  The code is :func:`method_fingerprint`: the method's module and every apt_core
+module it imports, read statically at every level of the files
+(:mod:`apt_core.storage.import_graph`: imports inside functions count), plus the code of every
+registry entry the method names (:func:`entries_named_by`: a detector, a victim).  So editing
+an attack, a defense, a detector, a cut, a solver or a victim invalidates the cached outputs
+that ran it instead of silently serving stale numbers, and leaves everything else cached.  A
+change of the experiment glue that alters what an artifact means bumps ``CACHE_FORMAT`` in
+:mod:`apt_core.experiments.scenario`.  docs/architecture.md ("What a cache key covers") and
+:mod:`apt_core.experiments.pipeline` document what goes into each key.
 
 Safety:
 - atomic writes: bytes go to a temporary file in the same folder, are fsynced, then
@@ -119,18 +123,6 @@ def array_fingerprint(*arrays: np.ndarray) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype}|{a.shape}|".encode())
         h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def source_fingerprint(paths: list[Path]) -> str:
-    """SHA-256 of the given source files' names and contents (missing files hash as absent)."""
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(str(p.name).encode())
-        try:
-            h.update(p.read_bytes())
-        except OSError:
-            h.update(b"<missing>")
     return h.hexdigest()
 
 
