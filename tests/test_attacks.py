@@ -126,7 +126,8 @@ def test_aush_fillers_come_from_real_templates_and_selected_items_are_co_rated(s
     train = sample_split.train
     targets = select_targets(sample_split, "unpopular", 5, 0)
     attack = make_attack("aush", epochs=30, n_selected=3)
-    fake = attack.generate(train, targets, 8, 20, 0)
+    result = attack.run(train, targets, 8, 20, 0)
+    fake = result.profiles
     sel = selected_items(train, targets, 3)
     raters = np.unique(train.users[np.isin(train.items, targets)])
     co = np.bincount(train.items[np.isin(train.users, raters)], minlength=train.n_items)
@@ -137,7 +138,7 @@ def test_aush_fillers_come_from_real_templates_and_selected_items_are_co_rated(s
         items = set(fake.items[fake.users == u].tolist()) - set(targets.tolist()) - set(sel.tolist())
         assert items and any(items <= r for r in rated.values()), "fillers must be one real user's items"
         assert set(sel.tolist()) <= set(fake.items[fake.users == u].tolist())
-    hist = attack.loss_history
+    hist = result.diagnostics["loss_history"]
     assert len(hist) == 30 and hist[-1]["shilling"] < hist[0]["shilling"]
 
 
@@ -145,8 +146,7 @@ def test_pga_objective_improves(sample_split):
     train = sample_split.train
     targets = select_targets(sample_split, "unpopular", 5, 0)
     attack = make_attack("pga", iterations=10, mf_epochs=10)
-    attack.generate(train, targets, 18, 30, 0)
-    hist = attack.objective_history
+    hist = attack.run(train, targets, 18, 30, 0).diagnostics["objective_history"]
     assert len(hist) == 11
     assert hist[-1] > hist[0] + 0.05, hist
 
@@ -155,11 +155,10 @@ def test_tna_objective_improves_and_influence_subset(sample_split):
     train = sample_split.train
     targets = select_targets(sample_split, "unpopular", 5, 0)
     attack = make_attack("tna", iterations=10, mf_epochs=10, subset_fraction=0.25)
-    attack.generate(train, targets, 18, 30, 0)
-    hist = attack.objective_history
+    diag = attack.run(train, targets, 18, 30, 0).diagnostics
+    hist = diag["objective_history"]
     assert len(hist) == 11
     assert hist[-1] < hist[0] - 0.05, hist
-    diag = attack.diagnostics
     assert diag["subset_size"] == round(0.25 * train.n_real_users) == len(diag["subset"])
     assert diag["cg_iterations"] >= 1 and np.isfinite(diag["cg_residual"])
 

@@ -100,7 +100,9 @@ def test_attack_budget_grid_and_targets(name, small):
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attack_seeded_determinism(name, small):
     attack = make_attack(name, **FAST_PARAMS.get(name, {}))
+    state = dict(vars(attack))
     a = attack.generate(small, TARGETS, N_FAKE, N_FILLER, random_state=7)
+    assert vars(attack) == state, "a run keeps its state in locals and the result (one object may serve two threads)"
     b = attack.generate(small, TARGETS, N_FAKE, N_FILLER, random_state=7)
     assert _profiles_equal(a, b)
 

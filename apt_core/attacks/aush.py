@@ -102,13 +102,9 @@ class AUSHAttack(Attack):
     def __init__(self, epochs: int = 100, hidden: int = 128, batch_size: int = 128, lr: float = 1e-3,
                  n_selected: int = 5, reconstruction_weight: float = 1.0, shilling_weight: float = 1.0,
                  adversarial_weight: float = 0.1) -> None:
+        # A run's loss history is in its result (diagnostics["loss_history"]): nothing of one
+        # run is kept on the object, which the dashboard's grid thread may share with a page.
         self._set_declared(locals())
-        self._history: list[dict] = []
-
-    @property
-    def loss_history(self) -> list[dict]:
-        """Per epoch of the last run: discriminator loss and the generator's three terms."""
-        return list(self._history)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
@@ -186,7 +182,6 @@ class AUSHAttack(Attack):
             history.append({k: float(v.detach()) for k, v in (("d_loss", d_loss), ("adversarial", adv), ("reconstruction", rec), ("shilling", shill))})
             if progress is not None and progress((epoch + 1) / self.epochs, f"AUSH epoch {epoch + 1}/{self.epochs}") is False:
                 raise CancelledError("AUSH attack cancelled")
-        self._history = history
 
         templates = rng.choice(templates_pool, n_fake_users, replace=len(templates_pool) < n_fake_users)
         with torch.no_grad():

@@ -45,8 +45,8 @@ Deviations from Li et al.:
   was re-chosen there (mean 0.636; ridge 2: 0.584, 5: 0.528; ML-100K alone prefers 2).
 
 The clean model is trained for ``mf_epochs`` (default the victim's 25; an ML-100K fit takes
-about a second).  The objective of every iteration is kept in :attr:`objective_history`
-(the last run's).
+about a second).  The objective of every iteration is in the result's diagnostics
+(``objective_history``).
 """
 from __future__ import annotations
 
@@ -82,13 +82,9 @@ class PGAAttack(Attack):
     def __init__(self, iterations: int = 20, step_size: float = 0.1, ridge: float = 3.0, mf_epochs: int = 25,
                  top_k: int = 20, max_users: int = 200, refresh_every: int = 10, sparse: bool = True,
                  temperature: float = 0.05, filler_ratings: str = "average") -> None:
+        # A run's objective history is in its result (diagnostics["objective_history"]): nothing
+        # of one run is kept on the object, which the dashboard's grid thread may share with a page.
         self._set_declared(locals())
-        self._history: list[float] = []
-
-    @property
-    def objective_history(self) -> list[float]:
-        """Objective before each step of the last run, and after the last (also in the result's diagnostics)."""
-        return list(self._history)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
@@ -128,7 +124,6 @@ class PGAAttack(Attack):
         competitors.refresh(X, soft_membership(X, n_filler, t_idx, self.temperature) if self.sparse else None)
         with torch.no_grad():
             history.append(float(objective(X)))
-        self._history = history
         # Items tied at the upper bound are ordered by the last gradient: the direction the
         # attacker would still push them.
         profiles = top_fillers_from_dense(X.cpu().numpy(), targets, n_filler, train.scale, tie_break=grad.cpu().numpy())

@@ -35,7 +35,7 @@ ML-100K and FilmTrust, random and unpopular targets, seeds 100-102; mean attack 
 the 12 was 0.648 at ridge 2 against 0.599 at the earlier default 3, which had been picked
 on ML-100K unpopular seed 0, the README's setting (see :mod:`apt_core.attacks._surrogate`).
 
-The loss of every iteration of the last run is in :attr:`objective_history` (lower is better).
+The loss of every iteration is in the result's diagnostics (``objective_history``, lower is better).
 """
 from __future__ import annotations
 
@@ -129,19 +129,10 @@ class TNAAttack(Attack):
                  iterations: int = 20, step_size: float = 0.1, ridge: float = 2.0, damping: float = 1e-4,
                  cg_iterations: int = 10, mf_epochs: int = 25, max_users: int = 200, refresh_every: int = 10,
                  temperature: float = 0.05, filler_ratings: str = "average") -> None:
+        # A run's loss history and influence step (CG iterations and residual, S) are in its
+        # result's diagnostics: nothing of one run is kept on the object, which the dashboard's
+        # grid thread may share with a page.
         self._set_declared(locals())
-        self._history: list[float] = []
-        self._diagnostics: dict = {}
-
-    @property
-    def objective_history(self) -> list[float]:
-        """Attacker's loss over S before each step of the last run, and after the last (lower is better)."""
-        return list(self._history)
-
-    @property
-    def diagnostics(self) -> dict:
-        """Influence step of the last run: CG iterations and residual, size of S, S itself."""
-        return dict(self._diagnostics)
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
@@ -191,8 +182,6 @@ class TNAAttack(Attack):
         competitors.refresh(X, soft_membership(X, n_filler, t_idx, self.temperature))
         with torch.no_grad():
             history.append(float(loss_fn(X)))
-        self._history = history
-        self._diagnostics = diag
         profiles = top_fillers_from_dense(X.cpu().numpy(), targets, n_filler, train.scale, tie_break=-grad.cpu().numpy())
         if self.filler_ratings == "average":
             # Keep the optimised item choice, draw the ratings as Average does (stealthier).
