@@ -77,8 +77,19 @@ def _brute_force_top_pair(data: Interactions, exclude) -> tuple[int, int]:
     return min(counts, key=lambda p: (-counts[p], p))
 
 
-def test_decoy_and_framing_accounts_inside_the_budget(data):
-    result = make_attack("subset", k=2, decoys=0.25, framing=0.2, framing_pairs=1).run(data, TARGETS, 20, 6, random_state=2)
+def _most_surprising_pair(data: Interactions, exclude) -> tuple[int, int]:
+    from apt_core.detection.cogroup import pair_surprise
+
+    _, S, _ = pair_surprise(data)
+    S = S.toarray()
+    S[list(exclude), :] = S[:, list(exclude)] = -1
+    i, j = np.unravel_index(np.argmax(np.triu(S, 1)), S.shape)
+    return int(i), int(j)
+
+
+@pytest.mark.parametrize("rule", ["count", "surprise"])
+def test_decoy_and_framing_accounts_inside_the_budget(data, rule):
+    result = make_attack("subset", k=2, decoys=0.25, framing=0.2, framing_rule=rule).run(data, TARGETS, 20, 6, random_state=2)
     fake, diag = result.profiles, result.diagnostics
     assert fake.n_fake_users == 20, "decoys and framing accounts are shares of the budget, not extra accounts"
     assert (diag["pushers"], diag["decoys"], diag["framing"]) == (11, 5, 4)
@@ -87,7 +98,8 @@ def test_decoy_and_framing_accounts_inside_the_budget(data):
     assert not set(decoy_pair) & set(TARGETS.tolist())
     assert all(counts[i] <= np.quantile(counts, 0.1) for i in decoy_pair), "decoy items are obscure"
     frame_pair = tuple(diag["framing_pairs"][0])
-    assert frame_pair == _brute_force_top_pair(data, TARGETS.tolist())
+    expected = (_brute_force_top_pair if rule == "count" else _most_surprising_pair)(data, TARGETS.tolist())
+    assert frame_pair == expected
     for u in range(20):
         items, ratings = _rows(fake, u)
         at_max = set(items[ratings == data.scale.maximum].tolist())

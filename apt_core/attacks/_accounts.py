@@ -8,7 +8,8 @@ fake-user budget on accounts that do not push the targets:
   the quieter pushing accounts, and a defense that switches its statistics when "somebody
   was flagged" switches on the decoys, not on the accounts that matter.
 - **framing** accounts top-rate pairs of items that real fans already top-rate together
-  (the pairs most often rated with the scale maximum by the same real users).  They raise
+  (by default the pairs they top-rate together far more often than popularity predicts,
+  or simply the most often; :func:`co_top_rated_pairs`).  They raise
   those pairs' co-count, so a co-rating detector may flag the real fans of the pair.
 
 Both are fake users inside the budget (the pipeline never counts a fake user in a metric)
@@ -62,20 +63,31 @@ def decoy_pair(train: Interactions, exclude: np.ndarray, rng: np.random.Generato
     return np.sort(rng.choice(pool, 2, replace=False))
 
 
-def co_top_rated_pairs(train: Interactions, exclude: np.ndarray, n_pairs: int) -> np.ndarray:
-    """The ``n_pairs`` item pairs most often rated with the scale maximum by the same real users.
+FRAMING_RULES = ("surprise", "count")
 
-    Pairs touching ``exclude`` (the targets) are left out; ties go to the smaller item ids.
-    Returns ``(n, 2)`` item ids, most co-rated first (fewer rows when fewer pairs exist)."""
+
+def co_top_rated_pairs(train: Interactions, exclude: np.ndarray, n_pairs: int, rule: str = "count") -> np.ndarray:
+    """The ``n_pairs`` item pairs real users top-rate together (both at the scale maximum).
+
+    ``rule="count"``: the pairs most often top-rated by the same real users.  ``rule="surprise"``:
+    the pairs real fans top-rate together far more often than the items' popularity predicts
+    (the largest co-rating surprise of :func:`apt_core.detection.cogroup.pair_surprise`, a
+    published null model), e.g. a film and its sequel.  Measured on ML-100K (docs/detection.md):
+    framing the most-counted pairs (popular classics) made ``cogroup`` flag nobody; framing the
+    most surprising pair made it flag that pair's real fans.  Pairs touching ``exclude`` (the
+    targets) are left out; ties go to the larger co-count, then the smaller item ids.
+    Returns ``(n, 2)`` item ids, best first (fewer rows when fewer pairs exist)."""
+    from apt_core.detection.cogroup import pair_surprise
+
     real = train.real_only()
-    top = real.ratings >= real.scale.maximum - 1e-6
-    M = sp.csr_matrix((np.ones(int(top.sum())), (real.users[top], real.items[top])), shape=(real.n_users, real.n_items))
+    M, S, _ = pair_surprise(real)
     keep = np.ones(real.n_items, dtype=bool)
     keep[np.asarray(exclude, dtype=np.int64)] = False
     C = sp.triu(M.T @ M, k=1).tocoo()
     ok = (C.data > 0) & keep[C.row] & keep[C.col]
     rows, cols, co = C.row[ok], C.col[ok], C.data[ok]
-    order = np.lexsort((cols, rows, -co))[: int(n_pairs)]
+    first = -co if rule == "count" else -np.asarray(S[rows, cols]).ravel()
+    order = np.lexsort((cols, rows, -co, first))[: int(n_pairs)]
     return np.stack([rows[order], cols[order]], axis=1).astype(np.int64)
 
 

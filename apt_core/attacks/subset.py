@@ -15,8 +15,8 @@ shared least go first (a seeded greedy balanced design); its ``n_filler`` filler
 Average's (uniform non-target items, rated ~ N(mean_j, std_j) on the grid).  ``decoys`` and
 ``framing`` are shares *of* the ``n_fake_users`` accounts (inside the budget, not extra
 accounts; :mod:`apt_core.attacks._accounts`): decoys top-rate one obscure unrelated pair,
-framing accounts the ``framing_pairs`` pairs real users most often top-rate together.  At
-least one account always pushes.
+framing accounts the ``framing_pairs`` pairs real fans top-rate together (``framing_rule``:
+far beyond what popularity predicts, or most often).  At least one account always pushes.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from apt_core.attacks._accounts import co_top_rated_pairs, decoy_pair, divide_budget, pair_accounts
+from apt_core.attacks._accounts import FRAMING_RULES, co_top_rated_pairs, decoy_pair, divide_budget, pair_accounts
 from apt_core.attacks._common import non_targets, sample_rows
 from apt_core.attacks.base import Attack, AttackResult, FakeProfiles, Param, ProgressFn
 from apt_core.data.dataset import Interactions
@@ -37,7 +37,9 @@ ACCOUNT_PARAMS = (
           low=0.0, high=1.0, high_open=True),
     Param("framing", float, 0.0, "share of the fake accounts spent on framing (top-rate item pairs real fans co-rate; inside the budget)",
           low=0.0, high=1.0, high_open=True),
-    Param("framing_pairs", int, 2, "framing accounts cycle over this many of the item pairs real users most often top-rate together", low=1),
+    Param("framing_pairs", int, 1, "framing accounts cycle over this many of the item pairs real fans top-rate together", low=1),
+    Param("framing_rule", str, "surprise", "which pairs framing accounts top-rate: surprise (real fans co-rate them far beyond popularity) or count (most often)",
+          choices=FRAMING_RULES),
 )
 
 
@@ -92,7 +94,8 @@ def resolve_k(k: int | None, n_targets: int, owner: str) -> int:
 
 
 def subset_profiles(train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, k: int,
-                    decoys: float, framing: float, framing_pairs: int, rng: np.random.Generator) -> AttackResult:
+                    decoys: float, framing: float, framing_pairs: int, rng: np.random.Generator,
+                    framing_rule: str = "surprise") -> AttackResult:
     """The subset attack's accounts (pushers, then decoys, then framing) with what was chosen."""
     plan = divide_budget(n_fake_users, decoys, framing)
     design = balanced_subsets(plan.pushers, len(targets), k, rng)
@@ -114,7 +117,7 @@ def subset_profiles(train: Interactions, targets: np.ndarray, n_fake_users: int,
         offset += plan.decoys
         diagnostics["decoy_items"] = pair.tolist()
     if plan.framing:
-        pairs = co_top_rated_pairs(train, targets, framing_pairs)
+        pairs = co_top_rated_pairs(train, targets, framing_pairs, framing_rule)
         u, i, r = pair_accounts(train, pairs, plan.framing, n_filler, targets, rng)
         users.append(u + offset), items.append(i), ratings.append(r)
         diagnostics["framing_pairs"] = pairs.tolist()
@@ -134,7 +137,8 @@ class SubsetAttack(Attack):
               low=1, optional=True),
     ) + ACCOUNT_PARAMS
 
-    def __init__(self, k: int | None = None, decoys: float = 0.0, framing: float = 0.0, framing_pairs: int = 2) -> None:
+    def __init__(self, k: int | None = None, decoys: float = 0.0, framing: float = 0.0, framing_pairs: int = 1,
+                 framing_rule: str = "surprise") -> None:
         self._set_declared(locals())
 
     def check_params(self) -> None:
@@ -144,4 +148,5 @@ class SubsetAttack(Attack):
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         k = resolve_k(self.k, len(targets), self.name)
-        return subset_profiles(train, targets, n_fake_users, n_filler, k, self.decoys, self.framing, self.framing_pairs, rng)
+        return subset_profiles(train, targets, n_fake_users, n_filler, k, self.decoys, self.framing, self.framing_pairs, rng,
+                               self.framing_rule)
