@@ -6,7 +6,6 @@ from apt_core.defenses.none import NoDefense
 from apt_core.registry import Registry
 
 
-
 def _remove_defenses() -> dict[str, type]:
     """One ``remove-<detector>`` defense per detector registered *now* (read at each use, so a
     detector registered after import has its defense too)."""
