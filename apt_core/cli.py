@@ -154,6 +154,8 @@ def format_rows(rows: list[dict]) -> str:
     for r in rows:
         note = ri_note(r["ri"], r.get("ri_undefined_reason"))
         notes.append(note)
+        if note == "over-correction" and isinstance(r.get("below_clean_share"), (int, float)):
+            note += f": {r['below_clean_share']:.0%} below the clean HR"
         lines.append(
             f"{r['phase']:<10} {f(r['target_hr'], 10)} {f(r['target_hr_sd'], 7)} {f(r['test_hr'], 8)} {f(r['test_hr_sd'], 7)} "
             f"{f(r['ri'], 7, 3)} {f(r.get('below_clean'), 11)} {f(r['rank_shift_median'], 10, 1)} {f(r['seconds'], 8, 2)}"

@@ -145,7 +145,7 @@ def test_cli_table_labels_over_correction_and_states_the_rule():
     over = _by_phase(_result([0.05], [0.25], apt=[0.01]))
     text = format_rows(list(over.values()))
     apt_line = next(line for line in text.splitlines() if line.startswith("apt "))
-    assert apt_line.rstrip().endswith("over-correction") and "0.0400" in apt_line
+    assert apt_line.rstrip().endswith("over-correction: 80% below the clean HR") and "0.0400" in apt_line
     assert "over-correction: RI above 1" in text
     lowered = _by_phase(_result([0.05], [0.04], apt=[0.01]))
     text = format_rows(list(lowered.values()))
