@@ -7,6 +7,11 @@ rated items into large positives).  A model with a NaN or infinite score is refu
 (:class:`~apt_core.errors.DivergedError`): NaN never compares higher, so it would rank every
 item first and a diverged model would score HR = 1.0.  Only real users (``u < n_real_users``) are ranked; fake and
 ERM users never count.  Users are scored in chunks so memory stays bounded.
+
+RI is defined only where the attack lifted target HR beyond noise (:data:`MIN_RI_LIFT`, and
+:data:`RI_LIFT_SD_MULTIPLE` sds of the per-seed lifts with two seeds or more); otherwise it is
+None with a reason (:data:`RI_UNDEFINED_REASONS`).  Above 1 it is over-correction: the defense
+pushed the targets below their clean level (:class:`RobustnessImprovement` says by how much).
 """
 from __future__ import annotations
 
