@@ -343,6 +343,14 @@ def test_engine_units_train_the_scenarios_victim(tmp_path):
 
 # -- the victims registry: a toy victim registered in one place ---------------------------
 
+def _sample_split():
+    from apt_core.data.loaders import load_sample
+    from apt_core.data.split import leave_one_out
+
+    data = load_sample()
+    return leave_one_out(data, 0), data
+
+
 @pytest.fixture
 def toy_victim():
     """The ONE place the toy victim is registered (and removed again after the test)."""
@@ -384,6 +392,14 @@ def test_a_registered_victim_is_usable_everywhere(toy_victim, tmp_path, monkeypa
     res = make_defense("apt", erm_users=3, t_pre=1, t_inter=1, m_star=4).fit(data, DefenseContext(dataset="tiny", clean_train=data, victim=cfg))
     assert res.diagnostics["rounds"] and np.isfinite(res.diagnostics["rounds"][0]["influence"]).all()
     Scenario(victim="toy-gcn").validate()
+    # Its models' cache keys carry its own code (the registry entry), not another victim's.
+    from apt_core.experiments.artifacts import Keys
+    from apt_core.models.mf import MFConfig
+
+    split, sample = _sample_split()
+    toy_code = Keys(sample, split, "cpu", MFConfig(), victim=cfg).victim_code()
+    for other in ("lightgcn", "neumf"):
+        assert toy_code != Keys(sample, split, "cpu", MFConfig(), victim=default_victim_config(other)).victim_code()
     assert build_parser().parse_args(["run", "--victim", "toy-gcn"]).victim == "toy-gcn"
     monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("APT_HISTORY_DB", str(tmp_path / "history.sqlite"))
