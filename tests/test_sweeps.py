@@ -61,3 +61,13 @@ def test_sweep_figure_mean_and_sd_per_phase():
     assert same.layout.title.text == "Fig. 2" and "%" in same.layout.xaxis.title.text
     with pytest.raises(KeyError):
         sweep_figure(frame, x="nope")
+
+
+def test_ri_sweep_figure_marks_full_repair_and_no_effect():
+    frame = pd.DataFrame({"phase": ["apt", "apt", "apt", "apt"], "attack_size": [0.01, 0.01, 0.03, 0.03],
+                          "ri": [0.5, 0.7, 1.2, 1.4]})
+    fig = sweep_figure(frame, "attack_size", "ri")
+    levels = sorted(shape.y0 for shape in fig.layout.shapes)
+    assert levels == [0.0, 1.0]  # 1: attack undone (above: over-correction), 0: no better than no defense
+    assert any("over-correction" in a.text for a in fig.layout.annotations)
+    assert len(sweep_figure(frame.rename(columns={"ri": "target_hr"}), "attack_size", "target_hr").layout.shapes) == 0
