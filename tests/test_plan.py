@@ -83,6 +83,17 @@ def test_erm_dependence_comes_from_the_declared_parameters():
     assert erm_fields("at") == () and erm_fields("none") == () and erm_fields(None) == ()
 
 
+def test_the_grid_varies_the_erm_settings_a_defense_declares():
+    from apt_core.experiments.grid import GridSpec, grid_scenarios
+
+    spec = GridSpec(attacks=("average",), sizes=(0.03,), defenses=("apt", "apt-trusted", "at"))
+    points = grid_scenarios(Scenario(dataset="sample", attack="average"), spec)
+    axes = {d: {(p.erm_fraction, p.erm_stats) for p in points if p.defenses == (d,)} for d in spec.defenses}
+    assert len(axes["apt"]) == len(spec.erm_fractions) * len(spec.erm_stats)
+    assert axes["apt-trusted"] == {(f, "observed") for f in spec.erm_fractions}  # the share only
+    assert len(axes["at"]) == 1
+
+
 @pytest.mark.parametrize("source", [FAKE_NONE, FAKE_ATTACK, FAKE_FILE])
 def test_run_scenario_and_the_ray_units_compute_the_same_plan(tmp_path, poison_file, source):
     """The Ray engine's schedule is the plan; its units write exactly the artifacts run_scenario writes, and each
