@@ -169,3 +169,30 @@ def test_adaptive_other_seed_other_profiles(data):
     a = make_attack("adaptive").generate(data, TARGETS, 15, 10, random_state=5)
     b = make_attack("adaptive").generate(data, TARGETS, 15, 10, random_state=6)
     assert not (np.array_equal(a.items, b.items) and np.array_equal(a.ratings, b.ratings))
+
+
+def test_adaptive_says_so_when_every_variant_is_caught(data):
+    """A detector that flags every user: all variants are tried, none evades, and the one with
+    the fewest flagged pushing accounts is returned with evaded False."""
+    from apt_core.detection import DETECTORS
+    from apt_core.detection.base import Detector
+
+    class FlagsEveryone(Detector):
+        name = "test-flags-everyone"
+
+        def _scores(self, data):
+            return np.ones(data.n_users)
+
+        def detect(self, data, random_state=0):
+            result = super().detect(data, random_state)
+            result.flagged[:] = True
+            return result
+
+    DETECTORS[FlagsEveryone.name] = FlagsEveryone
+    try:
+        result = make_attack("adaptive", detector=FlagsEveryone.name, decoys=0.4).run(data, TARGETS, 10, 6, random_state=0)
+    finally:
+        del DETECTORS[FlagsEveryone.name]
+    diag = result.diagnostics
+    assert not diag["evaded"] and len(diag["tried"]) == 2 * len(TARGETS)
+    assert diag["chosen"]["flagged_pushers"] == min(t["flagged_pushers"] for t in diag["tried"]) == 6, "4 of the 10 are decoys"

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from apt_core.attacks._accounts import divide_budget
 from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
 from apt_core.attacks.subset import subset_profiles
 from apt_core.data.dataset import Interactions
@@ -48,8 +49,6 @@ class Candidate:
 
 def candidates(n_targets: int, n_fake_users: int, decoys: float) -> list[Candidate]:
     """Every variant, strongest first (see the module docstring for the order)."""
-    from apt_core.attacks._accounts import divide_budget
-
     out = []
     for share in ((0.0, decoys) if decoys > 0 else (0.0,)):
         pushers = divide_budget(n_fake_users, share, 0.0).pushers
@@ -82,7 +81,8 @@ class AdaptiveAttack(Attack):
             pending = [c for c in pending if c.decoys == 0]
         tried: list[tuple[Candidate, AttackResult]] = []
         for step, cand in enumerate(pending):
-            result = subset_profiles(train, targets, n_fake_users, n_filler, cand.k, cand.decoys, 0.0, 1, np.random.default_rng(seed))
+            result = subset_profiles(train, targets, n_fake_users, n_filler, cand.k, decoys=cand.decoys, framing=0.0, framing_pairs=1,
+                                     rng=np.random.default_rng(seed))
             flagged = detector.detect(result.profiles.inject(train), random_state=seed).flagged
             fake_flags = flagged[train.n_users:]
             pushers = int(result.diagnostics["pushers"])
