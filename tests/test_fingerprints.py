@@ -112,6 +112,13 @@ def test_imports_are_read_at_every_level_of_a_file():
                                           "apt_core.detection.cuts", "apt_core.registry"}
 
 
+def test_the_always_hashed_modules_exist():
+    """A module moved without updating ALWAYS_HASHED would silently drop out of every key."""
+    from apt_core.storage.cache import ALWAYS_HASHED
+
+    assert set(ALWAYS_HASHED) <= set(SourceTree.scan().files)
+
+
 def test_the_statement_walk_finds_every_import_a_full_walk_finds():
     """The reader walks statements only (faster); on apt_core's own files it must miss nothing."""
     import ast
