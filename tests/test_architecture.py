@@ -23,16 +23,16 @@ PACKAGE = ROOT / "apt_core"
 #: The layers, bottom first.  A module may import its own layer and the layers below it,
 #: never one above.  A new module must be placed here (the test says so when it is not).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("apt_core", "apt_core.errors", "apt_core.runtime.devices", "apt_core.registry", "apt_core.params", "apt_core.storage.paths",
+    ("base", ("apt_core", "apt_core.errors", "apt_core.runtime.devices", "apt_core.registry", "apt_core.params", "apt_core.storage.paths", "apt_core.storage.outputs",
               "apt_core.stats", "apt_core.theory.simulation", "apt_core.reporting.paper", "apt_core.runtime.procs", "apt_core.runtime.serving",
               "apt_core.runtime.ray_reaper", "apt_core.theory.bounds", "apt_core.storage.import_graph")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.evaluation.metrics")),
     ("attacks and defenses", ("apt_core.influence.solvers", "apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
-    ("experiment", ("apt_core.storage.cache", "apt_core.storage.outputs", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
+    ("experiment", ("apt_core.storage.cache", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
                     "apt_core.experiments.plan", "apt_core.experiments.preparation", "apt_core.experiments.pipeline", "apt_core.experiments.sweeps", "apt_core.experiments.demo", "apt_core.experiments.detection_run", "apt_core.benchmarks.stages", "apt_core.benchmarks.victims",
                     "apt_core.experiments.engine", "apt_core.benchmarks.scale", "apt_core.experiments.grid")),
     ("store, reproduce and figures", ("apt_core.storage.history", "apt_core.plots", "apt_core.reporting.report", "apt_core.reporting.reproduce")),
-    ("command line", ("apt_core.cli", "apt_core.__main__")),
+    ("command line", ("apt_core.cli_args", "apt_core.cli_commands", "apt_core.cli", "apt_core.__main__")),
 ]
 
 

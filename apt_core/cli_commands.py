@@ -1,0 +1,321 @@
+"""The subcommands of ``python -m apt_core`` (docs/cli.md): each takes the parsed arguments, calls
+the library once and prints; :mod:`apt_core.cli` wires them to their parsers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from apt_core.errors import ConfigError
+from apt_core.cli_args import (
+    StderrProgress,
+    cache_from_args,
+    engine_from_args,
+    format_rows,
+    record_run,
+    scenario_from_args,
+    settings_line,
+    store_from_args,
+)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from apt_core.experiments.pipeline import run_scenario
+
+    scenario = scenario_from_args(args)
+    scenario.validate()
+    cache = cache_from_args(args)
+    result = run_scenario(scenario, progress=StderrProgress(not args.json), cache=cache)
+    # The result goes out first: nothing that happens to the history may lose it.
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        out = result.to_json()
+        print(f"{out['dataset']['name']}: {out['dataset']['n_users']} users, {out['dataset']['n_items']} items, {out['dataset']['n_ratings']} ratings; device {out['device']}")
+        print("targets (the data set's item ids): " + ", ".join(
+            f"{i} {result.data.title(t)}" if result.data.item_titles else str(i)
+            for i, t in zip(result.data.original_item_ids(result.targets), result.targets)))
+        print(settings_line(scenario))
+        print(format_rows(out["rows"]))
+        sig = out.get("significance")
+        if sig and sig.get("baseline"):
+            p = sig["p_value"]
+            note = f" ({sig['note']})" if sig.get("note") else ""
+            print(f"APT vs {sig['baseline']}: {sig.get('test') or 'no test'} over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}{note}")
+        if cache is not None:
+            print(f"cache: {result.cache_hits} hits, {result.cache_misses} misses; wall time {result.wall_seconds:.1f} s")
+    sys.stdout.flush()
+    record_run(store_from_args(args), result)
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from apt_core.experiments.detection_run import format_detection, run_detection
+    from apt_core.experiments.plan import fake_source_label
+
+    from apt_core.detection import DETECTORS
+    from apt_core.params import parse_assignment
+    from apt_core.experiments.scenario import declared_param
+
+    # --param DETECTOR.PARAM=VALUE goes to that detector; the others to the scenario (the attack)
+    detector_params: dict = {}
+    scenario_params = []
+    for text in args.param:
+        method, param, value = parse_assignment(text)
+        if method in DETECTORS:
+            detector_params.setdefault(method, {})[param] = declared_param(method, param).parse(value, method)
+        else:
+            scenario_params.append(text)
+    args.param = scenario_params
+    scenario = scenario_from_args(args)
+    detectors = list(args.detectors) if args.detectors else None
+    report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json),
+                           detector_params=detector_params)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        d = report.dataset
+        print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; {fake_source_label(scenario)} on {scenario.targets} targets "
+              f"(item ids {', '.join(map(str, report.target_ids))}), {scenario.seeds} seed(s); "
+              "each detector flags users by its own data-driven cut")
+        print(format_detection(report))
+    return 0
+
+
+def cmd_poison(args: argparse.Namespace) -> int:
+    """Generate an attack's fake profiles for a scenario and export them (the pipeline's first stages)."""
+    from apt_core.attacks.io import profile_format, save_profiles
+    from apt_core.experiments.pipeline import generate_profiles, prepare
+    from apt_core.runtime.devices import resolve_device
+    from apt_core.evaluation.stealth import stealth_statistics
+
+    if args.attack == "none":
+        raise ConfigError("poison needs an attack: --attack random|average|bandwagon|aush|pga|tna")
+    out = Path(args.out)
+    profile_format(out)  # a bad ending fails before the attack runs
+    scenario = scenario_from_args(args)
+    scenario.validate()
+    prepared = prepare(scenario)
+    fake, _, _ = generate_profiles(scenario, prepared, scenario.seed, resolve_device(scenario.device))
+    split, targets = prepared.split, prepared.targets
+    save_profiles(fake, out, split.train.scale, prepared.data.item_ids)
+    summary = {
+        "out": str(out),
+        "attack": scenario.attack,
+        "dataset": prepared.data.name,
+        "targets": prepared.data.original_item_ids(targets),  # the data set's own ids, as in the CSV
+        "target_indices": [int(t) for t in targets],
+        "n_fake_users": fake.n_fake_users,
+        "n_filler": prepared.budget.n_filler,
+        "n_ratings": len(fake),
+        "stealth": stealth_statistics(split.train, fake, targets).to_dict(),
+    }
+    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from apt_core.reporting.reproduce import ReproduceConfig, TextProgress, reproduce
+
+    options = dict(
+        dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds, seed=args.seed, out=args.out,
+        attacks=tuple(args.attacks) if args.attacks else None, target_sets=tuple(args.targets) if args.targets else None,
+        defenses=tuple(args.defense) if args.defense else None, epochs=args.epochs, erm_stats=args.erm_stats,
+        erm_fraction=args.erm_fraction, attack_size=args.attack_size, k=args.k, device=args.device,
+        fig_seeds=args.fig_seeds, jobs=args.jobs, engine=args.engine, ray_address=args.ray_address, victim=args.victim,
+    )
+    engine_from_args(args)  # a bad --engine/--ray-address/--jobs fails before any data is read
+    if args.quick:
+        cfg = ReproduceConfig.quick_config(**options)
+    else:
+        cfg = ReproduceConfig(**{k: v for k, v in options.items() if v is not None})
+    if args.no_figures:
+        cfg.figures = False
+    if args.no_detection:
+        cfg.detection = False
+    result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
+    for line in result.skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "
+          f"{result.cache_misses} misses; {len(result.files)} files in {result.out}")
+    print((result.out / "table2_target_hr.md").read_text())
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from apt_core.storage.history import RunStore
+
+    store = RunStore(args.history_db)
+    if args.delete:
+        for rid in args.delete:
+            store.delete(rid)
+            print(f"deleted {rid}")
+        return 0
+    if args.show:
+        print(json.dumps(store.get(args.show), indent=1))
+        return 0
+    if args.export:
+        path = store.export(args.export, format=args.format)
+        print(f"wrote {len(store)} run(s) to {path}")
+        return 0
+    runs = store.runs(dataset=args.dataset, limit=args.limit)
+    if args.json:
+        print(runs.to_json(orient="records"))
+        return 0
+    if runs.empty:
+        print(f"no runs recorded in {store.path}")
+        return 0
+    cols = ["run_id", "created_at", "dataset", "attack", "targets", "defenses", "seeds", "device", "wall_seconds", "cache_hits", "label"]
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
+        print(runs[cols].to_string(index=False))
+    print(f"{len(runs)} run(s) shown from {store.path}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from apt_core.storage.cache import ArtifactCache
+
+    cache = ArtifactCache(args.cache_dir)
+    if args.clear:
+        print(f"removed {cache.clear()} entries from {cache.root}")
+        return 0
+    entries = cache.entries()
+    kinds: dict[str, int] = {}
+    for p in entries:
+        kinds[p.parent.parent.name] = kinds.get(p.parent.parent.name, 0) + 1
+    print(f"{cache.root}: {len(entries)} entries, {cache.size_bytes() / 1e6:.1f} MB" + ("" if not kinds else " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from apt_core.benchmarks.stages import bench_load, format_table, run_bench
+
+    if getattr(args, "shape", None):
+        from apt_core.benchmarks.scale import run_scale_bench
+
+        # At ML-1M/Yelp size one run of each stage is minutes: --repeats applies only when given.
+        run_scale_bench(args.shape, args.data_dir, args.repeats or 1, args.device,
+                        stages=tuple(args.stages) if args.stages else None)
+        return 0
+    repeats = args.repeats or 5
+    if args.load_rows is not None and args.load_rows < 1:
+        raise ConfigError(f"--load-rows must be at least 1, got {args.load_rows}")
+    if not args.load_only:
+        run_bench(args.dataset, args.data_dir, repeats, args.device, include_ml1m=not args.skip_ml1m,
+                  include_victims=not getattr(args, "skip_victims", False))
+    if args.load_rows:
+        print(format_table(bench_load(args.load_rows, max(1, min(3, repeats))), "cpu (loader, child process)"))
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    """List the declared hyper-parameters of one method (or of all)."""
+    from apt_core.attacks import ATTACKS
+    from apt_core.defenses import DEFENSES
+    from apt_core.params import describe_params
+
+    from apt_core.detection import DETECTORS
+
+    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()},
+               **{n: ("detector", c) for n, c in DETECTORS.items()}}
+    names = list(methods) if args.name is None else [args.name.strip().lower()]
+    for name in names:
+        if name not in methods:
+            raise ConfigError(f"unknown attack or defense {name!r}: choose one of {', '.join(methods)}")
+    if args.json:
+        print(json.dumps({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
+                          for n in names}, default=str))
+        return 0
+    for name in names:
+        kind, cls = methods[name]
+        print(f"{name} ({kind}): {cls.summary}")
+        rows = describe_params(cls)
+        if not rows:
+            print("  (no parameters)\n")
+            continue
+        header = ("parameter", "type", "default", "allowed", "paper", "help")
+        table = [header] + [(r["name"], r["type"], repr(r["default"]), r["range"], "-" if r["paper"] is None else str(r["paper"]), r["help"])
+                            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            print("  " + "  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5])
+        where = "detect" if kind == "detector" else "run, sweep, poison"
+        print(f"  set with --param {name}.PARAM=VALUE ({where})\n")
+    return 0
+
+
+def _sweep_value(parameter: str, text: str):
+    """One sweep value from text: typed by the declaration (``NAME.PARAM``), else as the Scenario field's default."""
+    text = text.strip()
+    if "." in parameter:
+        from apt_core.experiments.scenario import declared_param
+
+        method, _, param = parameter.rpartition(".")
+        return declared_param(method, param).parse(text, method)
+    from apt_core.experiments.pipeline import Scenario
+
+    default = getattr(Scenario(), parameter)
+    if isinstance(default, tuple):  # defenses: one comma list per value
+        return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if parameter in ("filler", "erm_fraction", "erm_users") and text.lower() in ("none", "null"):
+        return None
+    if parameter in ("filler", "erm_fraction", "erm_users") or (isinstance(default, (int, float)) and not isinstance(default, bool)):
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                continue
+        raise ConfigError(f"--values: {text!r} is not a number")
+    return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """One scenario per value of one parameter: a declared ``NAME.PARAM`` or a scenario field (the paper's Figs. 2-3)."""
+    from apt_core.experiments.sweeps import sweep, sweepable_parameters
+
+    swept = [p for p in args.param if "=" not in p]
+    if len(swept) != 1:
+        raise ConfigError("sweep needs exactly one --param without a value (the swept one), e.g. --param apt.r_plus "
+                          "--values 0,0.1,0.2 or --param attack_size --values 0.01 0.03; other --param NAME.PARAM=VALUE stay fixed")
+    parameter = swept[0].strip()
+    if "." in parameter:
+        method, _, param = parameter.rpartition(".")
+        parameter = f"{method.strip().lower()}.{param.strip()}"
+    if parameter not in sweepable_parameters():
+        raise ConfigError(f"cannot sweep {parameter!r}: choose a scenario field ({', '.join(p for p in sweepable_parameters() if '.' not in p)}) "
+                          "or a declared parameter NAME.PARAM (`python -m apt_core params NAME`)")
+    args.param = [p for p in args.param if "=" in p]
+    # --values 0 0.1 0.2, or one token split on --separator (--values 0,0.1,0.2); a defenses value is a comma list itself
+    tokens = list(args.values)
+    if len(tokens) == 1 and parameter != "defenses":
+        tokens = tokens[0].split(args.separator)
+    elif args.separator != ",":
+        tokens = [t for tok in tokens for t in tok.split(args.separator)]
+    values = [_sweep_value(parameter, v) for v in tokens if v.strip()]
+    base = scenario_from_args(args)
+    engine = engine_from_args(args)
+    frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args), engine=engine)
+    if args.out:
+        from apt_core.storage.cache import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    if args.json:
+        print(frame.to_json(orient="records"))
+        return 0
+    summary = frame.groupby(["value", "phase"], sort=False)[["target_hr", "test_hr"]].mean().reset_index()
+    summary["value"] = summary["value"].astype(str)
+    print(f"sweep over {parameter}: {len(values)} value(s), {base.seeds} seed(s); mean over seeds")
+    print(summary.to_string(index=False))
+    if args.out:
+        print(f"{len(frame)} rows (value x phase x seed) written to {args.out}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from apt_core.data import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    print(json.dumps(data.summary(), indent=2))
+    return 0
