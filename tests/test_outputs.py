@@ -48,3 +48,29 @@ def test_a_full_device_is_an_error_and_stays_a_device():
 def test_a_folder_is_refused(tmp_path):
     with pytest.raises(OutputError, match="it is a folder"):
         write_output(tmp_path, b"x")
+
+
+def test_history_export_and_poison_out_keep_a_link_a_link(tmp_path):
+    # The two commands the reliability review caught replacing what the path pointed to.
+    from apt_core.attacks import make_attack
+    from apt_core.attacks.io import save_profiles
+    from apt_core.data.split import leave_one_out
+    from apt_core.data.loaders import load_sample
+    from apt_core.storage.history import RunStore
+
+    store = RunStore(tmp_path / "h.sqlite")
+    target = tmp_path / "runs.csv"
+    target.write_text("old")
+    link = tmp_path / "export-link.csv"
+    link.symlink_to(target)
+    store.export(link)
+    assert link.is_symlink() and target.read_text().startswith("run_id")
+
+    split = leave_one_out(load_sample(), seed=0)
+    fake = make_attack("random").run(split.train, [1, 2], n_fake_users=3, n_filler=4, random_state=0).profiles
+    poison_target = tmp_path / "fake.csv"
+    poison_target.write_text("old")
+    poison_link = tmp_path / "poison-link.csv"
+    poison_link.symlink_to(poison_target)
+    save_profiles(fake, poison_link, split.train.scale, split.item_ids)
+    assert poison_link.is_symlink() and poison_target.read_text().startswith("user,item_id,rating")

@@ -21,6 +21,7 @@ to the rating grid; an error names the file and the line.  ``.npy`` files are re
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from apt_core.attacks.base import FakeProfiles
 from apt_core.data.dataset import IdIndex, Interactions, RatingScale
 from apt_core.errors import ConfigError, DataError, warn
+from apt_core.storage.outputs import write_output
 
 FORMATS = (".csv", ".npy")
 
@@ -55,19 +57,23 @@ def save_profiles(profiles: FakeProfiles, path: str | Path, scale: RatingScale, 
     """
     path = Path(path)
     fmt = profile_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
     if fmt == ".npy":
-        np.save(path, profiles.dense(scale.maximum), allow_pickle=False)
+        np.save(buffer, profiles.dense(scale.maximum), allow_pickle=False)
     else:
         # Without the data set's ids the file says that it holds dense indices (never a dense
         # index under the name item_id).
         header = CSV_HEADER if item_ids is not None else (CSV_HEADER[0], DENSE_ITEM_COLUMN, CSV_HEADER[2])
         ids = profiles.items.tolist() if item_ids is None else np.asarray(item_ids)[profiles.items].tolist()
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            for u, i, r in zip(profiles.users.tolist(), ids, profiles.ratings.tolist()):
-                writer.writerow([u, i, f"{r:g}"])
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(header)
+        for u, i, r in zip(profiles.users.tolist(), ids, profiles.ratings.tolist()):
+            writer.writerow([u, i, f"{r:g}"])
+        buffer.write(text.getvalue().encode())
+    # One rule for every user-named output (apt_core/storage/outputs.py): a symlink's target
+    # is replaced whole, the link stays; a pipe or device is streamed to, never replaced.
+    write_output(path, buffer.getvalue())
     return path
 
 

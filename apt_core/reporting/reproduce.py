@@ -345,9 +345,9 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     files: list[Path] = []
 
     def write(name: str, text: str) -> None:
-        from apt_core.storage.cache import atomic_write_bytes
+        from apt_core.storage.outputs import write_output
 
-        atomic_write_bytes(out / name, text.encode())
+        write_output(out / name, text.encode())
         files.append(out / name)
 
     write("table2_target_hr.csv", table2.to_csv(index=False))

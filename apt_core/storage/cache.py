@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from apt_core.storage.outputs import atomic_write_bytes  # noqa: F401 -- re-exported: internal writers import it from here
+
 if TYPE_CHECKING:
     from apt_core.storage.import_graph import SourceTree
 
@@ -62,28 +64,6 @@ MAGIC = b"APTLAB-CACHE-1\n"
 #: a temporary file older than this (seconds) was left by a killed writer; younger ones are in flight
 TMP_STALE_SECONDS = 600.0
 _NP_TAG = "__ndarray__"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; exported tables should be readable like any written file.
-        # (Not via os.umask: reading it means setting it, which races with other threads.)
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _canonical(obj):

@@ -364,7 +364,7 @@ class RunStore:
         if run_ids is not None:
             keep = set(run_ids)
             runs = runs[runs["run_id"].isin(keep)]
-        from apt_core.storage.cache import atomic_write_bytes
+        from apt_core.storage.outputs import write_output
 
         if fmt == "csv":
             metrics = self.metrics(list(runs["run_id"]))
@@ -373,7 +373,7 @@ class RunStore:
             data = table.to_csv(index=False).encode()
         else:
             data = json.dumps([self.get(r) for r in runs["run_id"]], indent=1).encode()
-        atomic_write_bytes(path, data)
+        write_output(path, data)  # never replaces a link, pipe or device the user named
         return path
 
 
