@@ -1,4 +1,5 @@
-"""docs/architecture.md's picture matches the folders: every apt_core module appears, in its layer.
+"""docs/architecture.md's picture matches the folders: every apt_core module appears, in its layer (and no module
+of the library or the dashboard is over 500 lines).
 
 The picture is the first ``text`` block of the page: a line ``N name ───`` opens layer N
 (numbered from the bottom, as ``LAYERS`` in tests/test_architecture.py orders them); on the
@@ -88,3 +89,13 @@ def test_everything_drawn_exists():
     absent = [m for m in modules if not (ROOT / (m.replace(".", "/") + ".py")).is_file()]
     absent += [f + "/" for f in folders if not (ROOT / "apt_core" / f).is_dir()]
     assert not absent, f"docs/architecture.md draws what is not there: {absent}"
+
+
+#: the longest a module of the library or the dashboard may be (issue 20: a file a newcomer can read)
+MAX_LINES = 500
+
+
+def test_no_module_over_500_lines():
+    paths = [*(ROOT / "apt_core").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]
+    long = {str(p.relative_to(ROOT)): n for p in paths if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules by concern (at most {MAX_LINES} lines): {long}"
