@@ -7,116 +7,29 @@ of every page at projector size into ``$APT_SCREENSHOTS`` (default: a temporary 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = ["overview", "lesson", "data", "attack", "defense", "sweeps", "profiles", "detection", "theory", "history"]
+from browser_support import PAGES, chromium, click_run_and_settle, need_browser, serve
+from browser_support import no_exception as _no_exception
+from browser_support import open_page as _open
+from browser_support import settle as _settle
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    pytest.importorskip("playwright")
-    tmp = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    # APT_GRID_BUILD=0: no background precomputation competing with the tests for the CPU (the
-    # live controls still need no click; scripts/classroom_bench.py measures the grid).
-    env = dict(os.environ, APT_HISTORY_DB=str(tmp / "history.sqlite"), APT_CACHE_DIR=str(tmp / "cache"),
-               OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(ROOT), APT_GRID_BUILD="0")
-    env.setdefault("APT_NUM_THREADS", "1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"streamlit did not start: {out[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    need_browser()
+    with serve(tmp_path_factory.mktemp("browser")) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _settle(page, timeout_s: float = 240.0) -> None:
-    """Wait until the script run is over and the page stops changing (slow shared CPU)."""
-    deadline = time.time() + timeout_s
-    last, stable = -1, 0
-    while time.time() < deadline:
-        # A run in progress shows Streamlit's status widget or our Cancel button (a progress bar
-        # alone is not enough: the Lesson page's step indicator is one and never goes away).
-        running = (page.locator('[data-testid="stStatusWidget"]').count() > 0
-                   or page.get_by_role("button", name="Cancel").count() > 0)
-        count = page.evaluate("() => document.querySelectorAll('[data-testid]').length")
-        stable = stable + 1 if (count == last and not running) else 0
-        if stable >= 3:
-            return
-        last = count
-        page.wait_for_timeout(700)
-
-
-def _open(browser, url: str, title: str | None = None, height: int = 2400, width: int = 1400):
-    """Open the app at its root, then go to ``title``'s page through the sidebar.
-
-    Going through the root first matters: on a fresh server the first script run decides
-    that the app uses ``st.navigation``; a deep link before that runs the page file alone.
-    """
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(180_000)
-    page.goto(url)
-    page.wait_for_selector("h1")
-    page.wait_for_selector('[data-testid="stSidebarNavLink"]:has-text("Overview")')
-    if title and title != "Overview":
-        page.locator(f'[data-testid="stSidebarNavLink"]:has-text("{title}")').first.click()
-        page.wait_for_selector(f'h1:has-text("{title}")')
-    return page
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_one_click_demo_shows_hr_table_and_chart(server, browser):
@@ -252,11 +165,7 @@ def test_screenshots_every_page(server, browser, presenter, tmp_path):
     for i, name in enumerate(PAGES):
         page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
         _settle(page)
-        run = page.locator('[data-testid="stMain"] [data-testid="stBaseButton-primary"]')
-        if run.count():
-            run.first.click()
-            page.wait_for_timeout(1500)
-            _settle(page, 600)
+        click_run_and_settle(page)
         page.screenshot(path=str(out / f"{i}_{name}_screen.png"))
         # Streamlit scrolls inside its main pane, so a "full page" shot is the first screen
         # again: the whole page needs a viewport as tall as the content.

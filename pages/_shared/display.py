@@ -2,8 +2,10 @@
 views built once per result (a live slider revisits the same few results)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -12,9 +14,43 @@ def download(frame: pd.DataFrame, name: str, label: str = "Download this table (
     st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=name, mime="text/csv", key=f"dl-{name}")
 
 
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` for the screen: an undefined value shows as "–" (Streamlit would print "None")."""
-    return frame.astype(object).where(frame.notna(), "–")
+#: what an undefined value shows as (Streamlit would print "None")
+PLACEHOLDER = "–"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def number_text(value: Any) -> str:
+    """A cell as text: numbers in their shortest form (the callers round them), anything else as ``str``."""
+    if isinstance(value, (bool, np.bool_, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v != 0 and abs(v) < 1e-4:
+            return f"{v:.2e}"
+        return np.format_float_positional(v, precision=6, unique=True, trim="-")
+    return str(value)
+
+
+def display_frame(frame: pd.DataFrame):
+    """``frame`` for the screen: an undefined value shows as "–", numbers stay numbers (they sort as numbers).
+
+    The placeholder is a display value (a pandas Styler), not data: a column that mixed numbers
+    with the text "–" could not be handed to Arrow, and Streamlit logged a pyarrow traceback for
+    every such table before converting it some other way.  A column that already mixes text
+    and numbers is turned into text, for the same reason.
+    """
+    data = frame.copy()
+    for col in data.columns:
+        if data[col].dtype == object:
+            present = [v for v in data[col] if not _is_missing(v)]
+            if any(isinstance(v, str) for v in present) and not all(isinstance(v, str) for v in present):
+                data[col] = [None if _is_missing(v) else number_text(v) for v in data[col]]
+    return data.style.format(number_text, na_rep=PLACEHOLDER)
 
 
 def fmt_frame(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
