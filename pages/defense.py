@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from apt_core.defenses import DEFENSES, defense_names
 from apt_core.experiments.pipeline import Scenario
-from apt_core.plots.explore import influence_ranking_figure, influence_rounds_figure
-from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, reached_users_frame
+from apt_core.plots.explore import influence_ranking_figure, influence_rounds, influence_rounds_figure, influence_target_ranks
+from apt_core.plots.results import RI_GLOSSARY, before_after_frame, method_bar_figure, reach_frame, reached_users_frame
 from apt_core.stats import STARS_LEGEND
 from apt_core.storage.history import run_and_record
 from pages._shared.display import as_arrow, download, fmt_frame, per_result, results_views
@@ -37,17 +35,6 @@ def run_defense(scenario: Scenario, progress) -> object:
     """
     result, _run_id = run_and_record(scenario, progress, cache=artifact_cache(), label=history_label("defense"))
     return result
-
-
-def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
-    """The influence vector of every regeneration round kept in APT's diagnostics."""
-    out = []
-    for r in diagnostics.get("rounds", []) or []:
-        if isinstance(r, dict) and r.get("influence") is not None:
-            arr = np.asarray(r["influence"], dtype=float).ravel()
-            if arr.size:
-                out.append(arr)
-    return out
 
 
 def body() -> None:
@@ -110,19 +97,9 @@ def body() -> None:
     previous = last_shown("defense")
     if previous is not None and previous[0] != scenario and not live:
         with st.expander("Before / after: the previous settings against these", expanded=True):
-            st.dataframe(compare_frame(previous[1], result), hide_index=True, width="stretch")
+            st.dataframe(before_after_frame(previous[1], result), hide_index=True, width="stretch")
     remember("defense", scenario, result)
     show_result(result, scenario)
-
-
-def compare_frame(before, after) -> pd.DataFrame:
-    """Target HR and share of users reached per method, previous settings vs current."""
-    a, b = reach_frame(before), reach_frame(after)
-    out = b[["label"]].rename(columns={"label": "method"}).copy()
-    prev = dict(zip(a["label"], a["target_hr"]))
-    out["target HR, previous"] = [prev.get(lbl) for lbl in b["label"]]
-    out["target HR, now"] = b["target_hr"].to_numpy()
-    return out.round(4)
 
 
 def show_result(result, scenario: Scenario) -> None:
@@ -164,8 +141,7 @@ def show_result(result, scenario: Scenario) -> None:
         st.plotly_chart(per_result(result, f"influence-{chosen_round}", lambda: influence_ranking_figure(
             infl, result.targets, titles, title=f"APT influence ranking, round {chosen_round} (most negative first; targets marked)")),
             width="stretch", theme=None)
-        ranks = per_result(result, "influence-ranks", lambda: [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[t]) for t in result.targets]
-                                                              for v in rounds])
+        ranks = per_result(result, "influence-ranks", lambda: influence_target_ranks(rounds, result.targets))
         st.plotly_chart(per_result(result, "influence-rounds", lambda: influence_rounds_figure(
             ranks, [titles[int(t)] for t in result.targets], result.data.n_items)), width="stretch", theme=None)
         st.caption(

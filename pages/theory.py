@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from apt_core.plots.explore import theory_figure
-from apt_core.theory.simulation import METHODS, TheoryParams, bound_curve, rating_moments, simulate_curve, tolerable_fake_users
-from apt_core.theory.bounds import BOUND_METHODS, PaperParams, paper_bounds, sample_model, simulate_tolerable, success_probability
+from apt_core.theory.simulation import METHODS, TheoryParams, curves_over, rating_moments, tolerable_fake_users
+from apt_core.theory.bounds import PaperParams, bound_curves, paper_bounds, sample_model, success_probability
 from apt_core.plots.explore import paper_bounds_figure
 from pages._shared.display import download
 from pages._shared.page_guard import guard
@@ -27,35 +26,14 @@ AXES = {
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def compute(params: dict, axis: str, n_points: int, n_trials: int, seed: int):
-    p = TheoryParams(**params)
     _, lo, hi = AXES[axis]
-    values = np.linspace(lo, hi, n_points)
-    if axis == "n_erm":
-        values = np.unique(np.round(values)).astype(int)
-    bounds = bound_curve(p, axis, values)
-    sims = simulate_curve(p, axis, values, n_trials=n_trials, random_state=seed) if n_trials > 0 else None
-    return values, bounds, sims
+    return curves_over(TheoryParams(**params), axis, lo, hi, n_points, n_trials, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def paper_curves(params: dict, axis: str, n_trials: int, seed: int):
     """The paper's three bounds and our simulation against n* or epsilon."""
-    p = PaperParams(**params)
-    alpha, tau = sample_model(p, seed)
-    if axis == "n_star":
-        values = np.unique(np.linspace(0, max(10, 4 * p.n_star), 9).astype(int))
-        points = [dataclasses.replace(p, n_star=int(v)) for v in values]
-    else:
-        values = np.linspace(0.0, max(0.05, 4 * p.eps), 9)
-        points = [dataclasses.replace(p, eps=float(v)) for v in values]
-    bounds = {m: np.array([paper_bounds(q, alpha, tau)[m] for q in points]) for m in BOUND_METHODS}
-    sims = None
-    if n_trials > 0:
-        sims = {}
-        for m in BOUND_METHODS:
-            runs = [simulate_tolerable(q, m, n_trials, seed) for q in points]
-            sims[m] = (np.array([r[0] for r in runs]), np.array([r[1] for r in runs]))
-    return values, bounds, sims, alpha, tau
+    return bound_curves(PaperParams(**params), axis, n_trials, seed)
 
 
 def body() -> None:

@@ -286,3 +286,19 @@ def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simul
                                      error_y=dict(type="data", array=sd, visible=True)))
     fig.update_yaxes(rangemode="tozero")
     return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=500, legend_below=True)
+
+
+def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
+    """The influence vector of every regeneration round kept in APT's diagnostics."""
+    out = []
+    for r in diagnostics.get("rounds", []) or []:
+        if isinstance(r, dict) and r.get("influence") is not None:
+            arr = np.asarray(r["influence"], dtype=float).ravel()
+            if arr.size:
+                out.append(arr)
+    return out
+
+
+def influence_target_ranks(rounds: Sequence[np.ndarray], targets: Sequence[int]) -> list[list[int]]:
+    """Per round, each target's 0-based rank in the influence vector (most negative first; ties keep item order)."""
+    return [[int(np.argsort(np.argsort(v, kind="stable"), kind="stable")[int(t)]) for t in targets] for v in rounds]

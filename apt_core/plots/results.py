@@ -385,3 +385,13 @@ def reached_users_frame(result: "ScenarioResult", phases: list[str] | None = Non
             cells.append(", ".join(f"{t} (rank {r + 1})" for r, t in sorted(inside)))
         out[f"targets in top-{k}: {phase_label(name)}"] = cells
     return out
+
+
+def before_after_frame(before, after) -> pd.DataFrame:
+    """Target HR per method, previous settings vs current (the Defense page's before/after table)."""
+    a, b = reach_frame(before), reach_frame(after)
+    out = b[["label"]].rename(columns={"label": "method"}).copy()
+    prev = dict(zip(a["label"], a["target_hr"]))
+    out["target HR, previous"] = [prev.get(lbl) for lbl in b["label"]]
+    out["target HR, now"] = b["target_hr"].to_numpy()
+    return out.round(4)

@@ -27,7 +27,7 @@ fitted v_hat is exact: beta = Phi(-<v_hat, u_bar> / (sigma |v_hat|)).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -145,3 +145,29 @@ def simulate_tolerable(p: PaperParams, method: str, n_trials: int = 10, random_s
         found.append(lo)
     arr = np.asarray(found, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def bound_curves(p: PaperParams, axis: str, n_trials: int = 0, random_state: int = 0):
+    """The three bounds, and our simulation when ``n_trials`` > 0, against ``axis`` ("n_star" or "eps")
+    on 9 points from 0 to 4 times ``p``'s value (the Theory page's two figures).
+
+    Returns ``(values, bounds, sims, alpha, tau)``: ``bounds[method]`` one array over ``values``,
+    ``sims[method] = (means, sds)`` or ``sims`` None; alpha and tau of the one sampled clean data set.
+    """
+    if axis not in ("n_star", "eps"):
+        raise ConfigError(f"axis must be 'n_star' or 'eps', got {axis!r}")
+    alpha, tau = sample_model(p, random_state)
+    if axis == "n_star":
+        values = np.unique(np.linspace(0, max(10, 4 * p.n_star), 9).astype(int))
+        points = [replace(p, n_star=int(v)) for v in values]
+    else:
+        values = np.linspace(0.0, max(0.05, 4 * p.eps), 9)
+        points = [replace(p, eps=float(v)) for v in values]
+    bounds = {m: np.array([paper_bounds(q, alpha, tau)[m] for q in points]) for m in BOUND_METHODS}
+    sims = None
+    if n_trials > 0:
+        sims = {}
+        for m in BOUND_METHODS:
+            runs = [simulate_tolerable(q, m, n_trials, random_state) for q in points]
+            sims[m] = (np.array([r[0] for r in runs]), np.array([r[1] for r in runs]))
+    return values, bounds, sims, alpha, tau

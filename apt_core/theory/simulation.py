@@ -294,3 +294,16 @@ def simulate_curve(p: TheoryParams, parameter: str, values: np.ndarray, n_trials
             means[m][i] = sims[m].mean()
             sds[m][i] = sims[m].std(ddof=1) if n_trials > 1 else 0.0
     return {m: (means[m], sds[m]) for m in METHODS}
+
+
+def curves_over(p: TheoryParams, parameter: str, low: float, high: float, n_points: int = 11, n_trials: int = 0,
+                random_state: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]] | None]:
+    """Formula (:func:`bound_curve`) and, when ``n_trials`` > 0, simulation (:func:`simulate_curve`) of the
+    tolerable fake users on ``n_points`` values of ``parameter`` from ``low`` to ``high`` (whole numbers
+    for ``n_erm``).  Returns ``(values, bounds, sims)``; ``sims`` is None without trials."""
+    values = np.linspace(low, high, n_points)
+    if parameter == "n_erm":
+        values = np.unique(np.round(values)).astype(int)
+    bounds = bound_curve(p, parameter, values)
+    sims = simulate_curve(p, parameter, values, n_trials=n_trials, random_state=random_state) if n_trials > 0 else None
+    return values, bounds, sims
