@@ -43,6 +43,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "apt-rand": [{"erm_fraction": 1.5}, {"erm_stats": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
     "apt": [{"erm_fraction": -0.1}, {"erm_stats": "magic"}, {"solver": "newton"}, {"detector": "magic"}, {"erm_fraction": 0.1, "erm_users": 5}],
     "apt-trusted": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"drop_suspects": "yes"}, {"statistics": "median"}],
+    "apt-robust": [{"erm_fraction": -0.1}, {"detector": "magic"}, {"centre": "median"}, {"max_removed": 1.5}, {"cogroup_rank": 0}],
     **{f"remove-{d}": [{"cut": "magic"}] for d in ("cogroup", "rdma", "wdma", "degsim", "lengthvar", "pca", "influence")},
 }
 
@@ -55,6 +56,7 @@ FAST_PARAMS: dict[str, dict] = {
     "apt-rand": {"t_pre": 2, "t_inter": 2, "m_star": 5},
     "apt": {"t_pre": 2, "t_inter": 2, "m_star": 5},
     "apt-trusted": {"t_pre": 2, "t_inter": 2, "m_star": 5},
+    "apt-robust": {"t_pre": 2, "t_inter": 2, "m_star": 5},
     "remove-influence": {},
 }
 

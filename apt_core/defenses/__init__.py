@@ -31,8 +31,9 @@ from apt_core.defenses.apt_rand import APTRand  # noqa: E402
 from apt_core.defenses.apt import APT  # noqa: E402
 from apt_core.defenses.apt_trusted import APTTrusted  # noqa: E402
 from apt_core.defenses.tcd import TCD  # noqa: E402
+from apt_core.defenses.apt_robust import APTRobust  # noqa: E402
 
-for _cls in (AdversarialTraining, PCMF, APTRand, APT, APTTrusted, TCD):
+for _cls in (AdversarialTraining, PCMF, APTRand, APT, APTTrusted, TCD, APTRobust):
     register(_cls)
 
 

@@ -1,0 +1,146 @@
+"""APT-robust (ours): APT whose ERM statistics and removals an attacker who knows the detector cannot steer.
+
+Builds on Wu et al., "Fight Fire with Fire: Towards Robust Recommender Systems via
+Adversarial Poisoning Training", SIGIR 2021 (Algorithm 1, :mod:`apt_core.defenses.apt`) and on
+``apt-trusted`` (:mod:`apt_core.defenses.apt_trusted`), whose two steerable points it closes
+(measured in docs/detection.md, "Attackers who know the detector"):
+
+1. **The statistics never switch on the detection.**  ``apt-trusted`` uses each item's mean
+   when the detector flags somebody and the global mean when it flags nobody, so a few decoy
+   accounts (flagged on purpose) switch every item -- the targets too, whose ratings still
+   hold the hidden pushing accounts -- onto poisoned statistics.  Here each item's ERM centre
+   is ``min(item mean, global mean)`` over the kept users (``centre="capped"``), its spread
+   the item's where the item's mean is used, else the global spread.  A push attack can only
+   *raise* an item's mean, and raising it above the global mean changes nothing; an item
+   whose honest mean is low (most random targets) keeps it, so ERM users do not promote it.
+   One item's centre depends only on its own raters: decoys elsewhere cannot move it.
+2. **Removals are bounded and need more than one shared pair.**  A user is flagged by
+   ``cogroup`` with ``cogroup_rank=2`` (its *second* most surprising top-rated pair): every
+   account that pushes three or more targets has three or more surprising pairs, while a
+   decoy or framing account that top-rates one pair, and the real fans of that pair, have
+   one.  At most ``max_removed`` x users are dropped (the highest scores), so a cut that is
+   steered onto real users costs at most that share; and a flagged user must beat a null
+   model (its pair's co-count significant under the popularity null after Bonferroni over
+   all item pairs, ``alpha``), so the gap rule cannot flag anybody on data without a block.
+
+Threat model: as APT -- the defender sees only the observed data, never which users are
+fake, how many, nor the clean data.  Budget: APT's ERM users; cost: the users dropped (at
+most ``max_removed`` of all accounts).  What still beats it: an attack whose accounts each
+push at most two targets is never dropped (the statistics' cap is then all that holds),
+and a push on an item whose honest mean is far above the global mean is capped at the
+global mean, not at the item's own level.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from apt_core.data.dataset import Interactions
+from apt_core.defenses.apt import APT
+from apt_core.defenses.apt_trusted import APTTrusted
+from apt_core.defenses.base import DefenseContext, DefenseResult, Param
+from apt_core.defenses.erm import FitStatistics, compact_users, detection_diagnostics, expand_users, item_statistics
+
+#: ERM rating centre: capped (min of item and global mean), global (global mean for every item)
+CENTRES = ("capped", "global")
+
+
+def capped_statistics(data: Interactions, single_rating_std: str = "global") -> tuple[np.ndarray, np.ndarray]:
+    """Per item ``(min(item mean, global mean), spread)``: the item's std where its own mean is
+    used, the global std where the global mean is.  Unrated items get the global statistics."""
+    means, stds = item_statistics(data, "observed", single_rating_std)
+    g_mean, g_std = item_statistics(data, "global")
+    own = means < g_mean
+    return np.where(own, means, g_mean), np.where(own, stds, g_std)
+
+
+def null_floor(n_items: int, alpha: float) -> float:
+    """The pair surprise a co-count must reach to be significant at ``alpha`` after Bonferroni
+    over all ``n_items (n_items - 1) / 2`` item pairs.
+
+    ``cogroup``'s surprise ``C log(C / lambda) - C + lambda`` is the Chernoff bound on
+    ``-log P(Poisson(lambda) >= C)``, so a surprise ``s`` has ``p <= exp(-s)``: on data without a
+    planted block (random ratings) no pair reaches the floor, whatever the gap rule says."""
+    n_pairs = max(1.0, n_items * (n_items - 1) / 2)
+    return float(np.log(n_pairs / alpha))
+
+
+def cap_flags(flagged: np.ndarray, scores: np.ndarray, max_count: int) -> np.ndarray:
+    """``flagged`` reduced to its ``max_count`` highest-scoring users (ties broken by user id)."""
+    flagged = np.asarray(flagged, dtype=bool)
+    if flagged.sum() <= max_count:
+        return flagged.copy()
+    ids = np.flatnonzero(flagged)
+    order = np.lexsort((ids, -np.asarray(scores, dtype=np.float64)[ids]))
+    out = np.zeros_like(flagged)
+    out[ids[order[:max_count]]] = True
+    return out
+
+
+class APTRobust(APTTrusted):
+    """APT with capped per-item statistics and a bounded, two-pair removal step (ours)."""
+
+    name = "apt-robust"
+    summary = "APT with statistics a push cannot raise (min of item and global mean) and capped removals (ours)"
+    paper = "ours, on Wu et al., SIGIR 2021"
+    threat_model = "observed data only; an attacker who knows the detector (decoys, framing, subsets)"
+    params = tuple(p for p in APT.params if p.name != "erm_stats") + (
+        Param("drop_suspects", bool, True, "also train without the flagged users' ratings (at most max_removed of the users)"),
+        Param("centre", str, "capped", "ERM rating centre: capped (min of the item's and the global mean) or global", choices=CENTRES),
+        Param("cogroup_rank", int, 2, "detector=cogroup: a user's suspicion is its rank-th most surprising top-rated pair "
+              "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1),
+        Param("max_removed", float, 0.02, "at most this share of all accounts is dropped (the highest suspicion first)",
+              low=0.0, high=1.0),
+        Param("alpha", float, 0.05, "detector=cogroup: a user is dropped only if its pair's surprise (a Chernoff bound on "
+              "-log p under the popularity null) beats a Bonferroni test over all item pairs at this level (0: no floor)",
+              low=0.0, high=1.0),
+    )
+
+    def __init__(self, erm_fraction: float | None = None, detector: str = "cogroup", drop_suspects: bool = True,
+                 t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
+                 m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
+                 centre: str = "capped", cogroup_rank: int = 2, max_removed: float = 0.02, alpha: float = 0.05,
+                 erm_users: int | None = None, preset: str = "paper",
+                 single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
+                 preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
+                 lissa_steps: int = 1000, lissa_batch_size: int = 16384, lissa_scale: float = 1.0, lissa_damping: float = 0.0,
+                 lanczos_max_iter: int = 40, lanczos_tol: float = 1e-3, victim_solver: str = "identity") -> None:
+        self.erm_stats = "trusted"  # fixed, not a parameter
+        self._set_declared(locals())
+
+    def make_detector(self):
+        """The detector this defense runs (cogroup with ``cogroup_rank``; another by name)."""
+        from apt_core.detection import make_detector
+
+        return make_detector(self.detector, rank=self.cogroup_rank) if self.detector == "cogroup" else make_detector(self.detector)
+
+    def plan(self, train: Interactions, detection) -> tuple[np.ndarray, FitStatistics]:
+        """(users to drop, the ERM statistics) for ``train`` given the detector's ``detection``.
+
+        The statistics depend on the detection only through the users dropped, and each item's
+        centre only on its own kept raters and the kept data's global mean."""
+        max_count = int(np.floor(self.max_removed * train.n_users))
+        flagged = np.asarray(detection.flagged, dtype=bool)
+        if self.detector == "cogroup" and self.alpha > 0:
+            flagged = flagged & (np.asarray(detection.scores) >= null_floor(train.n_items, self.alpha))
+        dropped = cap_flags(flagged, detection.scores, max_count) if self.drop_suspects else np.zeros(train.n_users, bool)
+        kept = compact_users(train, dropped)[0]
+        single = self.resolved_single_rating_std()
+        if self.centre == "capped":
+            return dropped, FitStatistics(*capped_statistics(kept, single))
+        return dropped, FitStatistics(*item_statistics(kept, "global", single))
+
+    def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
+        # Everything of this fit stays in locals: one object may be fitted from two threads at once.
+        detection = context.detect(self.make_detector(), train)
+        dropped, stats = self.plan(train, detection)
+        data, kept_ids = compact_users(train, dropped)
+        result = self._train(data, context, stats, context.real_user_count(train))
+        result = DefenseResult(expand_users(result.model, kept_ids, train.n_users), result.diagnostics)
+        diag = detection_diagnostics(detection)
+        # The users actually dropped are what the evaluation counts as flagged.
+        diag["flagged_users"] = np.flatnonzero(dropped).astype(np.int32)
+        result.diagnostics.update(diag)
+        result.diagnostics.update({"drop_suspects": self.drop_suspects, "detector_flagged": int(detection.n_flagged),
+                                   "users_dropped": int(dropped.sum()), "removal_cap": int(np.floor(self.max_removed * train.n_users)),
+                                   "statistics_used": self.centre})
+        return result

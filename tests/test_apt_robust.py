@@ -1,0 +1,123 @@
+"""apt-robust's mechanics on small data: capped statistics, the removal cap, decoys that cannot
+switch other items' statistics, nobody flagged on clean random data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.defenses import make_defense
+from apt_core.defenses.apt_robust import cap_flags, capped_statistics, null_floor
+from apt_core.detection.base import DetectionResult
+from apt_core.detection import make_detector
+from conftest import make_tiny
+
+
+def _with_accounts(clean: Interactions, profiles: list[list[tuple[int, float]]]) -> Interactions:
+    """``clean`` plus one injected account per profile (item, rating) list."""
+    users, items, ratings = [], [], []
+    for k, profile in enumerate(profiles):
+        for item, rating in profile:
+            users.append(k)
+            items.append(item)
+            ratings.append(rating)
+    return clean.with_injected(np.array(users), np.array(items), np.array(ratings), len(profiles))
+
+
+def _detection(flagged: np.ndarray) -> DetectionResult:
+    return DetectionResult("stub", flagged.astype(np.float64), flagged.astype(bool), 0.5, "stub")
+
+
+def test_a_push_cannot_raise_an_items_centre_above_the_global_mean():
+    clean = make_tiny(60, 30, seed=1)
+    target = 3
+    poisoned = _with_accounts(clean, [[(target, 5.0)] for _ in range(40)])
+    means, _ = capped_statistics(poisoned)
+    g = float(poisoned.ratings.mean())
+    assert poisoned.item_means()[target] > g + 0.5  # the push did raise the observed mean
+    assert means[target] <= g + 1e-9
+    assert np.all(means <= g + 1e-9)
+    low = poisoned.item_means() < g
+    assert np.allclose(means[low], poisoned.item_means()[low])  # an honest low item keeps its own mean
+
+
+def test_flagged_decoys_do_not_switch_the_statistics_of_items_they_never_rated():
+    clean = make_tiny(60, 30, seed=2)
+    targets, decoy_pair = [3, 4], [20, 21]
+    pushers = [[(t, 5.0) for t in targets] for _ in range(15)]
+    decoys = [[(i, 5.0) for i in decoy_pair] for _ in range(6)]
+    data = _with_accounts(clean, pushers + decoys)
+    robust = make_defense("apt-robust", max_removed=0.5, alpha=0.0)  # a stub detection: no null floor
+    nobody = np.zeros(data.n_users, bool)
+    only_decoys = nobody.copy()
+    only_decoys[clean.n_users + 15:] = True  # the detector caught the decoys, not the pushers
+    _, stats_none = robust.plan(data, _detection(nobody))
+    dropped, stats_decoys = robust.plan(data, _detection(only_decoys))
+    assert dropped.sum() == 6
+    untouched = np.setdiff1d(np.arange(data.n_items), decoy_pair)
+    g_none, g_decoys = float(data.ratings.mean()), float(data.ratings[~only_decoys[data.users]].mean())
+    # Each untouched item keeps min(own mean, global mean): only the global mean moved, by the decoys' share.
+    assert np.all(stats_decoys.means[untouched] <= g_decoys + 1e-9)
+    assert np.abs(stats_decoys.means[untouched] - stats_none.means[untouched]).max() <= abs(g_decoys - g_none) + 1e-9
+    for t in targets:  # the hidden pushers' 5s are capped at the global mean either way
+        assert stats_decoys.means[t] <= g_decoys + 1e-9 < data.item_means()[t]
+
+
+def test_the_removal_cap_keeps_the_highest_scores():
+    scores = np.arange(100, dtype=np.float64)
+    flagged = scores >= 50
+    capped = cap_flags(flagged, scores, 10)
+    assert capped.sum() == 10 and np.array_equal(np.flatnonzero(capped), np.arange(90, 100))
+    assert np.array_equal(cap_flags(flagged, scores, 80), flagged)
+    robust = make_defense("apt-robust", max_removed=0.02, alpha=0.0)
+    data = make_tiny(200, 30, seed=3)
+    every = np.ones(data.n_users, bool)
+    dropped, _ = robust.plan(data, DetectionResult("stub", np.arange(data.n_users, dtype=float), every, 0.0, "stub"))
+    assert dropped.sum() == int(np.floor(0.02 * data.n_users))
+
+
+def test_the_null_floor_unflags_scores_a_popularity_null_explains():
+    data = make_tiny(50, 20, seed=7)
+    floor = null_floor(data.n_items, 0.05)
+    assert floor == pytest.approx(np.log(20 * 19 / 2 / 0.05))
+    scores = np.where(np.arange(data.n_users) < 5, floor + 1.0, floor - 1.0)
+    every = np.ones(data.n_users, bool)
+    dropped, _ = make_defense("apt-robust", max_removed=1.0).plan(data, DetectionResult("cogroup", scores, every, 0.0, "gap"))
+    assert np.array_equal(np.flatnonzero(dropped), np.arange(5))
+
+
+def test_drop_suspects_false_drops_nobody():
+    data = make_tiny(50, 20, seed=4)
+    dropped, _ = make_defense("apt-robust", drop_suspects=False).plan(data, _detection(np.ones(data.n_users, bool)))
+    assert not dropped.any()
+
+
+def test_clean_random_data_flags_nobody():
+    rng = np.random.default_rng(5)
+    n_users, n_items = 300, 80
+    mask = rng.random((n_users, n_items)) < 0.15
+    users, items = np.nonzero(mask)
+    data = Interactions(users, items, rng.integers(1, 6, len(users)).astype(np.float32), n_users, n_items, RatingScale(1, 5, 1))
+    robust = make_defense("apt-robust", max_removed=1.0)
+    detector = robust.make_detector()
+    assert detector.rank == 2
+    # (the gap rule alone can flag a few here: most rank-2 scores are 0, so any gap beats the
+    # median's distance from the minimum; the null floor is what keeps them)
+    dropped, _ = robust.plan(data, detector.detect(data))
+    assert not dropped.any()
+
+
+def test_one_shared_pair_is_not_enough_to_be_flagged_but_a_pushed_triple_is():
+    rng = np.random.default_rng(6)
+    n_users, n_items = 300, 80
+    mask = rng.random((n_users, n_items)) < 0.1
+    users, items = np.nonzero(mask)
+    clean = Interactions(users, items, rng.integers(1, 5, len(users)).astype(np.float32), n_users, n_items, RatingScale(1, 5, 1))
+    filler = lambda k: [(int(i), 3.0) for i in rng.choice(np.arange(30, 80), 8, replace=False)]  # noqa: E731
+    framing = [[(10, 5.0), (11, 5.0)] + filler(k) for k in range(15)]
+    pushers = [[(0, 5.0), (1, 5.0), (2, 5.0)] + filler(k) for k in range(15)]
+    data = _with_accounts(clean, framing + pushers)
+    flagged = make_detector("cogroup", rank=2).detect(data).flagged
+    assert not flagged[n_users : n_users + 15].any()  # one pair each: not flagged at rank 2
+    assert flagged[n_users + 15 :].all()
+    assert not flagged[:n_users].any()
