@@ -24,6 +24,7 @@ from apt_core.cli_args import (  # noqa: F401 -- the argument helpers, importabl
     _victim_choices,
     add_cache_arguments,
     add_engine_arguments,
+    add_scale_argument,
     add_scenario_arguments,
     cache_from_args,
     engine_from_args,
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="load a data set and print its statistics")
     data.add_argument("--dataset", default="sample")
     data.add_argument("--data-dir", default=None)
+    add_scale_argument(data)
     data.set_defaults(func=cmd_data)
     return parser
 

@@ -5,6 +5,8 @@ the progress bar and the result table a command prints (:mod:`apt_core.cli` buil
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 
 from apt_core.errors import ConfigError
@@ -51,11 +53,18 @@ def _defense_list(value: str) -> tuple[str, ...]:
     return names
 
 
+def add_scale_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", default=None, metavar="LO..HI[:STEP]",
+                   help="a rating file's scale, e.g. 1..10 or 0.5..4:0.5 (default: inferred from the file; a rare rating "
+                        "more than 3x the next largest is refused unless declared here)")
+
+
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     from apt_core.data.loaders import DATASETS
 
     p.add_argument("--dataset", default="sample", help=f"{', '.join(DATASETS)}, or a path to a rating file / NCF split prefix")
     p.add_argument("--data-dir", default=None, help="local folder with data sets (else $APT_DATA_DIR, the cache, a download)")
+    add_scale_argument(p)
     from apt_core.attacks import attack_names
     from apt_core.defenses import defense_names
 
@@ -99,6 +108,22 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
                    help="lightgcn/neumf: implicit (ratings are interactions; BPR / log loss, their papers' default) or explicit (MSE on ratings)")
 
 
+def finite_json(obj):
+    """``obj`` with every non-finite float (NaN, inf) as None: JSON has no NaN or Infinity."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def dump_json(obj, **kwargs) -> str:
+    """``json.dumps`` for stdout: strict JSON (undefined numbers as null, never NaN/Infinity)."""
+    return json.dumps(finite_json(obj), allow_nan=False, **kwargs)
+
+
 def scenario_from_args(args: argparse.Namespace):
     from apt_core.experiments.pipeline import Scenario
     from apt_core.experiments.scenario import parse_param_assignments
@@ -114,6 +139,7 @@ def scenario_from_args(args: argparse.Namespace):
         erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
         params=parse_param_assignments(getattr(args, "param", None) or []),
         victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
+        rating_scale=getattr(args, "scale", None),
     )
 
 

@@ -4,7 +4,6 @@ the library once and prints; :mod:`apt_core.cli` wires them to their parsers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from apt_core.errors import ConfigError
 from apt_core.cli_args import (
     StderrProgress,
     cache_from_args,
+    dump_json,
     engine_from_args,
     format_rows,
     record_run,
@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_scenario(scenario, progress=StderrProgress(not args.json), cache=cache)
     # The result goes out first: nothing that happens to the history may lose it.
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(dump_json(result.to_json()))
     else:
         out = result.to_json()
         print(f"{out['dataset']['name']}: {out['dataset']['n_users']} users, {out['dataset']['n_items']} items, {out['dataset']['n_ratings']} ratings; device {out['device']}")
@@ -74,7 +74,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     report = run_detection(scenario, detectors, cache=cache_from_args(args), progress=StderrProgress(not args.json),
                            detector_params=detector_params)
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(dump_json(report.to_json()))
     else:
         d = report.dataset
         print(f"{d['name']}: {d['n_users']} users, {d['n_items']} items; {fake_source_label(scenario)} on {scenario.targets} targets "
@@ -112,7 +112,7 @@ def cmd_poison(args: argparse.Namespace) -> int:
         "n_ratings": len(fake),
         "stealth": stealth_statistics(split.train, fake, targets).to_dict(),
     }
-    print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
+    print(dump_json(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()), file=sys.stdout)
     return 0
 
 
@@ -154,7 +154,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"deleted {rid}")
         return 0
     if args.show:
-        print(json.dumps(store.get(args.show), indent=1))
+        print(dump_json(store.get(args.show), indent=1))
         return 0
     if args.export:
         path = store.export(args.export, format=args.format)
@@ -225,7 +225,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         if name not in methods:
             raise ConfigError(f"unknown attack or defense {name!r}: choose one of {', '.join(methods)}")
     if args.json:
-        print(json.dumps({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
+        print(dump_json({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
                           for n in names}, default=str))
         return 0
     for name in names:
@@ -298,9 +298,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     engine = engine_from_args(args)
     frame = sweep(base, parameter, values, progress=StderrProgress(not args.json), cache=cache_from_args(args), engine=engine)
     if args.out:
-        from apt_core.storage.cache import atomic_write_bytes
+        from apt_core.storage.outputs import write_output
 
-        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+        write_output(Path(args.out), frame.to_csv(index=False).encode())
     if args.json:
         print(frame.to_json(orient="records"))
         return 0
@@ -316,6 +316,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from apt_core.data import load_dataset
 
-    data = load_dataset(args.dataset, args.data_dir)
-    print(json.dumps(data.summary(), indent=2))
+    data = load_dataset(args.dataset, args.data_dir, scale=args.scale)
+    print(dump_json(data.summary(), indent=2))
     return 0

@@ -6,6 +6,8 @@ set's own scale here; models see them normalised to (0, 1] by :meth:`RatingScale
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -53,6 +55,26 @@ class RatingScale:
 
     def denormalise(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float32) * np.float32(self.maximum)
+
+    @classmethod
+    def parse(cls, text: str, ratings: np.ndarray | None = None) -> "RatingScale":
+        """A declared scale ``"LO..HI"`` or ``"LO..HI:STEP"`` (``--scale``).
+
+        Without a step, the step is the coarsest that fits ``ratings`` (as :meth:`infer` finds
+        it), else 1.
+        """
+        match = re.fullmatch(r"\s*([0-9.eE+-]+)\s*\.\.\s*([0-9.eE+-]+)\s*(?::\s*([0-9.eE+-]+)\s*)?", str(text))
+        try:
+            lo, hi = float(match.group(1)), float(match.group(2))
+            step = float(match.group(3)) if match.group(3) else None
+        except (AttributeError, ValueError):
+            raise DataError(f"a rating scale is written LO..HI or LO..HI:STEP (e.g. 1..5 or 0.5..4:0.5), got {text!r}") from None
+        if not all(np.isfinite(v) for v in (lo, hi) + ((step,) if step is not None else ())):
+            raise DataError(f"a rating scale needs finite numbers, got {text!r}")
+        if step is None:
+            inside = None if ratings is None else np.asarray(ratings, dtype=np.float64)
+            step = cls.infer(inside).step if inside is not None and inside.size and inside.min() > 0 else 1.0
+        return cls(lo, hi, step)
 
     @classmethod
     def infer(cls, ratings: np.ndarray) -> "RatingScale":

@@ -267,14 +267,19 @@ def dataset_spec(name: str) -> DatasetSpec | None:
     return next((spec for spec in DATASETS.values() if spec.matches(name)), None)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
+def load_dataset(name: str, data_dir: str | Path | None = None, scale: str | None = None) -> RatingData:
     """Load a data set by name (see :data:`DATASETS`) or by path.
 
     A path may be a CSV/TSV rating file, or the prefix of an NCF-style split
-    (``PREFIX.train.rating``), or a folder holding one of the known layouts.
+    (``PREFIX.train.rating``), or a folder holding one of the known layouts.  ``scale``
+    (``"LO..HI"`` or ``"LO..HI:STEP"``, the CLI's ``--scale``) declares a rating file's scale
+    instead of inferring it; a named data set has its own and refuses another.
     """
     key = str(name).strip().lower()
     spec = DATASETS.get(key) or next((s for s in DATASETS.values() if key in s.aliases), None)
+    if spec is not None or key.startswith("synthetic-"):
+        if scale is not None:
+            raise DataError(f"--scale is for rating files: the data set {name!r} has its own scale")
     if spec is not None:
         return spec.load(data_dir)
     if key.startswith("synthetic-"):
@@ -283,6 +288,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
 
         return shaped(key)
     path = Path(name).expanduser()
+    if scale is not None:
+        return _load_path_with_scale(path, scale)
     if Path(f"{path}.train.rating").is_file():
         return load_ncf_split(path)
     if path.is_dir():
@@ -297,3 +304,20 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> RatingData:
     if path.is_file():
         return load_csv(path)
     raise DataError(f"unknown data set {name!r}: choose one of {', '.join(KNOWN_DATASETS)}, or give a path to a rating file")
+
+
+def _load_path_with_scale(path: Path, scale: str) -> RatingData:
+    """A rating file or NCF split read on a declared scale (every rating checked against it)."""
+    if Path(f"{path}.train.rating").is_file():
+        train, _ = read_rating_table(Path(f"{path}.train.rating"), sep=r"\s+", min_columns=3, max_columns=4, header=False)
+        declared = RatingScale.parse(scale, train["rating"].to_numpy())
+        data = load_ncf_split(path, scale=declared)
+        for p in (Path(f"{path}.train.rating"), Path(f"{path}.test.rating")):
+            frame, _ = read_rating_table(p, sep=r"\s+", min_columns=3, max_columns=4, header=False)
+            check_scale(frame, declared.minimum, declared.maximum, p)
+        return data
+    if path.is_file():
+        frame, _ = read_rating_table(path, min_columns=3, max_columns=4)
+        check_positive(frame, path)
+        return load_csv(path, scale=RatingScale.parse(scale, frame["rating"].to_numpy()))
+    raise DataError(f"{path}: --scale needs a rating file or an NCF split prefix")

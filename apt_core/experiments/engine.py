@@ -323,9 +323,9 @@ def data_loader(data=None):
     def load(scenario: Scenario):
         if data is not None:
             return data
-        key = (scenario.dataset, scenario.data_dir)
+        key = (scenario.dataset, scenario.data_dir, scenario.rating_scale)
         if key not in memo:
-            memo[key] = load_dataset(scenario.dataset, scenario.data_dir)
+            memo[key] = load_dataset(scenario.dataset, scenario.data_dir, scale=scenario.rating_scale)
         return memo[key]
 
     return load

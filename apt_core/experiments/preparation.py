@@ -60,7 +60,7 @@ def check_split_usable(data: RatingData, split: Split) -> None:
 def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
     """Load (unless ``data`` is given), split with ``scenario.seed``, pick the targets, size the attack."""
     if data is None:
-        data = load_dataset(scenario.dataset, scenario.data_dir)
+        data = load_dataset(scenario.dataset, scenario.data_dir, scale=scenario.rating_scale)
     check_scenario_fits_data(scenario, data)
     split = leave_one_out(data, scenario.seed)
     check_split_usable(data, split)

@@ -96,6 +96,8 @@ class Scenario:
     #: hyper-parameters of the attack and the defenses: ``{"apt.r_plus": 0.0, "pga.iterations": 5}``
     #: (any mapping or pairs; stored as sorted pairs).  Declared by each method (``params NAME``).
     params: tuple = ()
+    #: a rating file's declared scale, ``"LO..HI"`` or ``"LO..HI:STEP"`` (``--scale``); None: inferred
+    rating_scale: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _normalise_params(self.params))
@@ -196,6 +198,8 @@ class Scenario:
 
         d = self.to_dict()
         d.pop("data_dir", None)
+        if d.get("rating_scale") is None:
+            d.pop("rating_scale", None)  # keys of scenarios without a declared scale stay as they were
         if device is not None:
             d["device"] = device
         return stable_hash({"scenario": d, "format": CACHE_FORMAT})
