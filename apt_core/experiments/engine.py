@@ -162,27 +162,75 @@ def ray_session(cfg: EngineConfig) -> Iterator[object]:
     for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)  # a local instance's processes inherit this environment
     kwargs = dict(log_to_driver=False, runtime_env={"env_vars": dict(WORKER_ENV)})
+    if cfg.address not in (None, "", "local", "auto"):
+        check_reachable(cfg.address)  # ray.init would print "Connecting..." for minutes
     reaper = None
+    with stdout_to_stderr():
+        try:
+            if cfg.address in (None, "", "local"):
+                reaper = start_reaper()
+                # address="local": always a new instance, never a cluster someone else started
+                ray.init(address="local", num_cpus=cfg.jobs, include_dashboard=False, **kwargs)
+            else:
+                ray.init(address=cfg.address, **kwargs)
+        except ConnectionError as exc:
+            _stop_reaper(reaper)
+            raise EngineError(f"cannot reach the Ray cluster at {cfg.address!r}: {exc}") from None
+        except BaseException:
+            _stop_reaper(reaper)
+            raise
+        try:
+            yield ray
+        finally:
+            try:
+                ray.shutdown()
+            finally:
+                _stop_reaper(reaper)
+
+
+#: seconds to wait for a Ray address to accept a connection before giving up
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail in seconds, naming the address, when nothing listens at ``host:port`` (or ``ray://host:port``)."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise EngineError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT, auto or local")
     try:
-        if cfg.address in (None, "", "local"):
-            reaper = start_reaper()
-            # address="local": always a new instance, never a cluster someone else started
-            ray.init(address="local", num_cpus=cfg.jobs, include_dashboard=False, **kwargs)
-        else:
-            ray.init(address=cfg.address, **kwargs)
-    except ConnectionError as exc:
-        _stop_reaper(reaper)
-        raise EngineError(f"cannot reach the Ray cluster at {cfg.address!r}: {exc}") from None
-    except BaseException:
-        _stop_reaper(reaper)
-        raise
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc)).lower()
+        raise EngineError(f"cannot reach the Ray cluster at {address!r}: {reason} (waited at most {timeout:g} s)") from None
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to file descriptor 1 to descriptor 2 for the block.
+
+    Ray's own processes and threads print to stdout (a dead worker's coloured
+    "(raylet) A worker died ..." lines, 700-2400 characters); under ``--json`` stdout must carry
+    the JSON alone.  The processes Ray starts in the block inherit the redirected descriptor.
+    """
     try:
-        yield ray
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no descriptor 1 (a closed stdout): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
     finally:
         try:
-            ray.shutdown()
-        finally:
-            _stop_reaper(reaper)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def start_reaper() -> subprocess.Popen:
