@@ -7,7 +7,7 @@ import pytest
 
 from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.defenses import make_defense
-from apt_core.defenses.apt_robust import cap_flags, capped_statistics, null_floor
+from apt_core.defenses.apt_robust import burst_items, cap_flags, capped_statistics, null_floor
 from apt_core.detection.base import DetectionResult
 from apt_core.detection import make_detector
 from conftest import make_tiny
@@ -121,3 +121,17 @@ def test_one_shared_pair_is_not_enough_to_be_flagged_but_a_pushed_triple_is():
     assert not flagged[n_users : n_users + 15].any()  # one pair each: not flagged at rank 2
     assert flagged[n_users + 15 :].all()
     assert not flagged[:n_users].any()
+
+
+def test_item_side_evidence_centres_a_pushed_item_at_its_ratings_below_the_maximum():
+    clean = make_tiny(80, 30, seed=8)
+    target = 5
+    poisoned = _with_accounts(clean, [[(target, 5.0)] for _ in range(40)])
+    burst = burst_items(poisoned, 0.05)
+    assert burst[target]
+    plain, _ = capped_statistics(poisoned)
+    centre, spread = capped_statistics(poisoned, burst=burst)
+    below = (poisoned.items == target) & (poisoned.ratings < 5)
+    assert centre[target] == pytest.approx(min(float(poisoned.ratings[below].mean()), float(poisoned.ratings.mean())))
+    assert np.all(centre <= plain + 1e-9)  # the item-side rule only ever lowers a centre
+    assert not burst_items(clean, 0.05).any()  # uniform random ratings: no item has a burst of top ratings

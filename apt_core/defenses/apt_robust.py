@@ -14,6 +14,10 @@ Adversarial Poisoning Training", SIGIR 2021 (Algorithm 1, :mod:`apt_core.defense
    *raise* an item's mean, and raising it above the global mean changes nothing; an item
    whose honest mean is low (most random targets) keeps it, so ERM users do not promote it.
    One item's centre depends only on its own raters: decoys elsewhere cannot move it.
+   Item-side evidence (``item_alpha``): an item whose share of top ratings is significantly
+   above the data's (a binomial Chernoff bound, Bonferroni over the items, on the observed
+   data) is centred at the mean of its ratings *below* the maximum (at most the global mean):
+   a pushed unpopular target's few real ratings, not the pushers' fives.
 2. **Removals are bounded and need more than one shared pair.**  A user is flagged by
    ``cogroup`` with ``cogroup_rank=2`` (its *second* most surprising top-rated pair): every
    account that pushes three or more targets has three or more surprising pairs, while a
@@ -44,13 +48,54 @@ from apt_core.defenses.erm import FitStatistics, compact_users, detection_diagno
 CENTRES = ("capped", "global")
 
 
-def capped_statistics(data: Interactions, single_rating_std: str = "global") -> tuple[np.ndarray, np.ndarray]:
+def top_share_surprise(data: Interactions) -> np.ndarray:
+    """Per item, how far its share of top (scale-maximum) ratings exceeds the data's: the
+    Chernoff bound ``n KL(k/n || p0)`` on ``-log P(Binomial(n, p0) >= k)`` (0 where ``k/n <= p0``).
+
+    Item-side evidence of a push: every push attack here rates its targets at the maximum, so
+    a pushed unpopular item's ratings become almost all top ratings."""
+    top = data.ratings >= data.scale.maximum - 1e-6
+    n = np.bincount(data.items, minlength=data.n_items).astype(np.float64)
+    k = np.bincount(data.items[top], minlength=data.n_items).astype(np.float64)
+    p0 = float(top.mean()) if len(top) else 0.0
+    out = np.zeros(data.n_items)
+    if not 0.0 < p0 < 1.0:
+        return out
+    q = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+    above = q > p0
+    qa = q[above]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = qa * np.log(qa / p0) + np.where(qa < 1, (1 - qa) * np.log((1 - qa) / (1 - p0)), 0.0)
+    out[above] = n[above] * np.nan_to_num(kl)
+    return out
+
+
+def burst_items(data: Interactions, alpha: float) -> np.ndarray:
+    """Items whose share of top ratings is significant at ``alpha`` (Bonferroni over the items)."""
+    return top_share_surprise(data) >= np.log(max(1, data.n_items) / alpha)
+
+
+def capped_statistics(data: Interactions, single_rating_std: str = "global", burst: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per item ``(min(item mean, global mean), spread)``: the item's std where its own mean is
-    used, the global std where the global mean is.  Unrated items get the global statistics."""
+    used, the global std where the global mean is.  Unrated items get the global statistics.
+
+    ``burst`` (bool per item, :func:`burst_items` of the *observed* data, so that whom the
+    detector drops cannot switch it): such an item, whose share of top ratings is significantly
+    above the data's, is centred at ``min(mean of its ratings below the maximum, global mean)`` with the global
+    spread: its top ratings are the ones a push would have added.  Either way the centre is
+    at most the global mean, so the item-side rule can only lower a centre."""
     means, stds = item_statistics(data, "observed", single_rating_std)
     g_mean, g_std = item_statistics(data, "global")
     own = means < g_mean
-    return np.where(own, means, g_mean), np.where(own, stds, g_std)
+    centre, spread = np.where(own, means, g_mean), np.where(own, stds, g_std)
+    if burst is not None:
+        below = data.ratings < data.scale.maximum - 1e-6
+        n_below = np.bincount(data.items[below], minlength=data.n_items)
+        s_below = np.bincount(data.items[below], weights=data.ratings[below].astype(np.float64), minlength=data.n_items)
+        low_mean = np.divide(s_below, n_below, out=g_mean.copy(), where=n_below > 0)
+        centre = np.where(burst, np.minimum(low_mean, g_mean), centre)
+        spread = np.where(burst, g_std, spread)
+    return centre, spread
 
 
 def null_floor(n_items: int, alpha: float) -> float:
@@ -90,6 +135,9 @@ class APTRobust(APTTrusted):
               "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1),
         Param("max_removed", float, 0.02, "at most this share of all accounts is dropped (the highest suspicion first)",
               low=0.0, high=1.0),
+        Param("item_alpha", float, 0.05, "centre=capped: an item whose share of top ratings is significant at this level "
+              "(Bonferroni over the items) is centred at the mean of its ratings below the maximum, at most the global "
+              "mean (0: off)", low=0.0, high=1.0),
         Param("alpha", float, 0.05, "detector=cogroup: a user is dropped only if its pair's surprise (a Chernoff bound on "
               "-log p under the popularity null) beats a Bonferroni test over all item pairs at this level (0: no floor)",
               low=0.0, high=1.0),
@@ -99,6 +147,7 @@ class APTRobust(APTTrusted):
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
                  m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
                  centre: str = "capped", cogroup_rank: int = 2, max_removed: float = 0.02, alpha: float = 0.05,
+                 item_alpha: float = 0.05,
                  erm_users: int | None = None, preset: str = "paper",
                  single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
                  preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
@@ -126,7 +175,9 @@ class APTRobust(APTTrusted):
         kept = compact_users(train, dropped)[0]
         single = self.resolved_single_rating_std()
         if self.centre == "capped":
-            return dropped, FitStatistics(*capped_statistics(kept, single))
+            # item-side evidence from the observed data: dropping users cannot switch it
+            burst = burst_items(train, self.item_alpha) if self.item_alpha > 0 else None
+            return dropped, FitStatistics(*capped_statistics(kept, single, burst))
         return dropped, FitStatistics(*item_statistics(kept, "global", single))
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
