@@ -38,7 +38,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.data.loaders import DATASETS, dataset_spec
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.detection import DETECTORS
-from apt_core.errors import CancelledError, ConfigError
+from apt_core.errors import CancelledError, ConfigError, warn
 from apt_core.models.mf import MFTrainer
 from apt_core.models.victims import make_trainer
 
@@ -350,6 +350,10 @@ class ERMTraining(Defense):
             diagnostics.update(detection_diagnostics(stats.detection))
         if not rounds:
             diagnostics["note"] = f"no regeneration happened: {cfg.epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
+            if n_erm > 0:
+                # Said aloud: the row would otherwise equal the attack row with no word why.
+                warn(f"{self.name}: {cfg.epochs} training epochs <= T_pre = {settings.t_pre}, so no ERM users were ever added and "
+                     f"this row is plain MF; train more epochs or lower --param {self.name}.t_pre")
         return DefenseResult(trainer.model(), diagnostics)
 
 

@@ -94,12 +94,20 @@ class ReproduceConfig:
     ray_address: str | None = None  # --engine ray: None starts a local Ray instance, "auto" joins a running cluster
     jobs: int | None = None  # --engine ray: CPUs of a local Ray instance (None: every core)
     victim: str = "mf"  # the recommender under attack: mf (the paper's), lightgcn, neumf
+    #: hyper-parameters as ``(("apt.t_pre", 2), ...)``; each reaches the scenarios that run its method
+    params: tuple = ()
 
     @classmethod
     def quick_config(cls, **overrides) -> "ReproduceConfig":
-        """Tiny settings for CI: sample data, 1 seed, 5 epochs, 2 attacks, 3-point sweeps."""
+        """Tiny settings for CI: sample data, 1 seed, 5 epochs, 2 attacks, 3-point sweeps.
+
+        APT's data-set schedule waits T_pre = 15 epochs before its first regeneration: with 5
+        epochs APT and APT-rand would be plain MF.  ``--quick`` shortens their schedule to
+        T_pre 2, T_inter 2 (regenerations at epochs 2 and 4) so that they act.
+        """
+        quick_schedule = tuple((f"{name}.{p}", v) for name in ("apt", "apt-rand", "apt-trusted") for p, v in (("t_pre", 2), ("t_inter", 2)))
         base = dict(dataset="sample", seeds=1, epochs=5, attacks=("average", "random"), attack_sizes=(0.01, 0.03, 0.05),
-                    erm_fractions=(0.0, 0.05, 0.1), quick=True)
+                    erm_fractions=(0.0, 0.05, 0.1), quick=True, params=quick_schedule)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -144,9 +152,12 @@ def _available(names: Sequence[str], registry: Sequence[str], kind: str, skipped
 def _scenario(cfg: ReproduceConfig, attack: str, targets: str, defenses: tuple[str, ...], seeds: int):
     from apt_core.experiments.pipeline import Scenario
 
+    # The config's hyper-parameters reach the scenarios whose attack or defenses they name.
+    params = {key: value for key, value in cfg.params if key.split(".", 1)[0] in (attack, *defenses)}
     return Scenario(dataset=cfg.dataset, data_dir=cfg.data_dir, attack=attack, attack_size=cfg.resolved_attack_size(),
                     targets=targets, defenses=defenses, erm_fraction=cfg.erm_fraction, erm_stats=cfg.erm_stats,
-                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device, victim=cfg.victim)
+                    k=cfg.resolved_k(), epochs=cfg.epochs, seeds=seeds, seed=cfg.seed, device=cfg.device, victim=cfg.victim,
+                    params=params)
 
 
 class TextProgress:
