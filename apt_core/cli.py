@@ -18,7 +18,9 @@ from apt_core.cli_args import (  # noqa: F401 -- the argument helpers, importabl
     MAX_SEED,
     StderrProgress,
     TARGET_WORDS,
+    _bounded_int,
     _defense_list,
+    _run_id_arg,
     _seed_arg,
     _targets_arg,
     _victim_choices,
@@ -133,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
     hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
     hist.add_argument("--dataset", default=None)
-    hist.add_argument("--limit", type=int, default=20)
-    hist.add_argument("--show", metavar="RUN_ID", default=None, help="print one run's JSON")
-    hist.add_argument("--delete", metavar="RUN_ID", nargs="+", default=None)
+    hist.add_argument("--limit", type=_bounded_int(1, 1_000_000), default=20, help="the newest N runs (1 to 1000000)")
+    hist.add_argument("--show", metavar="RUN_ID", type=_run_id_arg, default=None, help="print one run's JSON")
+    hist.add_argument("--delete", metavar="RUN_ID", type=_run_id_arg, nargs="+", default=None, help="delete these runs")
     hist.add_argument("--export", metavar="PATH", default=None, help="write all runs (csv: one row per run x phase x seed)")
     hist.add_argument("--format", choices=["csv", "json"], default="csv")
     hist.add_argument("--json", action="store_true", help="print the run list as JSON")

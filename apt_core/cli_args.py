@@ -40,10 +40,48 @@ def _targets_arg(value: str):
     parts = [p for p in value.replace(" ", ",").split(",") if p]
     if not parts:
         raise argparse.ArgumentTypeError(f"--targets needs one of {', '.join(TARGET_WORDS)} or item ids")
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--targets: {value!r} is neither one of {', '.join(TARGET_WORDS)} nor a comma list of item ids") from None
+    bad = next((p for p in parts if not p.isprintable() or len(p) > 200), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"{echo(bad)} is not an item id (printable text of at most 200 characters)")
+    # Numeric ids as numbers (ML-100K's 50); any other text is a data set's string id, looked up as it is.
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+
+
+#: the history's run ids: ``YYYYmmdd-HHMMSS-`` and 8 hex digits (apt_core/storage/history.py)
+RUN_ID_PATTERN = r"\d{8}-\d{6}-[0-9a-f]{8}"
+#: the most of a user's text an error message quotes back
+ECHO_LIMIT = 60
+
+
+def echo(value: str) -> str:
+    """``value`` quoted for an error message: printable ASCII (any byte shows as an escape, never
+    a codec error) and at most :data:`ECHO_LIMIT` characters of it."""
+    shown = ascii(value[:ECHO_LIMIT])
+    return shown if len(value) <= ECHO_LIMIT else f"{shown}... ({len(value)} characters)"
+
+
+def _run_id_arg(value: str) -> str:
+    import re
+
+    if not re.fullmatch(RUN_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"{echo(value)} is not a run id (they look like 20261201-093015-1a2b3c4d; "
+                                         "`history` lists them)")
+    return value
+
+
+def _bounded_int(lo: int, hi: int):
+    """An argparse type: an integer in ``lo..hi`` (a huge number is an error, not an OverflowError later)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{echo(value)} is not a whole number") from None
+        if not lo <= number <= hi:
+            raise argparse.ArgumentTypeError(f"{echo(value)} is outside {lo}..{hi}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def _defense_list(value: str) -> tuple[str, ...]:

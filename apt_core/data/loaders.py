@@ -16,7 +16,7 @@ import numpy as np
 
 from apt_core.data.dataset import RatingData, RatingScale, build_rating_data
 from apt_core.data.download import RemoteArchive, fetch_archive
-from apt_core.data.parsing import check_no_far_outlier, check_positive, check_scale, numeric_ids, read_rating_table
+from apt_core.data.parsing import check_no_far_outlier, check_positive, check_printable_ids, check_scale, numeric_ids, read_rating_table
 from apt_core.errors import DataError
 
 ML_SCALE = RatingScale(1.0, 5.0, 1.0)
@@ -162,6 +162,7 @@ def load_csv(path: str | Path, name: str | None = None, scale: RatingScale | Non
         try:
             as_int = numeric_ids(frame, col, path)
         except DataError:
+            check_printable_ids(frame, col, path)  # text ids: shown on pages and typed into --targets
             continue
         if col == "user":
             users = as_int

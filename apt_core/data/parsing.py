@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,12 @@ def read_rating_table(
         if raw.startswith(_BOM):
             raw = raw[len(_BOM):]
     _check_decodes(raw, encoding, path)
+    comment = re.search(rb"(?m)^[ \t]*#", raw)
+    if comment is not None:
+        # Said as what it is: the separator sniffer would read "# my ratings" as a short row.
+        line = raw.count(b"\n", 0, comment.start()) + 1
+        raise DataError(f"{path}, line {line}: a comment line ('#'): rating files hold only rating rows "
+                        "(and an optional header line); remove it")
     head_lines = raw[:65536].decode(encoding, errors="ignore").splitlines()
     first_idx = next((i for i, ln in enumerate(head_lines) if ln.strip()), None)
     if first_idx is None:
@@ -280,6 +287,21 @@ def check_no_far_outlier(frames: list[tuple[pd.DataFrame, Path]]) -> None:
             f"{path}, line {_line_of(frame, i)}: rating {top:g} is far above every other rating (the next largest is "
             f"{below:g}), so it would become the scale's maximum and shrink all the others; fix that line, or declare "
             f"the scale if it is real (--scale {float(distinct[0]):g}..{top:g})")
+
+
+#: the longest text id accepted (ids are shown in tables and typed into ``--targets``)
+MAX_ID_LENGTH = 200
+
+
+def check_printable_ids(frame: pd.DataFrame, column: str, path: Path) -> None:
+    """Text ids are printable (no NUL or other control character) and at most :data:`MAX_ID_LENGTH` long."""
+    values = frame[column].astype(str)
+    bad = ~values.map(str.isprintable) | (values.str.len() > MAX_ID_LENGTH)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[i]
+        raise DataError(f"{path}, line {_line_of(frame, i)}: {column} id {ascii(value[:40])}{'...' if len(value) > 40 else ''} "
+                        f"is not a usable id (printable text of at most {MAX_ID_LENGTH} characters)")
 
 
 def check_scale(frame: pd.DataFrame, lo: float, hi: float, path: Path) -> None:

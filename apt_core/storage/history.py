@@ -313,7 +313,7 @@ class RunStore:
             return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
 
         if not self._write(write):
-            raise ConfigError(f"no run with id {run_id!r} in {self.path}")
+            raise ConfigError(f"no run with id {ascii(run_id[:60])} in {self.path}")
 
     # -- reading -------------------------------------------------------------------------
     def runs(self, dataset: str | None = None, limit: int | None = None) -> pd.DataFrame:
@@ -343,7 +343,7 @@ class RunStore:
         """The run's JSON (``ScenarioResult.to_json()`` plus ``run_id`` and ``versions``)."""
         row = self._query(lambda conn: conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone(), None)
         if row is None:
-            raise ConfigError(f"no run with id {run_id!r} in {self.path}")
+            raise ConfigError(f"no run with id {ascii(run_id[:60])} in {self.path}")
         return json.loads(row[0])
 
     def __len__(self) -> int:
