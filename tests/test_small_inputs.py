@@ -71,3 +71,14 @@ def test_any_user_without_a_test_rating_is_said(tmp_path):
     data = load_csv(path)
     with pytest.warns(AptWarning, match="1 of 11 users have a single rating"):
         check_split_usable(data, leave_one_out(data, 0))
+
+
+def test_a_poison_file_for_other_targets_is_warned_about(tmp_path):
+    from apt_core.experiments.pipeline import Scenario, run_scenario
+
+    poison = tmp_path / "fake.csv"
+    # Items 10 and 11 at the maximum; the run's targets are other items.
+    poison.write_text("user,item_id,rating\n" + "".join(f"{u},10,5\n{u},11,5\n{u},12,3\n" for u in range(6)))
+    scenario = Scenario(dataset="sample", poison_file=str(poison), targets=(10, 20), n_targets=2, epochs=1)
+    with pytest.warns(AptWarning, match=r"fake\.csv: no fake user rates target\(s\) 20 at the scale maximum"):
+        run_scenario(scenario)

@@ -67,7 +67,8 @@ from apt_core.evaluation.metrics import Evaluation, evaluate, prediction_shift, 
 from apt_core.models.popularity import fit_popularity
 from apt_core.experiments.plan import (FAKE_ATTACK, FAKE_FILE, FAKE_NONE, STAGE_ATTACK, STAGE_ORIGIN, STAGE_PROFILES, Unit,
                                        fake_source, plan)
-from apt_core.experiments.preparation import Prepared, check_scenario_fits_data, check_split_usable, prepare  # noqa: F401 -- re-exported
+from apt_core.experiments.preparation import (Prepared, check_scenario_fits_data, check_split_usable, prepare,  # noqa: F401 -- re-exported
+                                              warn_unpushed_targets)
 from apt_core.experiments.results import PhaseResult, ScenarioResult  # noqa: F401 -- re-exported (their old home)
 from apt_core.runtime.devices import resolve_device
 from apt_core.experiments.scenario import CACHE_FORMAT, ERM_STATS_CHOICES, ProgressFn, Scenario, parse_targets  # noqa: F401
@@ -204,7 +205,9 @@ def fake_profiles(scenario: Scenario, prepared: Prepared, seed: int, device: tor
     place the source is resolved: ``run_scenario``, ``compute_unit`` and ``run_detection`` call it."""
     source = fake_source(scenario)
     if source == FAKE_FILE:
-        return FakeStage(load_poison_file(scenario.poison_file, prepared.split), {})
+        fake = load_poison_file(scenario.poison_file, prepared.split)
+        warn_unpushed_targets(fake, prepared, scenario.poison_file)
+        return FakeStage(fake, {})
     if source == FAKE_ATTACK:
         result, from_cache, seconds = generate_attack(scenario, prepared, seed, device, progress, cache, keys, cache_only)
         return FakeStage(result.profiles, result.diagnostics, seconds, from_cache)

@@ -7,6 +7,8 @@ give meaningless numbers before anything is trained.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from apt_core.experiments.plan import FAKE_ATTACK, fake_source
 from apt_core.experiments.scenario import Scenario, parse_targets
 from apt_core.models.mf import MFConfig
 from apt_core.models.victims import VictimConfig, default_victim_config
+
+if TYPE_CHECKING:
+    from apt_core.attacks.base import FakeProfiles
 
 
 @dataclass
@@ -71,3 +76,15 @@ def prepare(scenario: Scenario, data: RatingData | None = None) -> Prepared:
         budget = attack_budget(split.train, scenario.attack_size, scenario.filler)
     victim = default_victim_config(scenario.victim, scenario.epochs, scenario.victim_feedback)
     return Prepared(data, split, targets, budget, MFConfig(epochs=scenario.epochs), victim)
+
+
+def warn_unpushed_targets(fake: "FakeProfiles", prepared: Prepared, path: str) -> None:
+    """A poison file made for other targets would measure nothing: say which of the run's targets it never rates at the maximum."""
+    top = prepared.split.train.scale.maximum
+    pushed = set(np.unique(fake.items[fake.ratings >= top - 1e-6]).tolist())
+    missing = [t for t in prepared.targets.tolist() if t not in pushed]
+    if missing:
+        ids = prepared.split.item_ids
+        shown = [str(ids[t]) if ids is not None else str(t) for t in missing]
+        warn(f"{Path(path).name}: no fake user rates target(s) {', '.join(shown)} at the scale maximum: the file was "
+             "probably made for other targets (--targets), so their hit ratio measures no attack")
