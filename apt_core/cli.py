@@ -20,7 +20,6 @@ from apt_core.cli_args import (  # noqa: F401 -- the argument helpers, importabl
     TARGET_WORDS,
     _bounded_int,
     _defense_list,
-    _run_id_arg,
     _seed_arg,
     _targets_arg,
     _victim_choices,
@@ -50,9 +49,12 @@ from apt_core.cli_commands import (  # noqa: F401 -- the subcommands (build_pars
 )
 
 
-def add_poison_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``)."""
+def add_poison_parser(subparsers, build: bool = True) -> argparse.ArgumentParser:
+    """Register ``poison`` on the CLI's subparsers (``python -m apt_core poison ...``); ``build``
+    False: only its one-line help (see :func:`build_parser`)."""
     p = subparsers.add_parser("poison", help="generate an attack's fake profiles and export them (CSV or the authors' .npy)")
+    if not build:
+        return p
     add_scenario_arguments(p)
     p.add_argument("--out", required=True, help="output file: .csv (user,item_id,rating; the data set's own item ids) "
                                                 "or .npy (the authors' dense normalised matrix; columns are dense item indices)")
@@ -61,8 +63,16 @@ def add_poison_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser.  ``argv`` given: only the subcommand it names gets its arguments (the
+    others keep their one-line help), so ``--help``, ``history``, ``cache`` and ``data`` never
+    build the registries' name lists, which import torch (start-up); None: every subcommand."""
     from apt_core import __version__
+
+    wanted = None if argv is None else _command_named(argv)
+
+    def builds(name: str) -> bool:
+        return wanted is None or wanted == name
 
     parser = argparse.ArgumentParser(prog="apt-lab", description="APT Lab: poisoning attacks and defenses for MF recommenders")
     parser.add_argument("--version", action="version", version=f"apt-lab {__version__}")
@@ -71,103 +81,111 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_scenario_arguments(run)
-    run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    add_cache_arguments(run)
-    run.set_defaults(func=cmd_run)
+    if builds("run"):
+        add_scenario_arguments(run)
+        run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        add_cache_arguments(run)
+        run.set_defaults(func=cmd_run)
 
     det = sub.add_parser("detect", help="run the shilling detectors on a poisoned data set and report AUC, precision, recall")
-    add_scenario_arguments(det)
-    det.add_argument("--detectors", type=_defense_list, default=None,
-                     help="comma list (default: every registered detector); --param DETECTOR.PARAM=VALUE sets a detector's parameters")
-    det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    add_cache_arguments(det, history=False)
-    det.set_defaults(func=cmd_detect, attack=None)  # None: DETECT_DEFAULT_ATTACK, or none with --poison-file
+    if builds("detect"):
+        add_scenario_arguments(det)
+        det.add_argument("--detectors", type=_defense_list, default=None,
+                         help="comma list (default: every registered detector); --param DETECTOR.PARAM=VALUE sets a detector's parameters")
+        det.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        add_cache_arguments(det, history=False)
+        det.set_defaults(func=cmd_detect, attack=None)  # None: DETECT_DEFAULT_ATTACK, or none with --poison-file
 
-    add_poison_parser(sub)
+    add_poison_parser(sub, build=builds("poison"))
 
     prm = sub.add_parser("params", help="list an attack's, defense's or detector's hyper-parameters (type, default, range, help, the paper's value)")
-    prm.add_argument("name", nargs="?", default=None, help="attack, defense or detector name (default: all)")
-    prm.add_argument("--json", action="store_true")
-    prm.set_defaults(func=cmd_params)
-
+    if builds("params"):
+        prm.add_argument("name", nargs="?", default=None, help="attack, defense or detector name (default: all)")
+        prm.add_argument("--json", action="store_true")
+        prm.set_defaults(func=cmd_params)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
-    rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
-    rep.add_argument("--data-dir", default=None)
-    rep.add_argument("--seeds", type=int, default=None, help="repetitions (default 5; --quick: 1)")
-    rep.add_argument("--seed", type=_seed_arg, default=None, help="split/target seed and first model seed (default 0)")
-    rep.add_argument("--out", default="reproduce-out", help="output folder (created)")
-    rep.add_argument("--quick", action="store_true", help="tiny CI settings: sample data, 1 seed, 5 epochs, 2 attacks")
-    rep.add_argument("--attacks", type=_defense_list, default=None, help="comma list (default: average,random,aush,pga,tna)")
-    rep.add_argument("--targets", type=_defense_list, default=None, help="comma list of target sets (default: random,unpopular)")
-    rep.add_argument("--defense", type=_defense_list, default=None, help="comma list (default: pcmf,at,apt-rand,apt)")
-    rep.add_argument("--epochs", type=int, default=None)
-    rep.add_argument("--k", type=int, default=None)
-    rep.add_argument("--attack-size", type=float, default=None)
-    rep.add_argument("--erm-fraction", type=float, default=None)
-    rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
-    rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
-    rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
-    add_engine_arguments(rep)
-    rep.add_argument("--victim", default=None, type=str.lower, choices=_victim_choices(),
-                     help="the recommender attacked (default mf, the paper's)")
-    rep.add_argument("--no-figures", action="store_true")
-    rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
-    rep.add_argument("--no-progress", action="store_true")
-    rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    add_cache_arguments(rep)
-    rep.set_defaults(func=cmd_reproduce)
+    if builds("reproduce"):
+        rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
+        rep.add_argument("--data-dir", default=None)
+        rep.add_argument("--seeds", type=int, default=None, help="repetitions (default 5; --quick: 1)")
+        rep.add_argument("--seed", type=_seed_arg, default=None, help="split/target seed and first model seed (default 0)")
+        rep.add_argument("--out", default="reproduce-out", help="output folder (created)")
+        rep.add_argument("--quick", action="store_true", help="tiny CI settings: sample data, 1 seed, 5 epochs, 2 attacks")
+        rep.add_argument("--attacks", type=_defense_list, default=None, help="comma list (default: average,random,aush,pga,tna)")
+        rep.add_argument("--targets", type=_defense_list, default=None, help="comma list of target sets (default: random,unpopular)")
+        rep.add_argument("--defense", type=_defense_list, default=None, help="comma list (default: pcmf,at,apt-rand,apt)")
+        rep.add_argument("--epochs", type=int, default=None)
+        rep.add_argument("--k", type=int, default=None)
+        rep.add_argument("--attack-size", type=float, default=None)
+        rep.add_argument("--erm-fraction", type=float, default=None)
+        rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
+        rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
+        rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+        add_engine_arguments(rep)
+        rep.add_argument("--victim", default=None, type=str.lower, choices=_victim_choices(),
+                         help="the recommender attacked (default mf, the paper's)")
+        rep.add_argument("--no-figures", action="store_true")
+        rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
+        rep.add_argument("--no-progress", action="store_true")
+        rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+        add_cache_arguments(rep)
+        rep.set_defaults(func=cmd_reproduce)
 
     sw = sub.add_parser("sweep", help="one scenario per value of one parameter (the paper's Figs. 2-3): a tidy table; "
                                       "e.g. --param apt.r_plus --values 0,0.1,0.2 or --param attack_size --values 0.01 0.03")
-    add_scenario_arguments(sw)  # its --param: the swept one without a value (NAME.PARAM or a scenario field), others fixed
-    sw.add_argument("--values", required=True, nargs="+",
-                    help="its values: several arguments, or one split on --separator (defenses: one comma list per argument)")
-    sw.add_argument("--separator", default=",", help="separator of a single --values argument (default ',')")
-    sw.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
-    sw.add_argument("--out", default=None, help="write the tidy table (value x phase x seed) to this CSV file")
-    sw.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
-    add_engine_arguments(sw)
-    add_cache_arguments(sw, history=False)
-    sw.set_defaults(func=cmd_sweep)
+    if builds("sweep"):
+        add_scenario_arguments(sw)  # its --param: the swept one without a value (NAME.PARAM or a scenario field), others fixed
+        sw.add_argument("--values", required=True, nargs="+",
+                        help="its values: several arguments, or one split on --separator (defenses: one comma list per argument)")
+        sw.add_argument("--separator", default=",", help="separator of a single --values argument (default ',')")
+        sw.add_argument("--json", action="store_true", help="print the tidy table as JSON records")
+        sw.add_argument("--out", default=None, help="write the tidy table (value x phase x seed) to this CSV file")
+        sw.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
+        add_engine_arguments(sw)
+        add_cache_arguments(sw, history=False)
+        sw.set_defaults(func=cmd_sweep)
 
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
-    hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
-    hist.add_argument("--dataset", default=None)
-    hist.add_argument("--limit", type=_bounded_int(1, 1_000_000), default=20, help="the newest N runs (1 to 1000000)")
-    hist.add_argument("--show", metavar="RUN_ID", type=_run_id_arg, default=None, help="print one run's JSON")
-    hist.add_argument("--delete", metavar="RUN_ID", type=_run_id_arg, nargs="+", default=None, help="delete these runs")
-    hist.add_argument("--export", metavar="PATH", default=None, help="write all runs (csv: one row per run x phase x seed)")
-    hist.add_argument("--format", choices=["csv", "json"], default="csv")
-    hist.add_argument("--json", action="store_true", help="print the run list as JSON")
-    hist.set_defaults(func=cmd_history)
+    if builds("history"):
+        hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
+        hist.add_argument("--dataset", default=None)
+        hist.add_argument("--limit", type=_bounded_int(1, 1_000_000), default=20, help="the newest N runs (1 to 1000000)")
+        hist.add_argument("--show", metavar="RUN_ID", default=None, help="print one run's JSON")
+        hist.add_argument("--delete", metavar="RUN_ID", nargs="+", default=None, help="delete these runs")
+        hist.add_argument("--export", metavar="PATH", default=None, help="write all runs (csv: one row per run x phase x seed)")
+        hist.add_argument("--format", choices=["csv", "json"], default="csv")
+        hist.add_argument("--json", action="store_true", help="print the run list as JSON")
+        hist.set_defaults(func=cmd_history)
 
     cache = sub.add_parser("cache", help="show the artifact cache's size, or clear it")
-    cache.add_argument("--cache-dir", default=None)
-    cache.add_argument("--clear", action="store_true")
-    cache.set_defaults(func=cmd_cache)
+    if builds("cache"):
+        cache.add_argument("--cache-dir", default=None)
+        cache.add_argument("--clear", action="store_true")
+        cache.set_defaults(func=cmd_cache)
 
     bench = sub.add_parser("bench", help="time each stage and print a table")
-    bench.add_argument("--dataset", default="ml-100k")
-    bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
-    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
-    bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
-    bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
-                       help="time and peak memory of every stage at this data set's size (the real files when present, else synthetic)")
-    bench.add_argument("--stages", type=_defense_list, default=None, help="with --shape: only these stages (prefixes: rank,attack,defense,influence)")
-    bench.add_argument("--load-rows", type=int, default=None, metavar="N",
-                       help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
-    bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")
-    bench.set_defaults(func=cmd_bench)
+    if builds("bench"):
+        bench.add_argument("--dataset", default="ml-100k")
+        bench.add_argument("--data-dir", default=None)
+        bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
+        bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
+        bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
+        bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
+                           help="time and peak memory of every stage at this data set's size (the real files when present, else synthetic)")
+        bench.add_argument("--stages", type=_defense_list, default=None, help="with --shape: only these stages (prefixes: rank,attack,defense,influence)")
+        bench.add_argument("--load-rows", type=int, default=None, metavar="N",
+                           help="also time loading a synthetic N-row CSV (written to a temporary folder, deleted after) and its peak memory")
+        bench.add_argument("--load-only", action="store_true", help="with --load-rows: only the load benchmark")
+        bench.set_defaults(func=cmd_bench)
 
     data = sub.add_parser("data", help="load a data set and print its statistics")
-    data.add_argument("--dataset", default="sample")
-    data.add_argument("--data-dir", default=None)
-    add_scale_argument(data)
-    data.set_defaults(func=cmd_data)
+    if builds("data"):
+        data.add_argument("--dataset", default="sample")
+        data.add_argument("--data-dir", default=None)
+        add_scale_argument(data)
+        data.set_defaults(func=cmd_data)
     return parser
 
 
@@ -182,12 +200,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from apt_core.runtime.devices import configure_threads
+#: subcommands that read files and print: they never import torch (start-up time)
+COMMANDS_WITHOUT_TORCH = frozenset({"history", "cache", "data"})
 
-    configure_threads()
+
+def _command_named(argv: list[str]) -> str:
+    """The subcommand ``argv`` names: its first word that is not an option ("" when it names none)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command not in COMMANDS_WITHOUT_TORCH:  # they train nothing: no torch to import and configure
+        from apt_core.runtime.devices import configure_threads
+
+        configure_threads()
     from apt_core.runtime.procs import terminate_on_sigterm
 
     debug = getattr(args, "debug", False) or os.environ.get("APT_LAB_DEBUG", "") not in ("", "0")

@@ -60,12 +60,12 @@ def echo(value: str) -> str:
     return shown if len(value) <= ECHO_LIMIT else f"{shown}... ({len(value)} characters)"
 
 
-def _run_id_arg(value: str) -> str:
+def check_run_id(value: str) -> str:
+    """``value`` if it has the form of a run id, else a one-line :class:`ConfigError` quoting little of it."""
     import re
 
     if not re.fullmatch(RUN_ID_PATTERN, value):
-        raise argparse.ArgumentTypeError(f"{echo(value)} is not a run id (they look like 20261201-093015-1a2b3c4d; "
-                                         "`history` lists them)")
+        raise ConfigError(f"{echo(value)} is not a run id (they look like 20261201-093015-1a2b3c4d; `history` lists them)")
     return value
 
 

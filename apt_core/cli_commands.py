@@ -11,6 +11,7 @@ from apt_core.errors import ConfigError
 from apt_core.cli_args import (
     StderrProgress,
     cache_from_args,
+    check_run_id,
     dump_json,
     engine_from_args,
     format_rows,
@@ -147,6 +148,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from apt_core.storage.history import RunStore
 
+    for run_id in [args.show] * bool(args.show) + list(args.delete or []):
+        check_run_id(run_id)  # before the history is opened: a stray byte or a huge argument is one short line
     store = RunStore(args.history_db)
     if args.delete:
         for rid in args.delete:

@@ -62,6 +62,8 @@ def test_cache_subcommand_and_cache_dir(dirs, capsys):
 
 def test_history_errors_are_one_line(dirs, capsys):
     assert main(["history", "--show", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: 'nope' is not a run id")
+    assert main(["history", "--show", "20261201-093015-1a2b3c4d"]) == 2
     assert capsys.readouterr().err.startswith("error: no run with id")
 
 

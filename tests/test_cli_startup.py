@@ -1,0 +1,38 @@
+"""Start-up: --help and the commands that only read files never import torch (tested by import, not by time)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from apt_core.cli import build_parser
+
+PROBE = (
+    "import runpy, sys\n"
+    "sys.argv = ['apt_core'] + sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module('apt_core', run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "sys.stderr.write('\\nTORCH=%s' % ('torch' in sys.modules))\n"
+)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["history", "--limit", "2"], ["cache"], ["data", "--dataset", "sample"], ["bogus"]])
+def test_light_commands_never_import_torch(argv, tmp_path):
+    env = {"APT_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=300, env=env)
+    assert done.stderr.rstrip().endswith("TORCH=False"), done.stderr[-2000:]
+
+
+def test_a_training_command_still_gets_every_argument():
+    args = build_parser(["run", "--attack", "average"]).parse_args(["run", "--attack", "average", "--defense", "apt"])
+    assert args.attack == "average" and args.defense == ("apt",) and callable(args.func)
+
+
+def test_the_full_parser_builds_every_subcommand():
+    parser = build_parser()
+    for argv in (["run"], ["detect"], ["poison", "--out", "x.csv"], ["params"], ["reproduce"], ["sweep", "--values", "1"],
+                 ["history"], ["cache"], ["bench"], ["data"]):
+        assert callable(parser.parse_args(argv).func)
