@@ -29,7 +29,7 @@ Our choices, each stated where the code differs from the authors':
 - ``pre``: warm-up epochs counted as epochs (the authors' flag ``pre=0`` means pseudo-ratings
   from the second epoch, i.e. our ``pre=1``, the default).
 - ``recipe="ours"`` (default): each model is the run's victim with the run's recipe
-  (DESIGN.md §3 for MF: d = 64, Adagrad lr 10, batch 4096, 25 epochs), so the TCD row is
+  (docs/protocol.md for MF: d = 64, Adagrad lr 10, batch 4096, 25 epochs), so the TCD row is
   comparable to the other rows; model j's seed is ``random_state`` for j = 0 (so
   ``mask_rate=0`` gives exactly plain MF) and derived from it for j = 1, 2.
   ``recipe="authors"``: their optimiser: 128 factors, Adadelta (lr 20, ρ 0.95, ε 1e-8,
