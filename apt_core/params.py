@@ -25,6 +25,23 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def clamp_number(value: Any, default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """``value`` as a finite number of ``default``'s type, clamped into ``[low, high]``; ``default``
+    when it is not a finite number.  For values that arrive unchecked (a URL, a kept setting)."""
+    kind = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else float
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    if not math.isfinite(number):
+        return default
+    if low is not None:
+        number = max(number, low)
+    if high is not None:
+        number = min(number, high)
+    return int(round(number)) if kind is int else number
+
+
 @dataclass(frozen=True)
 class Param:
     """One hyper-parameter: its type, default, allowed values, one-line help, and the paper's value.

@@ -59,12 +59,15 @@ APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share 
     )
     # Presenter mode keeps the three knobs the theorems compare (poisoning norm, AT level, ERM
     # users) and holds the model's other settings at their last values, listed in a caption.
-    hidden = {"pt-n": ("real users n", 943), "pt-d": ("dimension d", 100), "pt-sigma": ("spread σ", 1.0),
-              "pt-beta": ("tolerated error β", 0.1), "pt-trials": ("simulation trials per point", 5)}
+    # Each hidden value is clamped into its slider's range: in presenter mode no widget checks
+    # what a URL put there.
+    hidden = {"pt-n": ("real users n", 943, 100, 2000), "pt-d": ("dimension d", 100, 10, 300),
+              "pt-sigma": ("spread σ", 1.0, 0.2, 3.0), "pt-beta": ("tolerated error β", 0.1, 0.01, 0.4),
+              "pt-trials": ("simulation trials per point", 5, 0, 20)}
     if presenter():
-        n, d, sigma, beta, n_trials = (kept_value(k, v) for k, (_, v) in hidden.items())
+        n, d, sigma, beta, n_trials = (kept_value(k, v, lo, hi) for k, (_, v, lo, hi) in hidden.items())
         st.caption("Model settings (presenter mode hides them): " + ", ".join(
-            f"{label} = {kept_value(k, v):g}" for k, (label, v) in hidden.items()))
+            f"{label} = {kept_value(k, v, lo, hi):g}" for k, (label, v, lo, hi) in hidden.items()))
     else:
         c = st.columns(4)
         n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")

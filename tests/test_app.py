@@ -328,6 +328,20 @@ def test_presenter_mode_trims_the_theory_page_and_keeps_the_hidden_values():
     assert at.slider(key="pt-d").value == 50
 
 
+def test_presenter_mode_clamps_hidden_theory_values_a_url_set():
+    # The reliability review: /theory?presenter=true&pt-n=40001&pt-d=3000 grew the server to 4 GB
+    # (no widget checks a hidden value).  Now each is clamped into its slider's range.
+    at = page("theory")
+    at.session_state["presenter"] = True
+    at.session_state["pt-n"] = 40001
+    at.session_state["pt-d"] = 3000
+    at.session_state["pt-trials"] = "many"
+    at.run()
+    no_failures(at)
+    caption = next(c.value for c in at.caption if "dimension d" in c.value)
+    assert "real users n = 2000" in caption and "dimension d = 300" in caption and "trials per point = 5" in caption
+
+
 def test_presenter_mode_hides_seed_device_and_repetitions():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["seed"] = 5

@@ -82,3 +82,11 @@ def test_a_poison_file_for_other_targets_is_warned_about(tmp_path):
     scenario = Scenario(dataset="sample", poison_file=str(poison), targets=(10, 20), n_targets=2, epochs=1)
     with pytest.warns(AptWarning, match=r"fake\.csv: no fake user rates target\(s\) 20 at the scale maximum"):
         run_scenario(scenario)
+
+
+@pytest.mark.parametrize("value, expected", [(40001, 2000), ("700", 700), (-5, 100), ("nan", 943), ("x", 943),
+                                             (float("inf"), 943), (150.6, 151), (None, 943)])
+def test_clamp_number_keeps_unchecked_values_in_range(value, expected):
+    from apt_core.params import clamp_number
+
+    assert clamp_number(value, 943, 100, 2000) == expected

@@ -71,13 +71,21 @@ def presenter() -> bool:
     return bool(st.session_state.get("presenter", False))
 
 
-def kept_value(key: str, default: Any) -> Any:
+def kept_value(key: str, default: Any, low: float | None = None, high: float | None = None) -> Any:
     """The value of a control that presenter mode hides: its last setting, else ``default``.
 
     Streamlit forgets a widget's value once a run does not draw it; writing the value back
     each run keeps it (and its URL entry), so leaving presenter mode restores the setting.
+    ``low``/``high``: the hidden widget's own range.  The value may have come from a URL that
+    no widget checked (``?presenter=true&pt-n=40001`` grew a served dashboard to 4 GB), so a
+    number is clamped into the range and anything else falls back to ``default``.
     """
-    if key in st.session_state:
-        st.session_state[key] = st.session_state[key]
-        return st.session_state[key]
-    return default
+    if key not in st.session_state:
+        return default
+    value = st.session_state[key]
+    if low is not None or high is not None:
+        from apt_core.params import clamp_number
+
+        value = clamp_number(value, default, low, high)
+    st.session_state[key] = value
+    return value
