@@ -110,5 +110,7 @@ def test_cli_refuses_paper_targets_elsewhere(cli_dirs, capsys):
     assert main(["run", "--dataset", "sample", "--targets", "paper", "--epochs", "1", "--no-history"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --targets paper needs the APT authors' split files") and "Traceback" not in err
-    with pytest.raises(SystemExit):
-        main(["run", "--dataset", "sample", "--targets", "paper-popular"])
+    # A misspelled target word reads as a text item id (data sets may have those): unknown, with the words listed.
+    assert main(["run", "--dataset", "sample", "--targets", "paper-popular", "--epochs", "1", "--no-history"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown item id(s) for sample: paper-popular" in err and "paper-unpopular" in err

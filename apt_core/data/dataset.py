@@ -249,7 +249,11 @@ class RatingData:
             else:
                 out.append(index)
         if missing:
-            raise DataError(f"unknown item id(s) for {self.name}: {', '.join(map(str, missing[:10]))}")
+            hint = ""
+            if any(isinstance(m, str) and not m.lstrip("-").isdigit() for m in missing):
+                # a misspelled target word ("paper-popular") reads as a text id: say what the words are
+                hint = " (target words: random, unpopular, paper, paper-unpopular, paper-random)"
+            raise DataError(f"unknown item id(s) for {self.name}: {', '.join(map(str, missing[:10]))}{hint}")
         return np.asarray(out, dtype=np.int64)
 
     def summary(self) -> dict:
