@@ -28,12 +28,16 @@ Adversarial Poisoning Training", SIGIR 2021 (Algorithm 1, :mod:`apt_core.defense
    all item pairs, ``alpha``), so the gap rule cannot flag anybody on data without a block.
 
 Threat model: as APT -- the defender sees only the observed data, never which users are
-fake, how many, nor the clean data.  Budget: APT's ERM users; cost: the users dropped (at
-most ``max_removed`` of all accounts, default 5%; first 2%, raised after FilmTrust showed the
-cap stopping below the 24 accounts ``cogroup`` caught there: docs/detection.md).  What still beats it: an attack whose accounts each
-push at most two targets is never dropped (the statistics' cap is then all that holds),
-and a push on an item whose honest mean is far above the global mean is capped at the
-global mean, not at the item's own level.
+fake, how many, nor the clean data.  Budget: APT's ERM users; cost: the users dropped, at
+most ``max_removed`` of all accounts (default 5%; first 2%, raised after FilmTrust showed the
+cap stopping below the 24 accounts ``cogroup`` caught there: docs/detection.md).
+
+Measured (docs/detection.md, issue 21's suite, 3 seeds): mean RI 0.972 on ML-100K and 0.976
+on FilmTrust over 10 standard and 8 adaptive settings, no real user dropped.  What still
+beats it, in part: a push spread over few targets per account on random targets (k = 4:
+RI 0.79), and, not measured, fake ratings one step below the maximum (every rule here keys
+on the scale maximum), pushes on items whose honest mean is above the global mean (capped
+there, not at the item's level) and nuke attacks (the cap is one-sided).
 """
 from __future__ import annotations
 
