@@ -135,3 +135,24 @@ def test_item_side_evidence_centres_a_pushed_item_at_its_ratings_below_the_maxim
     assert centre[target] == pytest.approx(min(float(poisoned.ratings[below].mean()), float(poisoned.ratings.mean())))
     assert np.all(centre <= plain + 1e-9)  # the item-side rule only ever lowers a centre
     assert not burst_items(clean, 0.05).any()  # uniform random ratings: no item has a burst of top ratings
+
+
+def test_a_fit_reports_only_the_users_it_dropped_and_respects_the_cap():
+    from apt_core.defenses import DefenseContext
+    from apt_core.models.mf import MFConfig
+
+    rng = np.random.default_rng(9)
+    n_users, n_items = 200, 60
+    mask = rng.random((n_users, n_items)) < 0.2
+    users, items = np.nonzero(mask)
+    clean = Interactions(users, items, rng.integers(1, 6, len(users)).astype(np.float32), n_users, n_items, RatingScale(1, 5, 1))
+    pushers = [[(0, 5.0), (1, 5.0), (2, 5.0), (3, 5.0)] + [(int(i), 3.0) for i in rng.choice(np.arange(10, 60), 8, replace=False)]
+               for _ in range(20)]
+    data = _with_accounts(clean, pushers)
+    robust = make_defense("apt-robust", max_removed=0.05, t_pre=2, t_inter=2, m_star=5)
+    ctx = DefenseContext(MFConfig(dim=4, epochs=4, batch_size=256, lr=0.5), "cpu", 0, "tiny", clean)
+    diag = robust.fit(data, ctx).diagnostics
+    cap = int(np.floor(0.05 * data.n_users))
+    assert diag["removal_cap"] == cap and diag["users_dropped"] == len(diag["flagged_users"]) <= cap
+    assert diag["detector_flagged"] >= diag["users_dropped"] > 0
+    assert np.all(np.asarray(diag["flagged_users"]) >= n_users)  # only pushing accounts dropped
