@@ -58,11 +58,23 @@ def test_cancel_stops_a_running_defense(server, browser):
     """Cancel during a run: the run stops, the page says so, no result table appears."""
     page = _open(browser, server, "Defense")
     seeds = page.get_by_role("spinbutton", name="Seeds (repetitions)")
-    seeds.fill("4")  # a distinct, longer scenario (not in the cache); live controls start it at once
+    # A distinct scenario (not in the cache), as long as the page allows: on an idle machine a
+    # 4-seed run finished before the click (the button was gone; the click waited 180 s).
+    seeds.fill("10")  # live controls start it at once
     seeds.press("Enter")
     page.wait_for_selector('[data-testid="stProgress"]')
-    page.get_by_role("button", name="Cancel").click()
-    page.wait_for_selector("text=The previous run was cancelled")
+    # A click that lands while Streamlit redraws the button is lost (as a person's would be):
+    # click again while the run is still going, as the Lesson test does with "Next step".
+    cancel, message = page.get_by_role("button", name="Cancel"), page.locator("text=The previous run was cancelled")
+    for _ in range(20):
+        if cancel.count():
+            cancel.first.click(force=True, timeout=10000)
+        try:
+            message.wait_for(state="visible", timeout=5000)
+            break
+        except Exception:  # noqa: BLE001 -- playwright's TimeoutError: not cancelled yet, click again
+            continue
+    message.wait_for(state="visible", timeout=30000)
     _no_exception(page)
     # The cancelled run shows no result of its own: only the previous one, greyed out.
     fresh = '[data-testid="stDataFrame"]:not(.st-key-stale-result [data-testid="stDataFrame"])'

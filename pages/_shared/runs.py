@@ -121,8 +121,10 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
         return None
     slot = st.empty()  # bar and Cancel in one slot: cleared on failure, so no debris stays under the error
     with slot.container():
-        bar = st.progress(0.0, text="starting...")
+        # Cancel above the bar: the bar's text changes length with every update, and a button
+        # under it moved with each wrap (hard to click for a person; a browser test timed out).
         st.button("Cancel", key=f"cancel-{kind}", help="stops the run at its next progress update")
+        bar = st.progress(0.0, text="starting...")
     st.session_state["_running"] = key
 
     def progress(fraction: float, stage: str) -> bool:
