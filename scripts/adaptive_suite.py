@@ -52,6 +52,18 @@ def adaptive_settings() -> list[Setting]:
     ]
 
 
+def shaded_settings() -> list[Setting]:
+    """An attacker who knows ``apt-robust`` (issue 21): ``subset.shade`` rates each account's
+    other targets one step below the maximum, which lifts a bursting target's "ratings below
+    the maximum" centre to the global cap."""
+    return [
+        Setting("subset k=4 shade", "subset", params=("subset.k=4", "subset.shade=true")),
+        Setting("subset k=3 shade", "subset", params=("subset.k=3", "subset.shade=true")),
+        Setting("subset k=2 shade (5%)", "subset", size=0.05, params=("subset.k=2", "subset.shade=true")),
+        Setting("subset k=4 shade/random", "subset", "random", params=("subset.k=4", "subset.shade=true")),
+    ]
+
+
 def run_setting(s: Setting, args, cache_dir: str, seed: int | None = None, seeds: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "apt_core", "run", "--dataset", args.dataset, "--data-dir", args.data_dir,
            "--attack", s.attack, "--targets", s.targets, "--attack-size", str(s.size), "--defense", args.defenses,
@@ -92,7 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--defenses", default="apt-robust,apt-trusted,remove-cogroup")
-    ap.add_argument("--suite", default="adaptive,standard", help="comma list of adaptive, standard, clean")
+    ap.add_argument("--suite", default="adaptive,standard", help="comma list of adaptive, standard, shade, clean")
     ap.add_argument("--only", default="", help="keep settings whose label contains one of these words")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -104,6 +116,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     suites = args.suite.split(",")
     settings = (adaptive_settings() if "adaptive" in suites else []) + (standard_settings() if "standard" in suites else [])
+    settings += shaded_settings() if "shade" in suites else []
     if args.only:
         words = args.only.split(",")
         settings = [s for s in settings if any(w in s.label for w in words)]

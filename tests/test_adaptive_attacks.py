@@ -42,6 +42,25 @@ def test_subset_rates_k_targets_per_account_balanced_over_targets(data, n_fake):
     assert per_target.max() - per_target.min() <= 1, f"unbalanced: {per_target}"
 
 
+def test_subset_shade_rates_the_other_targets_one_step_below_the_maximum(data):
+    """``shade``: the k top-rated targets and the fillers are those of the plain attack (same
+    seed); the other n - k targets get one grid step below the maximum."""
+    plain = make_attack("subset", k=2).generate(data, TARGETS, 9, 6, random_state=3)
+    shaded = make_attack("subset", k=2, shade=True).generate(data, TARGETS, 9, 6, random_state=3)
+    below = data.scale.maximum - data.scale.step
+    for u in range(9):
+        p_items, p_ratings = _rows(plain, u)
+        s_items, s_ratings = _rows(shaded, u)
+        assert set(TARGETS.tolist()) <= set(s_items.tolist()), "a shaded account rates every target"
+        top = s_items[np.isin(s_items, TARGETS) & (s_ratings == data.scale.maximum)]
+        assert sorted(top.tolist()) == sorted(p_items[np.isin(p_items, TARGETS)].tolist())
+        rest = np.isin(s_items, TARGETS) & ~np.isin(s_items, top)
+        assert rest.sum() == len(TARGETS) - 2 and np.all(s_ratings[rest] == below)
+        keep = ~np.isin(s_items, TARGETS)
+        np.testing.assert_array_equal(s_items[keep], p_items[~np.isin(p_items, TARGETS)])
+        np.testing.assert_array_equal(s_ratings[keep], p_ratings[~np.isin(p_items, TARGETS)])
+
+
 @pytest.mark.parametrize("n_targets,k", [(12, 6), (16, 8)], ids=["enumerated", "one-at-a-time"])
 def test_subset_balance_with_many_targets(data, n_targets, k):
     targets = np.arange(20, 20 + n_targets)

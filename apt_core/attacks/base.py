@@ -6,7 +6,9 @@ target items and budget.  ``generate`` validates its arguments and its own outpu
 attack is held to the same rules: exactly ``n_fake_users`` users, each rating every target
 with the scale maximum and at most ``n_filler`` other items, all ratings on the grid (an
 attack with ``rates_every_target = False`` may leave some targets out of an account, never
-the filler budget or the maximum on the targets it rates).
+the filler budget or the maximum on the targets it rates; one whose
+:meth:`Attack.shades_targets` is True may also rate targets one grid step below the maximum,
+as long as every target still gets the maximum from some account).
 """
 from __future__ import annotations
 
@@ -82,13 +84,14 @@ def check_attack_arguments(train: Interactions, targets: np.ndarray, n_fake_user
 
 
 def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, name: str,
-                   rates_every_target: bool = True) -> None:
+                   rates_every_target: bool = True, shaded_targets: bool = False) -> None:
     """Hold an attack's output to the budget and the grid (a bug here is the attack's).
 
     ``rates_every_target=False`` (attacks that spread the targets over their accounts, or keep
     decoy accounts): a fake user may rate only some targets, or none, but every target rating
     is still the scale maximum, every target is pushed by at least one account, and the filler
-    budget is the same."""
+    budget is the same.  ``shaded_targets=True`` (``subset.shade``): a target rating may also be
+    one grid step below the maximum, and every target keeps at least one maximum rating."""
     if profiles.n_fake_users != n_fake_users or profiles.n_items != train.n_items:
         raise AssertionError(f"{name}: returned {profiles.n_fake_users} fake users over {profiles.n_items} items")
     if len(profiles) and (profiles.users.min() < 0 or profiles.users.max() >= n_fake_users):
@@ -104,8 +107,12 @@ def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndar
         raise AssertionError(f"{name}: every fake user must rate every target")
     if not rates_every_target and not np.all(np.isin(targets, profiles.items[is_target])):
         raise AssertionError(f"{name}: a target is rated by no fake user")
-    if not np.allclose(profiles.ratings[is_target], train.scale.maximum):
-        raise AssertionError(f"{name}: targets must be rated with the scale maximum")
+    top = np.isclose(profiles.ratings, train.scale.maximum)
+    below = np.isclose(profiles.ratings, train.scale.maximum - train.scale.step) if shaded_targets else np.zeros_like(top)
+    if not np.all((top | below)[is_target]):
+        raise AssertionError(f"{name}: targets must be rated with the scale maximum" + (" or one step below" if shaded_targets else ""))
+    if shaded_targets and not np.all(np.isin(targets, profiles.items[is_target & top])):
+        raise AssertionError(f"{name}: a target gets no maximum rating")
     per_user_fillers = np.bincount(profiles.users[~is_target], minlength=n_fake_users)
     if per_user_fillers.max(initial=0) > n_filler:
         raise AssertionError(f"{name}: a fake user rates {per_user_fillers.max()} fillers, budget {n_filler}")
@@ -128,6 +135,10 @@ class Attack(Configurable, ABC):
     #: False for attacks whose accounts rate only some targets (``subset``) or none (decoy and
     #: framing accounts): :func:`check_profiles` then holds them to the looser rule it states
     rates_every_target: ClassVar[bool] = True
+
+    def shades_targets(self) -> bool:
+        """True when this configuration may rate targets one grid step below the maximum (``subset.shade``)."""
+        return False
 
     @abstractmethod
     def _generate(
@@ -162,7 +173,8 @@ class Attack(Configurable, ABC):
             torch.manual_seed(torch_seed)
             out = self._generate(train.real_only(), targets, int(n_fake_users), int(n_filler), rng, resolve_device(device), progress)
         result = out if isinstance(out, AttackResult) else AttackResult(out, {})
-        check_profiles(result.profiles, train, targets, int(n_fake_users), int(n_filler), self.name, self.rates_every_target)
+        check_profiles(result.profiles, train, targets, int(n_fake_users), int(n_filler), self.name, self.rates_every_target,
+                       self.shades_targets())
         return result
 
     def generate(

@@ -37,7 +37,7 @@ ACCOUNT_PARAMS = (
           low=0.0, high=1.0, high_open=True),
     Param("framing", float, 0.0, "share of the fake accounts spent on framing (top-rate item pairs real fans co-rate; inside the budget)",
           low=0.0, high=1.0, high_open=True),
-    Param("framing_pairs", int, 1, "framing accounts cycle over this many of the item pairs real fans top-rate together", low=1),
+    Param("framing_pairs", int, 1, "framing accounts cycle over this many of the item pairs real fans top-rate together", low=1, high=1000),
     Param("framing_rule", str, "surprise", "which pairs framing accounts top-rate: surprise (real fans co-rate them far beyond popularity) or count (most often)",
           choices=FRAMING_RULES),
 )
@@ -93,22 +93,39 @@ def resolve_k(k: int | None, n_targets: int, owner: str) -> int:
     return int(k)
 
 
+def shaded_targets(design: np.ndarray, n_targets: int) -> np.ndarray:
+    """Per pushing account, the target positions it does *not* top-rate (``(accounts, n - k)``)."""
+    rated = np.zeros((len(design), n_targets), dtype=bool)
+    rated[np.arange(len(design))[:, None], design] = True
+    return np.nonzero(~rated)[1].reshape(len(design), n_targets - design.shape[1])
+
+
 def subset_profiles(train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, k: int,
                     decoys: float, framing: float, framing_pairs: int, rng: np.random.Generator,
-                    framing_rule: str = "surprise") -> AttackResult:
-    """The subset attack's accounts (pushers, then decoys, then framing) with what was chosen."""
+                    framing_rule: str = "surprise", shade: bool = False) -> AttackResult:
+    """The subset attack's accounts (pushers, then decoys, then framing) with what was chosen.
+
+    ``shade``: every pushing account also rates its other ``n - k`` targets one grid step below
+    the maximum (drawn after the fillers, so the rest of the profiles is the same as without)."""
     plan = divide_budget(n_fake_users, decoys, framing)
     design = balanced_subsets(plan.pushers, len(targets), k, rng)
     t_items = targets[design]
     fillers = sample_rows(rng, plan.pushers, non_targets(train.n_items, targets), n_filler)
     means, stds = train.item_means(), train.item_stds()
     f_ratings = train.scale.snap(rng.normal(means[fillers], stds[fillers]))
+    t_ratings = np.full(t_items.shape, train.scale.maximum, dtype=np.float32)
+    if shade and k < len(targets):
+        rest = targets[shaded_targets(design, len(targets))]
+        below = max(train.scale.minimum, train.scale.maximum - train.scale.step)
+        t_items = np.concatenate([t_items, rest], axis=1)
+        t_ratings = np.concatenate([t_ratings, np.full(rest.shape, below, dtype=np.float32)], axis=1)
     push_items = np.concatenate([t_items, fillers], axis=1)
-    push_ratings = np.concatenate([np.full(t_items.shape, train.scale.maximum, dtype=np.float32), f_ratings], axis=1)
+    push_ratings = np.concatenate([t_ratings, f_ratings], axis=1)
     users = [np.repeat(np.arange(plan.pushers), push_items.shape[1])]
     items, ratings = [push_items.ravel()], [push_ratings.ravel().astype(np.float32)]
     diagnostics: dict = {"k": k, "pushers": plan.pushers, "decoys": plan.decoys, "framing": plan.framing,
-                         "target_ratings": np.bincount(design.ravel(), minlength=len(targets)).tolist()}
+                         "target_ratings": np.bincount(design.ravel(), minlength=len(targets)).tolist(),
+                         "shaded_ratings": int(plan.pushers * (len(targets) - k)) if shade else 0}
     offset = plan.pushers
     if plan.decoys:
         pair = decoy_pair(train, targets, rng)
@@ -134,12 +151,18 @@ class SubsetAttack(Attack):
     rates_every_target = False
     params = (
         Param("k", int, None, "targets each pushing account rates at the maximum, 1..number of targets (None: all but one)",
-              low=1, optional=True),
+              low=1, high=1000, optional=True),
+        Param("shade", bool, False, "each pushing account also rates its other n - k targets one grid step below the maximum "
+              "(against apt-robust: its item-side test counts only top ratings and centres a bursting item at the mean of its "
+              "ratings below the maximum, which these ratings lift to the global cap)"),
     ) + ACCOUNT_PARAMS
 
     def __init__(self, k: int | None = None, decoys: float = 0.0, framing: float = 0.0, framing_pairs: int = 1,
-                 framing_rule: str = "surprise") -> None:
+                 framing_rule: str = "surprise", shade: bool = False) -> None:
         self._set_declared(locals())
+
+    def shades_targets(self) -> bool:
+        return bool(self.shade)
 
     def check_params(self) -> None:
         if self.decoys + self.framing >= 1.0:
@@ -149,4 +172,4 @@ class SubsetAttack(Attack):
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         k = resolve_k(self.k, len(targets), self.name)
         return subset_profiles(train, targets, n_fake_users, n_filler, k, self.decoys, self.framing, self.framing_pairs, rng,
-                               self.framing_rule)
+                               self.framing_rule, self.shade)
