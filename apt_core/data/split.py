@@ -74,14 +74,17 @@ def leave_one_out(data: RatingData, seed: int = 0) -> Split:
     return Split(train, test_items, test_ratings, seed_used, data.item_ids)
 
 
-TARGET_MODES = ("random", "unpopular")
+TARGET_MODES = ("random", "unpopular", "tail")
+#: the ``tail`` tier: the least popular share of the items that have a training rating
+TAIL_SHARE = 0.2
 
 
 def select_targets(split: Split, mode: str | list | tuple | np.ndarray = "random", n_targets: int = 5, seed: int = 0) -> np.ndarray:
     """Choose target items (dense ids).
 
     ``random``: uniformly among all items; ``unpopular``: among items with 1 <= train ratings
-    < 5; a list/array: those dense ids, validated (in range, no duplicates).
+    < 5; ``tail``: among the bottom :data:`TAIL_SHARE` (20%) by training popularity of the
+    items with at least one training rating (ties at the cut by item id); a list/array: those dense ids, validated (in range, no duplicates).
     """
     n_items = split.n_items
     if isinstance(mode, str) and mode in TARGET_MODES:
@@ -90,6 +93,11 @@ def select_targets(split: Split, mode: str | list | tuple | np.ndarray = "random
         rng = np.random.default_rng(seed)
         if mode == "random":
             pool = np.arange(n_items)
+        elif mode == "tail":
+            counts = split.train.item_counts
+            rated = np.flatnonzero(counts >= 1)
+            order = rated[np.lexsort((rated, counts[rated]))]
+            pool = np.sort(order[: int(np.ceil(TAIL_SHARE * len(rated)))])
         else:
             counts = split.train.item_counts
             pool = np.flatnonzero((counts >= 1) & (counts < 5))

@@ -154,6 +154,32 @@ def prediction_shift(before: Evaluation, after: Evaluation) -> float:
     return float((after.target_predictions - before.target_predictions)[valid].mean())
 
 
+#: the two ways target HR is scored (docs/victims.md, "Scoring conventions"): this project's
+#: (real users only, items they rated masked, the default everywhere) and the one much of the
+#: poisoning literature's code uses (every user of the poisoned model, fake users included, no masking)
+SCORING_CONVENTIONS = ("real-masked", "all-unmasked")
+
+
+def unmasked_target_hr(model, n_users: int, targets: np.ndarray, k: int, chunk_users: int = 1024) -> float:
+    """Target HR@k in the ``all-unmasked`` convention: over all ``n_users`` users of the model
+    (fake users included) and every (user, target) pair, the target's rank among all items,
+    rated ones included (ties count against the target: strictly higher scores only)."""
+    targets = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+    device = getattr(model, "device", None) or torch.device("cpu")
+    hits, pairs = 0, 0
+    with torch.no_grad():
+        for start in range(0, int(n_users), chunk_users):
+            users = torch.arange(start, min(int(n_users), start + chunk_users), device=device)
+            scores = model.score_users(users).float()
+            if not bool(torch.isfinite(scores).all()):
+                _raise_non_finite(scores)
+            t_scores = scores[:, targets.to(device)]
+            higher = (scores.unsqueeze(1) > t_scores.unsqueeze(2)).sum(-1)
+            hits += int((higher < k).sum())
+            pairs += higher.numel()
+    return hits / pairs if pairs else float("nan")
+
+
 #: RI is defined only when the attack lifted the targets' mean HR@K by at least this much (absolute HR).
 #: Why 0.01: RI divides by the lift, so a lift near zero turns any difference into any RI (a lift of
 #: 0.001 gave RI 11.0).  The floor is a minimum effect size (one point of HR@K, a third of the

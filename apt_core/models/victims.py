@@ -32,6 +32,8 @@ and APT's influence uses autograd Hessian-vector products
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -116,6 +118,58 @@ def fit_victim(data: Interactions, config: VictimConfig, device: str | torch.dev
     trainer = victim_trainer(data.n_users, data.n_items, config, device, random_state)
     trainer.train_epochs(*trainer.tensors(data), config.epochs)
     return trainer.model()
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The epoch count an early stop chose, and the validation HR@K after every check."""
+
+    epochs: int
+    history: tuple[tuple[int, float], ...]
+
+
+def plateau_epochs(data: Interactions, config: VictimConfig, k: int = 50, check_every: int = 5, patience: int = 2,
+                   min_delta: float = 0.005, max_epochs: int = 200, device: str | torch.device = "cpu",
+                   random_state: int = 0) -> Plateau:
+    """Train to a plateau of validation HR@k: the victim's own early stop.
+
+    A validation split is carved out of ``data`` (never the test items): one interaction of
+    every user with two or more, drawn with ``random_state``.  The victim trains on the rest,
+    its validation HR@k (rated items masked, as the evaluation does) is measured every
+    ``check_every`` epochs, and training stops after ``patience`` checks without a gain of
+    ``min_delta``; the chosen count is the best check's epoch.  Callers then train with that
+    count on the full ``data`` (the same count for clean, attacked and defended fits, so
+    they stay comparable).
+    """
+    from apt_core.evaluation.metrics import hit_ratio, rank_items
+
+    rng = np.random.default_rng(random_state)
+    keys = rng.random(len(data))
+    order = np.lexsort((keys, data.users))  # a random interaction of each user comes first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = data.users[order][1:] != data.users[order][:-1]
+    eligible = np.bincount(data.users, minlength=data.n_users)[data.users[order]] >= 2
+    held = order[first & eligible]
+    keep = np.ones(len(data), dtype=bool)
+    keep[held] = False
+    fit_on = Interactions(data.users[keep], data.items[keep], data.ratings[keep], data.n_users, data.n_items, data.scale,
+                          data.n_real_users)
+    valid_items = np.full(data.n_users, -1, dtype=np.int64)
+    valid_items[data.users[held]] = data.items[held]
+    users = np.flatnonzero(valid_items >= 0)
+    trainer = victim_trainer(data.n_users, data.n_items, config, device, random_state)
+    tensors = trainer.tensors(fit_on)
+    history: list[tuple[int, float]] = []
+    best, best_epoch, stale = -1.0, 0, 0
+    while trainer.epochs_done < max_epochs and stale < patience:
+        trainer.train_epochs(*tensors, min(check_every, max_epochs - trainer.epochs_done))
+        hr = hit_ratio(rank_items(trainer.model(), fit_on, valid_items[users, None], users), k)
+        history.append((trainer.epochs_done, hr))
+        if hr > best + min_delta:
+            best, best_epoch, stale = hr, trainer.epochs_done, 0
+        else:
+            stale += 1
+    return Plateau(best_epoch, tuple(history))
 
 
 

@@ -1,0 +1,148 @@
+"""BPR-surrogate attack: fillers chosen by the gradient of a hit-ratio proxy on a BPR model.
+
+Paper: in the spirit of Huang, Mu, Gong, Li, Liu, Xu, "Data Poisoning Attacks to Deep Learning
+Based Recommender Systems", NDSS 2021 (their attack on NeuMF: train a surrogate recommender
+with a loss that rewards the target's hit ratio among normal users, then give each fake user
+the target plus the items the surrogate scores highest for it, with a selection probability
+that keeps the fake users diverse).  What is implemented here is an approximation of that
+idea, not their algorithm: the surrogate is a BPR matrix factorisation (Rendle et al., UAI
+2009) instead of NeuMF, and the "poison model" step is replaced by one gradient computation:
+
+1. Fit BPR-MF (``dim`` factors, Adam) on the real users' interactions: user factors ``P``,
+   item factors ``Q``.
+2. For every target ``t``, find where its factor would have to be for the real users who did
+   not interact with it to rank it in their top ``hr_k``: projected gradient ascent on
+   ``q`` of the hit-ratio proxy ``mean_u log sigmoid((p_u . q - tau_u) / T)`` (``tau_u``: the
+   score of user ``u``'s ``hr_k``-th best unrated item, rated items masked as the evaluation
+   does; ``T``: the spread of the scores), ``|q|`` capped at the largest item norm.  The
+   displacement ``d_t = q*_t - q_t`` is the direction the target must move.
+3. A BPR step moves a target towards the factors of the users who interact with it, and a
+   fake user's factor (fitted from zero) starts along ``sum_j (q_j - mean q)`` over its items.
+   So the first-order gain of giving the fake users item ``j`` is ``(q_j - mean q) . sum_t d_t``,
+   the gradient of the proxy with respect to the fake users' (soft) interaction with ``j``.
+   Each fake user draws its ``n_filler`` fillers uniformly from the ``pool x n_filler`` items
+   with the largest gain (the diversity Huang et al. get from their selection probabilities).
+4. ``rounds > 1``: inject the fake users into the surrogate, fine-tune it, and recompute
+   steps 2-3 from the poisoned surrogate (the targets have moved; so have the thresholds).
+
+Threat model: white box on the data (every real user's interactions; a BPR recommender can be
+trained on them), grey box on the victim (its architecture is not used: the fillers transfer
+from BPR-MF to LightGCN and NeuMF).  Budget: ``n_fake_users`` fake users, each interacting with
+every target and ``n_filler`` fillers; ratings are the scale maximum (ignored by implicit victims).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from apt_core.attacks._common import assemble, non_targets, sample_rows
+from apt_core.attacks.base import Attack, AttackResult, Param, ProgressFn
+from apt_core.data.dataset import Interactions
+
+
+def fit_bpr_mf(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, dim: int, epochs: int, lr: float,
+               reg: float, generator: torch.Generator, init: tuple[torch.Tensor, torch.Tensor] | None = None,
+               batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR-MF (one uniform negative per positive, Adam, L2 ``reg`` on the batch rows): ``(P, Q)``.
+
+    ``init`` continues from given factors (rows beyond ``init``'s users start at N(0, 0.1²))."""
+    P = torch.randn(n_users, dim, generator=generator) * 0.1
+    Q = torch.randn(n_items, dim, generator=generator) * 0.1
+    if init is not None:
+        P[: len(init[0])] = init[0]
+        Q = init[1].clone()
+    P.requires_grad_(True)
+    Q.requires_grad_(True)
+    opt = torch.optim.Adam([P, Q], lr=lr)
+    u_all, i_all = torch.from_numpy(np.asarray(users, np.int64)), torch.from_numpy(np.asarray(items, np.int64))
+    n = len(u_all)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            u, i = u_all[idx], i_all[idx]
+            j = torch.randint(0, n_items, (len(idx),), generator=generator)
+            pu, qi, qj = P[u], Q[i], Q[j]
+            loss = torch.nn.functional.softplus((pu * (qj - qi)).sum(-1)).mean()
+            loss = loss + reg * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return P.detach(), Q.detach()
+
+
+def target_displacements(P: torch.Tensor, Q: torch.Tensor, rated: torch.Tensor, targets: np.ndarray, hr_k: int,
+                         steps: int = 200) -> torch.Tensor:
+    """``d_t = q*_t - q_t`` per target (rows): where each target's factor must go to enter the
+    real users' top ``hr_k`` (projected gradient ascent of the hit-ratio proxy, module docstring)."""
+    scores = P @ Q.T
+    masked = scores.masked_fill(rated, -torch.inf)
+    masked[:, torch.from_numpy(targets)] = -torch.inf
+    k = min(hr_k, masked.shape[1] - 1)
+    tau = masked.topk(k, dim=1).values[:, -1]
+    temperature = float(scores.std()) or 1.0
+    cap = float(Q.norm(dim=1).max())
+    out = []
+    for t in targets:
+        users = ~rated[:, int(t)]
+        pu, tu = P[users], tau[users]
+        q = Q[int(t)].clone().requires_grad_(True)
+        opt = torch.optim.Adam([q], lr=0.05 * cap)
+        for _ in range(steps):
+            loss = -torch.nn.functional.logsigmoid((pu @ q - tu) / temperature).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                norm = q.norm()
+                if norm > cap:
+                    q.mul_(cap / norm)
+        out.append(q.detach() - Q[int(t)])
+    return torch.stack(out)
+
+
+class BPRSurrogateAttack(Attack):
+    name = "bpr-surrogate"
+    summary = "Fillers picked by the gradient of a target hit-ratio proxy on a BPR-MF surrogate (after Huang et al. 2021)"
+    paper = "after Huang, Mu, Gong, Li, Liu, Xu, NDSS 2021 (approximation: BPR-MF surrogate, one-step gradient)"
+    threat_model = "white box on the data (all real interactions); victim architecture not used"
+    params = (
+        Param("dim", int, 32, "factors of the BPR-MF surrogate", low=1, high=512),
+        Param("epochs", int, 30, "training epochs of the surrogate (fine-tuning between rounds: a third)", low=1, high=1000),
+        Param("lr", float, 0.01, "Adam learning rate of the surrogate", low=0.0, low_open=True, high=1.0),
+        Param("hr_k", int, 50, "the top-K the hit-ratio proxy aims at", low=1, high=1000),
+        Param("pool", float, 1.5, "fillers are drawn from the pool x n_filler items with the largest gain", low=1.0, high=20.0),
+        Param("rounds", int, 1, "surrogate rounds (>1: re-fit on the poisoned data and re-pick)", low=1, high=5),
+    )
+
+    def __init__(self, dim: int = 32, epochs: int = 30, lr: float = 0.01, hr_k: int = 50, pool: float = 1.5, rounds: int = 1) -> None:
+        self._set_declared(locals())
+
+    def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
+                  rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+        n_real, n_items = train.n_users, train.n_items
+        rated = torch.zeros(n_real, n_items, dtype=torch.bool)
+        rated[torch.from_numpy(train.users), torch.from_numpy(train.items)] = True
+        cand = non_targets(n_items, targets)
+        P, Q = fit_bpr_mf(train.users, train.items, n_real, n_items, self.dim, self.epochs, self.lr, 1e-4, gen)
+        profiles, gains_top = None, []
+        for r in range(self.rounds):
+            if progress is not None:
+                progress(r / self.rounds, f"bpr-surrogate round {r + 1}/{self.rounds}")
+            d = target_displacements(P[:n_real], Q, rated, targets, self.hr_k).sum(0)
+            gain = ((Q - Q.mean(0)) @ d).numpy()[cand]
+            pool = cand[np.argsort(-gain, kind="stable")[: max(n_filler, int(round(self.pool * n_filler)))]]
+            gains_top.append(pool[:10].tolist())
+            items = sample_rows(rng, n_fake_users, pool, n_filler)
+            profiles = assemble(items, np.full(items.shape, train.scale.maximum), targets, train.scale, n_items)
+            if r + 1 < self.rounds:
+                poisoned = profiles.inject(train)
+                P, Q = fit_bpr_mf(poisoned.users, poisoned.items, poisoned.n_users, n_items, self.dim,
+                                  max(1, self.epochs // 3), self.lr, 1e-4, gen, init=(P[:n_real], Q))
+        popularity = train.real_item_counts
+        chosen = profiles.items[~np.isin(profiles.items, targets)]
+        diagnostics = {"top_gain_items": gains_top,
+                       "filler_popularity_mean": float(popularity[chosen].mean()) if len(chosen) else 0.0,
+                       "catalogue_popularity_mean": float(popularity.mean())}
+        return AttackResult(profiles, diagnostics)

@@ -1,0 +1,98 @@
+"""Issue 25: attacks for implicit-feedback victims, the tail target tier, the literature's scoring
+convention and the victims' early stop (tiny data; the ML-100K numbers are in docs/victims.md)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apt_core.attacks import make_attack
+from apt_core.attacks.bpr_surrogate import fit_bpr_mf, target_displacements
+from apt_core.attacks.popular_filler import most_popular
+from apt_core.data.dataset import Interactions, RatingScale
+from apt_core.data.split import Split, select_targets
+from apt_core.evaluation.metrics import unmasked_target_hr
+from apt_core.models.mf import MFModel
+from apt_core.models.victims import default_victim_config, plateau_epochs
+from conftest import make_tiny
+
+
+def long_tail(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Interactions:
+    """Interactions with a popularity gradient: item j is chosen with weight 1/(j+1)."""
+    rng = np.random.default_rng(seed)
+    w = 1.0 / np.arange(1, n_items + 1)
+    rows = [rng.choice(n_items, size=8, replace=False, p=w / w.sum()) for _ in range(n_users)]
+    users = np.repeat(np.arange(n_users), 8)
+    items = np.concatenate(rows)
+    return Interactions(users, items, np.full(len(items), 5.0, np.float32), n_users, n_items, RatingScale(1, 5, 1))
+
+
+def test_popular_filler_uses_only_the_most_popular_items():
+    data = long_tail()
+    targets = np.array([38, 39])
+    fake = make_attack("popular-filler", pool=1.5).generate(data, targets, 7, 4, random_state=3)
+    fillers = fake.items[~np.isin(fake.items, targets)]
+    allowed = most_popular(data, targets, 6)
+    assert set(fillers.tolist()) <= set(allowed.tolist())
+    assert len(fillers) == 7 * 4
+    # pool = 1: every fake user has the same profile, the 4 most popular items
+    same = make_attack("popular-filler", pool=1.0).generate(data, targets, 3, 4, random_state=0)
+    per_user = [set(same.items[(same.users == u) & ~np.isin(same.items, targets)].tolist()) for u in range(3)]
+    assert per_user[0] == per_user[1] == per_user[2] == set(most_popular(data, targets, 4).tolist())
+
+
+def test_target_displacement_raises_the_hit_ratio_proxy():
+    """The direction the attack pushes a target in must raise its score above the users' thresholds."""
+    data = long_tail(seed=1)
+    gen = torch.Generator().manual_seed(0)
+    P, Q = fit_bpr_mf(data.users, data.items, data.n_users, data.n_items, 8, 20, 0.05, 1e-4, gen)
+    rated = torch.zeros(data.n_users, data.n_items, dtype=torch.bool)
+    rated[torch.from_numpy(data.users), torch.from_numpy(data.items)] = True
+    targets = np.array([39])
+    d = target_displacements(P, Q, rated, targets, hr_k=5)[0]
+    before = (P @ Q[39]).mean()
+    after = (P @ (Q[39] + d)).mean()
+    assert after > before
+    assert float((Q[39] + d).norm()) <= float(Q.norm(dim=1).max()) * (1 + 1e-5)
+
+
+def test_bpr_surrogate_is_seeded_and_reports_its_fillers():
+    data = long_tail(seed=2)
+    attack = make_attack("bpr-surrogate", epochs=5, dim=8)
+    a = attack.run(data, np.array([37, 39]), 5, 4, random_state=1)
+    b = attack.run(data, np.array([37, 39]), 5, 4, random_state=1)
+    assert np.array_equal(a.profiles.items, b.profiles.items)
+    assert a.diagnostics["filler_popularity_mean"] > 0
+
+
+def test_tail_tier_draws_from_the_least_popular_fifth():
+    data = long_tail(n_items=50)
+    split = Split(data, np.zeros(data.n_users, np.int64), np.zeros(data.n_users, np.float32), 0)
+    counts = data.item_counts
+    rated = np.flatnonzero(counts >= 1)
+    cut = np.sort(counts[rated])[int(np.ceil(0.2 * len(rated))) - 1]
+    for seed in range(5):
+        targets = select_targets(split, "tail", 3, seed=seed)
+        assert np.all(counts[targets] <= cut) and np.all(counts[targets] >= 1)
+
+
+def test_unmasked_hr_counts_every_user_and_rated_items():
+    # 3 users, 4 items; scores are P Q^T with a 1-d factor: the item order is 3 > 2 > 1 > 0 for everyone.
+    P = torch.ones(3, 1)
+    Q = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    model = MFModel(P, Q)
+    assert unmasked_target_hr(model, 3, np.array([3]), 1) == 1.0   # first for all three users
+    assert unmasked_target_hr(model, 3, np.array([2]), 1) == 0.0   # item 3 is above it, rated or not
+    assert unmasked_target_hr(model, 3, np.array([2, 0]), 2) == 0.5
+
+
+def test_plateau_stops_and_reports_its_history():
+    data = make_tiny(40, 30, 0.3, seed=0)
+    cfg = default_victim_config("neumf").with_(batch_size=64, layers=(16, 8, 4))
+    p = plateau_epochs(data, cfg, k=10, check_every=1, patience=2, max_epochs=8, random_state=0)
+    epochs = [e for e, _ in p.history]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) <= 8
+    best = max(hr for _, hr in p.history)
+    assert dict(p.history)[p.epochs] >= best - 0.005 - 1e-12
+    if len(epochs) < 8:  # it stopped early: the last `patience` checks gained nothing
+        assert all(hr <= dict(p.history)[p.epochs] + 0.005 for e, hr in p.history if e > p.epochs)
