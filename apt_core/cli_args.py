@@ -26,7 +26,7 @@ def _seed_arg(value: str) -> int:
     return seed
 
 
-TARGET_WORDS = ("random", "unpopular", "paper", "paper-unpopular", "paper-random")
+TARGET_WORDS = ("random", "unpopular", "tail", "paper", "paper-unpopular", "paper-random")
 
 
 #: the attack ``detect`` runs when neither --attack nor --poison-file is given
@@ -113,7 +113,7 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
                    help="inject these fake profiles instead of running an attack: CSV user,item_id,rating (the data set's own "
                         "item ids) or the authors' .npy; the run's attack is then 'file' (--attack must stay none)")
     p.add_argument("--targets", type=_targets_arg, default="random",
-                   help="random, unpopular, paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
+                   help="random, unpopular (1-4 training ratings), tail (bottom 20%% by popularity), paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
                         "only on their split files), or comma-separated item ids (the data set's own ids)")
     p.add_argument("--n-targets", type=int, default=5, help="number of target items")
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses, from: " + ", ".join(defense_names()) + " (default: none)%(default).0s")
