@@ -237,6 +237,9 @@ def format_rows(rows: list[dict]) -> str:
 def add_cache_arguments(p: argparse.ArgumentParser, history: bool = True) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the artifact cache (train everything)")
     p.add_argument("--cache-dir", default=None, help="artifact cache folder (default: $APT_CACHE_DIR/artifacts or ~/.cache/apt_lab/artifacts)")
+    p.add_argument("--keep-models", action="store_true",
+                   help="also keep every fitted model's tensors in the cache (default: only the undefended MF models; "
+                        "the evaluations that every table and figure is computed from are always kept)")
     if history:
         p.add_argument("--no-history", action="store_true", help="do not record this run in the run history")
         p.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
@@ -247,7 +250,7 @@ def cache_from_args(args: argparse.Namespace):
 
     if getattr(args, "no_cache", False):
         return None
-    return ArtifactCache(args.cache_dir)
+    return ArtifactCache(args.cache_dir, store_models=bool(getattr(args, "keep_models", False)))
 
 
 def store_from_args(args: argparse.Namespace):

@@ -185,10 +185,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(f"removed {cache.clear()} entries from {cache.root}")
         return 0
     entries = cache.entries()
-    kinds: dict[str, int] = {}
+    kinds: dict[str, list[int]] = {}  # kind -> [entries, bytes]
     for p in entries:
-        kinds[p.parent.parent.name] = kinds.get(p.parent.parent.name, 0) + 1
-    print(f"{cache.root}: {len(entries)} entries, {cache.size_bytes() / 1e6:.1f} MB" + ("" if not kinds else " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"))
+        count = kinds.setdefault(p.parent.parent.name, [0, 0])
+        count[0] += 1
+        count[1] += p.stat().st_size
+    total = sum(size for _, size in kinds.values())
+    print(f"{cache.root}: {len(entries)} entries, {total / 1e6:.1f} MB"
+          + ("" if not kinds else " (" + ", ".join(f"{k} {n}: {b / 1e6:.1f} MB" for k, (n, b) in sorted(kinds.items())) + ")"))
     return 0
 
 

@@ -123,6 +123,39 @@ def victim_code_object(name: str):
     return victim_class(name) if callable(victim_class) else victims
 
 
+#: Diagnostics no page, table or report reads back from a cached evaluation: the last ERM users
+#: (the Lesson shows them from its own run, which keeps its models and so their full diagnostics)
+#: and, per regeneration round, each ERM user's items and the influence ranking (the pages
+#: rank the stored influence vector themselves).  On the sample grid they were 90% of the
+#: evaluations' bytes.  A kept model's entry keeps the diagnostics whole.
+UNREAD_DIAGNOSTICS = ("last_erm",)
+UNREAD_ROUND_DIAGNOSTICS = ("erm_items", "influence_rank")
+
+
+def keeps_model(cache, defense_name: str, asked: bool = False) -> bool:
+    """Whether a fitted model's tensors go into the cache (the numbers always do, as its evaluation).
+
+    Kept: every model when the cache keeps models (``ArtifactCache(store_models=True)``, the
+    CLI's ``--keep-models``); a model the caller asked for (``run_scenario(keep_models=True)``:
+    the pages that show a user's top-K list); and always the undefended MF models (``origin``,
+    ``attack``): few, shared by every defense of a scenario and by other target sets, and the
+    ones the Attack, Profiles and Lesson pages rank items with.  Defended models (the bulk of
+    a grid or a sweep) are not kept: their evaluations answer every table and figure.
+    """
+    return bool(asked or getattr(cache, "store_models", False) or defense_name == "none")
+
+
+def kept_diagnostics(diagnostics: dict) -> dict:
+    """``diagnostics`` without :data:`UNREAD_DIAGNOSTICS` and :data:`UNREAD_ROUND_DIAGNOSTICS`
+    (what an evaluation entry stores; ``diagnostics`` itself is not changed)."""
+    out = {k: v for k, v in (diagnostics or {}).items() if k not in UNREAD_DIAGNOSTICS}
+    rounds = out.get("rounds")
+    if isinstance(rounds, list):
+        out["rounds"] = [{k: v for k, v in r.items() if k not in UNREAD_ROUND_DIAGNOSTICS} if isinstance(r, dict) else r
+                         for r in rounds]
+    return out
+
+
 def model_payload(model, seconds: float, diagnostics: dict, store_model: bool) -> dict:
     from apt_core.storage.cache import storable_subset
 
@@ -165,5 +198,7 @@ def evaluation_from_entry(entry: dict, k: int) -> Evaluation:
 
 
 def eval_payload(ev: Evaluation, seconds: float, diagnostics: dict) -> dict:
+    """An evaluation entry: the ranks and predictions every metric is computed from, the fit's
+    time and the diagnostics the pages read (:func:`kept_diagnostics`)."""
     return {"target_ranks": ev.target_ranks, "test_ranks": ev.test_ranks, "target_predictions": ev.target_predictions,
-            "seconds": float(seconds), "diagnostics": diagnostics}
+            "seconds": float(seconds), "diagnostics": kept_diagnostics(diagnostics)}

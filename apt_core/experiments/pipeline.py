@@ -52,6 +52,7 @@ from apt_core.experiments.artifacts import (  # noqa: F401 -- profiles_fingerpri
     Keys,
     eval_payload,
     evaluation_from_entry,
+    keeps_model,
     model_payload,
     profiles_fingerprint,
     rebuild_model,
@@ -128,8 +129,9 @@ def _fit_evaluate_once(cache, keys: Keys | None, train_key: str, defense, ctx: D
     ev = evaluate(result.model, split, targets, k)
     diagnostics = result.diagnostics or {}
     if cache is not None and model_key is not None:
-        payload = model_payload(result.model, seconds, diagnostics, cache.store_models)
-        cache.save("model", model_key, payload)
+        payload = model_payload(result.model, seconds, diagnostics, keeps_model(cache, defense.name, keep_model))
+        if payload["state"] is not None:  # an entry without tensors would rebuild nothing: the evaluation keeps the numbers
+            cache.save("model", model_key, payload)
         cache.save("eval", eval_key, eval_payload(ev, seconds, payload["diagnostics"]))
     return ev, seconds, diagnostics, False, result.model if keep_model else None
 

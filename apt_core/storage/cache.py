@@ -6,8 +6,10 @@ beside it).  Kinds written by :func:`apt_core.experiments.pipeline.run_scenario`
 
 ``fake``   fake profiles of one attack run (users, items, ratings arrays);
 ``model``  a fitted recommender: its ``state_dict()`` (tensors only) + class name, the fit
-           time and the defense's diagnostics;
-``eval``   the evaluation of a model on one target set: rank arrays and predicted ratings.
+           time and the defense's diagnostics -- only for the models that are kept (the
+           undefended MF models, those a caller asks for, every one with ``store_models``);
+``eval``   the evaluation of a model on one target set: rank arrays and predicted ratings,
+           the fit time and the diagnostics the pages read.
 
 Why evaluations are cached beside models: a defense's model class may not be rebuildable
 from tensors (PCMF and APT are written by others and may hold extra state), while the ranks
@@ -326,9 +328,15 @@ class CacheStats:
 
 
 class ArtifactCache:
-    """Content-addressed artifact cache (see module docstring).  ``root=None``: the default folder."""
+    """Content-addressed artifact cache (see module docstring).  ``root=None``: the default folder.
 
-    def __init__(self, root: str | Path | None = None, store_models: bool = True):
+    ``store_models``: keep every fitted model's tensors (the CLI's ``--keep-models``).  By
+    default only the undefended MF models and those a caller asks for are kept; every other
+    fit keeps its evaluation, which answers every table and figure
+    (:func:`apt_core.experiments.artifacts.keeps_model`).
+    """
+
+    def __init__(self, root: str | Path | None = None, store_models: bool = False):
         if root is None:
             from apt_core.storage.paths import default_cache_root
 
