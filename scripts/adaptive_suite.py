@@ -55,12 +55,15 @@ def adaptive_settings() -> list[Setting]:
 def shaded_settings() -> list[Setting]:
     """An attacker who knows ``apt-robust`` (issue 21): ``subset.shade`` rates each account's
     other targets one step below the maximum, which lifts a bursting target's "ratings below
-    the maximum" centre to the global cap."""
+    the maximum" centre to the global cap; clique framing gives real fans two surprising pairs,
+    enough for the rank-2 detector, so that its removals cost real users."""
     return [
         Setting("subset k=4 shade", "subset", params=("subset.k=4", "subset.shade=true")),
         Setting("subset k=3 shade", "subset", params=("subset.k=3", "subset.shade=true")),
         Setting("subset k=2 shade (5%)", "subset", size=0.05, params=("subset.k=2", "subset.shade=true")),
         Setting("subset k=4 shade/random", "subset", "random", params=("subset.k=4", "subset.shade=true")),
+        Setting("subset k=3+framing clique 0.33 (4.5%)", "subset", size=0.045,
+                params=("subset.k=3", "subset.framing=0.33", "subset.framing_rule=clique")),
     ]
 
 

@@ -106,6 +106,24 @@ def _most_surprising_pair(data: Interactions, exclude) -> tuple[int, int]:
     return int(i), int(j)
 
 
+def test_clique_framing_top_rates_a_planted_triangle(data):
+    """``framing_rule="clique"`` finds three items whose three pairs a group of real fans top-rates
+    together (planted here: 25 users give 5 stars to items 40, 41, 42) and every framing account
+    top-rates all three out of its filler budget."""
+    fans = np.arange(25)
+    keep = ~(np.isin(data.users, fans) & np.isin(data.items, [40, 41, 42]))
+    users = np.concatenate([data.users[keep], np.repeat(fans, 3)])
+    items = np.concatenate([data.items[keep], np.tile([40, 41, 42], len(fans))])
+    ratings = np.concatenate([data.ratings[keep], np.full(3 * len(fans), data.scale.maximum, np.float32)])
+    planted = Interactions(users, items, ratings, data.n_users, data.n_items, data.scale)
+    result = make_attack("subset", k=2, framing=0.3, framing_rule="clique").run(planted, TARGETS, 10, 6, random_state=0)
+    assert [sorted(t) for t in result.diagnostics["framing_pairs"]][0] == [40, 41, 42]
+    for u in range(result.diagnostics["pushers"], 10):
+        items_u, ratings_u = _rows(result.profiles, u)
+        assert {40, 41, 42} <= set(items_u[ratings_u == data.scale.maximum].tolist())
+        assert len(items_u) == 6, "the clique's three items come out of the filler budget"
+
+
 @pytest.mark.parametrize("rule", ["count", "surprise"])
 def test_decoy_and_framing_accounts_inside_the_budget(data, rule):
     result = make_attack("subset", k=2, decoys=0.25, framing=0.2, framing_rule=rule).run(data, TARGETS, 20, 6, random_state=2)

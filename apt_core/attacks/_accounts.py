@@ -63,7 +63,9 @@ def decoy_pair(train: Interactions, exclude: np.ndarray, rng: np.random.Generato
     return np.sort(rng.choice(pool, 2, replace=False))
 
 
-FRAMING_RULES = ("surprise", "count")
+FRAMING_RULES = ("surprise", "count", "clique")
+#: ``clique``: triangles are looked for among this many of the most surprising pairs
+CLIQUE_POOL = 300
 
 
 def co_top_rated_pairs(train: Interactions, exclude: np.ndarray, n_pairs: int, rule: str = "count") -> np.ndarray:
@@ -87,25 +89,63 @@ def co_top_rated_pairs(train: Interactions, exclude: np.ndarray, n_pairs: int, r
     ok = (C.data > 0) & keep[C.row] & keep[C.col]
     rows, cols, co = C.row[ok], C.col[ok], C.data[ok]
     first = -co if rule == "count" else -np.asarray(S[rows, cols]).ravel()
+    if rule == "clique":
+        return surprising_triangles(rows, cols, co, -first, n_pairs)
     order = np.lexsort((cols, rows, -co, first))[: int(n_pairs)]
     return np.stack([rows[order], cols[order]], axis=1).astype(np.int64)
 
 
+def surprising_triangles(rows: np.ndarray, cols: np.ndarray, co: np.ndarray, surprise: np.ndarray, n_triangles: int) -> np.ndarray:
+    """``rule="clique"``: item triples whose three pairs real fans all top-rate together beyond
+    popularity, best first by the *second* largest of the three pair surprises (what a
+    rank-2 co-rating detector reads off a fan who top-rates all three), then the smallest
+    co-count of the three; found among the ``CLIQUE_POOL`` most surprising pairs.  Returns
+    ``(n, 3)`` item ids (falls back to the best pairs' items, padded with its third-best
+    neighbour, never fewer than one row when a pair exists)."""
+    order = np.lexsort((cols, rows, -co, -surprise))[:CLIQUE_POOL]
+    edge: dict[tuple[int, int], tuple[float, float]] = {}
+    for r, c, s, n in zip(rows[order].tolist(), cols[order].tolist(), surprise[order].tolist(), co[order].tolist()):
+        edge[(min(r, c), max(r, c))] = (s, n)
+    items = sorted({i for e in edge for i in e})
+    found: list[tuple[float, float, tuple[int, int, int]]] = []
+    for a_pos, a in enumerate(items):
+        for b_pos in range(a_pos + 1, len(items)):
+            b = items[b_pos]
+            if (a, b) not in edge:
+                continue
+            for c in items[b_pos + 1 :]:
+                if (a, c) in edge and (b, c) in edge:
+                    trio = [edge[(a, b)], edge[(a, c)], edge[(b, c)]]
+                    second = sorted(t[0] for t in trio)[1]
+                    found.append((-second, -min(t[1] for t in trio), (a, b, c)))
+    found.sort()
+    if found:
+        return np.array([t[2] for t in found[: int(n_triangles)]], dtype=np.int64)
+    if len(order) == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    best = (int(rows[order[0]]), int(cols[order[0]]))
+    third = next((int(x) for r, c in zip(rows[order].tolist(), cols[order].tolist()) for x in (r, c)
+                  if x not in best and best[0] in (r, c)), None)
+    return np.array([[*best, third]], dtype=np.int64) if third is not None else np.array([best], dtype=np.int64)
+
+
 def pair_accounts(train: Interactions, pairs: np.ndarray, n_accounts: int, n_filler: int, exclude: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n_accounts`` profiles: account ``a`` top-rates ``pairs[a % len(pairs)]`` plus
-    ``n_filler - 2`` Average fillers outside ``exclude`` and the pairs.  Returns local
-    (users, items, ratings) with users ``0..n_accounts-1``."""
+    """``n_accounts`` profiles: account ``a`` top-rates ``pairs[a % len(pairs)]`` (a pair, or a
+    clique's items) plus ``n_filler - width`` Average fillers outside ``exclude`` and the pairs.
+    Returns local (users, items, ratings) with users ``0..n_accounts-1``."""
     if n_accounts == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if n_filler < 2:
-        raise ConfigError(f"decoy and framing accounts rate a pair of items out of the filler budget: it must be at least 2, got {n_filler}")
+    width = int(np.shape(pairs)[1]) if np.ndim(pairs) == 2 else 2
+    if n_filler < width:
+        raise ConfigError(f"decoy and framing accounts rate a pair (or a clique) of items out of the filler budget: it must be at least "
+                          f"{width}, got {n_filler}")
     if len(pairs) == 0:
         raise ConfigError("no item pair for the decoy or framing accounts (no real user top-rates two items together)")
     mask = np.ones(train.n_items, dtype=bool)
     mask[np.asarray(exclude, dtype=np.int64)] = False
     mask[np.asarray(pairs, dtype=np.int64).ravel()] = False
-    fillers = sample_rows(rng, n_accounts, np.flatnonzero(mask), n_filler - 2)
+    fillers = sample_rows(rng, n_accounts, np.flatnonzero(mask), n_filler - width)
     means, stds = train.item_means(), train.item_stds()
     filler_ratings = train.scale.snap(rng.normal(means[fillers], stds[fillers]))
     chosen = np.asarray(pairs, dtype=np.int64)[np.arange(n_accounts) % len(pairs)]

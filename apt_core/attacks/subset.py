@@ -38,7 +38,8 @@ ACCOUNT_PARAMS = (
     Param("framing", float, 0.0, "share of the fake accounts spent on framing (top-rate item pairs real fans co-rate; inside the budget)",
           low=0.0, high=1.0, high_open=True),
     Param("framing_pairs", int, 1, "framing accounts cycle over this many of the item pairs real fans top-rate together", low=1, high=1000),
-    Param("framing_rule", str, "surprise", "which pairs framing accounts top-rate: surprise (real fans co-rate them far beyond popularity) or count (most often)",
+    Param("framing_rule", str, "surprise", "which pairs framing accounts top-rate: surprise (real fans co-rate them far beyond popularity), count (most often) "
+          "or clique (three items whose three pairs real fans all co-rate beyond popularity: against apt-robust's rank-2 detector)",
           choices=FRAMING_RULES),
 )
 
