@@ -8,10 +8,12 @@ import streamlit as st
 
 from apt_core.plots.explore import theory_figure
 from apt_core.theory.simulation import METHODS, TheoryParams, curves_over, rating_moments, tolerable_fake_users
-from apt_core.theory.bounds import PaperParams, bound_curves, paper_bounds, sample_model, success_probability
+from apt_core.theory.bounds import PaperParams, bound_curves, paper_bounds, sample_model, simulation_bytes, success_probability
 from apt_core.plots.explore import paper_bounds_figure
+from apt_core.theory.checks import TheoremNote, check_theorems, format_bound, theorem_notes
 from pages._shared.display import download
 from pages._shared.page_guard import guard
+from pages._shared.runs import budgeted, check_memory_budget
 from pages._shared.settings import kept_value, presenter
 from pages._shared.url_state import url_state
 
@@ -27,13 +29,22 @@ AXES = {
 @st.cache_data(show_spinner=False, max_entries=64)
 def compute(params: dict, axis: str, n_points: int, n_trials: int, seed: int):
     _, lo, hi = AXES[axis]
-    return curves_over(TheoryParams(**params), axis, lo, hi, n_points, n_trials, seed)
+    with budgeted("the Theory page's simulation (our model)"):  # a served dashboard: queued, timed
+        return curves_over(TheoryParams(**params), axis, lo, hi, n_points, n_trials, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def paper_curves(params: dict, axis: str, n_trials: int, seed: int):
     """The paper's three bounds and our simulation against n* or epsilon."""
-    return bound_curves(PaperParams(**params), axis, n_trials, seed)
+    with budgeted("the Theory page's simulation", simulation_bytes(PaperParams(**params))):  # refused over the memory budget
+        return bound_curves(PaperParams(**params), axis, n_trials, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def theorem_check(params: dict, n_trials: int, seed: int) -> list[TheoremNote]:
+    """The theorems checked at the page's setting, in words (undefined bounds, precondition, our simulation)."""
+    with budgeted("the Theory page's checks", simulation_bytes(PaperParams(**params))):
+        return theorem_notes(check_theorems(PaperParams(**params), n_trials, seed))
 
 
 def body() -> None:
@@ -41,20 +52,29 @@ def body() -> None:
     url_state(["pt-n", "pt-d", "pt-sigma", "pt-beta", "pt-gamma", "pt-eps", "pt-nstar", "pt-trials"])
     st.markdown(
         r"""
-**The paper's setting** (Wu et al. 2021, section 4.3). Ratings are binary, $r \in \{-1, +1\}$ (recommend or not).
+**The paper's setting** (Wu et al. 2021, Section 4). Ratings are binary, $r \in \{-1, +1\}$ (recommend or not).
 Users' embeddings follow a Gaussian model: $r$ uniform on $\pm 1$ and $u \sim N(r\,\bar u, \sigma^2 I_d)$.
 The *Gaussian recommender* estimates one item embedding $\hat v = \frac1n \sum_i r_i u_i$ and recommends when
 $\langle \hat v, u\rangle > 0$; its error is $\beta = P[\mathrm{sign}\langle \hat v, u\rangle \ne r]$.
 $n$ real users, $n'$ poisoning users with $\max\|u\|_\infty = \gamma$, $\alpha = \|\hat v\|_2$,
 $\tau = \min_i \|u_i\|$ (smallest real-user norm), $\varepsilon$ = AT's perturbation level, $n^*$ = APT's ERM users.
-With $C = \alpha\sqrt d\,\frac{2\sqrt n - 1}{2\sqrt n + 4\sigma} - \alpha\sigma\sqrt{2\log(1/\beta)}$, the error stays at most
-$\beta$ (with probability at least $1 - 2e^{-d/(8(\sigma^2+1))}$) as long as:
+**The theorems' assumptions**: $\|\bar u\| = \sqrt d$; **every user, the test user included, lies in the γ-ball**
+($\|u\|_\infty \le \gamma$), which gives $\langle u, u'\rangle \ge -d\gamma^2$ for any two users; and the precondition
+$\langle \hat v, \bar u\rangle - n' d\gamma^2/n \ge 0$. Gaussian users are unbounded, so the γ-ball assumption does not hold in
+the Gaussian model itself (the checks below show where that matters).
+With $C = \alpha\sqrt d\,\frac{2\sqrt n - 1}{2\sqrt n + 4\sigma} - \alpha\sigma\sqrt{2\log(1/\beta)}$, under these assumptions the
+error stays at most $\beta$ (with probability at least $1 - 2e^{-d/(8(\sigma^2+1))}$) as long as:
 
 - **Theorem 4.3 (standard training)**: $n' \le \frac{n}{d\gamma^2}\, C$;
-- **Theorem 4.4 (adversarial training)**: $n' \le \frac{n}{d\gamma^2 - \varepsilon\tau}\,(C + \varepsilon\tau)$ — AT raises the tolerable poisoning;
-- **Theorem 4.5 (APT)**: $n' \le \frac{1}{d\gamma^2}\,(nC + n^*\gamma\tau)$ — APT raises it by $n^*\tau/(d\gamma)$.
+- **Theorem 4.4 (adversarial training)**: $n' \le \frac{n}{d\gamma^2 - \varepsilon\tau}\,(C + \varepsilon\tau)$, undefined where $d\gamma^2 \le \varepsilon\tau$ — the paper: AT raises the tolerable poisoning;
+- **Theorem 4.5 (APT)**: $n' \le \frac{1}{d\gamma^2}\,(nC + n^*\gamma\tau)$ — the paper: APT raises it by $n^*\tau/(d\gamma)$.
 
-APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share of ERM users exceeds the share of parameter perturbation.
+The paper's corollary: APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$ (the share of ERM users exceeds the share of parameter perturbation).
+
+**Where AT's and APT's gains come from.** In the proofs the defender sees the test user $u$: AT's estimate is
+$\hat v_{AT} = \hat v + \mathrm{sgn}(r_u)\,\varepsilon$ (a shift towards the test user's own label), worth $\varepsilon\tau$ in
+$\langle \hat v, u\rangle$; the ERM users add $n^*\|u\|_1\gamma \ge n^*\gamma\tau$ (each placed at $\gamma\,\mathrm{sgn}(u)$).
+A recommender does not know its test user when it trains, and neither AT nor APT in our simulation does.
 """
     )
     # Presenter mode keeps the three knobs the theorems compare (poisoning norm, AT level, ERM
@@ -76,12 +96,14 @@ APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share 
         beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
     c = st.columns(3 if presenter() else 4)
     gamma = c[0].slider("poisoning norm γ", 0.2, 3.0, 1.0, 0.1, key="pt-gamma")
-    eps = c[1].slider("AT level ε", 0.0, 1.0, 0.1, 0.01, key="pt-eps")
+    # Default 0.02: the bounds then rank APT above AT, as the paper's corollary says for n* = 47.
+    eps = c[1].slider("AT level ε", 0.0, 1.0, 0.02, 0.01, key="pt-eps")
     n_star = c[2].slider("ERM users n*", 0, 500, 47, 1, key="pt-nstar")
     if not presenter():
         n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
     p = PaperParams(n=n, d=d, sigma=sigma, beta=beta, gamma=gamma, eps=eps, n_star=n_star)
     p.validate()
+    check_memory_budget("the Theory page's sampling", simulation_bytes(p))
     alpha, tau = sample_model(p, 0)
     bounds = paper_bounds(p, alpha, tau)
     cols = st.columns(4)
@@ -90,11 +112,15 @@ APT tolerates more than AT when $n^* > (n + n')\,\varepsilon/\gamma$: the share 
                    help="The probability the bounds hold: 1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
     for col, (m, label, name) in zip(cols[1:], [("standard", "Thm 4.3", "standard training"), ("at", "Thm 4.4", "adversarial training (AT)"),
                                                 ("apt", "Thm 4.5", "APT")]):
-        col.metric(f"{label}: n' ≤", f"{bounds[m]:.0f}", help=f"{name}: the largest number of poisoning users n' the theorem tolerates")
+        col.metric(f"{label}: n' ≤", format_bound(bounds[m]), help=f"{name}: the largest number of poisoning users n' the theorem tolerates "
+                   "(undefined: the formula has no value at these settings)")
     st.caption(f"α = ‖v̂‖ = {alpha:.2f} and τ = {tau:.2f} come from one sampled clean data set of this model. "
                "A negative bound means the theorem guarantees nothing for these settings.")
+    for note in theorem_check(dataclasses.asdict(p), n_trials, 0):
+        (st.warning if note.warning else st.info)(note.text)
     st.warning("**The simulation is ours**, not the paper's: ū = (1, …, 1); each poisoning user is r = +1, u = −γ(1, …, 1); "
-               "AT is the ε-adversarial mean (coordinates shrunk by ε); APT's ERM users are fresh users labelled by the current model. "
+               "AT is the ε-adversarial mean (coordinates shrunk by ε); APT's ERM users are fresh users labelled by the current model "
+               "(neither sees the test user). "
                "The error of each fitted v̂ is computed exactly; the largest n' with error ≤ β is found by bisection.")
     left, right = st.columns(2)
     for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):

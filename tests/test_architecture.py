@@ -25,7 +25,7 @@ PACKAGE = ROOT / "apt_core"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("apt_core", "apt_core.errors", "apt_core.runtime.devices", "apt_core.registry", "apt_core.params", "apt_core.storage.paths", "apt_core.storage.outputs",
               "apt_core.stats", "apt_core.theory.simulation", "apt_core.reporting.paper", "apt_core.runtime.procs", "apt_core.runtime.serving",
-              "apt_core.runtime.ray_reaper", "apt_core.theory.bounds", "apt_core.storage.import_graph")),
+              "apt_core.runtime.ray_reaper", "apt_core.theory.bounds", "apt_core.theory.checks", "apt_core.storage.import_graph")),
     ("data, models and metrics", ("apt_core.data", "apt_core.models", "apt_core.evaluation.metrics")),
     ("attacks and defenses", ("apt_core.influence.solvers", "apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
     ("experiment", ("apt_core.storage.cache", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",

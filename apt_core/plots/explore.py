@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from apt_core.plots.style import TEMPLATE
+from apt_core.plots.style import TEMPLATE, scaled, wrap_label
 
 # Colours: one meaning each, across all pages.
 REAL = "#4C78A8"
@@ -25,29 +25,33 @@ METHOD_COLOURS = {"standard": FAKE, "at": "#B279A2", "apt": ERM}
 METHOD_LABELS = {"standard": "standard training", "at": "adversarial training (AT)", "apt": "APT"}
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420, legend_below: bool = False) -> go.Figure:
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420, legend_below: bool = False, font_scale: float = 1.0) -> go.Figure:
     # Many legend entries wrap onto several rows: below the plot they cannot cover the title.
     legend = (
         dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
         if legend_below
         else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0)
     )
+    # Long titles wrap instead of running out of a half-width figure (they were clipped on Attack and
+    # Profiles); the margins grow by a line per extra line.
+    title = wrap_label(title, max(24, round(44 / font_scale)))
+    y = wrap_label(y, max(20, round(34 / font_scale)))
     fig.update_layout(
         title=dict(text=title, x=0.0, xanchor="left"),
         xaxis_title=x,
         yaxis_title=y,
         height=height,
-        margin=dict(l=60, r=20, t=60, b=120 if legend_below else 50),
+        margin=dict(l=60 + 18 * y.count("<br>"), r=20, t=60 + 24 * title.count("<br>"), b=120 if legend_below else 50),
         legend=legend,
         template=TEMPLATE,
     )
-    return fig
+    return scaled(fig, font_scale)
 
 
 # --- Data ---------------------------------------------------------------------------------
 
 
-def long_tail_figure(item_counts: np.ndarray, title: str = "Long tail: ratings per item") -> go.Figure:
+def long_tail_figure(item_counts: np.ndarray, title: str = "Long tail: ratings per item", font_scale: float = 1.0) -> go.Figure:
     """Items sorted by popularity (log scale) with the 'unpopular' band (1-4 ratings) marked."""
     counts = np.sort(np.asarray(item_counts))[::-1]
     rank = np.arange(1, len(counts) + 1)
@@ -56,20 +60,20 @@ def long_tail_figure(item_counts: np.ndarray, title: str = "Long tail: ratings p
     top = float(max(5, counts.max() if len(counts) else 5))
     # log axes take log10 bounds; dtick=1: ticks at 1, 10, 100 only (minor "2, 5" labels are unreadable)
     fig.update_yaxes(type="log", range=[np.log10(0.7), np.log10(top * 2.5)], dtick=1)
-    return _layout(fig, title, "item rank (most popular first)", "number of ratings (log)")
+    return _layout(fig, title, "item rank (most popular first)", "number of ratings (log)", font_scale=font_scale)
 
 
-def rating_histogram_figure(ratings: np.ndarray, grid: np.ndarray, title: str = "Rating distribution") -> go.Figure:
+def rating_histogram_figure(ratings: np.ndarray, grid: np.ndarray, title: str = "Rating distribution", font_scale: float = 1.0) -> go.Figure:
     """Share of ratings on each grid value."""
     ratings = np.asarray(ratings)
     shares = [float(np.isclose(ratings, g).mean()) if len(ratings) else 0.0 for g in grid]
     fig = go.Figure(go.Bar(x=[f"{g:g}" for g in grid], y=shares, name="share of ratings", marker_color=REAL))
-    return _layout(fig, title, "rating", "share of ratings", height=340)
+    return _layout(fig, title, "rating", "share of ratings", height=340, font_scale=font_scale)
 
 
-def user_activity_figure(user_counts: np.ndarray, title: str = "Ratings per user") -> go.Figure:
+def user_activity_figure(user_counts: np.ndarray, title: str = "Ratings per user", font_scale: float = 1.0) -> go.Figure:
     fig = go.Figure(go.Histogram(x=np.asarray(user_counts), nbinsx=40, name="users", marker_color=REAL))
-    return _layout(fig, title, "ratings per user", "number of users", height=340)
+    return _layout(fig, title, "ratings per user", "number of users", height=340, font_scale=font_scale)
 
 
 # --- Attack -------------------------------------------------------------------------------
@@ -80,24 +84,25 @@ def _step_colour(label: str) -> str:
     return {"clean": PHASE_COLOURS["origin"], "attacked": FAKE, "defended": ERM}.get(first, PHASE_COLOURS.get(first, REAL))
 
 
-def hit_ratio_steps_figure(steps: Sequence[tuple[str, float]], k: int, title: str | None = None) -> go.Figure:
+def hit_ratio_steps_figure(steps: Sequence[tuple[str, float]], k: int, title: str | None = None, font_scale: float = 1.0) -> go.Figure:
     """Bars of target HR@K at each step (e.g. clean -> attacked -> defended)."""
     names = [s[0] for s in steps]
     values = [float(s[1]) if s[1] is not None else np.nan for s in steps]
     colours = [_step_colour(n) for n in names]
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=colours, text=[f"{v:.3f}" for v in values], textposition="outside", name=f"target HR@{k}"))
+    fig = go.Figure(go.Bar(x=[wrap_label(n) for n in names], y=values, marker_color=colours, text=[f"{v:.3f}" for v in values], textposition="outside",
+                           name=f"target HR@{k}", cliponaxis=False))
     fig.update_yaxes(range=[0, min(1.08, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1))])  # room for the labels; a hit ratio never exceeds 1
-    return _layout(fig, title or f"Target items' hit ratio HR@{k} at each step", "step", f"target HR@{k}", height=380)
+    return _layout(fig, title or f"Target items' hit ratio HR@{k} at each step", "step", f"target HR@{k}", height=380, font_scale=font_scale)
 
 
-def rank_shift_histogram(shifts: np.ndarray, title: str = "Rank shift of the target items (before minus after the attack)") -> go.Figure:
+def rank_shift_histogram(shifts: np.ndarray, title: str = "Rank shift of the target items (before minus after the attack)", font_scale: float = 1.0) -> go.Figure:
     """Distribution of rank shifts over (real user, target) pairs; positive = promoted."""
     shifts = np.asarray(shifts)
     fig = go.Figure(go.Histogram(x=shifts, nbinsx=60, name="(user, target) pairs", marker_color=FAKE))
     if len(shifts):
         med = float(np.median(shifts))
         fig.add_vline(x=med, line_dash="dash", annotation_text=f"median {med:.0f}")
-    return _layout(fig, title, "rank shift (positions gained; > 0 = promoted)", "number of (user, target) pairs")
+    return _layout(fig, title, "rank shift (positions gained; > 0 = promoted)", "number of (user, target) pairs", height=380, font_scale=font_scale)
 
 
 def top_k_frame(titles: Sequence[str], items_before: np.ndarray, items_after: np.ndarray, targets: np.ndarray) -> pd.DataFrame:
@@ -128,7 +133,7 @@ def per_target_frame(titles: Sequence[str], targets: np.ndarray, counts: np.ndar
     )
 
 
-def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles: Sequence[str] | None = None, top: int = 200, title: str = "APT influence ranking (most negative first)") -> go.Figure:
+def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles: Sequence[str] | None = None, top: int = 200, title: str = "APT influence ranking (most negative first)", font_scale: float = 1.0) -> go.Figure:
     """Items ordered by influence (most negative = most useful for ERM users), targets marked."""
     influence = np.asarray(influence, dtype=float)
     order = np.argsort(influence, kind="stable")
@@ -146,10 +151,10 @@ def influence_ranking_figure(influence: np.ndarray, targets: np.ndarray, titles:
         ty.append(influence[int(t)])
         tt.append(titles[int(t)] if titles is not None else f"item {int(t)}")
     fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", marker=dict(color=TARGET, size=12, symbol="diamond", line=dict(color="black", width=1)), name="target items", text=tt, hovertemplate="%{text}<br>rank %{x}<br>I=%{y:.3g}"))
-    return _layout(fig, title, "rank in the influence ordering", "influence on the empirical risk")
+    return _layout(fig, title, "rank in the influence ordering", "influence on the empirical risk", font_scale=font_scale)
 
 
-def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str], n_items: int, title: str = "Target items' position in APT's influence ordering, per regeneration round") -> go.Figure:
+def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str], n_items: int, title: str = "Target items' position in APT's influence ordering, per regeneration round", font_scale: float = 1.0) -> go.Figure:
     """Rank (1 = most negative influence) of each target at every ERM regeneration round."""
     ranks_arr = np.asarray(ranks, dtype=float).reshape(len(ranks), -1)
     fig = go.Figure()
@@ -159,17 +164,17 @@ def influence_rounds_figure(ranks: list[list[int]], target_labels: Sequence[str]
     fig.add_hrect(y0=1, y1=50, fillcolor=ERM, opacity=0.15, line_width=0, annotation_text="50 most negative", annotation_position="bottom left")
     fig.update_yaxes(range=[n_items + 1, 0])  # rank 1 at the top
     fig.update_xaxes(dtick=1)
-    return _layout(fig, title, "regeneration round", f"rank among {n_items} items (1 = most negative)", height=460, legend_below=True)
+    return _layout(fig, title, "regeneration round", f"rank among {n_items} items (1 = most negative)", height=460, legend_below=True, font_scale=font_scale)
 
 
 def runs_comparison_figure(frame: pd.DataFrame, y: str = "target_hr", title: str = "Target HR per phase, chosen runs side by side",
-                           run: str = "run_id", phase: str = "phase") -> go.Figure:
+                           run: str = "run_id", phase: str = "phase", font_scale: float = 1.0) -> go.Figure:
     """Grouped bars: one group per phase, one bar per run (``run``, ``phase`` and ``y`` columns)."""
     fig = go.Figure()
     for run_id, part in frame.groupby(run, sort=False):
-        fig.add_trace(go.Bar(x=part[phase], y=part[y], name=str(run_id)))
+        fig.add_trace(go.Bar(x=[wrap_label(v) for v in part[phase]], y=part[y], name=str(run_id)))
     fig.update_layout(barmode="group")
-    return _layout(fig, title, phase, y.replace("_", " "), height=400, legend_below=True)
+    return _layout(fig, title, phase, y.replace("_", " "), height=400, legend_below=True, font_scale=font_scale)
 
 
 # --- Profiles -----------------------------------------------------------------------------
@@ -190,33 +195,33 @@ def pca_2d(factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def factor_projection_figure(user_factors: np.ndarray, n_real: int, title: str = "User factors, 2-D projection (PCA)") -> go.Figure:
+def factor_projection_figure(user_factors: np.ndarray, n_real: int, title: str = "User factors, 2-D projection (PCA)", font_scale: float = 1.0) -> go.Figure:
     """Real users vs injected users in the attacked model's factor space."""
     xy = pca_2d(user_factors)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=xy[:n_real, 0], y=xy[:n_real, 1], mode="markers", name="real users", marker=dict(color=REAL, size=5, opacity=0.5)))
     fig.add_trace(go.Scatter(x=xy[n_real:, 0], y=xy[n_real:, 1], mode="markers", name="fake users", marker=dict(color=FAKE, size=8, symbol="x")))
-    return _layout(fig, title, "principal component 1", "principal component 2", height=460)
+    return _layout(fig, title, "principal component 1", "principal component 2", height=400, font_scale=font_scale)
 
 
-def profile_rating_figure(real_ratings: np.ndarray, fake_ratings: np.ndarray, grid: np.ndarray, title: str = "Rating histograms: real vs fake (fillers only)") -> go.Figure:
+def profile_rating_figure(real_ratings: np.ndarray, fake_ratings: np.ndarray, grid: np.ndarray, title: str = "Rating histograms: real vs fake (fillers only)", font_scale: float = 1.0) -> go.Figure:
     fig = go.Figure()
     for name, vals, colour in (("real users", real_ratings, REAL), ("fake users' fillers", fake_ratings, FAKE)):
         vals = np.asarray(vals)
         shares = [float(np.isclose(vals, g).mean()) if len(vals) else 0.0 for g in grid]
         fig.add_trace(go.Bar(x=[f"{g:g}" for g in grid], y=shares, name=name, marker_color=colour))
     fig.update_layout(barmode="group")
-    return _layout(fig, title, "rating", "share of ratings", height=380)
+    return _layout(fig, title, "rating", "share of ratings", height=380, font_scale=font_scale)
 
 
-def filler_popularity_figure(item_counts: np.ndarray, real_items: np.ndarray, filler_items: np.ndarray, title: str = "Popularity of the items rated: real users vs fake fillers") -> go.Figure:
+def filler_popularity_figure(item_counts: np.ndarray, real_items: np.ndarray, filler_items: np.ndarray, title: str = "Popularity of the items rated: real users vs fake fillers", font_scale: float = 1.0) -> go.Figure:
     """Distribution of the (real) popularity of the items each group rates."""
     counts = np.asarray(item_counts)
     fig = go.Figure()
     fig.add_trace(go.Histogram(x=np.log10(1 + counts[np.asarray(real_items, dtype=int)]), histnorm="probability", name="items rated by real users", marker_color=REAL, opacity=0.6, nbinsx=30))
     fig.add_trace(go.Histogram(x=np.log10(1 + counts[np.asarray(filler_items, dtype=int)]), histnorm="probability", name="fake users' filler items", marker_color=FAKE, opacity=0.6, nbinsx=30))
     fig.update_layout(barmode="overlay")
-    return _layout(fig, title, "log10(1 + real ratings of the item)", "share of ratings", height=380)
+    return _layout(fig, title, "log10(1 + real ratings of the item)", "share of ratings", height=380, font_scale=font_scale)
 
 
 def profile_stats_frame(real_stats: dict, fake_stats: dict) -> pd.DataFrame:
@@ -253,6 +258,7 @@ def theory_figure(
     simulated: dict[str, tuple[np.ndarray, np.ndarray]] | None,
     parameter_label: str,
     title: str = "Tolerable fake users: bound (lines) vs Monte-Carlo simulation (points ± sd)",
+    font_scale: float = 1.0,
 ) -> go.Figure:
     fig = go.Figure()
     for m, curve in bounds.items():
@@ -269,11 +275,11 @@ def theory_figure(
                     error_y=dict(type="data", array=sd, visible=True),
                 )
             )
-    return _layout(fig, title, parameter_label, "fake users tolerated before the target enters the top-K", height=540, legend_below=True)
+    return _layout(fig, title, parameter_label, "fake users tolerated before the target enters the top-K", height=540, legend_below=True, font_scale=font_scale)
 
 
 def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simulated: dict[str, tuple[np.ndarray, np.ndarray]] | None,
-                        x_label: str, title: str) -> go.Figure:
+                        x_label: str, title: str, font_scale: float = 1.0) -> go.Figure:
     """The paper's bounds on n' (lines) beside our Monte-Carlo simulation of the same recommender (points ± sd)."""
     fig = go.Figure()
     names = {"standard": "Thm 4.3, standard training", "at": "Thm 4.4, AT", "apt": "Thm 4.5, APT"}
@@ -284,8 +290,19 @@ def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simul
             fig.add_trace(go.Scatter(x=values, y=mean, mode="markers", name=f"{METHOD_LABELS.get(m, m)}: simulation (ours)",
                                      marker=dict(color=METHOD_COLOURS.get(m), size=10, symbol="circle-open", line=dict(width=2)),
                                      error_y=dict(type="data", array=sd, visible=True)))
+        # Where the simulation tolerates clearly fewer poisoning users than a (defined) bound, the
+        # bound's gamma-ball assumption fails for Gaussian users: mark those points.
+        below_x, below_y = [], []
+        for m, (mean, sd) in simulated.items():
+            bound = np.asarray(bounds.get(m, np.full(len(values), np.nan)), dtype=float)
+            mask = np.isfinite(bound) & (bound > 0) & (np.asarray(mean) + 2 * np.asarray(sd) < bound)
+            below_x += list(np.asarray(values)[mask])
+            below_y += list(np.asarray(mean)[mask])
+        if below_x:
+            fig.add_trace(go.Scatter(x=below_x, y=below_y, mode="markers", name="simulation below the bound (assumption fails)",
+                                     marker=dict(color="#d62728", size=14, symbol="x-thin", line=dict(width=3, color="#d62728"))))
     fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=500, legend_below=True)
+    return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=500, legend_below=True, font_scale=font_scale)
 
 
 def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
