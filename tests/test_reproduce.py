@@ -23,8 +23,9 @@ def test_paper_numbers_are_exactly_design_section_7():
         assert paper_value("ml-100k", "unpopular", "target_hr", "average", phase) is None
     assert paper_value("filmtrust", "random", "target_hr", "average", "attack") is None
     assert paper_value("sample", "random", "target_hr", "average", "attack") is None
-    # 3 phases x 5 attacks, unpopular origin, random origin/attack/APT, FilmTrust 2, test HR 6 per target set
-    assert len(PAPER) == 15 + 1 + 3 + 2 + 2 * 6
+    # 3 phases x 5 attacks, unpopular origin, random origin/attack and APT per attack, FilmTrust 2 ranges and
+    # its Average/Random attack cells, test HR 6 per target set
+    assert len(PAPER) == 15 + 1 + (2 + 5) + (2 + 2) + 2 * 6
 
 
 def _table():

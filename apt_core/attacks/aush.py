@@ -1,8 +1,8 @@
-"""AUSH: Attacking recommender systems with augmented user profiles (Lin, Chen, Li, Wu, Zhou,
-Xiao, CIKM 2020).
+"""AUSH: Attacking recommender systems with augmented user profiles (Lin, Chen, Li, Xiao, Li,
+Yang, CIKM 2020).
 
-Threat model: white box as in the APT paper's Table 2 (the attacker knows the rating data; the
-victim model is not used at all).  Budget: ``n_fake_users`` fake users; every target rated
+Threat model: the attacker knows the rating data; the victim model is not used at all (less
+than the white-box knowledge of PGA and TNA, beside which the APT paper's Table 2 runs it).  Budget: ``n_fake_users`` fake users; every target rated
 with the scale maximum; at most ``n_filler`` other items per fake user, of which
 ``n_selected`` are "selected" items and the rest fillers.
 
@@ -86,17 +86,17 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
 class AUSHAttack(Attack):
     name = "aush"
     summary = "GAN-generated profiles augmenting real templates, selected items at max (Lin et al. 2020)"
-    paper = "Lin, Chen, Li, Wu, Zhou, Xiao, CIKM 2020"
+    paper = "Lin, Chen, Li, Xiao, Li, Yang, CIKM 2020"
     threat_model = "the rating data (the victim model is not used)"
     params = (
-        Param("epochs", int, 100, "GAN training epochs", low=1),
-        Param("hidden", int, 128, "hidden units of the generator and discriminator MLPs", low=1),
-        Param("batch_size", int, 128, "real templates per minibatch", low=1),
-        Param("lr", float, 1e-3, "Adam learning rate", low=0.0, low_open=True),
-        Param("n_selected", int, 5, "selected items (most co-rated with the targets), pushed to the maximum", low=0),
-        Param("reconstruction_weight", float, 1.0, "weight of the template-reconstruction loss", low=0.0),
-        Param("shilling_weight", float, 1.0, "weight of the selected-items-at-max loss", low=0.0),
-        Param("adversarial_weight", float, 0.1, "weight of the GAN loss (1 made the discriminator win on ML-100K)", low=0.0),
+        Param("epochs", int, 100, "GAN training epochs", low=1, high=1000),
+        Param("hidden", int, 128, "hidden units of the generator and discriminator MLPs", low=1, high=4096),
+        Param("batch_size", int, 128, "real templates per minibatch", low=1, high=10_000),
+        Param("lr", float, 1e-3, "Adam learning rate", low=0.0, low_open=True, high=10.0),
+        Param("n_selected", int, 5, "selected items (most co-rated with the targets), pushed to the maximum", low=0, high=1000),
+        Param("reconstruction_weight", float, 1.0, "weight of the template-reconstruction loss", low=0.0, high=1000.0),
+        Param("shilling_weight", float, 1.0, "weight of the selected-items-at-max loss", low=0.0, high=1000.0),
+        Param("adversarial_weight", float, 0.1, "weight of the GAN loss (1 made the discriminator win on ML-100K)", low=0.0, high=1000.0),
     )
 
     def __init__(self, epochs: int = 100, hidden: int = 128, batch_size: int = 128, lr: float = 1e-3,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from apt_core.defenses.erm_batch import fit_erm_batch
 from apt_core.defenses.erm import ERM_PARAMS, ERMBatch, ERMTraining, RoundState, draw_ratings, sample_without_replacement
 
 
@@ -22,7 +23,7 @@ class APTRand(ERMTraining):
     """APT's schedule with uniformly random ERM items (ablation of Wu et al., SIGIR 2021)."""
 
     name = "apt-rand"
-    summary = "APT's schedule, ERM users rate uniformly random items at their mean (ablation)"
+    summary = "APT's schedule, ERM users rate uniformly random items, ratings ~ N(item mean, item std) (ablation)"
     paper = "Wu et al., SIGIR 2021 (ablation)"
     threat_model = "observed data only (erm_stats=clean: the authors' oracle)"
     # No temperature and no r+: items are uniform and ratings unlifted by definition.
@@ -41,6 +42,13 @@ class APTRand(ERMTraining):
         detector: str = "cogroup",
     ):
         self._set_declared(locals())
+
+    batched = True
+
+    @classmethod
+    def fit_many(cls, jobs):
+        """The jobs in one MF batch (:func:`apt_core.defenses.erm_batch.fit_erm_batch`); the same results as one by one."""
+        return fit_erm_batch(jobs)
 
     def _generate(self, state: RoundState) -> ERMBatch:
         train, s = state.train, state.settings

@@ -5,8 +5,8 @@ Adversarial Poisoning Training", SIGIR 2021, Algorithm 1) train MF on the observ
 for ``T_pre`` epochs, then every ``T_inter`` epochs throw away all "empirical risk
 minimisation" (ERM) users and draw new ones, and keep training on D plus those users with
 the same optimiser state.  They differ only in how an ERM user's items and ratings are
-chosen (:meth:`ERMTraining._generate`): APT samples items of negative influence and rates
-them above their mean, APT-rand samples items uniformly and rates them at their mean.
+chosen (:meth:`ERMTraining._generate`): APT samples items of negative influence and draws
+their ratings from N(mean + r⁺, std), APT-rand samples items uniformly and draws from N(mean, std).
 
 Where the per-item rating mean and standard deviation come from is the ``erm_stats``
 setting (APT's step 6 in docs/algorithms.md):
@@ -180,17 +180,17 @@ ERM_PARAMS: tuple[Param, ...] = (
           "robust (median/MAD), trusted (users a detector flags left out), global (global mean/std)",
           choices=ERM_STATS, paper="clean"),
     Param("t", float, None, "sampling temperature: p(item) ~ exp(-t x scaled influence) (None: the data set's)",
-          low=0.0, optional=True, paper="40 FilmTrust, 20 ML-100K/ML-1M, 10 Yelp"),
+          low=0.0, high=1000.0, optional=True, paper="40 FilmTrust, 20 ML-100K/ML-1M, 10 Yelp"),
     Param("t_pre", int, None, "plain-MF epochs before the first regeneration (None: the data set's)",
-          low=0, optional=True, paper="5 FilmTrust (code: 4), 15 ML-100K/ML-1M, 10 Yelp"),
+          low=0, high=1000, optional=True, paper="5 FilmTrust (code: 4), 15 ML-100K/ML-1M, 10 Yelp"),
     Param("t_inter", int, None, "epochs between regenerations (None: the data set's)",
-          low=1, optional=True, paper="3 FilmTrust, 2 elsewhere"),
+          low=1, high=1000, optional=True, paper="3 FilmTrust, 2 elsewhere"),
     Param("m_star", int, None, "items per ERM user (None: the data set's)",
-          low=1, optional=True, paper="100 FilmTrust, 400 ML-100K, 700 ML-1M, 2500 Yelp"),
+          low=1, high=10_000, optional=True, paper="100 FilmTrust, 400 ML-100K, 700 ML-1M, 2500 Yelp"),
     Param("r_plus", float, None, "rating lift of ERM users, normalised: 0.2 = one star of five (None: the data set's)",
           low=-1.0, high=1.0, optional=True, paper="0.25 FilmTrust, 0.2 elsewhere"),
     Param("erm_users", int, None, "ERM users as a count, instead of erm_fraction (None: the preset's count)",
-          low=0, optional=True, paper="50 on ML-100K and FilmTrust (authors' code)"),
+          low=0, high=100_000, optional=True, paper="50 on ML-100K and FilmTrust (authors' code)"),
     Param("preset", str, "paper", "defaults: paper (the authors' code) or lab-v1 (APT Lab before LiSSA)",
           choices=tuple(ERM_PRESETS), paper="paper"),
     Param("single_rating_std", str, None, "spread of an item rated once: zero (authors' code) or global std (None: the preset's)",
@@ -239,6 +239,9 @@ class ERMTraining(Defense):
         Real users only (docs/algorithms.md, APT step 1): the budget is a share of the service's own
         user base, so the attack's size does not buy the defender extra ERM users."""
         if self.erm_users is not None:
+            if self.erm_users > n_real_users:  # the declared bound is the machine's; this one is the data's
+                raise ConfigError(f"{self.name}.erm_users {self.erm_users} exceeds the {n_real_users} real users: at most "
+                                  f"{n_real_users} (n* is a share of the real users, as erm_fraction <= 1)")
             return self.erm_users
         if self.erm_fraction is not None:
             return int(round(self.erm_fraction * n_real_users))
