@@ -1,4 +1,4 @@
-"""Command line: ``python -m apt_core {run,poison,params,sweep,reproduce,history,cache,bench,data}`` (docs/cli.md).
+"""Command line: ``python -m apt_core {run,poison,params,sweep,reproduce,grid,history,cache,bench,data}`` (docs/cli.md).
 
 Errors that a user can fix (bad file, unknown name, out-of-range size) are printed as one
 ``error: ...`` line on stderr with exit status 2; no traceback.  This module builds the parser
@@ -40,6 +40,7 @@ from apt_core.cli_commands import (  # noqa: F401 -- the subcommands (build_pars
     cmd_cache,
     cmd_data,
     cmd_detect,
+    cmd_grid,
     cmd_history,
     cmd_params,
     cmd_poison,
@@ -145,6 +146,22 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         add_engine_arguments(sw)
         add_cache_arguments(sw, history=False)
         sw.set_defaults(func=cmd_sweep)
+
+    grid = sub.add_parser("grid", help="precompute a data set's classroom grid (every position of the dashboard's live controls) "
+                                       "into the cache: run it before class")
+    if builds("grid"):
+        grid.add_argument("--dataset", default="sample", help="sample (default), ml-100k, filmtrust, ... or a rating file")
+        grid.add_argument("--data-dir", default=None, help="folder of the real data sets (default: $APT_DATA_DIR or the download cache)")
+        grid.add_argument("--seed", type=_seed_arg, default=0, help="the dashboard's seed (default 0)")
+        grid.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="the dashboard's device (default auto)")
+        grid.add_argument("--limit", type=_bounded_int(1, 1_000_000), default=None,
+                          help="only the first N positions (the dashboard's first view comes first): a quick check")
+        grid.add_argument("--cache-dir", default=None, help="artifact cache folder (default: $APT_CACHE_DIR/artifacts or "
+                                                            "~/.cache/apt_lab/artifacts: the dashboard's)")
+        grid.add_argument("--keep-models", action="store_true", help="also keep every fitted model's tensors (not needed by the pages)")
+        grid.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+        grid.add_argument("--no-progress", action="store_true")
+        grid.set_defaults(func=cmd_grid)
 
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
     if builds("history"):

@@ -184,14 +184,15 @@ def scenario_from_args(args: argparse.Namespace):
 class StderrProgress:
     """A one-line progress bar on stderr (stdout stays clean for ``--json``)."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, width: int = 60):
         self.enabled = enabled and sys.stderr.isatty()
         self.last = ""
+        self.width = width  # characters of the stage text
 
     def __call__(self, fraction: float, stage: str) -> bool:
         if self.enabled:
             bar = "#" * int(30 * fraction)
-            line = f"\r[{bar:<30}] {fraction * 100:5.1f}% {stage[:60]:<60}"
+            line = f"\r[{bar:<30}] {fraction * 100:5.1f}% {stage[:self.width]:<{self.width}}"
             if line != self.last:
                 sys.stderr.write(line)
                 sys.stderr.flush()

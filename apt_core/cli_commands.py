@@ -177,6 +177,45 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    """Precompute the classroom grid of one data set (what the dashboard builds in the background)."""
+    import time
+
+    from apt_core.data import load_dataset
+    from apt_core.experiments.grid import GridSpec, build_grid, classroom_base, grid_scenarios
+
+    base = classroom_base(args.dataset, args.data_dir, args.seed, args.device)
+    base.validate()
+    data = load_dataset(args.dataset, args.data_dir)
+    cache = cache_from_args(args)
+    scenarios = grid_scenarios(base, GridSpec().available())
+    if args.limit is not None:
+        scenarios = scenarios[: args.limit]
+    bar = StderrProgress(not args.no_progress and not args.json, width=90)
+    t0 = time.perf_counter()
+
+    def progress(fraction: float, text: str) -> bool:
+        return bar(fraction, f"{_minutes(time.perf_counter() - t0)} {text}")
+
+    report = build_grid(scenarios, cache, progress, data=data)
+    summary = {"dataset": data.name, "positions": report.n_points, "already_cached": report.n_cached,
+               "computed": report.n_points - report.n_cached, "seconds": round(report.seconds, 1),
+               "cache_dir": str(cache.root), "cache_mb": round(cache.size_bytes() / 1e6, 1), "keep_models": cache.store_models}
+    if args.json:
+        print(dump_json(summary))
+    else:
+        print(f"{data.name}: {summary['positions']} positions of the classroom grid ready in {_minutes(report.seconds)} "
+              f"({summary['computed']} computed, {summary['already_cached']} already cached); "
+              f"cache {cache.root}: {summary['cache_mb']:.1f} MB")
+    return 0
+
+
+def _minutes(seconds: float) -> str:
+    """``42 s`` or ``6 min 05 s``."""
+    seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from apt_core.storage.cache import ArtifactCache
 

@@ -46,6 +46,32 @@ class GridSpec:
         )
 
 
+def classroom_base(dataset: str = "sample", data_dir: str | None = None, seed: int = 0, device: str = "auto") -> Scenario:
+    """The scenario the classroom grid varies: the Defense page's defaults (the Average attack on
+    unpopular targets, 3% fake users, APT with 5% ERM users).  The dashboard and ``python -m
+    apt_core grid`` both start from it, so a grid built on the command line before class is the
+    one the pages read."""
+    return Scenario(dataset=dataset, data_dir=data_dir, attack="average", attack_size=0.03, targets="unpopular",
+                    defenses=("apt",), erm_fraction=0.05, seed=seed, device=device)
+
+
+#: how the progress line names a defense
+DEFENSE_WORDS = {"apt": "APT", "at": "AT", "pcmf": "PCMF", "apt-rand": "APT-rand", "apt-trusted": "APT-trusted", "none": "no defense"}
+
+
+def point_words(scenario: Scenario) -> str:
+    """One grid position in words: ``Average attack on 3%, APT (5% ERM users, observed statistics)``."""
+    defense = scenario.defenses[0] if scenario.defenses else "none"
+    words = f"{scenario.attack.capitalize()} attack on {scenario.attack_size:.0%}, {DEFENSE_WORDS.get(defense, defense)}"
+    reads = erm_fields(defense)
+    details = []
+    if "erm_fraction" in reads and scenario.erm_fraction is not None:
+        details.append(f"{scenario.erm_fraction:.0%} ERM users")
+    if "erm_stats" in reads:
+        details.append(f"{scenario.erm_stats} statistics")
+    return words + (f" ({', '.join(details)})" if details else "")
+
+
 def nearest(values: tuple[float, ...], value: float) -> float:
     """The grid value closest to ``value`` (a URL or an old session may hold an off-grid one)."""
     return min(values, key=lambda v: abs(v - value))
@@ -110,22 +136,48 @@ def build_grid(scenarios: list[Scenario], cache, progress: ProgressFn | None = N
 
     t0 = time.perf_counter()
     n_cached = 0
+    n = len(scenarios)
+    batched: set[int] = set()
     for i, sc in enumerate(scenarios):
-        if progress is not None and progress(i / max(1, len(scenarios)), f"point {i + 1} of {len(scenarios)}") is False:
+        if i == 1 and cache is not None:
+            # The first position (the view a class sees first) is ready; every other one's fits
+            # now train in batches (apt_core.experiments.batching), the loop then reads them.
+            batched = _fill_in_batches(scenarios[1:], cache, progress, data, n)
+        # The text names the position in words; the stage inside it ("seed 0: defense pcmf: epoch
+        # 21/25") moves only the bar.
+        words = f"position {i + 1} of {n}: {point_words(sc)}"
+        if progress is not None and progress(i / max(1, n), words) is False:
             raise CancelledError("grid build cancelled")
         if is_cached(sc, cache, data):
-            n_cached += 1
+            n_cached += i not in batched
             continue
         # The same callback inside the fit, so a cancel (or the server shutting down) stops a
         # build within one epoch instead of after the point's whole fit.
         point_progress = None
         if progress is not None:
-            def point_progress(fraction: float, text: str, _i: int = i) -> object:
-                return progress((_i + fraction) / max(1, len(scenarios)), f"point {_i + 1} of {len(scenarios)}: {text}")
+            def point_progress(fraction: float, text: str, _i: int = i, _words: str = words) -> object:
+                return progress((_i + fraction) / max(1, n), _words)
         run_scenario(sc, progress=point_progress, cache=cache, data=data)
     if progress is not None:
-        progress(1.0, f"{len(scenarios)} points ready")
+        progress(1.0, f"all {n} positions ready")
     return GridReport(len(scenarios), n_cached, time.perf_counter() - t0)
+
+
+def _fill_in_batches(rest: list[Scenario], cache, progress: ProgressFn | None, data, n: int) -> set[int]:
+    """Compute the fits of the positions ``rest`` (positions 2..n) in batches; their indices in the grid
+    that were computed here (not already cached)."""
+    from apt_core.experiments.batching import compute_units
+    from apt_core.experiments.engine import plan_units
+
+    todo = [i + 1 for i, sc in enumerate(rest) if not is_cached(sc, cache, data)]
+    if not todo:
+        return set()
+    scaled = None
+    if progress is not None:
+        def scaled(fraction: float, text: str) -> object:
+            return progress((1 + fraction * (n - 1)) / max(1, n), f"positions 2-{n}: {text}")
+    compute_units(plan_units([(rest[i - 1], "") for i in todo]), cache, (lambda s: data) if data is not None else None, scaled)
+    return set(todo)
 
 
 def estimate_seconds(scenarios: list[Scenario], seconds_per_fit: float) -> float:

@@ -9,23 +9,30 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from typing import Any, Callable
 
 import streamlit as st
 
 from apt_core.errors import CancelledError
-from pages._shared.runs import artifact_cache, scenario_key
+from pages._shared.runs import artifact_cache
 from pages._shared.settings import is_presenter, settings
 from pages._shared.uploads import load_data
 
 
 class GridBuilder:
-    """One background grid build per base scenario, shared by every session of the server."""
+    """One background grid build per base scenario, shared by every session of the server.
 
-    def __init__(self, scenarios: list, data) -> None:
-        self.scenarios = scenarios
-        self.data = data
+    ``inputs()`` returns ``(scenarios, data)``; it runs in the build's own thread, so a page that
+    starts a build (any page, on a first visit) never waits for the model code to import or the
+    data to load.
+    """
+
+    def __init__(self, inputs: Callable[[], tuple[list, Any]]) -> None:
+        self._inputs = inputs
+        self.scenarios: list = []
+        self.data = None
         self.fraction = 0.0
-        self.text = "waiting"
+        self.text = "starting"
         self.done = False
         self.error: str | None = None
         self.report = None
@@ -49,6 +56,7 @@ class GridBuilder:
             return not self._stop.is_set()
 
         try:
+            self.scenarios, self.data = self._inputs()
             self.report = build_grid(self.scenarios, artifact_cache(), progress, data=self.data)
         except CancelledError:
             self.error = "the grid build was stopped"
@@ -57,11 +65,18 @@ class GridBuilder:
         self.done = True
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _grid_builder(base_json: str, _base, _data, _spec) -> GridBuilder:
+def _grid_inputs(cfg: dict) -> tuple[list, Any]:
+    """The grid's positions and data set (in the build's thread: imports the model code)."""
     from apt_core.experiments.grid import grid_scenarios
 
-    return GridBuilder(grid_scenarios(_base, _spec), _data)
+    data = load_data(cfg["dataset"], cfg["data_dir"])
+    return grid_scenarios(grid_base(cfg), live_spec()), data
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _grid_builder(grid_key: str, _cfg: dict) -> GridBuilder:
+    cfg = dict(_cfg)
+    return GridBuilder(lambda: _grid_inputs(cfg))
 
 
 def live_spec():
@@ -81,17 +96,43 @@ def grid_id(cfg: dict) -> str:
 
 
 def grid_base(cfg: dict):
-    """The scenario the grid varies (defaults of the Defense page: unpopular targets, 5% ERM)."""
-    from apt_core.experiments.pipeline import Scenario
+    """The scenario the grid varies (defaults of the Defense page: unpopular targets, 5% ERM);
+    the same as ``python -m apt_core grid`` builds, so a grid built before class is this one."""
+    from apt_core.experiments.grid import classroom_base
 
-    return Scenario(dataset=cfg["dataset"], data_dir=cfg["data_dir"], attack="average", attack_size=0.03, targets="unpopular",
-                    defenses=("apt",), erm_fraction=0.05, seed=cfg["seed"], device=cfg["device"])
+    return classroom_base(cfg["dataset"], cfg["data_dir"], cfg["seed"], cfg["device"])
 
 
 def start_grid(cfg: dict) -> GridBuilder:
-    base = grid_base(cfg)
-    data = load_data(cfg["dataset"], cfg["data_dir"])
-    return _grid_builder(scenario_key("grid", base), base, data, live_spec())
+    """This configuration's build, started on the first call (returns at once; see :class:`GridBuilder`)."""
+    return _grid_builder(grid_id(cfg), {k: cfg[k] for k in ("dataset", "data_dir", "seed", "device")})
+
+
+#: the pages that show the build's progress bar themselves (pages/attack.py, pages/defense.py)
+PAGES_WITH_PANEL = ("Attack", "Defense")
+
+
+def start_grid_early(cfg: dict, page_title: str = "") -> None:
+    """On a first visit, from any page: start the live controls' grid build (a browser session,
+    live data only) and say in the sidebar how far it is, unless the page shows its own bar."""
+    if not grid_enabled() or not is_live(cfg):
+        return
+    builder = start_grid(cfg)
+    if page_title in PAGES_WITH_PANEL:
+        return
+    with st.sidebar:
+        if builder.done:
+            _grid_panel_static(builder)
+        else:
+            _grid_status(cfg)
+
+
+@st.fragment(run_every=2.0)
+def _grid_status(cfg: dict) -> None:
+    builder = start_grid(cfg)
+    if builder.done:
+        st.rerun(scope="app")  # the line turns into the finished build's caption
+    st.caption(f"Preparing the live controls in the background ({builder.fraction:.0%}): {builder.text}")
 
 
 @st.fragment(run_every=1.0)
