@@ -43,8 +43,14 @@ def paper_curves(params: dict, axis: str, n_trials: int, seed: int):
 @st.cache_data(show_spinner=False, max_entries=64)
 def theorem_check(params: dict, n_trials: int, seed: int) -> list[TheoremNote]:
     """The theorems checked at the page's setting, in words (undefined bounds, precondition, our simulation)."""
-    with budgeted("the Theory page's checks", simulation_bytes(PaperParams(**params))):
-        return theorem_notes(check_theorems(PaperParams(**params), n_trials, seed))
+    p = PaperParams(**params)
+    simulated = None
+    if n_trials > 0:  # the n* figure's curve has this very point (same trials, same seed): reuse it
+        values, _, sims, _, _ = paper_curves(params, "n_star", n_trials, seed)
+        at = [i for i, v in enumerate(values) if int(v) == p.n_star]
+        simulated = {m: (float(mean[at[0]]), float(sd[at[0]])) for m, (mean, sd) in sims.items()} if at and sims else None
+    with budgeted("the Theory page's checks", simulation_bytes(p)):
+        return theorem_notes(check_theorems(p, n_trials, seed, simulated))
 
 
 def body() -> None:

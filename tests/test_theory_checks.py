@@ -85,3 +85,15 @@ def test_default_bounds_rank_apt_above_at_and_the_simulation_is_compared():
     assert "Our simulation disagrees" in text or "Our simulation agrees" in text
     at_eps = check_theorems(dataclasses.replace(p, eps=0.1), n_trials=0)
     assert "By the bounds APT tolerates fewer poisoning users than AT" in _texts(at_eps)
+
+
+def test_reused_curve_point_equals_a_fresh_simulation():
+    # The page hands check_theorems the n* figure's point at n* itself: it must be the same numbers.
+    from apt_core.theory.bounds import bound_curves
+
+    p = PaperParams(n=300, d=50)
+    values, _, sims, _, _ = bound_curves(p, "n_star", 2, 0)
+    i = list(values).index(p.n_star)
+    reused = check_theorems(p, 2, 0, {m: (float(mean[i]), float(sd[i])) for m, (mean, sd) in sims.items()})
+    fresh = check_theorems(p, 2, 0)
+    assert {m: b.simulated_mean for m, b in reused.checks.items()} == {m: b.simulated_mean for m, b in fresh.checks.items()}

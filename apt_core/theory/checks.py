@@ -80,8 +80,13 @@ class TheoremCheck:
         return precondition_limit(self.params, self.sample.v_dot_ubar)
 
 
-def check_theorems(p: PaperParams, n_trials: int = 5, random_state: int = 0) -> TheoremCheck:
-    """Bounds, precondition and (when ``n_trials`` > 0) our simulation at one setting ``p``."""
+def check_theorems(p: PaperParams, n_trials: int = 5, random_state: int = 0,
+                   simulated: dict[str, tuple[float, float]] | None = None) -> TheoremCheck:
+    """Bounds, precondition and (when ``n_trials`` > 0) our simulation at one setting ``p``.
+
+    ``simulated``: (mean, sd) per method already simulated at ``p`` with the same trials and seed
+    (a point of :func:`~apt_core.theory.bounds.bound_curves`), so the page does not simulate twice.
+    """
     p.validate()
     sample = sample_clean(p, random_state)
     bounds = paper_bounds(p, sample.alpha, sample.tau)
@@ -92,7 +97,7 @@ def check_theorems(p: PaperParams, n_trials: int = 5, random_state: int = 0) -> 
         margin = precondition_margin(p, sample.v_dot_ubar, bound) if usable else None
         mean = sd = err = None
         if n_trials > 0:
-            mean, sd = simulate_tolerable(p, m, n_trials, random_state)
+            mean, sd = simulated[m] if simulated and m in simulated else simulate_tolerable(p, m, n_trials, random_state)
             if usable:
                 rng = np.random.default_rng(random_state + 1)
                 err = float(np.mean([simulated_error(p, m, int(bound), rng) for _ in range(n_trials)]))
