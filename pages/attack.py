@@ -13,7 +13,7 @@ from pages._shared.glossary import GLOSSARY
 from pages._shared.grid_panel import grid_panel, is_live
 from pages._shared.page_guard import guard
 from pages._shared.runs import attack_view
-from pages._shared.settings import settings
+from pages._shared.settings import chart_scale, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import attack_controls
@@ -37,16 +37,20 @@ def body() -> None:
         return
     k = scenario.k
     before, after = view.clean_eval, view.attacked_eval
-    c = st.columns(4)
-    c[0].metric(f"target HR@{k} before", f"{before.target_hr:.3f}", help=GLOSSARY["HR@K"])
-    c[1].metric(f"target HR@{k} after", f"{after.target_hr:.3f}", f"{after.target_hr - before.target_hr:+.3f}")
-    c[2].metric(f"test HR@{k} after", f"{after.test_hr:.3f}", f"{after.test_hr - before.test_hr:+.3f}")
-    c[3].metric("fake users x fillers", f"{view.fake.n_fake_users if view.fake else 0} x {view.n_filler}")
+    scale = chart_scale()
+    # The figures first, right under the controls that move them (one screen at 1280x720); the numbers below.
     left, right = st.columns(2)
     # Each view's figures and tables are built once (per_result): a live slider revisits them.
-    left.plotly_chart(per_result(view, "hr-steps", lambda: hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k)),
-                      width="stretch", theme=None)
-    right.plotly_chart(per_result(view, "rank-shift", lambda: rank_shift_histogram(rank_shift(before, after))), width="stretch", theme=None)
+    left.plotly_chart(per_result(view, f"hr-steps-{scale}", lambda: hit_ratio_steps_figure([("clean MF", before.target_hr), ("attacked", after.target_hr)], k,
+                                                                                            font_scale=scale)), width="stretch", theme=None)
+    right.plotly_chart(per_result(view, f"rank-shift-{scale}", lambda: rank_shift_histogram(rank_shift(before, after), font_scale=scale)),
+                       width="stretch", theme=None)
+    c = st.columns(4)
+    c[0].metric(f"target HR@{k} before", f"{before.target_hr:.3f}", help=GLOSSARY["HR@K"])
+    # A rise in target HR is the attack succeeding: red (inverse), never a green "improvement".
+    c[1].metric(f"target HR@{k} after", f"{after.target_hr:.3f}", f"{after.target_hr - before.target_hr:+.3f}", delta_color="inverse")
+    c[2].metric(f"test HR@{k} after", f"{after.test_hr:.3f}", f"{after.test_hr - before.test_hr:+.3f}")
+    c[3].metric("fake users x fillers", f"{view.fake.n_fake_users if view.fake else 0} x {view.n_filler}")
     titles = per_result(view, "titles", lambda: [view.data.title(i) for i in range(view.data.n_items)])
     per_target = per_result(view, "per-target", lambda: fmt_frame(per_target_frame(titles, view.targets, view.split.train.item_counts,
                                                                                     before.per_target_hr(), after.per_target_hr())))
@@ -56,10 +60,11 @@ def body() -> None:
 
     st.subheader("One user's recommendations before and after")
     n_real = view.split.train.n_real_users
-    top_n = st.slider("List length", 5, 50, 10, key="atk-topn")
+    controls, table = st.columns([1, 2], gap="medium")  # the list's controls beside the list
+    top_n = controls.slider("List length", 5, 50, 10, key="atk-topn")
     # Start with a user who now sees a target in the list (when there is one): the point of the attack.
     reached = np.flatnonzero(((after.target_ranks >= 0) & (after.target_ranks < top_n)).any(axis=1))
-    user = st.number_input("Real user (number)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
+    user = controls.number_input("Real user (number)", 0, n_real - 1, int(reached[0]) if len(reached) else 0, key="atk-user",
                            help=f"{len(reached)} real users see a target in their top-{top_n} after the attack")
     frame = per_result(view, f"top-{top_n}-{int(user)}", lambda: top_k_frame(
         titles, top_k_items(view.clean_model, view.split, int(user), top_n), top_k_items(view.attacked_model, view.split, int(user), top_n), view.targets))
@@ -68,9 +73,9 @@ def body() -> None:
         style = "background-color: #FDD9B5; font-weight: bold"
         return [style if (col == "before the attack" and row["target (before)"]) or (col == "after the attack" and row["target (after)"]) else "" for col in row.index]
 
-    st.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
-    st.caption("Target items are highlighted in orange.")
-    st.caption(f"Real user number {int(user)} is user **{view.data.user_ids[int(user)]}** in the data set's own ids.")
+    table.dataframe(frame.style.apply(highlight, axis=1), hide_index=True, width="stretch")
+    controls.caption("Target items are highlighted in orange.")
+    controls.caption(f"Real user number {int(user)} is user **{view.data.user_ids[int(user)]}** in the data set's own ids.")
     download(frame, f"top{top_n}_user{view.data.user_ids[int(user)]}.csv")
 
 

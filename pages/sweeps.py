@@ -7,13 +7,13 @@ import streamlit as st
 
 from apt_core.defenses import defense_names
 from apt_core.plots.results import COLUMN_LABELS, PHASE_LABELS, sweep_figure, undefined_ri_message
-from apt_core.experiments.sweeps import sweep
+from apt_core.experiments.sweeps import sweep, sweep_reading
 from pages._shared.display import display_frame, download, fmt_frame
 from pages._shared.grid_panel import is_live, live_spec
 from pages._shared.history_glue import record_history
 from pages._shared.page_guard import guard
 from pages._shared.runs import artifact_cache, run_cached
-from pages._shared.settings import settings
+from pages._shared.settings import chart_scale, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import attack_controls
@@ -64,12 +64,14 @@ def body() -> None:
     if base is None:
         return
     names = [d for d in defense_names() if d != "none"]
-    c = st.columns(3)
+    # The sweep's controls beside its main figure (one screen at 1280x720).
+    controls, chart = st.columns([1, 2], gap="medium")
+    c = [controls] * 3
     parameter = c[0].selectbox("Sweep over", list(PARAMETERS), format_func=PARAMETERS.get, key="swp-param")
     live = is_live(cfg)
     raw = c[1].text_input("Values (comma separated shares)", default_values(parameter, live), key=f"swp-values-{parameter}")
     seeds = c[2].number_input("Seeds per value", 1, 10, 1 if live else 2, key="swp-seeds")
-    chosen = st.multiselect("Defenses", names, default=[d for d in ("apt",) if d in names], key="swp-defenses")
+    chosen = controls.multiselect("Defenses", names, default=[d for d in ("apt",) if d in names], key="swp-defenses")
     try:
         values = tuple(sorted({float(v) for v in raw.replace(";", ",").split(",") if v.strip()}))
     except ValueError:
@@ -81,18 +83,23 @@ def body() -> None:
     base = dataclasses.replace(base, defenses=tuple(chosen) or ("none",), seeds=int(seeds))
     # Live (sample data, or a built grid): no Run click; on the grid's values and one seed the
     # sweep is read from the precomputed grid, anything else computes at once with a progress bar.
-    frame = run_cached("sweep", _Spec((base, parameter, values)), run_sweep, label="Run the sweep", auto=live)
+    with controls:
+        frame = run_cached("sweep", _Spec((base, parameter, values)), run_sweep, label="Run the sweep", auto=live)
     if frame is None:
-        st.info(f"Press the button: {len(values)} values x {int(seeds)} seed(s), each a full attack + defense run.")
+        chart.info(f"Press the button: {len(values)} values x {int(seeds)} seed(s), each a full attack + defense run.")
         return
     label = PARAMETERS[parameter]
     defended = frame[~frame["phase"].isin(["origin", "attack"])]
-    st.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}"), width="stretch", theme=None)
+    scale = chart_scale()
+    chart.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}", font_scale=scale), width="stretch", theme=None)
+    left, right = st.columns(2)
     if len(defended) and defended["ri"].notna().any():
-        st.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}"), width="stretch", theme=None)
+        left.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}", font_scale=scale), width="stretch", theme=None)
     else:
-        st.info(undefined_ri_message(defended["ri_undefined_reason"]) if "ri_undefined_reason" in defended else "RI is undefined here.")
-    st.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}"), width="stretch", theme=None)
+        left.info(undefined_ri_message(defended["ri_undefined_reason"]) if "ri_undefined_reason" in defended else "RI is undefined here.")
+    right.plotly_chart(sweep_figure(frame, "value", "test_hr", title=f"Test HR against {label}", font_scale=scale), width="stretch", theme=None)
+    for sentence in sweep_reading(frame, label):  # where the numbers defy the story, say so in numbers
+        st.info(sentence)
     if any(d.startswith("apt") for d in base.defenses):  # every APT figure names its item statistics
         st.caption(f"APT's ERM users take their item statistics from the {STATS_WORDS.get(base.erm_stats, base.erm_stats)}.")
     shown = fmt_frame(frame)

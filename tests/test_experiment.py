@@ -107,7 +107,7 @@ def test_results_table(result):
     assert (table["n_seeds"] == 3).all()
     text = format_results_table(table)
     assert "±" in text.loc[3, "target HR"] and len(text) == 5
-    assert text.loc[4, "RI"] == "–" and text.loc[4, "rank shift (median)"] == "–"
+    assert text.loc[4, "RI"] == "–" and text.loc[4, "targets' median rank gain"] == "–"
 
 
 def test_rank_shift_frame_matches_evaluations(result):

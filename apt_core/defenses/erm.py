@@ -58,7 +58,7 @@ class APTSettings:
 
 #: The paper's Table 1 schedule (docs/algorithms.md), from each data set's record
 #: (:data:`apt_core.data.loaders.DATASETS`, its ``apt`` entry).  FilmTrust's T_pre is 5 in the
-#: paper's text and 4 in the authors' code (what produced its tables): the ``paper`` preset uses 4.
+#: paper's text and 4 in the authors' released code: the ``paper`` preset uses 4.
 DATASET_SETTINGS: dict[str, APTSettings] = {name: APTSettings(**spec.apt) for name, spec in DATASETS.items() if spec.apt}
 
 
@@ -90,7 +90,7 @@ class ERMPreset:
     description: str
 
 
-#: ``paper``: what produced the paper's tables, from the authors' code where its text differs
+#: ``paper``: our reading of the authors' released code, taken where the paper's text differs
 #: (LiSSA, FilmTrust T_pre 4, 50 ERM users on ML-100K and FilmTrust where the paper says 5%,
 #: std 0 for an item rated once).  Elsewhere (no published code settings) 5% of the real users.
 #: ``lab-v1``: APT Lab's settings before issue 16 (identity solver, 5% of the real users,

@@ -78,13 +78,14 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
 
     same_data = parameter not in ("dataset", "data_dir")
     share = 0.0  # of the progress bar taken by the Ray tasks
-    if engine is not None and engine.engine != "local":
-        from apt_core.experiments.engine import data_loader, fill_cache
+    if cache is not None or (engine is not None and engine.engine != "local"):
+        # Ray: each unit a task; local: the points' fits in batches (apt_core.experiments.batching)
+        from apt_core.experiments.engine import EngineConfig, data_loader, fill_cache
 
         loader = data_loader(data if same_data else None)
         share = 0.9
         scaled = None if progress is None else (lambda f, s: progress(share * f, s))
-        fill_cache([(s, f"{parameter}={v}") for v, s in zip(values, scenarios)], cache, engine, loader, scaled)
+        fill_cache([(s, f"{parameter}={v}") for v, s in zip(values, scenarios)], cache, engine or EngineConfig(), loader, scaled)
 
     rows: list[dict] = []
     for i, (value, scenario) in enumerate(zip(values, scenarios)):
@@ -121,3 +122,32 @@ def sweep(base, parameter: str, values: Sequence, progress: ProgressFn | None = 
         progress(1.0, "sweep done")
     cols = SWEEP_COLUMNS[:2] + ([parameter] if parameter not in SWEEP_COLUMNS else []) + SWEEP_COLUMNS[2:]
     return pd.DataFrame(rows, columns=cols)
+
+
+def sweep_reading(frame: pd.DataFrame, label: str) -> list[str]:
+    """What a sweep's numbers say where they defy the story (a bigger attack lifting less, a defense
+    doing worse than none), in sentences computed from ``frame`` (:func:`sweep`'s rows)."""
+    def show(v: float) -> str:
+        return f"{v:.0%}" if 0 < v < 1 else f"{v:g}"
+
+    means = frame.groupby(["phase", "value"], sort=True).agg(target_hr=("target_hr", "mean"), ri=("ri", "mean"),
+                                                              n=("target_hr", "size")).reset_index()
+    n_seeds = int(frame["seed"].nunique()) if "seed" in frame else 1
+    noise = "one split and one training run" if n_seeds == 1 else f"a mean over {n_seeds} seeds"
+    out = []
+    attack = means[means["phase"] == "attack"].sort_values("value")
+    origin = means[means["phase"] == "origin"].set_index("value")["target_hr"]
+    att = attack.set_index("value")["target_hr"]
+    for (v1, h1), (v2, h2) in zip(att.items(), list(att.items())[1:]):
+        if h2 < h1 - 0.01:
+            out.append(f"The attack's target HR falls from {h1:.3f} at {label} {show(v1)} to {h2:.3f} at {show(v2)}: each point is "
+                       f"{noise}, so the curve carries noise of that size (more seeds per value narrow it).")
+    for _, row in means[~means["phase"].isin(["origin", "attack"])].iterrows():
+        ri, v = row["ri"], row["value"]
+        if ri is None or pd.isna(ri) or ri >= 0 or v not in att.index:
+            continue
+        lift = att[v] - origin.get(v, float("nan"))
+        out.append(f"At {label} {show(v)}, {row['phase']} leaves the targets at {row['target_hr']:.3f}, above the attack's "
+                   f"{att[v]:.3f} (RI {ri:.2f}): worse than no defense here. The attack itself lifted them by only {lift:.3f} "
+                   f"over the clean {origin.get(v, float('nan')):.3f}, and RI, a ratio to that lift, swings widely when it is small.")
+    return out

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from apt_core.evaluation.metrics import MIN_RI_LIFT, RI_UNDEFINED_REASONS, ri_note
-from apt_core.plots.style import TEMPLATE
+from apt_core.plots.style import TEMPLATE, scaled, wrap_label
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type hints
     from apt_core.experiments.results import ScenarioResult
@@ -179,8 +179,9 @@ def format_results_table(table: pd.DataFrame) -> pd.DataFrame:
         "RI": [ri_cell(v, r) for v, r in zip(table["ri"], table.get("ri_undefined_reason", [None] * len(table)))],
         "below clean": [below_clean_cell(b, s) for b, s in zip(table.get("below_clean", [None] * len(table)),
                                                                 table.get("below_clean_share", [None] * len(table)))],
-        "rank shift (median)": [_fmt(v, digits=1) for v in table["rank_shift_median"]],
-        "seconds": [_fmt(v, digits=2) for v in table["seconds"]],
+        # Ranks are whole places: "740", not "740.0" (a median of two can end in .5: shown rounded).
+        "targets' median rank gain": [_fmt(v, digits=0) for v in table["rank_shift_median"]],
+        "fit time (s)": [_fmt(v, digits=1) for v in table["seconds"]],
     })
     return out
 
@@ -216,7 +217,7 @@ def rank_shift_frame(result: "ScenarioResult") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def rank_shift_boxplot(frame: pd.DataFrame, title: str = "", include_origin: bool = False) -> go.Figure:
+def rank_shift_boxplot(frame: pd.DataFrame, title: str = "", include_origin: bool = False, font_scale: float = 1.0) -> go.Figure:
     """Box plot of rank shifts per phase (the paper's Fig. 1).
 
     ``origin`` (all zero by construction) is hidden unless ``include_origin``; ``none`` is
@@ -231,17 +232,17 @@ def rank_shift_boxplot(frame: pd.DataFrame, title: str = "", include_origin: boo
     fig = go.Figure()
     for phase in phases:
         values = frame.loc[frame["phase"] == phase, "rank_shift"].to_numpy()
-        fig.add_trace(go.Box(y=values, name=phase_label(phase), marker_color=phase_color(phase), boxpoints=False, boxmean=True))
+        fig.add_trace(go.Box(y=values, name=wrap_label(phase_label(phase)), marker_color=phase_color(phase), boxpoints=False, boxmean=True))
     fig.update_layout(
         title=title or "Rank shift of the target items per defense (rank before attack − rank after)",
-        xaxis_title="phase (model trained on poisoned data unless 'origin')",
+        xaxis_title="model (trained on the poisoned data unless 'clean')",
         yaxis_title=AXIS_LABELS["rank_shift"],
-        legend_title="phase",
+        legend_title="model",
         showlegend=True,
         template=TEMPLATE,
     )
     fig.add_hline(y=0, line_dash="dot", line_color="#444", annotation_text="no change", annotation_position="bottom right")
-    return fig
+    return scaled(fig, font_scale)
 
 
 def sweep_summary(frame: pd.DataFrame, x: str, y: str = "target_hr") -> pd.DataFrame:
@@ -253,7 +254,7 @@ def sweep_summary(frame: pd.DataFrame, x: str, y: str = "target_hr") -> pd.DataF
     return out
 
 
-def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str = "") -> go.Figure:
+def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str = "", font_scale: float = 1.0) -> go.Figure:
     """Mean of ``y`` against ``x`` with sd error bars, one line per phase (Figs. 2-3).
 
     ``frame`` is tidy (one row per value x phase x seed), e.g. from
@@ -279,17 +280,19 @@ def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str =
     fig.update_layout(
         title=title or f"{AXIS_LABELS.get(y, y).split(' (')[0]} against {x_label.split(' (')[0]} (mean ± sd over seeds)",
         xaxis_title=x_label,
-        yaxis_title=AXIS_LABELS.get(y, y),
-        legend_title="phase",
+        yaxis_title=wrap_label(AXIS_LABELS.get(y, y), 34),
         showlegend=True,
         template=TEMPLATE,
+        # The legend below the plot: on its right it took a third of a half-width figure and clipped the names.
+        height=420, margin=dict(l=70, r=20, t=60, b=110),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0),
     )
     if y == "ri":  # the two levels that give RI its meaning; above 1 is over-correction, not "better than perfect"
         fig.add_hline(y=1.0, line_dash="dot", line_color="#444", annotation_text="1: attack undone (above: over-correction)",
                       annotation_position="top left")
         fig.add_hline(y=0.0, line_dash="dot", line_color="#444", annotation_text="0: no better than no defense",
                       annotation_position="bottom left")
-    return fig
+    return scaled(fig, font_scale)
 
 
 def undefined_ri_message(reasons) -> str:
@@ -331,7 +334,8 @@ def _hr_axis_max(values) -> float:
     return float(min(1.0, max(0.01, top * 1.2)))
 
 
-def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str = "", k: int = 50) -> go.Figure:
+def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str = "", k: int = 50, font_scale: float = 1.0,
+                      height: int = 440) -> go.Figure:
     """Bars per defense with the origin (clean) and attack (no defense) values as reference lines.
 
     ``frame`` is :func:`reach_frame`'s output; ``column`` is ``target_hr`` or ``share_reached``.
@@ -341,9 +345,11 @@ def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str
     values = shown[column].to_numpy(dtype=float)
     percent = column == "share_reached"
     scale = 100.0 if percent else 1.0
+    top = _hr_axis_max(np.concatenate([values, list(refs.values())])) * scale  # fits the data, never past 1
     fig = go.Figure(go.Bar(
-        x=shown["label"], y=values * scale, marker_color=[phase_color(p) or "#4C78A8" for p in shown["phase"]],
-        text=[f"{v * scale:.1f}%" if percent else f"{v:.3f}" for v in values], textposition="outside", name="defense",
+        x=[wrap_label(v) for v in shown["label"]], y=values * scale, marker_color=[phase_color(p) or "#4C78A8" for p in shown["phase"]],
+        text=[f"{v * scale:.1f}%" if percent else f"{v:.3f}" for v in values],
+        textposition=bar_label_positions(values * scale, [v * scale for v in refs.values()], top * 1.1), name="defense",
         showlegend=False, cliponaxis=False,
     ))
     # Reference lines named in the legend (annotations on the lines would collide with the bar labels).
@@ -353,13 +359,21 @@ def method_bar_figure(frame: pd.DataFrame, column: str = "target_hr", title: str
         fig.add_hline(y=value * scale, line_dash=dash, line_color=phase_color(phase), line_width=3)
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=phase_color(phase), dash=dash, width=3),
                                  name=f"{text}: {value * scale:.1f}%" if percent else f"{text}: {value:.3f}"))
-    top = _hr_axis_max(np.concatenate([values, list(refs.values())])) * scale  # fits the data, never past 1
     y_title = f"real users with a target in their top-{k} (%)" if percent else f"target HR@{k}"
     fig.update_layout(title=title or (f"Share of real users reached per method" if percent else f"Target HR@{k} per method"),
                       xaxis_title=None, yaxis_title=y_title, template=TEMPLATE,
-                      yaxis_range=[0, top * 1.1], height=440, margin=dict(l=70, r=20, t=60, b=60),
+                      yaxis_range=[0, top * 1.1], height=height, margin=dict(l=70, r=20, t=60, b=60),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0))
-    return fig
+    return scaled(fig, font_scale)
+
+
+def bar_label_positions(values, lines, axis_top: float, label_share: float = 0.09) -> list[str]:
+    """Per bar, ``outside`` (its value above the bar) unless a reference line runs through that label
+    (a line within ``label_share`` of the axis above the bar's top), then ``inside``: the attack line
+    crossed the label of a bar just below it.  A bar too short to hold its label keeps it outside."""
+    room = label_share * axis_top
+    return ["inside" if v >= 1.5 * room and any(0 <= line - v <= room for line in lines) else "outside"
+            for v in np.asarray(values, dtype=float)]
 
 
 def reached_users_frame(result: "ScenarioResult", phases: list[str] | None = None, limit: int | None = None) -> pd.DataFrame:
@@ -395,3 +409,24 @@ def before_after_frame(before, after) -> pd.DataFrame:
     out["target HR, previous"] = [prev.get(lbl) for lbl in b["label"]]
     out["target HR, now"] = b["target_hr"].to_numpy()
     return out.round(4)
+
+
+def popularity_note(table: pd.DataFrame) -> str | None:
+    """The popularity row in words, from the numbers it sits beside (None without that row).
+
+    Popularity recommends every user the most-rated items they have not rated, from the clean
+    data and without a model.  Its test HR above MF's means most held-out items are popular ones,
+    so ignoring personal taste scores well on this metric: a yardstick for test HR, not a defense.
+    """
+    rows = {str(p): r for p, r in zip(table["phase"], table.to_dict("records"))}
+    pop, clean = rows.get("popularity"), rows.get("origin")
+    if pop is None or clean is None or pop.get("test_hr") is None or clean.get("test_hr") is None:
+        return None
+    p, m = float(pop["test_hr"]), float(clean["test_hr"])
+    if np.isnan(p) or np.isnan(m):
+        return None
+    compare = ("above" if p > m else "at or below")
+    why = ("most users' held-out items are popular ones, so recommending what everybody rates, without any personal "
+           "taste, scores well on this measure" if p > m else "the personal model finds held-out items that popularity misses")
+    return ("The popularity row recommends every user the most-rated items they have not rated (clean data, no model). "
+            f"Its test HR ({p:.3f}) is {compare} clean MF's ({m:.3f}): {why}. It is a yardstick for test HR, not a defense.")

@@ -111,3 +111,29 @@ def paper_numbers() -> set[str]:
         for x in (v.low, v.high):
             out |= {f"{x:.{k}f}" for k in (2, 3, 4) if round(x, k) == x}
     return out
+
+
+def paper_note(dataset: str, targets: str, attack_size: float, erm_stats: str) -> str:
+    """The paper's ML-100K Table 2 numbers in one sentence, with what makes them differ from this run.
+
+    The paper's cells are ML-100K, unpopular targets, 3% attack, 5% ERM users and APT with the
+    authors' clean (oracle) statistics; the sentence says which of those this run does not share.
+    """
+    def span(metric_phase: str) -> str:
+        values = [paper_value("ml-100k", "unpopular", "target_hr", a, metric_phase) for a in PAPER_ATTACKS]
+        lows = [v.low for v in values if v is not None]
+        return f"{min(lows):.4f}-{max(lows):.4f}" if lows else "–"
+
+    differs = []
+    if dataset.lower() != "ml-100k":
+        differs.append(f"data set {dataset}, not ML-100K")
+    if targets != "unpopular":
+        differs.append(f"{targets} targets")
+    if abs(attack_size - 0.03) > 1e-9:
+        differs.append(f"{attack_size:.0%} attack")
+    if erm_stats != "clean":
+        differs.append(f"APT with {erm_stats} statistics, where the paper's used the clean data's (the authors' oracle)")
+    note = (f"The paper (ML-100K, unpopular targets, 3% attack, 5% ERM users, APT with the authors' clean statistics, Table 2): "
+            f"attack HR@50 {span('attack')}, APT {span('apt')}, AT {span('at')}.")
+    return note + (" This run differs: " + "; ".join(differs) + ". Compare with care, do not expect equality." if differs
+                   else " Compare, do not expect equality.")
