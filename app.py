@@ -15,7 +15,8 @@ import streamlit as st  # noqa: E402
 from apt_core.errors import AptError  # noqa: E402
 from apt_core.runtime.devices import configure_threads, device_label, resolve_device  # noqa: E402
 
-from pages._shared.settings import DATASET_LABELS, DATASETS, kept_value, presenter, presenter_password, safe_mode  # noqa: E402
+from pages._shared.settings import (DATASET_LABELS, DATASETS, kept_value, presenter, presenter_locked,  # noqa: E402
+                                     presenter_password, safe_mode)
 from pages._shared.uploads import save_upload  # noqa: E402
 from pages._shared.url_state import url_state, write_url  # noqa: E402
 
@@ -56,9 +57,24 @@ def _password_gate():
     return PasswordGate()
 
 
+def _check_presenter_password() -> None:
+    """Check a newly typed presenter password (before the switch it unlocks is drawn).  Each typed
+    value is checked once (a rerun re-sends the same text), through the server's one gate, which
+    locks out guessing after a few wrong tries."""
+    given = st.session_state.get("_presenter_pw")
+    if safe_mode() and presenter_password() and given and given != st.session_state.get("_presenter_pw_checked"):
+        st.session_state["_presenter_pw_checked"] = given
+        st.session_state["_presenter"] = _password_gate().check(given, presenter_password())
+
+
 with st.sidebar:
     st.header("APT Lab")
-    st.toggle("Presenter mode", key="presenter", help="For a projector: hides advanced controls and enlarges the text.")
+    _check_presenter_password()
+    if presenter_locked():
+        st.session_state["presenter"] = False  # a URL's ?presenter=true included
+    st.toggle("Presenter mode", key="presenter", disabled=presenter_locked(),
+              help="For a projector: hides advanced controls and enlarges the text."
+              + (" This shared server turns it on after the presenter password (below)." if presenter_locked() else ""))
     st.selectbox("Data set", DATASETS, key="dataset", format_func=lambda d: DATASET_LABELS[d])
     if st.session_state.get("dataset") == "uploaded CSV":
         upload = st.file_uploader("Rating file (user,item,rating[,timestamp])", type=["csv", "tsv", "txt", "dat"])
@@ -99,12 +115,8 @@ with st.sidebar:
         st.selectbox("Data folder (real data sets)", [""] + allowed, key="data_dir", format_func=lambda p: p or "(none: download or cache)",
                      help="This shared server reads only the folders its operator listed in APT_LAB_DATA_DIRS")
         if presenter_password():
-            given = st.text_input("Presenter password", type="password", key="_presenter_pw", help="unlocks history deletion, sweeps and multi-seed runs")
-            if given and given != st.session_state.get("_presenter_pw_checked"):
-                # Each typed value is checked once (a rerun re-sends the same text), through the
-                # server's one gate, which locks out guessing after a few wrong tries.
-                st.session_state["_presenter_pw_checked"] = given
-                st.session_state["_presenter"] = _password_gate().check(given, presenter_password())
+            given = st.text_input("Presenter password", type="password", key="_presenter_pw",
+                                  help="unlocks presenter mode, history deletion, sweeps and multi-seed runs")
             if given and not st.session_state.get("_presenter"):
                 wait = _password_gate().locked_for()
                 st.error(f"too many wrong guesses: try again in {wait:.0f} s" if wait else "wrong presenter password")

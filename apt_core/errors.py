@@ -69,3 +69,38 @@ class DivergedError(AptError):
     Raised instead of evaluating such a model: ranks count strictly higher scores and NaN
     never compares higher, so a NaN model would otherwise rank every item first (HR = 1.0).
     """
+
+
+class BudgetError(AptError):
+    """A computation would exceed, or ran past, the budget a served dashboard gives each run
+    (time: ``APT_LAB_RUN_SECONDS``, memory: ``APT_LAB_RUN_MEMORY_GB``; apt_core.runtime.serving)."""
+
+
+_deadlines = threading.local()
+
+
+@contextmanager
+def deadline(seconds: float | None, what: str) -> Iterator[None]:
+    """Inside the block, :func:`check_deadline` raises :class:`BudgetError` once ``seconds`` have
+    passed (None: no limit).  Thread-local: each dashboard session's script thread has its own.
+    Long loops call :func:`check_deadline` (a cooperative limit: no thread is killed)."""
+    import time
+
+    stack = getattr(_deadlines, "stack", None)
+    if stack is None:
+        stack = _deadlines.stack = []
+    stack.append((None if seconds is None else time.monotonic() + seconds, seconds, what))
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def check_deadline() -> None:
+    """Raise :class:`BudgetError` when an enclosing :func:`deadline` has passed (cheap: call it often)."""
+    import time
+
+    for end, seconds, what in getattr(_deadlines, "stack", ()):
+        if end is not None and time.monotonic() > end:
+            raise BudgetError(f"{what} stopped after {seconds:g} s: this server's time budget per run "
+                              "(APT_LAB_RUN_SECONDS); choose smaller settings")

@@ -303,6 +303,28 @@ def _make_any(key: str, **params):
     return {"attack": make_attack, "defense": make_defense, "detector": make_detector}[kind](name, **params)
 
 
+def _numeric_cases() -> list[tuple[str, str]]:
+    return [(key, p.name) for key, (_, cls) in sorted(_all_classes().items()) for p in cls.params if p.type in (int, float)]
+
+
+@pytest.mark.parametrize("key,param", _numeric_cases())
+def test_every_numeric_parameter_has_an_upper_bound_it_enforces(key, param):
+    """Issue 24: ``--param pcmf.dim=100000000`` tried to allocate 240 GB.  Every number a method
+    declares has an upper bound sized for a 2-core, 24 GB machine, and the first value beyond it
+    is refused (constructor, ``set_params`` and the CLI's/expander's text) with the bound named."""
+    import re
+
+    spec = _all_classes()[key][1].param_specs()[param]
+    assert spec.high is not None, f"{key}.{param}: declare an upper bound (docs/cli.md, 'Parameter bounds')"
+    beyond = spec.high if spec.high_open else (spec.high + 1 if spec.type is int else spec.high * 1.5 + 1)
+    bound = re.escape(f"{spec.high:g}")
+    with pytest.raises(ConfigError, match=rf"{param} must be .*{bound}"):
+        _make_any(key, **{param: beyond})
+    with pytest.raises(ConfigError, match=rf"{param} must be .*{bound}"):
+        spec.parse(str(beyond), key)
+    _make_any(key, **{param: spec.high if not spec.high_open else spec.default})  # the bound itself is allowed
+
+
 def _state(obj) -> dict:
     """Everything an estimator holds (its public and private attributes): after set_params it
     must equal a fresh construction's, or a value derived when setting (a preset's solver) hides there."""

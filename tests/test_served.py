@@ -265,3 +265,91 @@ def test_password_gate_locks_out_guessing():
     assert gate.check("right", "right") and gate.locked_for() == 0.0
     assert not any(gate.check(f"again{i}", "right") for i in range(3))
     assert gate.locked_for() == pytest.approx(20.0)  # a second lockout lasts twice as long
+
+
+# ------------------------------------------------ issue 24: a served dashboard no visitor can exhaust
+
+
+def test_presenter_mode_needs_the_password_when_one_is_set(monkeypatch):
+    """Presenter mode hides controls whose values then come from the URL unchecked: on a served
+    dashboard with a password it stays off (a link's ?presenter=true too) until the password."""
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.setenv("APT_LAB_PRESENTER_PASSWORD", "right")
+
+    def app(**state) -> tuple[AppTest, object]:
+        # A fresh session per step (AppTest draws app.py's sidebar on the first run only).
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+        at.session_state["presenter"] = True  # what ?presenter=true sets
+        for key, value in state.items():
+            at.session_state[key] = value
+        at.run()
+        assert not at.exception
+        return at, next(w for w in at.get("toggle") if w.key == "presenter")
+
+    at, switch = app()
+    assert switch.disabled and switch.value is False
+    at, switch = app(_presenter_pw="wrong")
+    assert switch.disabled and switch.value is False and "wrong presenter password" in texts(at)
+    at, switch = app(_presenter_pw="right")  # checked before the switch is drawn
+    assert not switch.disabled and switch.value is True
+
+
+def test_a_link_value_outside_a_slider_is_reset_with_a_message():
+    # /theory?pt-n=40001 outside presenter mode: the slider (max 2000) refused it with
+    # "Something went wrong (StreamlitValueAboveMaxError)"; now the link's values are reset, said so.
+    at = page("theory", _url_from_link={"pt-n"}, **{"pt-n": 40001, "pt-trials": 0}).run()
+    assert not at.exception and not at.error
+    assert "A value in the link was refused" in texts(at) and "pt-n" in texts(at)
+    assert at.slider(key="pt-n").value == 943
+
+
+def test_theory_simulation_runs_in_the_queue_within_the_budget(monkeypatch):
+    from pages._shared import runs
+
+    entered = []
+
+    class Slots:
+        limit = 1
+
+        def slot(self, on_wait=None):
+            from contextlib import contextmanager
+
+            @contextmanager
+            def held():
+                entered.append(True)
+                yield
+            return held()
+
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.setattr(runs, "run_slots", lambda: Slots())
+    small = {"pt-n": 100, "pt-d": 10, "pt-trials": 1}
+    at = page("theory", **small).run()
+    assert not at.exception and entered, "the simulation ran outside the run queue"
+    monkeypatch.setenv("APT_LAB_RUN_SECONDS", "1e-9")
+    at = page("theory", **{**small, "pt-nstar": 48}).run()  # not cached: a new setting
+    assert "time budget" in texts(at) and "APT_LAB_RUN_SECONDS" in texts(at)
+    monkeypatch.setenv("APT_LAB_RUN_MEMORY_GB", "1e-6")
+    at = page("theory", **small).run()
+    assert "would need about" in texts(at) and "APT_LAB_RUN_MEMORY_GB" in texts(at)
+
+
+def test_run_budget_and_deadline():
+    from apt_core.errors import BudgetError, check_deadline, deadline
+    from apt_core.runtime.serving import RunBudget, run_budget
+    from apt_core.theory.bounds import PaperParams, simulation_bytes
+
+    assert run_budget({}) == RunBudget()
+    assert run_budget({"APT_LAB_RUN_SECONDS": "30", "APT_LAB_RUN_MEMORY_GB": "0.5"}) == RunBudget(30.0, 2**29)
+    for bad in ("x", "-1", "nan", "inf", "0"):
+        assert run_budget({"APT_LAB_RUN_SECONDS": bad, "APT_LAB_RUN_MEMORY_GB": bad}) == RunBudget()
+    check_deadline()  # no deadline: nothing happens
+    with deadline(None, "unbounded"):
+        check_deadline()
+    with deadline(0.0, "the test computation"):
+        time.sleep(0.01)
+        with pytest.raises(BudgetError, match="the test computation stopped after 0 s"):
+            check_deadline()
+    check_deadline()  # the block's deadline ends with it
+    # The crafted URL's settings (n = 40001, d = 3000) are over the default budget; the sliders' largest are far below.
+    assert simulation_bytes(PaperParams(n=40001, d=3000)) > RunBudget().memory_bytes
+    assert simulation_bytes(PaperParams(n=2000, d=300, n_star=500)) < RunBudget().memory_bytes / 50

@@ -66,15 +66,15 @@ class PGAAttack(Attack):
     paper = "Li, Wang, Singh, Vorobeychik, NeurIPS 2016"
     threat_model = "white box: training data and the victim's MF recipe"
     params = (
-        Param("iterations", int, 20, "projected gradient ascent steps", low=1),
-        Param("step_size", float, 0.1, "first step length (RMS-normalised gradient; decays as 1/sqrt(step))", low=0.0, low_open=True),
-        Param("ridge", float, 3.0, "ridge of the surrogate's closed-form refits", low=0.0, low_open=True),
-        Param("mf_epochs", int, 25, "epochs of the attacker's clean MF fit", low=1),
-        Param("top_k", int, 20, "competing items per user that the targets must beat", low=1),
-        Param("max_users", int, 200, "real users sampled for the objective", low=1),
-        Param("refresh_every", int, 10, "iterations between refreshes of the competing items", low=1),
+        Param("iterations", int, 20, "projected gradient ascent steps", low=1, high=1000),
+        Param("step_size", float, 0.1, "first step length (RMS-normalised gradient; decays as 1/sqrt(step))", low=0.0, low_open=True, high=100.0),
+        Param("ridge", float, 3.0, "ridge of the surrogate's closed-form refits", low=0.0, low_open=True, high=1e6),
+        Param("mf_epochs", int, 25, "epochs of the attacker's clean MF fit", low=1, high=1000),
+        Param("top_k", int, 20, "competing items per user that the targets must beat", low=1, high=1000),
+        Param("max_users", int, 200, "real users sampled for the objective", low=1, high=10_000),
+        Param("refresh_every", int, 10, "iterations between refreshes of the competing items", low=1, high=1000),
         Param("sparse", bool, True, "surrogate sees each fake row as its n_filler largest values (soft membership)"),
-        Param("temperature", float, 0.05, "softness of that membership", low=0.0, low_open=True),
+        Param("temperature", float, 0.05, "softness of that membership", low=0.0, low_open=True, high=100.0),
         Param("filler_ratings", str, "average", "filler ratings: average (drawn ~ N(item mean, std), stealthier) or optimised (the optimised values)",
               choices=FILLER_RATINGS),
     )

@@ -46,7 +46,7 @@ class SegmentAttack(Attack):
     paper = "Burke, Mobasher, Bhaumik, IJCAI workshop 2005; Mobasher et al., ACM TOIT 2007"
     threat_model = "which items the targets' users like (the training data)"
     params = (
-        Param("segment_size", int, 5, "items in the segment (rated at the maximum; taken from the filler budget)", low=1),
+        Param("segment_size", int, 5, "items in the segment (rated at the maximum; taken from the filler budget)", low=1, high=1000),
     )
 
     def __init__(self, segment_size: int = 5) -> None:

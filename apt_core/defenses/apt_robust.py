@@ -137,7 +137,7 @@ class APTRobust(APTTrusted):
         Param("drop_suspects", bool, True, "also train without the flagged users' ratings (at most max_removed of the users)"),
         Param("centre", str, "capped", "ERM rating centre: capped (min of the item's and the global mean) or global", choices=CENTRES),
         Param("cogroup_rank", int, 2, "detector=cogroup: a user's suspicion is its rank-th most surprising top-rated pair "
-              "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1),
+              "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1, high=100),
         Param("max_removed", float, 0.05, "at most this share of all accounts is dropped (the highest suspicion first; "
               "0.02 was the first default: it left 8 of FilmTrust's 24 caught accounts in)",
               low=0.0, high=1.0),

@@ -40,9 +40,9 @@ class AdversarialTraining(Defense):
     paper = "He, He, Du, Chua, SIGIR 2018 (APR)"
     threat_model = "none beyond the data: worst-case parameter perturbations stand in for poisoning"
     params = (
-        Param("epsilon", float, 0.03, "norm of the worst-case perturbation per embedding row", low=0.0, paper=0.03),
-        Param("adv_weight", float, 1.0, "λ_adv, weight of the loss at the perturbed parameters", low=0.0, paper=1.0),
-        Param("warmup_epochs", int, None, "plain-MF epochs before adversarial training (None: 40% of the epochs)", low=0, optional=True),
+        Param("epsilon", float, 0.03, "norm of the worst-case perturbation per embedding row", low=0.0, high=100.0, paper=0.03),
+        Param("adv_weight", float, 1.0, "λ_adv, weight of the loss at the perturbed parameters", low=0.0, high=1000.0, paper=1.0),
+        Param("warmup_epochs", int, None, "plain-MF epochs before adversarial training (None: 40% of the epochs)", low=0, high=1000, optional=True),
     )
 
     def __init__(self, epsilon: float = 0.03, adv_weight: float = 1.0, warmup_epochs: int | None = None):

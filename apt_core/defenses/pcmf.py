@@ -42,12 +42,12 @@ class PCMF(Defense):
     paper = "Bampis, Rusu, Hajj, Bovik 2017"
     threat_model = "none beyond the data: robust by construction, no profile removed"
     params = (
-        Param("dim", int, None, "factor dimension (None: the MF recipe's)", low=1, optional=True),
-        Param("lr", float, 0.01, "Adam learning rate", low=0.0, low_open=True),
-        Param("epochs", int, None, "training epochs (None: the run's epochs)", low=1, optional=True),
-        Param("batch_size", int, 4096, "ratings per minibatch", low=1),
+        Param("dim", int, None, "factor dimension (None: the MF recipe's)", low=1, high=1024, optional=True),
+        Param("lr", float, 0.01, "Adam learning rate", low=0.0, low_open=True, high=10.0),
+        Param("epochs", int, None, "training epochs (None: the run's epochs)", low=1, high=1000, optional=True),
+        Param("batch_size", int, 4096, "ratings per minibatch", low=1, high=1_000_000),
         Param("normalise", bool, True, "divide Y's columns by sqrt(item count) (our choice; False: the raw product)"),
-        Param("reg", float, 0.0, "L2 penalty on the user factors", low=0.0),
+        Param("reg", float, 0.0, "L2 penalty on the user factors", low=0.0, high=1000.0),
     )
 
     def __init__(self, dim: int | None = None, lr: float = 0.01, epochs: int | None = None, batch_size: int = 4096, normalise: bool = True, reg: float = 0.0):

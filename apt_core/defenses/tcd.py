@@ -115,13 +115,13 @@ class TCD(Defense):
     divergence_hint = "lower the MF learning rate (recipe='ours') or use recipe='authors'"
     params = (
         Param("pre", int, 1, "warm-up epochs on the observed ratings only before pseudo-ratings start "
-              "(the authors' code: flag pre=0, i.e. pseudo-ratings from the second epoch = our 1)", low=0, paper=1),
+              "(the authors' code: flag pre=0, i.e. pseudo-ratings from the second epoch = our 1)", low=0, high=1000, paper=1),
         Param("mask_rate", float, 1.0, "probability of keeping each agreed unrated pair (paper/code default 1; 0: three plain MFs)",
               low=0.0, high=1.0, paper=1.0),
         Param("recipe", str, "ours", "'ours': the run's victim recipe (comparable to the other rows); 'authors': their "
               "optimiser (128 factors, Adadelta lr 20, L2 1e-4, batch 2048, 40 epochs; MF only)", choices=("ours", "authors"), paper="authors"),
         Param("max_pairs", int, 5_000_000, "most candidate (user, item) cells per model per epoch; a larger matrix "
-              "(ML-1M) keeps a uniform sample of its agreed pairs", low=1),
+              "(ML-1M) keeps a uniform sample of its agreed pairs", low=1, high=20_000_000),
         Param("clip", bool, False, "round to the grid AND clip to the scale before comparing (an ablation of ours; the "
               "authors' code does not clip, so pairs both models predict near 0 get the pseudo-rating 0)", paper=False),
     )

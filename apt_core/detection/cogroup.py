@@ -54,8 +54,8 @@ class CoGroup(Detector):
     summary = "top-rates item pairs together far more than popularity predicts (ours; planted co-rating block)"
 
     params = Detector.params + (
-        Param("rank", int, 1, "a user's suspicion is the rank-th largest surprise among its top-rated item pairs", low=1),
-        Param("top_steps", int, 0, "rating steps below the maximum that count as a top rating", low=0),
+        Param("rank", int, 1, "a user's suspicion is the rank-th largest surprise among its top-rated item pairs", low=1, high=100),
+        Param("top_steps", int, 0, "rating steps below the maximum that count as a top rating", low=0, high=100),
         Param("heterogeneity", bool, True, "heavy users co-rate more: scale the expected co-count by c (False: c = 1)"),
     )
 

@@ -18,9 +18,9 @@ class DegSim(Detector):
     summary = "mean Pearson similarity with the k nearest users (Chirita et al. 2005)"
 
     params = Detector.params + (
-        Param("k", int, 25, "nearest users averaged", low=1),
-        Param("min_overlap", int, 3, "co-rated items needed for a similarity", low=1),
-        Param("block", int, 1024, "users per block of the similarity computation (memory)", low=1),
+        Param("k", int, 25, "nearest users averaged", low=1, high=1000),
+        Param("min_overlap", int, 3, "co-rated items needed for a similarity", low=1, high=1000),
+        Param("block", int, 1024, "users per block of the similarity computation (memory)", low=1, high=16_384),
     )
 
     def __init__(self, k: int = 25, min_overlap: int = 3, block: int = 1024, cut: str = "gap") -> None:

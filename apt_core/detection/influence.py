@@ -25,7 +25,7 @@ class RiskInfluence(Detector):
     summary = "how much up-weighting a user raises everyone's empirical risk (ours, APT's influence)"
 
     params = Detector.params + (
-        Param("epochs", int, 25, "epochs of the MF fit the influence is taken at", low=1),
+        Param("epochs", int, 25, "epochs of the MF fit the influence is taken at", low=1, high=1000),
         Param("normalise", bool, True, "divide each user's influence by the number of ratings"),
     )
 

@@ -22,7 +22,7 @@ class PCASelectUsers(Detector):
     name = "pca"
     summary = "users contributing least to the top principal components (Mehta & Nejdl 2009)"
 
-    params = Detector.params + (Param("n_components", int, 3, "principal components kept", low=1),)
+    params = Detector.params + (Param("n_components", int, 3, "principal components kept", low=1, high=100),)
 
     def __init__(self, n_components: int = 3, cut: str = "gap") -> None:
         self._set_declared(locals())

@@ -45,6 +45,11 @@ def check_scenario_fits_data(scenario: Scenario, data: RatingData) -> None:
             f"--k {scenario.k} is not smaller than the catalogue of {data.name} ({data.n_items} items): every top-{scenario.k} "
             f"list would hold every item, so every hit ratio would be 1.0; choose --k below {data.n_items}"
         )
+    for name in scenario.defenses:  # refused before any training (APT would refuse it only after the attack's)
+        n_star = scenario.method_params(name).get("erm_users")
+        if n_star is not None and n_star > data.n_users:
+            raise ConfigError(f"--erm-users {n_star} ({name}) exceeds the {data.n_users} users of {data.name}: at most "
+                              f"{data.n_users} (n* is a share of the real users, as --erm-fraction <= 1)")
 
 
 def check_split_usable(data: RatingData, split: Split) -> None:

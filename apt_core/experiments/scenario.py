@@ -63,6 +63,10 @@ def _normalise_params(params: Any) -> tuple[tuple[str, Any], ...]:
 #: the attack name reports give a run whose fake profiles come from ``--poison-file``
 POISON_FILE_ATTACK = "file"
 
+#: upper bounds of a run's own numbers, sized for a 2-core, 24 GB machine (docs/cli.md, "Parameter
+#: bounds"): ten times and more what the paper's protocol uses, refused before any data is loaded.
+SCENARIO_LIMITS = {"epochs": 1000, "seeds": 100, "k": 1000, "n_targets": 1000, "filler": 100_000}
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -176,6 +180,11 @@ class Scenario:
             raise ConfigError(f"--n-targets must be at least 1, got {self.n_targets}")
         if self.filler is not None and self.filler < 0:
             raise ConfigError(f"--filler must be non-negative, got {self.filler}")
+        for name, limit in SCENARIO_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and value > limit:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at most {limit} (the bound for a 2-core, 24 GB machine; "
+                                  f"docs/cli.md), got {value}")
         # numpy and torch take seeds in 0..2**32-1; the repetitions use seed .. seed+seeds-1
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= 2**32 - self.seeds:
             raise ConfigError(f"--seed must be a whole number in 0..{2**32 - self.seeds} (with --seeds {self.seeds}), got {self.seed!r}")

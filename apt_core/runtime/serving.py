@@ -10,7 +10,11 @@ anyone on the network drive it; safe mode then limits what they can reach:
 - deleting history and heavy runs (several seeds, sweeps) need the presenter password
   (``presenter_password`` in ``.streamlit/secrets.toml`` or ``APT_LAB_PRESENTER_PASSWORD``);
   without a password they are switched off;
-- at most ``APT_LAB_MAX_RUNS`` runs at once (default 2); later ones wait in a queue;
+- at most ``APT_LAB_MAX_RUNS`` runs at once (default 2); later ones wait in a queue; every
+  computation a page starts (the Theory page's simulation too) goes through that queue, with a
+  time budget (``APT_LAB_RUN_SECONDS``, default 900) and, where it can be estimated before the
+  start, a memory budget (``APT_LAB_RUN_MEMORY_GB``, default 2);
+- presenter mode (which hides controls) only after the presenter password, when one is set;
 - data-file error messages do not quote the offending field (it could be a line of a
   private file).
 
@@ -212,3 +216,36 @@ def max_runs(env: dict | None = None) -> int:
         return max(1, int(env.get(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)))
     except ValueError:
         return DEFAULT_MAX_RUNS
+
+
+RUN_SECONDS_ENV = "APT_LAB_RUN_SECONDS"
+RUN_MEMORY_ENV = "APT_LAB_RUN_MEMORY_GB"
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """What one run of a served dashboard may use: ``seconds`` of wall time (a run past it stops
+    at its next progress update with a message) and ``memory_bytes`` (a computation whose memory
+    can be estimated before it starts, the Theory page's simulation, is refused above it).
+    Defaults for the machine this was measured on (2 cores, 24 GB, ``APT_LAB_MAX_RUNS`` = 2 at
+    once): 15 minutes and 2 GB."""
+
+    seconds: float = 900.0
+    memory_bytes: int = 2 * 2**30
+
+
+def run_budget(env: dict | None = None) -> RunBudget:
+    """The budget from ``APT_LAB_RUN_SECONDS`` and ``APT_LAB_RUN_MEMORY_GB`` (a malformed or
+    non-positive value keeps the default)."""
+    env = os.environ if env is None else env
+    default = RunBudget()
+
+    def positive(name: str, fallback: float) -> float:
+        try:
+            value = float(env.get(name, fallback))
+        except ValueError:
+            return fallback
+        return value if value > 0 and value == value and value != float("inf") else fallback
+
+    return RunBudget(positive(RUN_SECONDS_ENV, default.seconds),
+                     int(positive(RUN_MEMORY_ENV, default.memory_bytes / 2**30) * 2**30))

@@ -56,7 +56,7 @@ from math import erf, sqrt
 
 import numpy as np
 
-from apt_core.errors import ConfigError
+from apt_core.errors import ConfigError, check_deadline
 
 METHODS = ("standard", "at", "apt")
 
@@ -260,6 +260,7 @@ def simulate(p: TheoryParams, n_trials: int = 50, random_state: int = 0, max_fak
     cap = int(max_fake if max_fake is not None else 20 * p.n_users)
     out = {m: np.empty(n_trials) for m in METHODS}
     for trial in range(n_trials):
+        check_deadline()  # a served dashboard's time budget (no-op elsewhere)
         real = _draw_real_ratings(p, rng)
         erm_noise = rng.standard_normal(p.n_erm)
         for m in METHODS:

@@ -30,6 +30,9 @@ def ensure_app(page_file: str) -> None:
 def guard(body: Callable[[], None]) -> None:
     """Run a page body; errors become messages, never tracebacks."""
     ensure_app(body.__code__.co_filename)
+    refused = st.session_state.pop("_url_refused", None)
+    if refused:
+        st.warning(refused)
     try:
         body()
     except CancelledError as exc:
@@ -44,4 +47,8 @@ def guard(body: Callable[[], None]) -> None:
                 message = redact(message)  # field values may be lines of a server file
         st.error(message)
     except Exception as exc:  # noqa: BLE001 -- a dashboard shows every failure as a message
+        from pages._shared.url_state import reset_link_values
+
+        if reset_link_values(exc):
+            st.rerun()
         st.error(f"Something went wrong: {type(exc).__name__}: {exc}" if not safe_mode() else f"Something went wrong ({type(exc).__name__}).")

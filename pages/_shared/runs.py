@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -71,6 +72,42 @@ def run_slots():
     return RunSlots(max_runs())
 
 
+@contextmanager
+def budgeted(what: str, memory_bytes: int | None = None, on_wait: Callable[[int], object] | None = None) -> Iterator[None]:
+    """A page's computation within the run budget (:class:`apt_core.runtime.serving.RunBudget`).
+
+    Refused before it starts when its estimated memory (``memory_bytes``, where it can be
+    estimated) is over the budget; on a served dashboard (safe mode) also queued in the server's
+    run slots (``APT_LAB_MAX_RUNS``) and stopped with a message at the time budget (the
+    computation calls :func:`apt_core.errors.check_deadline`).  Streamlit elements are drawn only
+    by ``on_wait`` (so it may wrap the body of an ``st.cache_data`` function: a cache hit never queues).
+    """
+    from apt_core.errors import deadline
+    from apt_core.runtime.serving import run_budget
+
+    check_memory_budget(what, memory_bytes)
+    if not safe_mode():
+        yield
+        return
+    with run_slots().slot(on_wait=on_wait), deadline(run_budget().seconds, what):
+        yield
+
+
+def check_memory_budget(what: str, memory_bytes: int | None) -> None:
+    """A :class:`~apt_core.errors.BudgetError` when ``memory_bytes`` (an estimate made before the
+    computation) is over the memory one run may use (``APT_LAB_RUN_MEMORY_GB``; locally too)."""
+    from apt_core.errors import BudgetError
+    from apt_core.runtime.serving import run_budget
+
+    limit = run_budget().memory_bytes
+    if memory_bytes is not None and memory_bytes > limit:
+        def size(n: float) -> str:
+            return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+        raise BudgetError(f"{what} would need about {size(memory_bytes)}, over the {size(limit)} one run may use "
+                          "(APT_LAB_RUN_MEMORY_GB): choose smaller settings")
+
+
 def is_heavy(kind: str, scenario: Any) -> bool:
     """Sweeps and runs of several seeds: what one visitor could use to occupy a shared server."""
     seeds = getattr(scenario, "seeds", 1)
@@ -129,17 +166,18 @@ def run_cached(kind: str, scenario: Any, fn: Callable, label: str = "Run", auto:
 
     def progress(fraction: float, stage: str) -> bool:
         bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{stage} ({fraction:.0%})")
+        check_deadline()  # safe mode: a run past the time budget stops here, with a message
         return True
 
     def queued(ahead: int) -> None:
         bar.progress(0.0, text=f"queued: the server runs {run_slots().limit} run(s) at a time; {ahead} waiting before yours")
 
-    from apt_core.errors import collect_warnings
+    from apt_core.errors import check_deadline, collect_warnings
 
     try:
         with collect_warnings() as notes:
             if shared:
-                with run_slots().slot(on_wait=queued):
+                with budgeted(f"this {kind} run", on_wait=queued):
                     result = fn(scenario, progress)
             else:
                 result = fn(scenario, progress)

@@ -66,9 +66,23 @@ def settings() -> dict:
     return {"dataset": dataset, "data_dir": data_dir, "seed": int(ss.get("seed", 0)), "device": ss.get("device", "auto")}
 
 
+def presenter_locked() -> bool:
+    """Safe mode with a presenter password set, not yet given: presenter mode stays off (its
+    switch is disabled, a URL's ``?presenter=true`` is ignored).  It hides controls whose values
+    then come unchecked from the URL, so a visitor may not turn it on."""
+    return safe_mode() and bool(presenter_password()) and not st.session_state.get("_presenter")
+
+
 def presenter() -> bool:
     """Presenter mode: advanced controls hidden, larger text (the sidebar's switch)."""
-    return bool(st.session_state.get("presenter", False))
+    return bool(st.session_state.get("presenter", False)) and not presenter_locked()
+
+
+def chart_scale() -> float:
+    """The figures' font scale (``font_scale=`` of apt_core.plots): presenter mode enlarges the charts too."""
+    from apt_core.plots.style import PRESENTER_SCALE
+
+    return PRESENTER_SCALE if presenter() else 1.0
 
 
 def kept_value(key: str, default: Any, low: float | None = None, high: float | None = None) -> Any:

@@ -27,6 +27,7 @@ def url_state(keys: list[str]) -> None:
         if key in qp:
             try:
                 st.session_state[key] = json.loads(qp[key])
+                st.session_state.setdefault("_url_from_link", set()).add(key)  # pages/_shared/page_guard resets these
             except (ValueError, TypeError):
                 pass  # a hand-edited URL: ignore the value, keep the default
 
@@ -46,3 +47,22 @@ def write_url() -> None:
     for key, value in wanted.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
+
+
+#: what Streamlit raises when a widget's value (here: from a link) lies outside its range
+OUT_OF_RANGE = ("StreamlitValueAboveMaxError", "StreamlitValueBelowMinError", "StreamlitAPIException")
+
+
+def reset_link_values(exc: Exception) -> bool:
+    """After a widget refused a value a link set (``/theory?pt-n=40001``: above the slider's 2000),
+    drop the link's values (the controls fall back to their defaults), say so on the next run and
+    rerun.  False when the failure did not come from a link's value (nothing to reset)."""
+    from_link = st.session_state.get("_url_from_link") or set()
+    if type(exc).__name__ not in OUT_OF_RANGE or not from_link:
+        return False
+    for key in from_link:
+        st.session_state.pop(key, None)
+    st.session_state["_url_from_link"] = set()
+    st.session_state["_url_refused"] = (f"A value in the link was refused ({str(exc)[:120]}); the link's settings "
+                                        f"({', '.join(sorted(from_link))}) were reset to their defaults.")
+    return True
