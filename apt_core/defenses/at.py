@@ -16,12 +16,15 @@ victim's own loss, with the same ε and λ_adv.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import Defense, DefenseContext, DefenseResult, Param
 from apt_core.errors import CancelledError
 from apt_core.models.mf import MFTrainer, mf_batch_gradients
+from apt_core.models.mf_batch import batchable, batched_gradients, pretrain_forks
 from apt_core.models.victims import make_trainer
 
 
@@ -64,7 +67,7 @@ class AdversarialTraining(Defense):
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         cfg = context.mf_config
-        warmup = int(round(0.4 * cfg.epochs)) if self.warmup_epochs is None else min(int(self.warmup_epochs), cfg.epochs)
+        warmup = self._warmup(cfg.epochs)
         trainer = make_trainer(train.n_users, train.n_items, context)
         tensors = trainer.tensors(train)
         is_mf = isinstance(trainer, MFTrainer)  # MF: hand-written gradients (fast path)
@@ -77,3 +80,47 @@ class AdversarialTraining(Defense):
             if context.progress is not None and context.progress((epoch + 1) / max(1, cfg.epochs), f"at: epoch {epoch + 1}/{cfg.epochs}") is False:
                 raise CancelledError("training cancelled")
         return DefenseResult(trainer.model(), {"defense": self.name, "epsilon": self.epsilon, "adv_weight": self.adv_weight, "warmup_epochs": warmup, "final_loss": trainer.last_loss})
+
+    def _warmup(self, epochs: int) -> int:
+        return int(round(0.4 * epochs)) if self.warmup_epochs is None else min(int(self.warmup_epochs), epochs)
+
+    batched = True
+
+    @classmethod
+    def fit_many(cls, jobs: Sequence[tuple[Defense, Interactions, DefenseContext]]) -> list[DefenseResult]:
+        """Every job's AT in one MF batch: the plain-MF warm-up is one fit per (data, seed)
+        (:func:`apt_core.models.mf_batch.pretrain_forks`), then the adversarial epochs of all jobs
+        stacked, each with its own ε and λ_adv.  Neural victims: one by one."""
+        contexts = [c for _, _, c in jobs]
+        if not batchable(contexts):
+            return super().fit_many(jobs)
+        cfg, first = contexts[0].mf_config, contexts[0]
+        warmups = [d._warmup(cfg.epochs) for d, _, _ in jobs]
+
+        def report(fraction: float) -> None:
+            if first.progress is not None and first.progress(fraction, "at: batched epochs") is False:
+                raise CancelledError("training cancelled")
+
+        trainer = pretrain_forks([t for _, t, _ in jobs], [c.random_state for c in contexts], warmups, cfg, first.device,
+                                 progress=lambda f: report(f * min(warmups) / max(1, cfg.epochs)) or True)
+        rows = trainer.rows
+        # each member's ε and λ_adv on its own rows of the flattened factors
+        eps_P = torch.tensor([d.epsilon for d, _, _ in jobs]).repeat_interleave(rows).unsqueeze(1).to(trainer.device)
+        eps_Q = torch.tensor([d.epsilon for d, _, _ in jobs]).repeat_interleave(trainer.n_items).unsqueeze(1).to(trainer.device)
+        lam_P = torch.tensor([d.adv_weight for d, _, _ in jobs]).repeat_interleave(rows).unsqueeze(1).to(trainer.device)
+        lam_Q = torch.tensor([d.adv_weight for d, _, _ in jobs]).repeat_interleave(trainer.n_items).unsqueeze(1).to(trainer.device)
+
+        def hook(P, Q, users, items, ratings, coef_scale):
+            gP, gQ, sq = batched_gradients(P, Q, users, items, ratings, coef_scale, cfg.reg)
+            dP = _row_normalised(gP).mul_(eps_P)
+            dQ = _row_normalised(gQ).mul_(eps_Q)
+            aP, aQ, adv_sq = batched_gradients(P + dP, Q + dQ, users, items, ratings, coef_scale, cfg.reg)
+            # the loss of AT's fit: loss + λ_adv x the loss at the perturbed factors (per entry here)
+            return gP.add_(aP.mul_(lam_P)), gQ.add_(aQ.mul_(lam_Q)), sq + adv_sq * lam_P.squeeze(1).index_select(0, users)
+
+        for step in range(cfg.epochs - min(warmups)):
+            trainer.train_epoch([b for b in range(len(jobs)) if warmups[b] + step < cfg.epochs], gradient_hook=hook)
+            report((min(warmups) + step + 1) / max(1, cfg.epochs))
+        return [DefenseResult(trainer.model(b), {"defense": d.name, "epsilon": d.epsilon, "adv_weight": d.adv_weight, "warmup_epochs": warmups[b],
+                                                 "final_loss": trainer.last_loss[b], "batched": len(jobs)})
+                for b, (d, _, _) in enumerate(jobs)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 import torch
 
@@ -92,3 +92,16 @@ class Defense(Configurable, ABC):
     @abstractmethod
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
         ...
+
+    #: whether :meth:`fit_many` trains its jobs in one batch (issue 22); False: one by one
+    batched: ClassVar[bool] = False
+
+    @classmethod
+    def fit_many(cls, jobs: Sequence[tuple["Defense", Interactions, DefenseContext]]) -> list[DefenseResult]:
+        """``[defense.fit(train, context) for defense, train, context in jobs]``, every defense of this class.
+
+        A defense whose fits can share tensor operations (MF and its variants: stacked factors,
+        :mod:`apt_core.models.mf_batch`) overrides this with a batched fit that gives each job the
+        result of its own ``fit`` (its seed, data, epochs); the default is the one-by-one loop.
+        Progress and cancelling go through the first job's context."""
+        return [defense.fit(train, context) for defense, train, context in jobs]

@@ -346,11 +346,13 @@ def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConf
     """Compute every unit of ``scenarios`` that the cache lacks, on the engine of ``cfg``.
 
     Scenarios the cache already answers in full are skipped without starting anything (a
-    repeated command costs no Ray start).  With the local engine this does nothing: the
-    caller's sequential ``run_scenario`` pass computes.
+    repeated command costs no Ray start).  With the local engine the fits are computed here in
+    batches (:func:`apt_core.experiments.batching.compute_units`: the seeds, points and
+    positions that share a data set train as one MF batch) and ``[]`` is returned; without a
+    cache the caller's sequential ``run_scenario`` pass computes one by one.
     """
     cfg.validate()
-    if cfg.engine == "local":
+    if cfg.engine == "local" and cache is None:
         return []
     if cache is None:
         raise ConfigError("--engine ray hands results over through the artifact cache: drop --no-cache")
@@ -358,6 +360,11 @@ def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConf
         return data_by_scenario(s) if data_by_scenario is not None else None
 
     todo = [(s, label) for s, label in scenarios if not fully_cached(s, cache, data_of(s))]
+    if cfg.engine == "local":
+        from apt_core.experiments.batching import compute_units
+
+        compute_units(plan_units(todo), cache, data_of if data_by_scenario is not None else None, progress)
+        return []
     todo_detections = [(s, label) for s, label in detections if not detection_cached(s, cache, data_of(s))]
     return run_units_on_ray(plan_units(todo, todo_detections), cache, cfg, data_by_scenario, progress)
 

@@ -330,6 +330,16 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
                                   detections=detection_scenarios(cfg, grid, attacks) if cfg.detection else ())
         if outer is not None:
             progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
+    elif cache is not None:
+        from apt_core.experiments.engine import EngineConfig, fill_cache
+
+        # The local engine fits in batches first (the seeds and scenarios that share a data set
+        # train as one MF batch, apt_core.experiments.batching); the pass below reads the cache.
+        outer = progress
+        fill_cache(_all_scenarios(cfg, grid, defenses, fig_attack, fig_defenses, fig_seeds), cache, EngineConfig("local"), lambda s: data,
+                   (lambda f, s: outer(0.9 * f, s)) if outer else None)
+        if outer is not None:
+            progress = lambda f, s: outer(0.9 + 0.1 * f, s)  # noqa: E731
 
     results = {}
     run_ids: list[str] = []

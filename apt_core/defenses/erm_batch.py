@@ -1,0 +1,120 @@
+"""APT and APT-rand fitted in batches (issue 22): Algorithm 1 for B jobs in one MF batch.
+
+Each job keeps its own fit's semantics (:meth:`apt_core.defenses.erm.ERMTraining._train`): its
+seed, its data, its ERM statistics, its own random stream for the ERM users, its schedule
+(T_pre, T_inter) and its number of ERM users.  What the jobs share is the arithmetic:
+
+- the pre-training (T_pre epochs of plain MF) is one fit per (data, seed): the classroom
+  grid's 24 APT / APT-rand settings on one poisoned data set pre-train once
+  (:func:`apt_core.models.mf_batch.pretrain_forks`);
+- after it every epoch of every job is one stacked MF epoch (each job on its own data: D
+  plus its own ERM users, padded and masked where the lengths differ).
+
+What does not batch: APT's influence vector (Eq. 4-5) is a solve per job and round on that
+job's own factors (a Lanczos or LiSSA run whose iterations depend on the job), and the ERM
+users are drawn per job from its own random stream.  Those stay one by one, between the
+batched epochs, exactly as in the one-by-one fit.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from apt_core.data.dataset import Interactions
+from apt_core.defenses.base import DefenseContext, DefenseResult
+from apt_core.defenses.erm import ERMTraining, FitStatistics, RoundState, detection_diagnostics
+from apt_core.errors import CancelledError, warn
+from apt_core.models.mf_batch import batchable, pretrain_forks
+
+
+def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext]]) -> list[DefenseResult]:
+    """``[defense.fit(train, context) for defense, train, context in jobs]`` in one MF batch."""
+    contexts = [c for _, _, c in jobs]
+    if not batchable(contexts):
+        return [d.fit(t, c) for d, t, c in jobs]
+    t_start = time.perf_counter()
+    cfg, first = contexts[0].mf_config, contexts[0]
+    stats = [d._statistics(t, c) for d, t, c in jobs]
+    settings = [d.resolved_settings(c.dataset, t.n_items) for d, t, c in jobs]
+    n_erm = [d.n_erm_users(c.real_user_count(t), c.dataset) for d, t, c in jobs]
+    # plain MF until the first regeneration (all epochs when there is none)
+    regenerates = [n > 0 and s.t_pre < cfg.epochs for n, s in zip(n_erm, settings)]
+    prefix = [s.t_pre if r else cfg.epochs for s, r in zip(settings, regenerates)]
+
+    def report(fraction: float) -> None:
+        if first.progress is not None and first.progress(min(1.0, fraction), f"{jobs[0][0].name}: {len(jobs)} fits batched") is False:
+            raise CancelledError("training cancelled")
+
+    shortest = min(prefix)
+    trainer = pretrain_forks([t for _, t, _ in jobs], [c.random_state for c in contexts], prefix, cfg, first.device,
+                             rows=[t.n_users + n for (_, t, _), n in zip(jobs, n_erm)],
+                             progress=lambda f: report(f * shortest / max(1, cfg.epochs)) or True)
+    states, rounds, regen_seconds = [], [[] for _ in jobs], [0.0] * len(jobs)
+    for b, (defense, train, context) in enumerate(jobs):
+        d_users, d_items, d_ratings = (torch.from_numpy(a).to(trainer.device) for a in (train.users, train.items, train.normalised_ratings))
+        rng = np.random.default_rng([int(context.random_state), 7411])
+        states.append(RoundState(defense, train, context, settings[b], None, d_users, d_items, d_ratings, stats[b].means, stats[b].stds,
+                                 rng, n_erm[b]))
+    for step in range(cfg.epochs - shortest):
+        active = []
+        for b, (defense, train, context) in enumerate(jobs):
+            epoch = prefix[b] + step
+            if epoch >= cfg.epochs:
+                continue
+            active.append(b)
+            s, state = settings[b], states[b]
+            if regenerates[b] and epoch >= s.t_pre and (epoch - s.t_pre) % s.t_inter == 0:
+                t0 = time.perf_counter()
+                trainer.grow_users(b, train.n_users + n_erm[b])
+                state.trainer, state.epoch = trainer.member_trainer(b), epoch
+                batch = defense._generate(state)
+                users = torch.cat([state.d_users, torch.from_numpy(batch.users + train.n_users).to(trainer.device)])
+                items = torch.cat([state.d_items, torch.from_numpy(batch.items).to(trainer.device)])
+                ratings = torch.cat([state.d_ratings, torch.from_numpy(train.scale.normalise(batch.ratings)).to(trainer.device)])
+                trainer.set_data(b, users, items, ratings)
+                seconds = time.perf_counter() - t0
+                regen_seconds[b] += seconds
+                rounds[b].append({
+                    "epoch": epoch,
+                    "erm_items": batch.items.reshape(n_erm[b], -1).astype(np.int32),
+                    "erm_ratings_mean": float(batch.ratings.mean()) if len(batch.ratings) else float("nan"),
+                    "seconds": seconds,
+                    **batch.extra,
+                })
+                state.last_batch = batch
+        trainer.train_epoch(active)
+        report((shortest + step + 1) / max(1, cfg.epochs))
+    total = time.perf_counter() - t_start
+    return [_result(jobs[b][0], cfg.epochs, settings[b], n_erm[b], rounds[b], states[b], stats[b], regen_seconds[b], total / len(jobs),
+                    trainer.model(b), trainer.last_loss[b], len(jobs)) for b in range(len(jobs))]
+
+
+def _result(defense: ERMTraining, epochs: int, settings, n_erm: int, rounds: list, state: RoundState, stats: FitStatistics,
+            seconds_regen: float, seconds_share: float, model, final_loss: float, batch_size: int) -> DefenseResult:
+    """The diagnostics of :meth:`ERMTraining._train`, plus the batch's size (``seconds_total``: the job's share of the batch)."""
+    last = state.last_batch
+    diagnostics = {
+        "defense": defense.name,
+        "erm_stats": defense.erm_stats,
+        "preset": defense.preset,
+        "n_erm_users": n_erm,
+        "settings": asdict(settings),
+        "rounds": rounds,
+        "last_erm": None if last is None else {"users": last.users.astype(np.int32), "items": last.items.astype(np.int32), "ratings": last.ratings},
+        "seconds_regeneration": seconds_regen,
+        "seconds_total": seconds_share,
+        "final_loss": final_loss,
+        "batched": batch_size,
+    }
+    if stats.detection is not None:
+        diagnostics.update(detection_diagnostics(stats.detection))
+    if not rounds:
+        diagnostics["note"] = f"no regeneration happened: {epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
+        if n_erm > 0:
+            warn(f"{defense.name}: {epochs} training epochs <= T_pre = {settings.t_pre}, so no ERM users were ever added and "
+                 f"this row is plain MF; train more epochs or lower --param {defense.name}.t_pre")
+    return DefenseResult(model, diagnostics)

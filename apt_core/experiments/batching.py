@@ -1,0 +1,161 @@
+"""Batched training of a plan's units (issue 22): many fits of one defense in one MF batch.
+
+:func:`compute_units` takes units of scenarios' plans (:func:`apt_core.experiments.engine.plan_units`:
+the origin, attack and defense fits of each seed; the attack's profiles) and computes into the
+artifact cache every one the cache lacks, under the keys the one-by-one pipeline reads and
+writes (:class:`apt_core.experiments.pipeline.UnitRun`): first the fake profiles, then the fits,
+grouped by defense class and data set and handed to :meth:`apt_core.defenses.base.Defense.fit_many`
+in batches (MF, AT, APT, APT-rand train stacked; :mod:`apt_core.models.mf_batch`).  Afterwards
+``run_scenario`` answers every scenario from the cache, exactly as after a one-by-one run.
+
+Which fits batch: all that share a data set's shape (its items) and MF recipe -- the seeds of
+``reproduce --seeds 5``, the positions of the classroom grid, the points of a sweep.  Jobs on
+the same data with the same seed also share their plain-MF epochs (APT's pre-training, AT's
+warm-up).  A batch whose fit diverges is refitted one by one, so the error names its phase.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from apt_core.defenses import make_defense
+from apt_core.errors import CancelledError, DivergedError
+from apt_core.evaluation.metrics import evaluate
+from apt_core.experiments.artifacts import Keys, eval_payload, keeps_model, model_payload
+from apt_core.experiments.plan import STAGE_PROFILES, plan
+from apt_core.experiments.preparation import Prepared, prepare
+from apt_core.experiments.scenario import ProgressFn, Scenario
+from apt_core.runtime.devices import resolve_device
+
+#: fits per batch on a CPU: beyond a few dozen the stacked tensors stop saving time
+CPU_BATCH = 64
+#: fits per batch on a GPU: enough to fill the device for data sets of ML-100K's size
+GPU_BATCH = 256
+
+
+@dataclass
+class BatchReport:
+    """What :func:`compute_units` did: fits computed, batches, fits already cached, seconds."""
+
+    n_fits: int = 0
+    n_batches: int = 0
+    n_cached: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Job:
+    unit: object
+    run: object  # UnitRun
+    defense: object
+    train: object
+    model_key: str
+    eval_key: str
+
+
+def _prepared_key(scenario: Scenario) -> tuple:
+    """The fields :func:`prepare` reads (data, split seed, targets, attack budget, MF recipe, victim)."""
+    return (scenario.dataset, scenario.data_dir, scenario.rating_scale, scenario.seed, scenario.targets, scenario.n_targets,
+            scenario.attack, scenario.attack_size, scenario.filler, scenario.poison_file, scenario.epochs, scenario.victim,
+            scenario.victim_feedback, scenario.device)
+
+
+def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] | None = None, progress: ProgressFn | None = None,
+                  batch_size: int | None = None) -> BatchReport:
+    """Compute ``units`` (``.scenario``, ``.rep``, ``.unit``: :class:`apt_core.experiments.engine.Unit`)
+    into ``cache``, the fits in batches of at most ``batch_size`` (None: :data:`CPU_BATCH`,
+    :data:`GPU_BATCH` on CUDA).  ``progress(fraction, text)`` returning False cancels."""
+    from apt_core.experiments.pipeline import UnitRun
+
+    t0 = time.perf_counter()
+    report = BatchReport()
+    prepared: dict[tuple, tuple[Prepared, Keys]] = {}
+    poisoned: dict[str, object] = {}  # one Interactions object per data set: equal data, one object
+
+    def setup(scenario: Scenario) -> tuple[Prepared, Keys]:
+        key = _prepared_key(scenario)
+        if key not in prepared:
+            prep = prepare(scenario, data_of(scenario) if data_of is not None else None)
+            prepared[key] = (prep, Keys(prep.data, prep.split, resolve_device(scenario.device), prep.mf_config, prep.victim))
+        return prepared[key]
+
+    def tell(fraction: float, text: str) -> None:
+        if progress is not None and progress(min(1.0, fraction), text) is False:
+            raise CancelledError("cancelled during the batched fits")
+
+    units = list(units)
+    profiles = [u for u in units if u.unit == STAGE_PROFILES]
+    for i, u in enumerate(profiles):  # attacks first: the fits on poisoned data read their profiles
+        tell(0.2 * i / max(1, len(profiles)), f"attack {u.scenario.attack}, seed {u.scenario.seed + u.rep}")
+        prep, keys = setup(u.scenario)
+        planned = plan(u.scenario).unit(u.rep, u.unit)
+        UnitRun(u.scenario, prep, resolve_device(u.scenario.device), planned.seed, cache, keys).fake()
+    jobs: list[_Job] = []
+    for u in units:
+        if u.unit == STAGE_PROFILES or u.unit not in {p.stage for p in plan(u.scenario).units_of(u.rep)}:
+            continue  # detection units: run_scenario / run_detection compute them
+        prep, keys = setup(u.scenario)
+        planned = plan(u.scenario).unit(u.rep, u.unit)
+        run = UnitRun(u.scenario, prep, resolve_device(u.scenario.device), planned.seed, cache, keys)
+        if planned.on_poisoned_data:
+            train, train_key = run.poisoned()
+            train = poisoned.setdefault(train_key, train)
+        else:
+            train, train_key = prep.split.train, keys.split
+        defense = make_defense(planned.defense, **u.scenario.method_params(planned.defense))
+        model_key = keys.model(train_key, defense, planned.seed)
+        eval_key = keys.evaluation(model_key, prep.targets)
+        if cache.load("eval", eval_key) is not None:
+            report.n_cached += 1
+            continue
+        jobs.append(_Job(u, run, defense, train, model_key, eval_key))
+    groups: dict[tuple, list[_Job]] = {}
+    for job in jobs:
+        device = resolve_device(job.unit.scenario.device)
+        groups.setdefault((type(job.defense), job.run.prepared.data.name, job.train.n_items, str(device)), []).append(job)
+    batches = []
+    for (cls, _, _, device), members in groups.items():
+        size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
+        size = size if cls.batched else 1
+        batches += [members[i: i + size] for i in range(0, len(members), size)]
+    done = 0
+    for batch in batches:
+        label = f"{len(batch)} {batch[0].defense.name} fits batched" if len(batch) > 1 else f"{batch[0].defense.name} fit"
+
+        def inner(fraction: float, text: str = "", _done: int = done, _n: int = len(batch), _label: str = label) -> object:
+            tell(0.2 + 0.8 * (_done + fraction * _n) / max(1, len(jobs)), _label)
+            return True
+
+        _fit_batch(batch, cache, inner)
+        done += len(batch)
+        report.n_fits += len(batch)
+        report.n_batches += 1
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _fit_batch(batch: list[_Job], cache, progress: ProgressFn) -> None:
+    """Fit one batch and write each job's model and evaluation, as ``_fit_evaluate`` writes a single fit."""
+    contexts = []
+    for j, job in enumerate(batch):
+        ctx = replace(job.run.ctx, progress=progress if j == 0 else None)
+        contexts.append(ctx)
+    t0 = time.perf_counter()
+    try:
+        results = type(batch[0].defense).fit_many([(job.defense, job.train, ctx) for job, ctx in zip(batch, contexts)])
+    except DivergedError:
+        # One member diverged: fit one by one, so the error names its phase and what to change.
+        for job in batch:
+            job.run.fit(plan(job.unit.scenario).unit(job.unit.rep, job.unit.unit))
+        return
+    share = (time.perf_counter() - t0) / len(batch)  # each fit's share of the batch's time
+    for job, result in zip(batch, results):
+        prep = job.run.prepared
+        ev = evaluate(result.model, prep.split, prep.targets, job.unit.scenario.k)
+        diagnostics = result.diagnostics or {}
+        # the writer of pipeline._fit_evaluate_once (tests/test_mf_batch.py compares the entries)
+        payload = model_payload(result.model, share, diagnostics, keeps_model(cache, job.defense.name))
+        if payload["state"] is not None:
+            cache.save("model", job.model_key, payload)
+        cache.save("eval", job.eval_key, eval_payload(ev, share, payload["diagnostics"]))
