@@ -113,7 +113,8 @@ def body() -> None:
         st.subheader(STEPS[2])
         reached = share_reached(ev["attack"].target_ranks, k)
         st.metric(f"real users with a target in their top {k}", f"{reached:.0%}",
-                  f"{reached - share_reached(ev['origin'].target_ranks, k):+.0%} from the attack", help=GLOSSARY["HR@K"])
+                  f"{reached - share_reached(ev['origin'].target_ranks, k):+.0%} from the attack", help=GLOSSARY["HR@K"],
+                  delta_color="inverse")  # more users reached is the attack's success: red, not a green "good"
         left, right = st.columns(2)
         left.markdown(f"**Your student (user {user_ids[user]}), before the attack**")
         left.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
@@ -128,8 +129,9 @@ def body() -> None:
         n_erm = int(diag.get("n_erm_users", 0))
         st.markdown(
             f"**APT** (adversarial poisoning training) fights fire with fire: while it trains, it adds **{n_erm} users of its own** "
-            "(*ERM users*) and keeps regenerating them. Their ratings are drawn to lower the model's error, and they favour the "
-            "items whose ratings influence the model most, which is where the attack pushes."
+            "(*ERM users*) and keeps regenerating them. Each one rates items whose ratings would lower the model's empirical "
+            "risk: items of negative influence on it ($I_j < 0$), drawn with probability $\\propto e^{-t I_j}$, rated around the "
+            "item's mean plus a lift. Nothing in that choice points at the attacker's targets."
         )
         st.caption("ERM user: " + GLOSSARY["ERM user"])
         if len(last.get("users", [])):
@@ -139,6 +141,7 @@ def body() -> None:
             rated = np.isin(last["items"], targets)
             st.caption(f"Across all {n_erm} ERM users, {int(rated.sum())} ratings fall on the target items "
                        f"(mean {float(np.mean(last['ratings'][rated])) if rated.any() else float('nan'):.2f}).")
+            st.markdown(_erm_on_targets(last, split.train, fake, targets, scenario.erm_stats))
         question(3, "Will APT bring the targets back to where they were before the attack?",
                  ["yes, fully", "partly", "no, not at all"],
                  2 - int(np.digitize(np.nan_to_num(_ri(result), nan=0.0), [0.2, 0.9])),
@@ -157,7 +160,8 @@ def body() -> None:
         st.subheader(STEPS[5])
         st.markdown(
             "So far APT took its item statistics from the data it sees, poisoned included: that is all a real defender has. "
-            "The paper's APT uses **oracle statistics** instead, computed on the clean data before the attack. "
+            "The authors' released code uses **oracle statistics** instead, computed on the clean data before the attack "
+            "(the paper's text says the training data's, which may be contaminated). "
             "How much of APT's effect depends on that?"
         )
         st.caption("Oracle statistics: " + GLOSSARY["oracle statistics"])
@@ -176,9 +180,9 @@ def body() -> None:
             st.markdown(
                 f"With oracle statistics APT reaches {cheat:.3f}, with honest ones {honest:.3f}: "
                 + (f"the oracle flatters APT by {gap:.3f}. " if gap > 0 else "here the oracle does not help. ")
-                + "Limits to discuss: the oracle numbers need data a defender never has; one seed on a small sample is noisy "
-                "(repeat with other seeds on the Defense page); the attack here is a simple heuristic, and stronger, "
-                "optimised attacks exist (Attack page)."
+                + "Limits to discuss: the oracle numbers need data a defender never has (the authors' released code computes them "
+                "on the clean file; the paper's text on the training data, which may be contaminated); one seed on a small sample "
+                "is noisy (repeat with other seeds on the Defense page); " + _other_attacks_sentence(scenario, data, k)
             )
 
     st.divider()
@@ -189,6 +193,49 @@ def body() -> None:
     if c[1].button("Next step →", key="lesson-next", type="primary", disabled=step == len(STEPS) - 1):
         st.session_state["lesson-step"] = step + 1
         st.rerun()
+
+
+def _erm_on_targets(last: dict, train, fake, targets, erm_stats: str) -> str:
+    """What ERM users did on the targets, in words computed from this run (issue 26: no fixed claim)."""
+    on_target = np.isin(last["items"], targets)
+    real = np.isin(train.items, targets) & (train.users < train.n_real_users)
+    fake_on = np.isin(fake.items, targets)
+    if not on_target.any():
+        return ("Here no ERM user rated a target: APT's effect (next step) cannot come from rating them down. The paper's "
+                "argument is that training on risk-lowering data makes the model tolerate more poisoning (its Theorem 4.5).")
+    erm_mean = float(np.mean(last["ratings"][on_target]))
+    real_mean = float(np.mean(train.ratings[real])) if real.any() else float("nan")
+    seen = np.concatenate([train.ratings[real], fake.ratings[fake_on]])
+    seen_mean = float(np.mean(seen)) if len(seen) else float("nan")
+    verdict = ("above the real users' own mean: on the targets they **reinforce** the attack"
+               if erm_mean > real_mean else "at or below the real users' own mean: on the targets they pull against the attack")
+    start = {"observed": f"the poisoned data's item mean ({seen_mean:.2f} over the targets, the fake users' top ratings included)",
+             "clean": f"the clean data's item mean ({real_mean:.2f} over the targets)"}.get(erm_stats, f"the {erm_stats} statistics' item mean")
+    return (f"They rate the targets {erm_mean:.2f} on average, starting from {start} plus the lift; real users alone rate them "
+            f"{real_mean:.2f}. That is {verdict}. So APT's effect (next step) "
+            "does not come from rating the targets down. The paper's argument is that training on risk-lowering data makes the "
+            "model tolerate more poisoning (its Theorem 4.5, Theory page); our docs measure that with observed statistics ERM "
+            "users can reinforce the attack on unpopular targets.")
+
+
+def _other_attacks_sentence(scenario, data, k: int) -> str:
+    """Which attack lifts these targets most on this data, from the cache only (never a fixed claim)."""
+    found = {}
+    for attack in ("average", "random", "bandwagon", "pga", "tna"):
+        variant = dataclasses.replace(scenario, attack=attack, defenses=("none",))
+        try:
+            other = from_cache_only("lesson-attacks", variant, data)
+        except Exception:  # noqa: BLE001 -- a variant this data cannot run is simply not compared
+            other = None
+        if other is not None:
+            found[attack] = float(np.mean(other.phase("attack").target_hr))
+    if len(found) < 2:
+        return (f"the attack here is the {scenario.attack} attack; which attack is strongest depends on the data and the targets: "
+                "compare them on the Attack page.")
+    ranked = sorted(found.items(), key=lambda kv: -kv[1])
+    listing = ", ".join(f"{a} {v:.3f}" for a, v in ranked)
+    return (f"on this data, these targets and {scenario.attack_size:.0%} fake users the attacks reach target HR@{k} {listing} "
+            f"(from the cache): the strongest here is {ranked[0][0]}.")
 
 
 def _ri(result) -> float:
