@@ -217,8 +217,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
-#: subcommands that read files and print: they never import torch (start-up time)
-COMMANDS_WITHOUT_TORCH = frozenset({"history", "cache", "data"})
+#: subcommands that read files and print: they never import torch (start-up time); ``params``
+#: reads the declarations kept for this source (:mod:`apt_core.experiments.declared`)
+COMMANDS_WITHOUT_TORCH = frozenset({"history", "cache", "data", "params"})
 
 
 def _command_named(argv: list[str]) -> str:

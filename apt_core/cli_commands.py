@@ -257,27 +257,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    """List the declared hyper-parameters of one method (or of all)."""
-    from apt_core.attacks import ATTACKS
-    from apt_core.defenses import DEFENSES
-    from apt_core.params import describe_params
+    """List the declared hyper-parameters of one method (or of all); imports no model code once
+    the declarations of this source are kept (:mod:`apt_core.experiments.declared`)."""
+    from apt_core.experiments.declared import declared_methods
 
-    from apt_core.detection import DETECTORS
-
-    methods = {**{n: ("attack", c) for n, c in ATTACKS.items()}, **{n: ("defense", c) for n, c in DEFENSES.items()},
-               **{n: ("detector", c) for n, c in DETECTORS.items()}}
+    methods = declared_methods()
     names = list(methods) if args.name is None else [args.name.strip().lower()]
     for name in names:
         if name not in methods:
             raise ConfigError(f"unknown attack or defense {name!r}: choose one of {', '.join(methods)}")
     if args.json:
-        print(dump_json({n: {"kind": methods[n][0], "summary": methods[n][1].summary, "params": describe_params(methods[n][1])}
-                          for n in names}, default=str))
+        print(dump_json({n: methods[n] for n in names}, default=str))
         return 0
     for name in names:
-        kind, cls = methods[name]
-        print(f"{name} ({kind}): {cls.summary}")
-        rows = describe_params(cls)
+        kind, summary = methods[name]["kind"], methods[name]["summary"]
+        print(f"{name} ({kind}): {summary}")
+        rows = methods[name]["params"]
         if not rows:
             print("  (no parameters)\n")
             continue
