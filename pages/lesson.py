@@ -96,8 +96,8 @@ def body() -> None:
     elif step == 1:
         st.subheader(STEPS[1])
         st.markdown(
-            f"An attacker wants to push five little-known **target items** ({target_names}). "
-            f"They create **{fake.n_fake_users} fake users** (3% of the real users). Each fake user gives every target "
+            f"An attacker wants to push {len(targets)} little-known **target items** ({target_names}). "
+            f"They create **{fake.n_fake_users} fake users** ({fake.n_fake_users / max(1, n_real):.0%} of the real users). Each fake user gives every target "
             "the top rating and rates some ordinary items with their average score, so that it looks like a real user."
         )
         st.caption("Target item: " + GLOSSARY["target item"])
