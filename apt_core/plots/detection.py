@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from apt_core.plots.explore import FAKE, REAL, _layout
 
 
-def suspicion_histogram(scores: np.ndarray, is_fake: np.ndarray, threshold: float | None, detector: str) -> go.Figure:
+def suspicion_histogram(scores: np.ndarray, is_fake: np.ndarray, threshold: float | None, detector: str, font_scale: float = 1.0) -> go.Figure:
     """Overlaid histograms of the suspicion score, real vs fake users, with the cut."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(is_fake, dtype=bool)
@@ -25,7 +25,7 @@ def suspicion_histogram(scores: np.ndarray, is_fake: np.ndarray, threshold: floa
         fig.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text="cut", annotation_position="top")
     # Legend below: above the plot it ran into the cut's label.
     return _layout(fig, f"{detector}: suspicion of real and fake users (share of each group)", "suspicion score (higher = more suspicious)",
-                   "share of users", legend_below=True)
+                   "share of users", legend_below=True, font_scale=font_scale)
 
 
 def precision_recall_points(scores: np.ndarray, is_fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +37,8 @@ def precision_recall_points(scores: np.ndarray, is_fake: np.ndarray) -> tuple[np
     return hits / k, hits / max(1, int(y.sum()))
 
 
-def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, tuple[float | None, float | None]] | None = None) -> go.Figure:
+def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, tuple[float | None, float | None]] | None = None,
+                            font_scale: float = 1.0) -> go.Figure:
     """One precision-recall curve per detector; markers at the cut each one used."""
     fig = go.Figure()
     for name, (precision, recall) in curves.items():
@@ -47,7 +48,8 @@ def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], po
             fig.add_trace(go.Scatter(x=[r], y=[p], mode="markers", marker=dict(size=11, symbol="x", color="black"), name=f"{name}: its cut", showlegend=True))
     fig.update_xaxes(range=[0, 1.02])
     fig.update_yaxes(range=[0, 1.02])
-    return _layout(fig, "Precision-recall of each detector (flagging users from the most suspicious down)", "recall (share of fake users flagged)", "precision", legend_below=True)
+    return _layout(fig, "Precision-recall of each detector (flagging users from the most suspicious down)", "recall (share of fake users flagged)", "precision", legend_below=True,
+                   font_scale=font_scale)
 
 
 def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.ndarray, users: np.ndarray, items: np.ndarray,
