@@ -183,7 +183,7 @@ def report_markdown(cfg, results, md2, md3, wall, hits, misses, skipped, figure_
         f"- data: {d.name}, {d.n_users} users, {d.n_items} items, {d.n_ratings} ratings; leave-one-out split seed {cfg.seed}",
         f"- attacks: {', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}; size {cfg.resolved_attack_size():.0%} of real users; "
         f"defenses: {', '.join(defenses)}; {Scenario(erm_fraction=cfg.erm_fraction).erm_description()} (APT preset `paper`), ERM statistics `{cfg.erm_stats}`"
-        + (" (the authors' oracle setting, as in the paper)" if cfg.erm_stats == "clean" else ""),
+        + (" (the authors' oracle setting, as in their released code)" if cfg.erm_stats == "clean" else ""),
         (f"- MF: {cfg.epochs} epochs (the authors' recipe); " if getattr(cfg, "victim", "mf") == "mf"
          else f"- victim {cfg.victim} (implicit feedback): {cfg.epochs} epochs; ")
         + f"HR@{cfg.resolved_k()}; {cfg.seeds} seed(s) "
