@@ -10,7 +10,7 @@ from pages._shared.display import display_frame, download, fmt_frame
 from pages._shared.grid_panel import is_live
 from pages._shared.page_guard import guard
 from pages._shared.runs import artifact_cache, run_cached
-from pages._shared.settings import settings
+from pages._shared.settings import chart_scale, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import attack_controls, param_controls
@@ -29,12 +29,15 @@ def body() -> None:
     scenario = attack_controls(data, prefix="det")
     if scenario is None:
         return
-    chosen = st.multiselect("Detectors", detector_names(), default=detector_names(), key="det-detectors",
-                            help="; ".join(f"{n}: {DETECTORS[n].summary}" for n in DETECTORS))
+    # The detectors' controls beside the precision-recall figure (one screen at 1280x720).
+    controls, chart = st.columns([1, 2], gap="medium")
+    chosen = controls.multiselect("Detectors", detector_names(), default=detector_names(), key="det-detectors",
+                                  help="; ".join(f"{n}: {DETECTORS[n].summary}" for n in DETECTORS))
     if not chosen:
-        st.info("Choose at least one detector.")
+        chart.info("Choose at least one detector.")
         return
-    changed = param_controls(list(chosen), "det", "Advanced: detector parameters")
+    with controls:
+        changed = param_controls(list(chosen), "det", "Advanced: detector parameters")
     if changed is None:
         return
     detector_params: dict = {}
@@ -42,13 +45,20 @@ def body() -> None:
         det, _, param = name_param.rpartition(".")
         detector_params.setdefault(det, {})[param] = value
     key = (scenario, tuple(chosen), detector_params)
-    report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen), "detector_params": detector_params},
-                        lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress,
-                                                           detector_params=key[2]),
-                        label="Run the attack and the detectors", auto=is_live(cfg))  # live: detectors take a second or two
+    with controls:
+        report = run_cached("detection", {"scenario": scenario.to_dict(), "detectors": list(chosen), "detector_params": detector_params},
+                            lambda _s, progress: run_detection(key[0], list(key[1]), cache=artifact_cache(), progress=progress,
+                                                               detector_params=key[2]),
+                            label="Run the attack and the detectors", auto=is_live(cfg))  # live: detectors take a second or two
     if report is None:
-        st.info("Press the button: the attack runs, then every chosen detector scores the users of the poisoned data.")
+        chart.info("Press the button: the attack runs, then every chosen detector scores the users of the poisoned data.")
         return
+    scale = chart_scale()
+    runs = [r for r in report.runs if r.seed == scenario.seed]
+    curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
+    points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
+    chart.plotly_chart(precision_recall_figure(curves, points, font_scale=scale), width="stretch", theme=None)  # our projector template, not Streamlit's
+    controls.caption("Precision: the share of flagged users that are fake. Recall: the share of fake users that are flagged.")
     table = fmt_frame(detection_table(report.rows()), 3)
     st.subheader("How well each detector separates fake from real users")
     st.dataframe(display_frame(table), hide_index=True, width="stretch", key="det-table")
@@ -62,14 +72,10 @@ def body() -> None:
             f"{stealth['nn_distance_real']:.2f}. A detector that wins only through such an artefact of the attack's code "
             "says little about real attackers."
         )
-    runs = [r for r in report.runs if r.seed == scenario.seed]
-    curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
-    points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
-    st.plotly_chart(precision_recall_figure(curves, points), width="stretch", theme=None)  # our projector template, not Streamlit's
-    st.caption("Precision: the share of flagged users that are fake. Recall: the share of fake users that are flagged.")
-    name = st.selectbox("Detector to inspect", [r.detector for r in runs], key="det-inspect")
+    pick, histogram = st.columns([1, 2], gap="medium")
+    name = pick.selectbox("Detector to inspect", [r.detector for r in runs], key="det-inspect")
     run = next(r for r in runs if r.detector == name)
-    st.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name), width="stretch", theme=None)
+    histogram.plotly_chart(suspicion_histogram(run.scores, run.is_fake, run.threshold, name, font_scale=scale), width="stretch", theme=None)
     st.subheader(f"Users flagged by {name} ({int(run.flagged.sum())}; {run.metrics.real_flagged} of them real)")
     if not run.flagged.any():
         st.info("This detector's cut flags nobody here: no block of scores stands apart from the rest.")

@@ -18,7 +18,7 @@ from pages._shared.display import download, fmt_frame
 from pages._shared.grid_panel import is_live
 from pages._shared.page_guard import guard
 from pages._shared.runs import attack_view
-from pages._shared.settings import settings
+from pages._shared.settings import chart_scale, settings
 from pages._shared.uploads import load_data
 from pages._shared.widgets import attack_controls
 
@@ -45,11 +45,15 @@ def body() -> None:
     targets = set(int(t) for t in view.targets)
     is_filler = ~np.isin(fake.items, list(targets))
     factors = user_factors(view.attacked_model)
-    if factors is not None:
-        st.plotly_chart(factor_projection_figure(factors, train.n_real_users, "User factors of the attacked MF, 2-D projection (PCA)"), width="stretch", theme=None)
+    scale = chart_scale()
+    # Two figures per row, right under the controls (one screen at 1280x720).
     left, right = st.columns(2)
-    left.plotly_chart(profile_rating_figure(train.ratings, fake.ratings[is_filler], train.scale.grid), width="stretch", theme=None)
-    right.plotly_chart(filler_popularity_figure(train.item_counts, train.items, fake.items[is_filler]), width="stretch", theme=None)
+    if factors is not None:
+        left.plotly_chart(factor_projection_figure(factors, train.n_real_users, "User factors of the attacked MF, 2-D projection (PCA)", font_scale=scale),
+                          width="stretch", theme=None)
+        left, right = right, st.columns(2)[0]
+    left.plotly_chart(profile_rating_figure(train.ratings, fake.ratings[is_filler], train.scale.grid, font_scale=scale), width="stretch", theme=None)
+    right.plotly_chart(filler_popularity_figure(train.item_counts, train.items, fake.items[is_filler], font_scale=scale), width="stretch", theme=None)
     means = train.item_means()
     real = basic_profile_stats(train.users, train.items, train.ratings, means, train.item_counts, train.n_real_users)
     fakes = basic_profile_stats(fake.users[is_filler], fake.items[is_filler], fake.ratings[is_filler], means, train.item_counts, fake.n_fake_users)

@@ -79,13 +79,14 @@ def as_arrow(frame: pd.DataFrame):
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def results_views(result) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa: D401
-    """(numeric table, display table, rank-shift figure) of a scenario result (built once per result)."""
+def results_views(result, font_scale: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame, object]:  # noqa: D401
+    """(numeric table, display table, rank-shift figure) of a scenario result (built once per result and font scale)."""
     from apt_core.plots.results import format_results_table, rank_shift_boxplot, rank_shift_frame, results_table
 
     def build():
         table = results_table(result)
-        fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)")
+        fig = rank_shift_boxplot(rank_shift_frame(result), title="Rank shift of the target items per training method (paper's Fig. 1)",
+                                 font_scale=font_scale)
         return table, format_results_table(table), fig
 
-    return per_result(result, "results_views", build)
+    return per_result(result, f"results_views-{font_scale}", build)

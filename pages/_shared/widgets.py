@@ -29,14 +29,11 @@ def attack_controls(data, prefix: str = "atk"):
         return None
     c = st.columns(4 if presenter() else 5)
     attack = c[0].selectbox("Attack", names, index=names.index("average") if "average" in names else 0, key=f"{prefix}-attack", help="; ".join(f"{n}: {ATTACKS[n].summary}" for n in names))
-    if live:  # snap to the precomputed grid (apt_core.experiments.grid): a move is a cache read
-        sizes = list(live_spec().sizes)
-        if st.session_state.get(f"{prefix}-size") not in sizes:
-            st.session_state.pop(f"{prefix}-size", None)
-        size = c[1].select_slider("Attack size (fake users, share of real users)", sizes, value=0.03 if 0.03 in sizes else sizes[0],
-                                  format_func=lambda v: f"{v:.0%}", key=f"{prefix}-size", help=GLOSSARY["attack size"])
-    else:
-        size = c[1].slider("Attack size (fake users, share of real users)", 0.005, 0.20, 0.03, 0.005, format="%.3f", key=f"{prefix}-size", help=GLOSSARY["attack size"])
+    # Live: snap to the precomputed grid (apt_core.experiments.grid), a move is a cache read; otherwise
+    # steps of 0.5%.  Both show percent (a plain slider showed 0.030 after an upload).
+    sizes = list(live_spec().sizes) if live else ATTACK_SIZES
+    size = c[1].select_slider("Attack size (fake users, share of real users)", sizes, value=_snap(f"{prefix}-size", sizes, 0.03),
+                              format_func=percent_text, key=f"{prefix}-size", help=GLOSSARY["attack size"])
     victims = victim_labels()  # the victims registry, read now: a registered plug-in victim is listed
     if presenter():  # advanced controls: the fake profiles' length and the victim model, named in one caption
         filler = int(kept_value(f"{prefix}-filler", 0) or 0)
@@ -44,8 +41,9 @@ def attack_controls(data, prefix: str = "atk"):
         c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}; "
                      f"victim model: {victims.get(victim, victim)}")
     else:
-        filler = c[2].number_input("Filler items per fake user (0 = average profile length)", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
-                                   help="Items a fake user rates besides the targets, so that the profile looks like a real one.")
+        filler = c[2].number_input("Filler items per fake user", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
+                                   help="Items a fake user rates besides the targets, so that the profile looks like a real one. "
+                                        "0 = the data set's average profile length.")
     mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
     targets: str | tuple = mode
     if not presenter():
@@ -71,6 +69,29 @@ def attack_controls(data, prefix: str = "atk"):
         filler=int(filler) or None, targets=targets, seed=cfg["seed"], device=cfg["device"], victim=victim, params=params,
     )
     return small_data_controls(scenario, data, prefix)
+
+
+#: the attack sizes offered off the precomputed grid: 0.5% to 20% in steps of 0.5%
+ATTACK_SIZES = [round(0.005 * i, 3) for i in range(1, 41)]
+#: the ERM shares offered off the grid: 0% to 20% in steps of 1%
+ERM_SHARES = [round(0.01 * i, 2) for i in range(0, 21)]
+
+
+def percent_text(share: float) -> str:
+    """A share as a percentage for a slider's label: 0.03 -> "3%", 0.005 -> "0.5%"."""
+    return f"{share * 100:.4g}%"
+
+
+def _snap(key: str, options: list, default):
+    """The default of a select slider over ``options``; a kept value (session, URL) that is not an option is dropped first."""
+    if key in st.session_state and st.session_state[key] not in options:
+        st.session_state.pop(key)
+    return default if default in options else options[0]
+
+
+def share_slider(container, label: str, options: list, default: float, key: str, help: str | None = None) -> float:
+    """A select slider over shares, shown in percent (the Defense page's ERM share)."""
+    return container.select_slider(label, options, value=_snap(key, options, default), format_func=percent_text, key=key, help=help)
 
 
 def small_data_controls(scenario, data, prefix: str):
