@@ -1,4 +1,6 @@
-"""Shareable state: the controls' values live in the URL, so a copied link reopens the same view."""
+"""Shareable state: the controls' values live in the URL, so a copied link reopens the same view, and
+in the session, so that leaving a page and coming back (sidebar or the browser's Back) shows the
+same view: Streamlit forgets a widget's value once a run does not draw it (another page ran)."""
 from __future__ import annotations
 
 import json
@@ -11,9 +13,11 @@ def url_state(keys: list[str]) -> None:
     register the keys so that app.py writes the current values back into the URL.
 
     Values travel as JSON (numbers, strings, lists).  A copied link therefore reopens the
-    same view in another browser.
+    same view in another browser.  A key whose widget was forgotten while another page ran gets
+    the value it had when this page last ran (kept by :func:`write_url`).
     """
     loaded = st.session_state.setdefault("_url_loaded", set())
+    kept = st.session_state.setdefault("_kept_settings", {})
     registered = st.session_state.setdefault("_url_keys", [])
     # A deep link on a fresh session passes through app.py (ensure_app), whose page switch drops
     # the query: ensure_app keeps a copy of it.
@@ -22,6 +26,8 @@ def url_state(keys: list[str]) -> None:
         if key not in registered:
             registered.append(key)
         if key in loaded:
+            if key not in st.session_state and key in kept:
+                st.session_state[key] = kept[key]
             continue
         loaded.add(key)
         if key in qp:
@@ -33,10 +39,13 @@ def url_state(keys: list[str]) -> None:
 
 
 def write_url() -> None:
-    """After the page ran: the registered keys' current values into the URL (app.py calls it)."""
+    """After the page ran: the registered keys' current values into the URL (app.py calls it) and
+    into the session's kept settings (restored by :func:`url_state` when the page runs again)."""
     wanted = {}
+    kept = st.session_state.setdefault("_kept_settings", {})
     for key in st.session_state.get("_url_keys", []):
         if key in st.session_state:
+            kept[key] = st.session_state[key]
             try:
                 wanted[key] = json.dumps(st.session_state[key], default=str)
             except (TypeError, ValueError):

@@ -22,7 +22,7 @@ def attack_controls(data, prefix: str = "atk"):
 
     cfg = settings()
     live = is_live(cfg)
-    url_state([f"{prefix}-attack", f"{prefix}-size", f"{prefix}-filler", f"{prefix}-mode"])
+    url_state([f"{prefix}-attack", f"{prefix}-size", f"{prefix}-filler", f"{prefix}-mode", f"{prefix}-victim", f"{prefix}-chosen"])
     names = [a for a in attack_names() if a != "none"]
     if not names:
         st.warning("No attack is available yet.")
