@@ -8,12 +8,12 @@ import streamlit as st
 
 from apt_core.experiments.demo import top_k_items
 from apt_core.experiments.pipeline import Scenario, run_scenario
-from apt_core.plots.lesson import profile_frame, share_reached, top_k_list, user_profile
+from apt_core.plots.lesson import profile_frame, reached_student, share_reached, top_k_list, user_profile
 from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, ri_phrase
 from pages._shared.glossary import GLOSSARY
 from pages._shared.page_guard import guard
 from pages._shared.runs import artifact_cache, from_cache_only, run_cached
-from pages._shared.settings import settings
+from pages._shared.settings import chart_scale, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import small_data_controls
@@ -70,6 +70,7 @@ def body() -> None:
     step = int(st.session_state.get("lesson-step", 0))
     step = max(0, min(len(STEPS) - 1, step))
     st.progress((step + 1) / len(STEPS), text=STEPS[step])
+    navigation(step, "top")  # always on the first screen; again under the step
 
     k = scenario.k
     split, targets, fake = result.split, result.targets, result.fake_profiles[0]
@@ -77,10 +78,13 @@ def body() -> None:
     titles = [result.data.title(i) for i in range(result.data.n_items)]
     counts = split.train.item_counts
     n_real = split.train.n_real_users
-    user = int(st.session_state.get("lesson-chosen", 0))  # not a widget key: it must survive the steps
     user_ids = result.data.user_ids  # what the page shows: the data set's own ids
     target_names = ", ".join(titles[int(t)] for t in targets)
     ev = {p.phase: p.evaluations[0] for p in result.phases}
+    # Not a widget key (it must survive the steps). By default a student the attack reaches, computed from
+    # this run: with user 0 steps 3 and 5 showed nothing.
+    user = int(st.session_state.get("lesson-chosen", reached_student(ev["origin"].target_ranks, ev["attack"].target_ranks, TOP)))
+    user = max(0, min(n_real - 1, user))
 
     if step == 0:
         st.subheader(STEPS[0])
@@ -119,7 +123,12 @@ def body() -> None:
         left.markdown(f"**Your student (user {user_ids[user]}), before the attack**")
         left.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
         right.markdown("**... and after the attack**")
-        right.dataframe(top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets), hide_index=True, width="stretch")
+        after = top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets)
+        n_shown = int((after["target item?"] == "yes").sum())
+        with right:
+            if question(2, f"Will your student see a target in their top {TOP} after the attack?", ["yes", "no"], 0 if n_shown else 1,
+                        f"{n_shown} of the targets are in their top {TOP} now." if n_shown else f"No target reached their top {TOP}."):
+                st.dataframe(after, hide_index=True, width="stretch")
         hit = np.flatnonzero(((ev["attack"].target_ranks >= 0) & (ev["attack"].target_ranks < TOP)).any(axis=1))
         st.caption(f"{len(hit)} real users now see a target in their top {TOP}" + (f", e.g. users {', '.join(map(str, user_ids[hit[:8]]))}." if len(hit) else "."))
     elif step == 3:
@@ -150,11 +159,17 @@ def body() -> None:
     elif step == 4:
         st.subheader(STEPS[4])
         reach = reach_frame(result)
+        scale = chart_scale()
         left, right = st.columns(2)
-        left.plotly_chart(method_bar_figure(reach, "target_hr", k=k), width="stretch", theme=None)
-        right.plotly_chart(method_bar_figure(reach, "share_reached", k=k), width="stretch", theme=None)
+        left.plotly_chart(method_bar_figure(reach, "target_hr", k=k, font_scale=scale, height=400), width="stretch", theme=None)
+        right.plotly_chart(method_bar_figure(reach, "share_reached", k=k, font_scale=scale, height=400), width="stretch", theme=None)
         left.markdown(f"**Your student (user {user_ids[user]}) under APT**")
-        left.dataframe(top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets), hide_index=True, width="stretch")
+        under_apt = top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets)
+        n_apt = int((under_apt["target item?"] == "yes").sum())
+        with left:
+            if question(4, f"Under APT, will your student still see a target in their top {TOP}?", ["yes", "no"], 0 if n_apt else 1,
+                        f"{n_apt} target(s) still in their top {TOP}." if n_apt else f"No target in their top {TOP} under APT."):
+                st.dataframe(under_apt, hide_index=True, width="stretch")
         right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + RI_GLOSSARY)
     else:
         st.subheader(STEPS[5])
@@ -171,26 +186,38 @@ def body() -> None:
                                label="Run APT with oracle statistics", auto=True)
         if other is not None:
             honest, cheat = float(np.mean(result.phase("apt").target_hr)), float(np.mean(other.phase("apt").target_hr))
-            c = st.columns(4)
-            c[0].metric(f"clean data: target HR@{k}", f"{float(np.mean(result.phase('origin').target_hr)):.3f}")
-            c[1].metric("attack, no defense", f"{float(np.mean(result.phase('attack').target_hr)):.3f}")
-            c[2].metric("APT, observed statistics (honest)", f"{honest:.3f}")
-            c[3].metric("APT, oracle statistics", f"{cheat:.3f}")
-            gap = honest - cheat
-            st.markdown(
-                f"With oracle statistics APT reaches {cheat:.3f}, with honest ones {honest:.3f}: "
-                + (f"the oracle flatters APT by {gap:.3f}. " if gap > 0 else "here the oracle does not help. ")
-                + "Limits to discuss: the oracle numbers need data a defender never has (the authors' released code computes them "
-                "on the clean file; the paper's text on the training data, which may be contaminated); one seed on a small sample "
-                "is noisy (repeat with other seeds on the Defense page); " + _other_attacks_sentence(scenario, data, k)
-            )
+            # "about the same": within a tenth of the attack's lift over the clean data
+            lift = abs(float(np.mean(result.phase("attack").target_hr)) - float(np.mean(result.phase("origin").target_hr)))
+            answer = 1 if abs(honest - cheat) <= 0.1 * max(lift, 1e-9) else (0 if cheat < honest else 2)
+            if question(5, "With oracle statistics, will APT leave the targets' hit ratio lower than honest APT does?",
+                        ["yes, lower (the oracle helps)", "about the same", "no, higher"], answer,
+                        f"Honest APT: {honest:.3f}; with oracle statistics: {cheat:.3f}."):
+                c = st.columns(4)
+                c[0].metric(f"clean data: target HR@{k}", f"{float(np.mean(result.phase('origin').target_hr)):.3f}")
+                c[1].metric("attack, no defense", f"{float(np.mean(result.phase('attack').target_hr)):.3f}")
+                c[2].metric("APT, observed statistics (honest)", f"{honest:.3f}")
+                c[3].metric("APT, oracle statistics", f"{cheat:.3f}")
+                gap = honest - cheat
+                st.markdown(
+                    f"With oracle statistics APT reaches {cheat:.3f}, with honest ones {honest:.3f}: "
+                    + (f"the oracle flatters APT by {gap:.3f}. " if gap > 0 else "here the oracle does not help. ")
+                    + "Limits to discuss: the oracle numbers need data a defender never has (the authors' released code computes them "
+                    "on the clean file; the paper's text on the training data, which may be contaminated); one seed on a small sample "
+                    "is noisy (repeat with other seeds on the Defense page); " + _other_attacks_sentence(scenario, data, k)
+                )
 
     st.divider()
+    navigation(step, "bottom")
+
+
+def navigation(step: int, where: str) -> None:
+    """Back / Next step buttons; drawn at the top of the step and under it, so that one is always on screen."""
+    suffix = "" if where == "bottom" else "-top"
     c = st.columns([1, 1, 4])
-    if c[0].button("← Back", key="lesson-back", disabled=step == 0):
+    if c[0].button("← Back", key=f"lesson-back{suffix}", disabled=step == 0):
         st.session_state["lesson-step"] = step - 1
         st.rerun()
-    if c[1].button("Next step →", key="lesson-next", type="primary", disabled=step == len(STEPS) - 1):
+    if c[1].button("Next step →", key=f"lesson-next{suffix}", type="primary", disabled=step == len(STEPS) - 1):
         st.session_state["lesson-step"] = step + 1
         st.rerun()
 

@@ -53,3 +53,20 @@ def share_reached(target_ranks: np.ndarray, k: int) -> float:
     if ranks.size == 0:
         return 0.0
     return float(((ranks >= 0) & (ranks < k)).any(axis=1).mean())
+
+
+def reached_student(ranks_before: np.ndarray, ranks_after: np.ndarray, top: int) -> int:
+    """The lesson's default student: the first real user with no target in their top-``top`` before the
+    attack and at least one after it (the attack reaches them), else the user whose best target rank
+    after the attack is highest; 0 when nobody has a ranked target.  Ranks: -1 = rated (ignored)."""
+    before = np.asarray(ranks_before)
+    after = np.asarray(ranks_after)
+    if after.size == 0:
+        return 0
+    shown_after = ((after >= 0) & (after < top)).any(axis=1)
+    shown_before = ((before >= 0) & (before < top)).any(axis=1) if before.size else np.zeros(len(after), dtype=bool)
+    newly = np.flatnonzero(shown_after & ~shown_before)
+    if len(newly):
+        return int(newly[0])
+    best = np.where(after >= 0, after, np.iinfo(np.int64).max).min(axis=1)
+    return int(np.argmin(best)) if (best < np.iinfo(np.int64).max).any() else 0
