@@ -14,7 +14,7 @@ from apt_core.theory.checks import TheoremNote, check_theorems, format_bound, th
 from pages._shared.display import download
 from pages._shared.page_guard import guard
 from pages._shared.runs import budgeted, check_memory_budget
-from pages._shared.settings import kept_value, presenter
+from pages._shared.settings import chart_scale, kept_value, presenter
 from pages._shared.url_state import url_state
 
 AXES = {
@@ -56,6 +56,8 @@ def theorem_check(params: dict, n_trials: int, seed: int) -> list[TheoremNote]:
 def body() -> None:
     st.title("Theory")
     url_state(["pt-n", "pt-d", "pt-sigma", "pt-beta", "pt-gamma", "pt-eps", "pt-nstar", "pt-trials"])
+    # The knobs and the two figures first (one screen at 1280x720), the paper's setting and theorems below them.
+    knobs, figures, numbers = st.container(), st.container(), st.container()
     st.markdown(
         r"""
 **The paper's setting** (Wu et al. 2021, Section 4). Ratings are binary, $r \in \{-1, +1\}$ (recommend or not).
@@ -87,51 +89,54 @@ A recommender does not know its test user when it trains, and neither AT nor APT
     # users) and holds the model's other settings at their last values, listed in a caption.
     # Each hidden value is clamped into its slider's range: in presenter mode no widget checks
     # what a URL put there.
-    hidden = {"pt-n": ("real users n", 943, 100, 2000), "pt-d": ("dimension d", 100, 10, 300),
-              "pt-sigma": ("spread σ", 1.0, 0.2, 3.0), "pt-beta": ("tolerated error β", 0.1, 0.01, 0.4),
-              "pt-trials": ("simulation trials per point", 5, 0, 20)}
-    if presenter():
-        n, d, sigma, beta, n_trials = (kept_value(k, v, lo, hi) for k, (_, v, lo, hi) in hidden.items())
-        st.caption("Model settings (presenter mode hides them): " + ", ".join(
-            f"{label} = {kept_value(k, v, lo, hi):g}" for k, (label, v, lo, hi) in hidden.items()))
-    else:
-        c = st.columns(4)
-        n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")
-        d = c[1].slider("dimension d", 10, 300, 100, 10, key="pt-d")
-        sigma = c[2].slider("spread σ", 0.2, 3.0, 1.0, 0.1, key="pt-sigma")
-        beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
-    c = st.columns(3 if presenter() else 4)
-    gamma = c[0].slider("poisoning norm γ", 0.2, 3.0, 1.0, 0.1, key="pt-gamma")
-    # Default 0.02: the bounds then rank APT above AT, as the paper's corollary says for n* = 47.
-    eps = c[1].slider("AT level ε", 0.0, 1.0, 0.02, 0.01, key="pt-eps")
-    n_star = c[2].slider("ERM users n*", 0, 500, 47, 1, key="pt-nstar")
-    if not presenter():
-        n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
+    with knobs:
+        hidden = {"pt-n": ("real users n", 943, 100, 2000), "pt-d": ("dimension d", 100, 10, 300),
+                  "pt-sigma": ("spread σ", 1.0, 0.2, 3.0), "pt-beta": ("tolerated error β", 0.1, 0.01, 0.4),
+                  "pt-trials": ("simulation trials per point", 5, 0, 20)}
+        if presenter():
+            n, d, sigma, beta, n_trials = (kept_value(k, v, lo, hi) for k, (_, v, lo, hi) in hidden.items())
+            st.caption("Model settings (presenter mode hides them): " + ", ".join(
+                f"{label} = {kept_value(k, v, lo, hi):g}" for k, (label, v, lo, hi) in hidden.items()))
+        else:
+            c = st.columns(4)
+            n = c[0].slider("real users n", 100, 2000, 943, 1, key="pt-n")
+            d = c[1].slider("dimension d", 10, 300, 100, 10, key="pt-d")
+            sigma = c[2].slider("spread σ", 0.2, 3.0, 1.0, 0.1, key="pt-sigma")
+            beta = c[3].slider("tolerated error β", 0.01, 0.4, 0.1, 0.01, key="pt-beta")
+        c = st.columns(3 if presenter() else 4)
+        gamma = c[0].slider("poisoning norm γ", 0.2, 3.0, 1.0, 0.1, key="pt-gamma")
+        # Default 0.02: the bounds then rank APT above AT, as the paper's corollary says for n* = 47.
+        eps = c[1].slider("AT level ε", 0.0, 1.0, 0.02, 0.01, key="pt-eps")
+        n_star = c[2].slider("ERM users n*", 0, 500, 47, 1, key="pt-nstar")
+        if not presenter():
+            n_trials = c[3].slider("simulation trials per point (0 = off)", 0, 20, 5, 1, key="pt-trials")
     p = PaperParams(n=n, d=d, sigma=sigma, beta=beta, gamma=gamma, eps=eps, n_star=n_star)
     p.validate()
     check_memory_budget("the Theory page's sampling", simulation_bytes(p))
     alpha, tau = sample_model(p, 0)
     bounds = paper_bounds(p, alpha, tau)
-    cols = st.columns(4)
-    # Short labels: at presenter-mode text size a longer one is cut off in a quarter-width column.
-    cols[0].metric("bounds hold w.p.", f"{max(0.0, success_probability(p)):.3f}",
-                   help="The probability the bounds hold: 1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
-    for col, (m, label, name) in zip(cols[1:], [("standard", "Thm 4.3", "standard training"), ("at", "Thm 4.4", "adversarial training (AT)"),
-                                                ("apt", "Thm 4.5", "APT")]):
-        col.metric(f"{label}: n' ≤", format_bound(bounds[m]), help=f"{name}: the largest number of poisoning users n' the theorem tolerates "
-                   "(undefined: the formula has no value at these settings)")
-    st.caption(f"α = ‖v̂‖ = {alpha:.2f} and τ = {tau:.2f} come from one sampled clean data set of this model. "
-               "A negative bound means the theorem guarantees nothing for these settings.")
+    with numbers:
+        cols = st.columns(4)
+        # Short labels: at presenter-mode text size a longer one is cut off in a quarter-width column.
+        cols[0].metric("bounds hold w.p.", f"{max(0.0, success_probability(p)):.3f}",
+                       help="The probability the bounds hold: 1 − 2·exp(−d / (8(σ²+1))); 0 means the theorems say nothing at this d and σ")
+        for col, (m, label, name) in zip(cols[1:], [("standard", "Thm 4.3", "standard training"), ("at", "Thm 4.4", "adversarial training (AT)"),
+                                                    ("apt", "Thm 4.5", "APT")]):
+            col.metric(f"{label}: n' ≤", format_bound(bounds[m]), help=f"{name}: the largest number of poisoning users n' the theorem tolerates "
+                       "(undefined: the formula has no value at these settings)")
+        st.caption(f"α = ‖v̂‖ = {alpha:.2f} and τ = {tau:.2f} come from one sampled clean data set of this model. "
+                   "A negative bound means the theorem guarantees nothing for these settings.")
     for note in theorem_check(dataclasses.asdict(p), n_trials, 0):
         (st.warning if note.warning else st.info)(note.text)
     st.warning("**The simulation is ours**, not the paper's: ū = (1, …, 1); each poisoning user is r = +1, u = −γ(1, …, 1); "
                "AT is the ε-adversarial mean (coordinates shrunk by ε); APT's ERM users are fresh users labelled by the current model "
                "(neither sees the test user). "
                "The error of each fitted v̂ is computed exactly; the largest n' with error ≤ β is found by bisection.")
-    left, right = st.columns(2)
-    for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):
-        values, curves, sims, _, _ = paper_curves(dataclasses.asdict(p), axis, n_trials, 0)
-        col.plotly_chart(paper_bounds_figure(values, curves, sims, label, f"Tolerable poisoning against {label}"), width="stretch", theme=None)
+    with figures:
+        left, right = st.columns(2)
+        for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):
+            values, curves, sims, _, _ = paper_curves(dataclasses.asdict(p), axis, n_trials, 0)
+            col.plotly_chart(paper_bounds_figure(values, curves, sims, label, f"Tolerable poisoning against {label}", font_scale=chart_scale(), height=440), width="stretch", theme=None)
     if not presenter():  # our own model is for a closer look, not for the projector
         with st.expander("Our own model (not the paper's): a latent-factor rating model with a top-K threshold"):
             own_model()

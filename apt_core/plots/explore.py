@@ -279,7 +279,7 @@ def theory_figure(
 
 
 def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simulated: dict[str, tuple[np.ndarray, np.ndarray]] | None,
-                        x_label: str, title: str, font_scale: float = 1.0) -> go.Figure:
+                        x_label: str, title: str, font_scale: float = 1.0, height: int = 500) -> go.Figure:
     """The paper's bounds on n' (lines) beside our Monte-Carlo simulation of the same recommender (points ± sd)."""
     fig = go.Figure()
     names = {"standard": "Thm 4.3, standard training", "at": "Thm 4.4, AT", "apt": "Thm 4.5, APT"}
@@ -302,7 +302,7 @@ def paper_bounds_figure(values: np.ndarray, bounds: dict[str, np.ndarray], simul
             fig.add_trace(go.Scatter(x=below_x, y=below_y, mode="markers", name="simulation below the bound (assumption fails)",
                                      marker=dict(color="#d62728", size=14, symbol="x-thin", line=dict(width=3, color="#d62728"))))
     fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=500, legend_below=True, font_scale=font_scale)
+    return _layout(fig, title, x_label, "poisoning users n' tolerated (error ≤ β)", height=height, legend_below=True, font_scale=font_scale)
 
 
 def influence_rounds(diagnostics: dict) -> list[np.ndarray]:
