@@ -182,6 +182,21 @@ def test_theory_page_slider_changes_curves():
     assert at.metric[5].value != before_own
 
 
+def test_theory_page_says_undefined_and_flags_the_assumption():
+    at = page("theory")
+    at.session_state["pt-trials"] = 1
+    at.run()
+    no_failures(at)
+    at.slider(key="pt-gamma").set_value(0.2).run()
+    at.slider(key="pt-eps").set_value(0.5).run()
+    no_failures(at)
+    assert at.metric[2].label.startswith("Thm 4.4") and at.metric[2].value == "undefined"
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Theorem 4.4 (AT) is undefined here" in warnings
+    assert "assumption does not hold for Gaussian users" in warnings
+    assert not any("inf" == m.value for m in at.metric)
+
+
 def test_theory_page_invalid_threshold_is_a_message():
     at = page("theory").run()
     at.slider(key="th-tau").set_value(0.5).run()  # a = 0.441 < 0.5: still valid
