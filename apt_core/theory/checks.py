@@ -144,7 +144,9 @@ def theorem_notes(check: TheoremCheck) -> list[TheoremNote]:
                          f"poisoning users, the bound says {format_bound(b.bound)}; at n′ = {format_bound(b.bound)} its error is "
                          f"{b.error_at_bound:.2f} > β = {p.beta:g} ({where}). **The assumption does not hold for Gaussian users**: the "
                          f"proof needs every user, the test user included, inside the γ-ball (so ⟨u, u′⟩ ≥ −dγ²), but "
-                         f"{s.share_outside_ball:.0%} of the sampled real users have a coordinate beyond γ = {p.gamma:g}."))
+                         f"{s.share_outside_ball:.0%} of the sampled real users have a coordinate beyond γ = {p.gamma:g}."
+                         + {"at": " Besides, the proof's AT sees the test user (v̂ + sgn(r_u)·ε); ours shrinks v̂ by ε instead.",
+                            "apt": " Besides, the proof's ERM users are placed for the test user (n*‖u‖₁γ); ours are not."}.get(m, "")))
     std, at, apt = c["standard"], c["at"], c["apt"]
     if at.defined and apt.defined:
         more = "more" if apt.bound > at.bound else "fewer"
