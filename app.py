@@ -6,6 +6,7 @@ each page lives in ``pages/`` and calls ``apt_core`` for every number it shows.
 from __future__ import annotations
 
 import os
+import threading
 
 # Before anything imports torch: idle OpenMP workers must not spin on a small shared machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -13,14 +14,30 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
 from apt_core.errors import AptError  # noqa: E402
-from apt_core.runtime.devices import configure_threads, device_label, resolve_device  # noqa: E402
 
+from pages._shared.grid_panel import start_grid_early  # noqa: E402
 from pages._shared.settings import (DATASET_LABELS, DATASETS, kept_value, presenter, presenter_locked,  # noqa: E402
-                                     presenter_password, safe_mode)
+                                     presenter_password, safe_mode, settings)
 from pages._shared.uploads import save_upload  # noqa: E402
 from pages._shared.url_state import url_state, write_url  # noqa: E402
 
-configure_threads()
+
+@st.cache_resource(show_spinner=False)
+def _model_code() -> threading.Thread:
+    """Import torch and set its threads once per server, in the background: the first paint (this
+    sidebar, a page's title and text) waits for neither; a page that needs the model code imports
+    it and waits for this import only then."""
+    def load() -> None:
+        from apt_core.runtime.devices import configure_threads
+
+        configure_threads()
+
+    thread = threading.Thread(target=load, daemon=True, name="apt-model-code")
+    thread.start()
+    return thread
+
+
+_model_code()
 st.set_page_config(page_title="APT Lab", page_icon=":material/shield:", layout="wide")
 
 # (file in pages/, title, icon); the first is the home page.
@@ -128,11 +145,17 @@ with st.sidebar:
     else:
         st.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed")
         st.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
-    try:
-        badge = device_label(resolve_device(st.session_state.get("device", "auto")))
-        st.caption(f"Device: **{badge}**")
-    except AptError as exc:
-        st.error(str(exc))
+    if _model_code().is_alive():
+        st.caption("Device: (loading the model code)")
+    else:
+        from apt_core.runtime.devices import configure_threads, device_label, resolve_device
+
+        configure_threads()
+        try:
+            badge = device_label(resolve_device(st.session_state.get("device", "auto")))
+            st.caption(f"Device: **{badge}**")
+        except AptError as exc:
+            st.error(str(exc))
 
 if st.session_state.get("dataset") == "uploaded CSV" and st.session_state.get("_upload_error"):
     # A bad upload: say what to fix here, and show no page (no earlier results, no silent sample data).
@@ -143,5 +166,7 @@ if st.session_state.get("dataset") == "uploaded CSV" and st.session_state.get("_
     st.stop()
 if presenter():
     st.html("<style>html {font-size: 20px;} [data-testid='stSidebar'] {font-size: 17px;}</style>")
+# A first visit to any page starts the live controls' precomputation (a browser session; in the background).
+start_grid_early(settings(), nav.title)
 nav.run()
 write_url()  # the controls' values into the address bar: a copied link reopens this view
