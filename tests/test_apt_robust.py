@@ -123,6 +123,26 @@ def test_one_shared_pair_is_not_enough_to_be_flagged_but_a_pushed_triple_is():
     assert not flagged[:n_users].any()
 
 
+def test_top_steps_one_catches_accounts_that_shade_the_targets_they_do_not_top_rate():
+    """``subset.shade``-like accounts: one target at 5, the other two at 4 (one pair of fives at
+    most: never two surprising top pairs).  Counting a 4 as a top rating (``top_steps=1``)
+    gives each account the three target pairs again; the clean users (random ratings) stay out."""
+    rng = np.random.default_rng(7)
+    n_users, n_items = 300, 80
+    mask = rng.random((n_users, n_items)) < 0.1
+    users, items = np.nonzero(mask)
+    clean = Interactions(users, items, rng.integers(1, 6, len(users)).astype(np.float32), n_users, n_items, RatingScale(1, 5, 1))
+    filler = lambda: [(int(i), 3.0) for i in rng.choice(np.arange(30, 80), 8, replace=False)]  # noqa: E731
+    shaded = [[(t, 5.0 if t == k % 3 else 4.0) for t in range(3)] + filler() for k in range(20)]
+    data = _with_accounts(clean, shaded)
+    # the cap raised so that it is not what stops the 20 accounts (5% of 320 is 16)
+    plain, wide = make_defense("apt-robust", max_removed=0.1), make_defense("apt-robust", top_steps=1, max_removed=0.1)
+    dropped_plain, _ = plain.plan(data, plain.make_detector().detect(data))
+    dropped_wide, _ = wide.plan(data, wide.make_detector().detect(data))
+    assert not dropped_plain.any()
+    assert dropped_wide[n_users:].all() and not dropped_wide[:n_users].any()
+
+
 def test_item_side_evidence_centres_a_pushed_item_at_its_ratings_below_the_maximum():
     clean = make_tiny(80, 30, seed=8)
     target = 5

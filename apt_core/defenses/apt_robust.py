@@ -145,6 +145,9 @@ class APTRobust(APTTrusted):
         Param("centre", str, "capped", "ERM rating centre: capped (min of the item's and the global mean) or global", choices=CENTRES),
         Param("cogroup_rank", int, 2, "detector=cogroup: a user's suspicion is its rank-th most surprising top-rated pair "
               "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1, high=100),
+        Param("top_steps", int, 0, "detector=cogroup: rating steps below the maximum that count as a top rating for the "
+              "co-rating pairs (1: a 4 of 5 counts, against accounts that shade the targets they do not top-rate)",
+              low=0, high=10),
         Param("max_removed", float, 0.05, "at most this share of all accounts is dropped (the highest suspicion first; "
               "0.02 was the first default: it left 8 of FilmTrust's 24 caught accounts in)",
               low=0.0, high=1.0),
@@ -160,7 +163,7 @@ class APTRobust(APTTrusted):
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
                  m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
                  centre: str = "capped", cogroup_rank: int = 2, max_removed: float = 0.05, alpha: float = 0.05,
-                 item_alpha: float = 0.05,
+                 item_alpha: float = 0.05, top_steps: int = 0,
                  erm_users: int | None = None, preset: str = "paper",
                  single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
                  preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
@@ -173,7 +176,9 @@ class APTRobust(APTTrusted):
         """The detector this defense runs (cogroup with ``cogroup_rank``; another by name)."""
         from apt_core.detection import make_detector
 
-        return make_detector(self.detector, rank=self.cogroup_rank) if self.detector == "cogroup" else make_detector(self.detector)
+        if self.detector == "cogroup":
+            return make_detector(self.detector, rank=self.cogroup_rank, top_steps=self.top_steps)
+        return make_detector(self.detector)
 
     def plan(self, train: Interactions, detection) -> tuple[np.ndarray, FitStatistics]:
         """(users to drop, the ERM statistics) for ``train`` given the detector's ``detection``.
