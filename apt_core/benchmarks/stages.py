@@ -71,7 +71,7 @@ def _ml1m_memory_child() -> None:
 
 
 def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: int = 5, device: str = "auto", include_ml1m: bool = True, include_attacks: bool = True, include_defenses: bool = True, out=print,
-              apt_datasets: tuple[str, ...] = ("filmtrust",), include_victims: bool = True) -> list[BenchRow]:
+              apt_datasets: tuple[str, ...] = ("filmtrust",), include_victims: bool = True, include_batched: bool = True) -> list[BenchRow]:
     # Imported here, not at the top: the ML-1M memory child imports this module and should
     # measure the fit, not the pipeline's imports.
     from apt_core.experiments.pipeline import Scenario, defense_context, prepare
@@ -124,6 +124,14 @@ def run_bench(dataset: str = "ml-100k", data_dir: str | None = None, repeats: in
             # ERM defenses say which item statistics they used (the bench fits their defaults).
             stats = f", {defense.erm_stats} stats" if getattr(defense, "erm_stats", None) else ""
             rows.append(BenchRow(f"defense {name} fit", med, mn, def_repeats, f"{med / mf_seconds:.1f}x plain MF{stats}"))
+
+    if include_batched:  # B fits one by one against one batch (issue 22; apt_core.benchmarks.batched)
+        from apt_core.benchmarks.batched import bench_batched
+        from apt_core.experiments.pipeline import generate_attack
+
+        scenario = Scenario(attack="average", attack_size=0.03, targets="random", n_targets=5, seed=0)
+        poisoned = generate_attack(scenario, prepared, 0, dev)[0].profiles.inject(split.train)
+        rows.extend(BenchRow(*row) for row in bench_batched(prepared, poisoned, dev))
 
     if include_defenses:
         for name in apt_datasets:

@@ -110,13 +110,17 @@ class AdversarialTraining(Defense):
         lam_P = torch.tensor([d.adv_weight for d, _, _ in jobs]).repeat_interleave(rows).unsqueeze(1).to(trainer.device)
         lam_Q = torch.tensor([d.adv_weight for d, _, _ in jobs]).repeat_interleave(trainer.n_items).unsqueeze(1).to(trainer.device)
 
-        def hook(P, Q, users, items, ratings, coef_scale):
+        def hook(P, Q, users, items, ratings, coef_scale, members: slice):
+            # the rows of the members being stepped (P, Q: their flattened factors)
+            e_P, l_P = eps_P[members.start * rows: members.stop * rows], lam_P[members.start * rows: members.stop * rows]
+            n_items = trainer.n_items
+            e_Q, l_Q = eps_Q[members.start * n_items: members.stop * n_items], lam_Q[members.start * n_items: members.stop * n_items]
             gP, gQ, sq = batched_gradients(P, Q, users, items, ratings, coef_scale, cfg.reg)
-            dP = _row_normalised(gP).mul_(eps_P)
-            dQ = _row_normalised(gQ).mul_(eps_Q)
+            dP = _row_normalised(gP).mul_(e_P)
+            dQ = _row_normalised(gQ).mul_(e_Q)
             aP, aQ, adv_sq = batched_gradients(P + dP, Q + dQ, users, items, ratings, coef_scale, cfg.reg)
             # the loss of AT's fit: loss + λ_adv x the loss at the perturbed factors (per entry here)
-            return gP.add_(aP.mul_(lam_P)), gQ.add_(aQ.mul_(lam_Q)), sq + adv_sq * lam_P.squeeze(1).index_select(0, users)
+            return gP.add_(aP.mul_(l_P)), gQ.add_(aQ.mul_(l_Q)), sq + adv_sq * l_P.squeeze(1).index_select(0, users)
 
         for step in range(cfg.epochs - min(warmups)):
             trainer.train_epoch([b for b in range(len(jobs)) if warmups[b] + step < cfg.epochs], gradient_hook=hook)
