@@ -253,7 +253,7 @@ def check_finite(frame: pd.DataFrame, path: Path) -> None:
     bad = np.flatnonzero(~np.isfinite(r))
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{path}, line {_line_of(frame, i)}: rating {r[i]!r} is not a finite number")
+        raise DataError(f"{path}, line {_line_of(frame, i)}: rating {float(r[i])!r} is not a finite number")  # inf, not np.float64(inf)
 
 
 #: An inferred scale's top value must be within this factor of the next value down, unless
