@@ -353,3 +353,11 @@ def test_run_budget_and_deadline():
     # The crafted URL's settings (n = 40001, d = 3000) are over the default budget; the sliders' largest are far below.
     assert simulation_bytes(PaperParams(n=40001, d=3000)) > RunBudget().memory_bytes
     assert simulation_bytes(PaperParams(n=2000, d=300, n_star=500)) < RunBudget().memory_bytes / 50
+
+
+def test_a_served_run_stops_at_the_time_budget(monkeypatch):
+    monkeypatch.setenv("APT_LAB_SAFE_MODE", "1")
+    monkeypatch.setenv("APT_LAB_RUN_SECONDS", "1e-9")  # past at the first progress update
+    at = page("defense", **{"def-defenses": ["none"], "seed": 4243}).run()  # live controls: no click
+    assert not at.exception
+    assert "stopped after 1e-09 s" in texts(at) and "APT_LAB_RUN_SECONDS" in texts(at)
