@@ -36,7 +36,7 @@ def attack_controls(data, prefix: str = "atk"):
                               format_func=percent_text, key=f"{prefix}-size", help=GLOSSARY["attack size"])
     victims = victim_labels()  # the victims registry, read now: a registered plug-in victim is listed
     if presenter():  # advanced controls: the fake profiles' length and the victim model, named in one caption
-        filler = int(kept_value(f"{prefix}-filler", 0) or 0)
+        filler = int(kept_value(f"{prefix}-filler", 0, 0, max(1, int(data.n_items) - 10)))  # a link's value, clamped as the widget would
         victim = kept_value(f"{prefix}-victim", "mf")
         c[2].caption(f"Filler items per fake user: {'average profile length' if not filler else filler}; "
                      f"victim model: {victims.get(victim, victim)}")
