@@ -117,3 +117,22 @@ def test_batched_training_code_is_in_the_model_keys(name, batch_modules):
     from apt_core.storage.cache import code_modules
 
     assert batch_modules <= set(code_modules(type(make_defense(name))))
+
+
+def test_batches_resume_from_each_others_plain_mf_prefix(setting):
+    """AT's warm-up, APT-rand's T_pre and plain MF on one data set and seed are one fit: with a shared
+    PretrainStore the later batches resume from the kept states, and still equal their own fits."""
+    from apt_core.models.mf_batch import PretrainStore
+
+    prepared, poisoned = setting
+    store = PretrainStore()
+    for name, params in (("at", {"warmup_epochs": 2}), ("apt-rand", {"t_pre": 3, "t_inter": 2, "m_star": 40, "erm_fraction": 0.05}),
+                         ("none", {})):
+        jobs = [(make_defense(name, **params), poisoned, dataclasses.replace(defense_context(prepared, CPU, seed), pretrained=store))
+                for seed in (0, 1)]
+        batched = type(jobs[0][0]).fit_many(jobs)
+        one = [d.fit(t, dataclasses.replace(c, pretrained=None)) for d, t, c in jobs]
+        assert_same_models([r.model for r in one], [r.model for r in batched], prepared)
+    # the store kept each (data, seed)'s states at the fork epochs: 2 (AT), 3 (APT-rand), 6 (MF)
+    assert store.latest(poisoned, 0, prepared.mf_config, CPU, 6).epochs_done == [6]
+    assert store.latest(poisoned, 1, prepared.mf_config, CPU, 5).epochs_done == [3]

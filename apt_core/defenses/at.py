@@ -102,7 +102,7 @@ class AdversarialTraining(Defense):
                 raise CancelledError("training cancelled")
 
         trainer = pretrain_forks([t for _, t, _ in jobs], [c.random_state for c in contexts], warmups, cfg, first.device,
-                                 progress=lambda f: report(f * min(warmups) / max(1, cfg.epochs)) or True)
+                                 progress=lambda f: report(f * min(warmups) / max(1, cfg.epochs)) or True, store=first.pretrained)
         rows = trainer.rows
         # each member's ε and λ_adv on its own rows of the flattened factors
         eps_P = torch.tensor([d.epsilon for d, _, _ in jobs]).repeat_interleave(rows).unsqueeze(1).to(trainer.device)

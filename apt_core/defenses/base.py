@@ -43,6 +43,9 @@ class DefenseContext:
     #: ``(detector, data, seed) -> DetectionResult`` through the artifact cache, set by the
     #: experiment layer (None: detect directly); see :meth:`detect`
     detect_with: Callable | None = None
+    #: plain-MF states shared by the batches of one batched fill
+    #: (:class:`apt_core.models.mf_batch.PretrainStore`; None: each batch trains its own prefix)
+    pretrained: object | None = None
 
     def detect(self, detector, data: Interactions):
         """``detector.detect(data, random_state)``, read from the artifact cache when the run has one:

@@ -52,7 +52,7 @@ def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext
     shortest = min(prefix)
     trainer = pretrain_forks([t for _, t, _ in jobs], [c.random_state for c in contexts], prefix, cfg, first.device,
                              rows=[t.n_users + n for (_, t, _), n in zip(jobs, n_erm)],
-                             progress=lambda f: report(f * shortest / max(1, cfg.epochs)) or True)
+                             progress=lambda f: report(f * shortest / max(1, cfg.epochs)) or True, store=first.pretrained)
     states, rounds, regen_seconds = [], [[] for _ in jobs], [0.0] * len(jobs)
     for b, (defense, train, context) in enumerate(jobs):
         d_users, d_items, d_ratings = (torch.from_numpy(a).to(trainer.device) for a in (train.users, train.items, train.normalised_ratings))

@@ -46,5 +46,5 @@ class NoDefense(Defense):
             def progress(fraction: float) -> object:
                 return first.progress(fraction, "training the victims (batched)")
         trainer = pretrain_forks([t for _, t, _ in jobs], [c.random_state for c in contexts], [cfg.epochs] * len(jobs), cfg,
-                                 first.device, progress=progress)
+                                 first.device, progress=progress, store=first.pretrained)
         return [DefenseResult(trainer.model(b), {"final_loss": trainer.last_loss[b], "batched": len(jobs)}) for b in range(len(jobs))]

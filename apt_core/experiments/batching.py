@@ -28,12 +28,15 @@ from apt_core.experiments.artifacts import Keys, eval_payload, keeps_model, mode
 from apt_core.experiments.plan import STAGE_PROFILES, plan
 from apt_core.experiments.preparation import Prepared, prepare
 from apt_core.experiments.scenario import ProgressFn, Scenario
+from apt_core.models.mf_batch import PretrainStore
 from apt_core.runtime.devices import resolve_device
 
 #: fits per batch on a CPU: beyond a few dozen the stacked tensors stop saving time
 CPU_BATCH = 64
 #: fits per batch on a GPU: enough to fill the device for data sets of ML-100K's size
 GPU_BATCH = 256
+#: the order batches run in: shortest plain-MF prefix first (see compute_units)
+PREFIX_ORDER = {"at": 0, "apt": 1, "apt-rand": 1, "none": 2}
 
 
 @dataclass
@@ -127,6 +130,10 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
         size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
         size = size if cls.batched else 1
         batches += [members[i: i + size] for i in range(0, len(members), size)]
+    # Shortest plain-MF prefix first (AT's warm-up, then APT's and APT-rand's T_pre, then plain
+    # MF): each later batch on the same data and seed resumes from the state the earlier one kept.
+    batches.sort(key=lambda b: PREFIX_ORDER.get(b[0].defense.name, len(PREFIX_ORDER)))
+    store = PretrainStore()
     done = [0]
     stop = threading.Event()
 
@@ -143,7 +150,7 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
 
     def one(batch: list[_Job]) -> None:
         try:
-            _fit_batch(batch, cache, progress_of(batch))
+            _fit_batch(batch, cache, progress_of(batch), store)
         except BaseException:
             stop.set()  # the other workers stop at their next epoch
             raise
@@ -180,11 +187,11 @@ def _workers(batches: list[list[_Job]]) -> int:
     return max(1, min(len(batches), torch.get_num_threads())) if on_cpu and batches else 1
 
 
-def _fit_batch(batch: list[_Job], cache, progress: ProgressFn) -> None:
+def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainStore | None = None) -> None:
     """Fit one batch and write each job's model and evaluation, as ``_fit_evaluate`` writes a single fit."""
     contexts = []
     for j, job in enumerate(batch):
-        ctx = replace(job.run.ctx, progress=progress if j == 0 else None)
+        ctx = replace(job.run.ctx, progress=progress if j == 0 else None, pretrained=store)
         contexts.append(ctx)
     t0 = time.perf_counter()
     try:

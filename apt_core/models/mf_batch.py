@@ -28,6 +28,7 @@ AT's warm-up and the attack's MF on one poisoned data set are the same fit.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -295,40 +296,86 @@ def gather(picks: Sequence[tuple[BatchedMFTrainer, int]], rows: int | None = Non
     return out
 
 
+class PretrainStore:
+    """Plain-MF states of (data, seed) pairs at the epochs jobs forked from, shared by the batches
+    of one batched fill (thread-safe): AT forks at its warm-up (10 epochs), APT and APT-rand at
+    T_pre (15), plain MF runs all 25, and on one poisoned data set with one seed those are the
+    same fit -- the later batch resumes from the earlier one's state instead of epoch 0."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[tuple, tuple[object, dict[int, BatchedMFTrainer]]] = {}
+
+    @staticmethod
+    def _key(data, seed: int, config: MFConfig, device) -> tuple:
+        return (id(data), int(seed), config, str(device))
+
+    def latest(self, data, seed: int, config: MFConfig, device, at_most: int) -> BatchedMFTrainer | None:
+        """A copy of the stored state with the most epochs, at most ``at_most`` (None: none stored)."""
+        with self._lock:
+            owner, states = self._states.get(self._key(data, seed, config, device), (None, {}))
+            if owner is not data:  # an id reused by another object: not this data
+                return None
+            epochs = [e for e in states if e <= at_most]
+            return states[max(epochs)].select([0]) if epochs else None
+
+    def put(self, data, seed: int, config: MFConfig, device, state: BatchedMFTrainer) -> None:
+        """Keep a copy of ``state`` (one member) at its epoch."""
+        with self._lock:
+            owner, states = self._states.setdefault(self._key(data, seed, config, device), (data, {}))
+            if owner is data and state.epochs_done[0] not in states:
+                states[state.epochs_done[0]] = state.select([0])
+
+
 def pretrain_forks(datasets: Sequence, seeds: Sequence[int], prefix_epochs: Sequence[int], config: MFConfig, device,
-                   rows: Sequence[int] | None = None, progress=None) -> BatchedMFTrainer:
+                   rows: Sequence[int] | None = None, progress=None, store: PretrainStore | None = None) -> BatchedMFTrainer:
     """Member ``b`` after ``prefix_epochs[b]`` epochs of plain MF on ``datasets[b]`` with seed ``seeds[b]``.
 
     Members with the same data object and seed are the same fit until they differ (APT's
     pre-training, AT's warm-up): that fit is trained once, in one batch with the other
     distinct ones, and each member forks from it at its own epoch (factors, Adagrad state and
-    generator copied, so it continues exactly as its one-by-one fit).  ``rows[b]``: user rows
-    member ``b`` will need later (ERM users).  ``progress(fraction)`` returning False cancels.
+    generator copied, so it continues exactly as its one-by-one fit).  ``store``: states of
+    earlier batches to resume from, and where this one's forks are kept.  ``rows[b]``: user
+    rows member ``b`` will need later (ERM users).  ``progress(fraction)`` returning False cancels.
     """
     from apt_core.errors import CancelledError
 
+    device = resolve_device(device)
     keys = [(id(d), int(s)) for d, s in zip(datasets, seeds)]
     unique: dict[tuple, int] = {}
     for b, k in enumerate(keys):
         unique.setdefault(k, b)
     firsts = list(unique.values())
     slot = {k: j for j, k in enumerate(unique)}
-    base = BatchedMFTrainer.from_seeds([seeds[b] for b in firsts], [datasets[b].n_users for b in firsts], datasets[firsts[0]].n_items,
-                                       config, device)
+    wanted = [sorted({prefix_epochs[b] for b in range(len(keys)) if keys[b] == k}) for k in unique]
+    starts = []
     for j, b in enumerate(firsts):
         d = datasets[b]
-        base.set_data(j, torch.from_numpy(d.users), torch.from_numpy(d.items), torch.from_numpy(d.normalised_ratings))
-    longest = [max(prefix_epochs[b] for b in range(len(keys)) if keys[b] == k) for k in unique]
+        state = store.latest(d, seeds[b], config, device, wanted[j][0]) if store is not None else None
+        if state is None:
+            state = BatchedMFTrainer.from_seeds([seeds[b]], [d.n_users], d.n_items, config, device)
+            state.set_data(0, torch.from_numpy(d.users), torch.from_numpy(d.items), torch.from_numpy(d.normalised_ratings))
+        starts.append(state)
+    base = gather([(t, 0) for t in starts])
+    start = list(base.epochs_done)
     snapshots: dict[int, BatchedMFTrainer] = {}
-    last = max(longest, default=0)
-    for epoch in range(last + 1):
-        for b, k in enumerate(keys):
-            if prefix_epochs[b] == epoch:
-                snapshots[b] = base.select([slot[k]])
-        if epoch == last:
+    total = max((w[-1] - s0 for w, s0 in zip(wanted, start)), default=0)
+    step = 0
+    while True:
+        for j, b in enumerate(firsts):
+            if start[j] + step in wanted[j]:
+                fork = base.select([j])
+                if store is not None:
+                    store.put(datasets[b], seeds[b], config, device, fork)
+                for m, k in enumerate(keys):
+                    if slot[k] == j and prefix_epochs[m] == start[j] + step:
+                        snapshots[m] = fork
+        active = [j for j in range(len(firsts)) if start[j] + step < wanted[j][-1]]
+        if not active:
             break
-        base.train_epoch([j for j in range(len(firsts)) if longest[j] > epoch])
-        if progress is not None and progress((epoch + 1) / max(1, last)) is False:
+        base.train_epoch(active)
+        step += 1
+        if progress is not None and progress(step / max(1, total)) is False:
             raise CancelledError("training cancelled")
     need = max(rows) if rows is not None else None
     return gather([(snapshots[b], 0) for b in range(len(keys))], need)
