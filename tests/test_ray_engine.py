@@ -37,7 +37,11 @@ def local_ray():
 
 
 def _quick(tmp_path: Path, name: str, **kw) -> ReproduceConfig:
-    return ReproduceConfig.quick_config(out=str(tmp_path / name), **kw)
+    """--quick on one attack and one target set with two-point sweeps: every kind of unit (origin, fake
+    profiles, attack, each paper defense, the two sweeps, detection) still runs on both engines; the
+    full quick grid (2 attacks x 2 target sets, 3-point sweeps) ran the same code paths about 3 times over."""
+    return ReproduceConfig.quick_config(out=str(tmp_path / name), attacks=("average",), target_sets=("unpopular",),
+                                        attack_sizes=(0.01, 0.03), erm_fractions=(0.0, 0.05), **kw)
 
 
 def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tmp_path, local_ray):
