@@ -193,3 +193,16 @@ def test_detector_results_are_cached_and_read_back(tmp_path):
         assert a.metrics == b.metrics and a.threshold == b.threshold
     other = run_detection(scenario, names, cache=ArtifactCache(tmp_path), detector_params={"cogroup": {"cut": "mad"}})
     assert other.runs[0].flagged.sum() != first.runs[0].flagged.sum() or other.runs[0].threshold != first.runs[0].threshold
+
+
+def test_average_ranks_equal_scipys_rankdata():
+    """roc_auc ranks without importing scipy.stats (start-up); the ranks are scipy's, ties and NaN included."""
+    from scipy.stats import rankdata
+
+    from apt_core.detection.metrics import average_ranks
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 9, 300):
+        for values in (rng.normal(size=n), rng.integers(0, max(2, n // 3), n).astype(float)):
+            np.testing.assert_array_equal(average_ranks(values), rankdata(values))
+    assert np.isnan(average_ranks(np.array([1.0, np.nan, 2.0]))).all()

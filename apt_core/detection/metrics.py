@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def roc_auc(is_fake: np.ndarray, scores: np.ndarray) -> float | None:
@@ -19,8 +18,19 @@ def roc_auc(is_fake: np.ndarray, scores: np.ndarray) -> float | None:
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(s)  # average ranks: ties count one half
+    ranks = average_ranks(s)  # ties count one half
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing their average rank (``scipy.stats.rankdata``'s default,
+    without importing scipy.stats: a second of every ``reproduce`` start-up); any NaN gives all NaN, as there."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isnan(values).any():
+        return np.full(values.shape, np.nan)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # the rank of each distinct value's last copy
+    return (last - (counts - 1) / 2.0)[inverse.ravel()].reshape(values.shape)
 
 
 def average_precision(is_fake: np.ndarray, scores: np.ndarray) -> float | None:
