@@ -15,6 +15,8 @@ import warnings
 from apt_core.errors import AptError, AptWarning, CancelledError
 from apt_core.cli_args import (  # noqa: F401 -- the argument helpers, importable from here as before
     DETECT_DEFAULT_ATTACK,
+    DefaultsHelpFormatter,
+    default_targets_note,
     MAX_SEED,
     StderrProgress,
     TARGET_WORDS,
@@ -81,7 +83,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one scenario (clean fit, attack, defenses) and report metrics",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                         formatter_class=DefaultsHelpFormatter)
     if builds("run"):
         add_scenario_arguments(run)
         run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -102,13 +104,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     prm = sub.add_parser("params", help="list an attack's, defense's or detector's hyper-parameters (type, default, range, help, the paper's value)")
     if builds("params"):
         prm.add_argument("name", nargs="?", default=None, help="attack, defense or detector name (default: all)")
-        prm.add_argument("--json", action="store_true")
+        prm.add_argument("--json", action="store_true", help="print the declarations as JSON")
         prm.set_defaults(func=cmd_params)
 
     rep = sub.add_parser("reproduce", help="the paper's Tables 2-3 and Figs. 1-3 (ours beside the paper's) into a folder")
     if builds("reproduce"):
         rep.add_argument("--dataset", default=None, help="ml-100k (default), filmtrust, ...; --quick defaults to sample")
-        rep.add_argument("--data-dir", default=None)
+        rep.add_argument("--data-dir", default=None, help="local folder with data sets (default: $APT_DATA_DIR, the cache, a download)")
         rep.add_argument("--seeds", type=int, default=None, help="repetitions (default 5; --quick: 1)")
         rep.add_argument("--seed", type=_seed_arg, default=None, help="split/target seed and first model seed (default 0)")
         rep.add_argument("--out", default="reproduce-out", help="output folder (created)")
@@ -116,20 +118,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         rep.add_argument("--attacks", type=_defense_list, default=None, help="comma list (default: average,random,aush,pga,tna)")
         rep.add_argument("--targets", type=_defense_list, default=None, help="comma list of target sets (default: random,unpopular)")
         rep.add_argument("--defense", type=_defense_list, default=None, help="comma list (default: pcmf,at,apt-rand,apt)")
-        rep.add_argument("--epochs", type=int, default=None)
-        rep.add_argument("--k", type=int, default=None)
-        rep.add_argument("--attack-size", type=float, default=None)
-        rep.add_argument("--erm-fraction", type=float, default=None)
+        rep.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: 25; --quick: 5)")
+        rep.add_argument("--k", type=int, default=None, help="top-K cut-off of the hit ratios (default: 50, the paper's; 1000 on Yelp)")
+        rep.add_argument("--attack-size", type=float, default=None, help="fake users as a share of real users (default: 0.03, the paper's; 0.05 on Yelp)")
+        rep.add_argument("--erm-fraction", type=float, default=None, help="APT's ERM users as a share of the real users (default: the preset's count)")
         rep.add_argument("--erm-stats", choices=["observed", "clean", "robust"], default=None, help="default clean: the authors' setting behind the paper's numbers")
         rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
         rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
         add_engine_arguments(rep)
         rep.add_argument("--victim", default=None, type=str.lower, choices=_victim_choices(),
                          help="the recommender attacked (default mf, the paper's)")
-        rep.add_argument("--no-figures", action="store_true")
+        rep.add_argument("--no-figures", action="store_true", help="skip the figure sweeps (Figs. 2-3) and their plots")
         rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
-        rep.add_argument("--no-progress", action="store_true")
-        rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+        rep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+        rep.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="auto (default): CUDA when available, else the CPU")
         add_cache_arguments(rep)
         rep.set_defaults(func=cmd_reproduce)
 
@@ -160,33 +162,33 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                                                             "~/.cache/apt_lab/artifacts: the dashboard's)")
         grid.add_argument("--keep-models", action="store_true", help="also keep every fitted model's tensors (not needed by the pages)")
         grid.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-        grid.add_argument("--no-progress", action="store_true")
+        grid.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
         grid.set_defaults(func=cmd_grid)
 
     hist = sub.add_parser("history", help="list, show, delete or export recorded runs")
     if builds("history"):
         hist.add_argument("--history-db", default=None, help="run history file (default: $APT_HISTORY_DB or <cache root>/history.sqlite)")
-        hist.add_argument("--dataset", default=None)
+        hist.add_argument("--dataset", default=None, help="only the runs on this data set")
         hist.add_argument("--limit", type=_bounded_int(1, 1_000_000), default=20, help="the newest N runs (1 to 1000000)")
         hist.add_argument("--show", metavar="RUN_ID", default=None, help="print one run's JSON")
         hist.add_argument("--delete", metavar="RUN_ID", nargs="+", default=None, help="delete these runs")
         hist.add_argument("--export", metavar="PATH", default=None, help="write all runs (csv: one row per run x phase x seed)")
-        hist.add_argument("--format", choices=["csv", "json"], default="csv")
+        hist.add_argument("--format", choices=["csv", "json"], default="csv", help="the format of --export")
         hist.add_argument("--json", action="store_true", help="print the run list as JSON")
         hist.set_defaults(func=cmd_history)
 
     cache = sub.add_parser("cache", help="show the artifact cache's size, or clear it")
     if builds("cache"):
-        cache.add_argument("--cache-dir", default=None)
-        cache.add_argument("--clear", action="store_true")
+        cache.add_argument("--cache-dir", default=None, help="artifact cache folder (default: $APT_CACHE_DIR/artifacts or ~/.cache/apt_lab/artifacts)")
+        cache.add_argument("--clear", action="store_true", help="delete every cached artifact")
         cache.set_defaults(func=cmd_cache)
 
     bench = sub.add_parser("bench", help="time each stage and print a table")
     if builds("bench"):
-        bench.add_argument("--dataset", default="ml-100k")
-        bench.add_argument("--data-dir", default=None)
+        bench.add_argument("--dataset", default="ml-100k", help="the data set timed (default: ml-100k)")
+        bench.add_argument("--data-dir", default=None, help="local folder with data sets (default: $APT_DATA_DIR, the cache, a download)")
         bench.add_argument("--repeats", type=int, default=None, help="runs per stage (default 5; 1 with --shape)")
-        bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): CUDA when available, else the CPU")
         bench.add_argument("--skip-ml1m", action="store_true", help="skip the ML-1M-shaped memory check")
         bench.add_argument("--skip-victims", action="store_true", help="skip the LightGCN / NeuMF rows (tens of seconds each on a CPU)")
         bench.add_argument("--shape", choices=["ml-1m", "yelp"], default=None,
@@ -199,8 +201,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="load a data set and print its statistics")
     if builds("data"):
-        data.add_argument("--dataset", default="sample")
-        data.add_argument("--data-dir", default=None)
+        data.add_argument("--dataset", default="sample", help="a named data set or a path to a rating file (default: sample)")
+        data.add_argument("--data-dir", default=None, help="local folder with data sets (default: $APT_DATA_DIR, the cache, a download)")
         add_scale_argument(data)
         data.set_defaults(func=cmd_data)
     return parser
@@ -241,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         with terminate_on_sigterm():  # SIGTERM unwinds like Ctrl-C: worker pools are stopped, temp files removed
-            return args.func(args)
+            code = args.func(args)
+        note = default_targets_note(args)
+        if note and not code:  # stderr, after the output: --json on stdout stays one object, an error stays one line
+            print(note, file=sys.stderr)
+        return code
     except CancelledError as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130

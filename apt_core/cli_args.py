@@ -84,6 +84,23 @@ def _bounded_int(lo: int, hi: int):
     return parse
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Names each flag's default once: a help text that already says its default in words gets no second
+    "(default: None)", and a flag whose default is None or off gets none at all."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, [], ()) or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+#: the dashboard pages' target items (pages/_shared/widgets.attack_controls, the Lesson and the live grid)
+DASHBOARD_TARGETS = "unpopular"
+#: the command line's default target items (a behaviour kept since the first release; docs/cli.md)
+CLI_DEFAULT_TARGETS = "random"
+
+
 def _defense_list(value: str) -> tuple[str, ...]:
     names = tuple(p.strip().lower() for p in value.split(",") if p.strip())
     if not names:
@@ -112,8 +129,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poison-file", default=None,
                    help="inject these fake profiles instead of running an attack: CSV user,item_id,rating (the data set's own "
                         "item ids) or the authors' .npy; the run's attack is then 'file' (--attack must stay none)")
-    p.add_argument("--targets", type=_targets_arg, default="random",
-                   help="random, unpopular (1-4 training ratings), tail (bottom 20%% by popularity), paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
+    p.add_argument("--targets", type=_targets_arg, default=None,
+                   help=f"(default: {CLI_DEFAULT_TARGETS}; the dashboard uses {DASHBOARD_TARGETS}, so add --targets {DASHBOARD_TARGETS} "
+                        "for a class's numbers) random, unpopular (1-4 training ratings), tail (bottom 20%% by popularity), paper (= paper-unpopular), paper-random (the APT authors' fixed targets; "
                         "only on their split files), or comma-separated item ids (the data set's own ids)")
     p.add_argument("--n-targets", type=int, default=5, help="number of target items")
     p.add_argument("--defense", type=_defense_list, default=("none",), help="comma list of defenses, from: " + ", ".join(defense_names()) + " (default: none)%(default).0s")
@@ -131,9 +149,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
                         "trusted (without the users the cogroup detector flags), global (the observed global mean/std for every item)")
     p.add_argument("--k", type=int, default=50, help="top-K cut-off of the hit ratios")
     p.add_argument("--epochs", type=int, default=25, help="training epochs of every model")
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--seed", type=_seed_arg, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seeds", type=int, default=1, help="repetitions with seeds s, s+1, ...: mean ± sd and a significance test when above 1")
+    p.add_argument("--seed", type=_seed_arg, default=0, help="the first seed (data split, attack, model initialisation)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available, else the CPU")
     p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=VALUE",
                    help="set a hyper-parameter of the attack or a defense, e.g. --param apt.r_plus=0.0 --param pga.iterations=5 "
                         "(repeatable; `python -m apt_core params NAME` lists NAME's parameters, types, defaults, ranges and "
@@ -169,9 +187,14 @@ def scenario_from_args(args: argparse.Namespace):
     attack = args.attack
     if attack is None:  # detect's default: an attack, unless a poison file brings the fake users
         attack = "none" if args.poison_file is not None else DETECT_DEFAULT_ATTACK
+    targets = args.targets
+    if targets is None:
+        targets = CLI_DEFAULT_TARGETS
+        # said after a successful command (cli.main: default_targets_note), where the targets mattered
+        args.targets_defaulted = attack != "none" or args.poison_file is not None
     return Scenario(
         dataset=args.dataset, data_dir=args.data_dir, attack=attack, attack_size=args.attack_size,
-        filler=args.filler, poison_file=args.poison_file, targets=args.targets, n_targets=args.n_targets,
+        filler=args.filler, poison_file=args.poison_file, targets=targets, n_targets=args.n_targets,
         defenses=tuple(args.defense), erm_fraction=args.erm_fraction, erm_stats=args.erm_stats, k=args.k,
         epochs=args.epochs, seeds=args.seeds, seed=args.seed, device=args.device,
         erm_users=args.erm_users, apt_preset=args.apt_preset, apt_solver=args.apt_solver,
@@ -179,6 +202,14 @@ def scenario_from_args(args: argparse.Namespace):
         victim=getattr(args, "victim", "mf"), victim_feedback=getattr(args, "victim_feedback", "implicit"),
         rating_scale=getattr(args, "scale", None),
     )
+
+
+def default_targets_note(args: argparse.Namespace) -> str | None:
+    """The line that names the command line's default targets beside the dashboard's, when the run used the default."""
+    if not getattr(args, "targets_defaulted", False):
+        return None
+    return (f"note: targets {CLI_DEFAULT_TARGETS} (the command line's default); the dashboard's pages use {DASHBOARD_TARGETS} "
+            f"targets: add --targets {DASHBOARD_TARGETS} for the same numbers")
 
 
 class StderrProgress:
@@ -202,15 +233,26 @@ class StderrProgress:
         return True
 
 
-def format_rows(rows: list[dict]) -> str:
+def format_rows(rows: list[dict], seeds: int | None = None) -> str:
+    """The result rows as an aligned text table; with one seed (``seeds=1``) without the sd columns
+    (a spread over one seed is not a spread)."""
     from apt_core.evaluation.metrics import RI_RULE, ri_note
 
-    header = (f"{'phase':<10} {'target HR':>10} {'± sd':>7} {'test HR':>8} {'± sd':>7} {'RI':>7} {'below clean':>11} "
+    wide = max([10] + [len(str(r["phase"])) for r in rows])  # remove-cogroup and friends keep the columns aligned
+    spread = seeds != 1
+
+    def sd(width: int) -> str:
+        return f" {'± sd':>{width}}" if spread else ""
+
+    header = (f"{'phase':<{wide}} {'target HR':>10}{sd(7)} {'test HR':>8}{sd(7)} {'RI':>7} {'below clean':>11} "
               f"{'rank shift':>10} {'seconds':>8}  note")
     lines = [header, "-" * len(header)]
 
     def f(v, w, p=4):
         return f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
+
+    def fsd(v, w):
+        return " " + f(v, w) if spread else ""
 
     notes = []
     for r in rows:
@@ -219,7 +261,7 @@ def format_rows(rows: list[dict]) -> str:
         if note == "over-correction" and isinstance(r.get("below_clean_share"), (int, float)):
             note += f": {r['below_clean_share']:.0%} below the clean HR"
         lines.append(
-            f"{r['phase']:<10} {f(r['target_hr'], 10)} {f(r['target_hr_sd'], 7)} {f(r['test_hr'], 8)} {f(r['test_hr_sd'], 7)} "
+            f"{r['phase']:<{wide}} {f(r['target_hr'], 10)}{fsd(r['target_hr_sd'], 7)} {f(r['test_hr'], 8)}{fsd(r['test_hr_sd'], 7)} "
             f"{f(r['ri'], 7, 3)} {f(r.get('below_clean'), 11)} {f(r['rank_shift_median'], 10, 1)} {f(r['seconds'], 8, 2)}"
             + (f"  {note}" if note else "")
         )
@@ -292,7 +334,7 @@ def record_run(store, result, **kwargs) -> str | None:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: every unit in this process, one after the other; ray: each unit a Ray task (pip install 'apt-lab[ray]')")
+                   help="local: every unit in this process, the fits that share a data set in batches (docs/scale.md); ray: each unit a Ray task (pip install 'apt-lab[ray]')")
     p.add_argument("--ray-address", default=None,
                    help="with --engine ray: a Ray cluster's address, or 'auto' to join the running one (default: start a local instance)")
 

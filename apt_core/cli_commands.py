@@ -39,9 +39,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{i} {result.data.title(t)}" if result.data.item_titles else str(i)
             for i, t in zip(result.data.original_item_ids(result.targets), result.targets)))
         print(settings_line(scenario))
-        print(format_rows(out["rows"]))
+        print(format_rows(out["rows"], scenario.seeds))
         sig = out.get("significance")
-        if sig and sig.get("baseline"):
+        if sig and sig.get("baseline") and int(sig.get("n") or 0) < 2:
+            print(f"APT vs {sig['baseline']}: one seed, no significance test (it needs --seeds 2 or more)")
+        elif sig and sig.get("baseline"):
             p = sig["p_value"]
             note = f" ({sig['note']})" if sig.get("note") else ""
             print(f"APT vs {sig['baseline']}: {sig.get('test') or 'no test'} over {sig['n']} seeds, p = {'-' if p is None else f'{p:.3g}'} {sig['stars']}{note}")
