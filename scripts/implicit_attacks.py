@@ -7,6 +7,10 @@
         --attacks bpr-surrogate --sizes 0.05 --seeds 3 --defenses at,apt,apt-trusted,tcd
     python scripts/implicit_attacks.py --out rows.jsonl table
 
+An attack may carry settings: ``bpr-surrogate:fillers=clone:filler_share=0.5``.  Fits whose phase,
+victim, epochs, tier, attack, size and seed are already in ``--out`` are skipped (the clean fit
+of a seed is redone when a later row of that seed needs its ranks; ``--clean-seeds`` limits it).
+
 ML-100K, leave-one-out split seed 0, 5 targets of the tier drawn with seed 0; the seeds are model
 seeds (victim initialisation and negatives, the attack's own draws), the split and targets fixed.
 Every fit uses the victim's recipe (docs/victims.md) with the epoch count chosen by its early stop
@@ -85,7 +89,7 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
     for victim in args.victims:
         epochs = epochs_for(args, victim)
         cfg = default_victim_config(victim, epochs)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             base = {"victim": victim, "epochs": epochs, "tier": args.tier, "targets": targets.tolist(), "seed": seed}
 
             def fit(train):
@@ -93,17 +97,29 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
                 trainer.train_epochs(*trainer.tensors(train), epochs)
                 return trainer.model()
 
-            t0 = time.perf_counter()
-            clean_row, clean_ev = measure(fit(split.train), split, targets, split.train.n_users)
+            clean_ev = None
             key = f"origin|{victim}|{epochs}|{args.tier}|{seed}"
-            if key not in done:
-                emit(args.out, {"key": key, "phase": "origin", **base, **clean_row, "seconds": time.perf_counter() - t0})
+            ranks_file = args.out.with_name(args.out.stem + "." + key.replace("|", "-") + ".npy")
+            if ranks_file.exists():  # the clean target ranks, kept for the rank shifts of later runs
+                from apt_core.evaluation.metrics import Evaluation
+
+                clean_ev = Evaluation(50, np.load(ranks_file), np.zeros(0), np.zeros(0))
+            elif seed < args.clean_seeds:  # the clean fit (origin HR, and the rank shifts' reference)
+                t0 = time.perf_counter()
+                clean_row, clean_ev = measure(fit(split.train), split, targets, split.train.n_users)
+                np.save(ranks_file, clean_ev.target_ranks)
+                if key not in done:
+                    emit(args.out, {"key": key, "phase": "origin", **base, **clean_row, "seconds": time.perf_counter() - t0})
             for attack in args.attacks:
+                name, *settings = attack.split(":")
+                params = {k: _value(v) for k, v in (x.split("=") for x in settings)}
                 for size in args.sizes:
-                    budget = attack_budget(split.train, size, None)
-                    fake = make_attack(attack).run(split.train, targets, budget.n_fake_users, budget.n_filler, seed).profiles
-                    poisoned = fake.inject(split.train)
                     phases = ["attack"] + (list(args.defenses) if with_defenses else [])
+                    if all(f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}" in done for phase in phases):
+                        continue
+                    budget = attack_budget(split.train, size, None)
+                    fake = make_attack(name, **params).run(split.train, targets, budget.n_fake_users, budget.n_filler, seed).profiles
+                    poisoned = fake.inject(split.train)
                     for phase in phases:
                         key = f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}"
                         if key in done:
@@ -112,13 +128,23 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
                         if phase == "attack":
                             model = fit(poisoned)
                         else:
-                            params = {"preset": "lab-v1"} if phase == "apt" else {}
+                            defense_params = {"preset": "lab-v1"} if phase == "apt" else {}
                             ctx = DefenseContext(MFConfig(epochs=epochs), "cpu", seed, "ml-100k", split.train, victim=cfg)
-                            model = make_defense(phase, **params).fit(poisoned, ctx).model
+                            model = make_defense(phase, **defense_params).fit(poisoned, ctx).model
                         row, _ = measure(model, split, targets, poisoned.n_users, clean_ev)
                         emit(args.out, {"key": key, "phase": phase, **base, "attack": attack, "size": size,
                                         "n_fake": budget.n_fake_users, "n_filler": budget.n_filler, **row,
                                         "seconds": time.perf_counter() - t0})
+
+
+def _value(text: str):
+    """``name:key=value`` attack settings: numbers as numbers, anything else as text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def cmd_table(args) -> None:
@@ -159,7 +185,9 @@ def main() -> None:
         s.add_argument("--epochs", default="25", help="N, or victim=N,victim=N (the plateau's counts)")
         s.add_argument("--attacks", type=lambda v: v.split(","), default=["popular-filler", "bpr-surrogate"])
         s.add_argument("--sizes", type=lambda v: [float(x) for x in v.split(",")], default=[0.01, 0.03, 0.05, 0.1])
-        s.add_argument("--seeds", type=int, default=3)
+        s.add_argument("--seeds", type=int, default=3, help="model seeds 0..N-1 (from --first-seed)")
+        s.add_argument("--first-seed", type=int, default=0)
+        s.add_argument("--clean-seeds", type=int, default=3, help="fit the clean model for seeds below this only")
         s.add_argument("--tier", default="unpopular", choices=["unpopular", "tail", "random"])
         s.add_argument("--defenses", type=lambda v: v.split(","), default=["at", "apt", "apt-trusted", "tcd"])
         s.add_argument("--check-every", type=int, default=5)

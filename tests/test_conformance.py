@@ -36,7 +36,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "subset": [{"k": 0}, {"decoys": 0.6, "framing": 0.4}, {"framing_pairs": 0}],
     "adaptive": [{"detector": "magic"}, {"decoys": 1.0}],
     "popular-filler": [{"pool": 0.5}],
-    "bpr-surrogate": [{"pool": 0.5}, {"rounds": 0}, {"dim": 0}],
+    "bpr-surrogate": [{"pool": 0.5}, {"rounds": 0}, {"dim": 0}, {"objective": "magic"}, {"fillers": "magic"}, {"filler_share": 0.0}],
     "aush": [{"epochs": 0}, {"lr": 0.0}, {"n_selected": -1}],
     "pga": [{"iterations": 0}, {"step_size": -1.0}, {"sparse": "yes"}, {"filler_ratings": "magic"}],
     "tna": [{"subset_fraction": 0.0}, {"b": 0.0}, {"top_n": 0}, {"filler_ratings": "magic"}],

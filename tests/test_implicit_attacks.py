@@ -96,3 +96,16 @@ def test_plateau_stops_and_reports_its_history():
     assert dict(p.history)[p.epochs] >= best - 0.005 - 1e-12
     if len(epochs) < 8:  # it stopped early: the last `patience` checks gained nothing
         assert all(hr <= dict(p.history)[p.epochs] + 0.005 for e, hr in p.history if e > p.epochs)
+
+
+def test_clone_fillers_copy_real_profiles():
+    """fillers=clone: every fake user's fillers are items of one real user's profile."""
+    data = long_tail(seed=3)
+    targets = np.array([38, 39])
+    res = make_attack("bpr-surrogate", epochs=5, dim=8, fillers="clone").run(data, targets, 4, 5, random_state=0)
+    fake = res.profiles
+    profiles = [set(data.user_items(u).tolist()) for u in range(data.n_users)]
+    for f in range(4):
+        own = set(fake.items[(fake.users == f) & ~np.isin(fake.items, targets)].tolist())
+        assert own and any(own <= p for p in profiles)
+    assert res.diagnostics["surrogate_users_reached"]
