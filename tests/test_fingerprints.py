@@ -193,12 +193,20 @@ def _env(root: Path, cache: Path) -> dict:
             "OMP_WAIT_POLICY": "PASSIVE", "APT_NUM_THREADS": "1"}
 
 
+def _cli_start(root: Path, cache: Path, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "apt_core", "run", "--dataset", "sample", "--attack", "average",
+                             "--defense", "remove-cogroup", "--epochs", "2", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(root, cache), cwd=cwd)
+
+
+def _cli_result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
 def _cli_run(root: Path, cache: Path, cwd: Path) -> dict:
-    run = subprocess.run([sys.executable, "-m", "apt_core", "run", "--dataset", "sample", "--attack", "average",
-                          "--defense", "remove-cogroup", "--epochs", "2", "--json"],
-                         capture_output=True, text=True, env=_env(root, cache), cwd=cwd, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+    return _cli_result(_cli_start(root, cache, cwd))
 
 
 def test_the_reviewers_reproduction_misses_after_a_detector_edit(tmp_path):
@@ -212,8 +220,15 @@ def test_the_reviewers_reproduction_misses_after_a_detector_edit(tmp_path):
     at = text.index(head)
     body = text.index(":\n", at) + 2  # the end of the def line
     path.write_text(text[:body] + "        return np.zeros(data.n_users)  # the reviewer's edit\n" + text[body:])
-    edited = _cli_run(root, cache, tmp_path)
-    fresh = _cli_run(root, tmp_path / "fresh-cache", tmp_path)
+    # The edited rerun and a run on an empty cache share nothing: side by side (a second core).
+    runs = [_cli_start(root, cache, tmp_path), _cli_start(root, tmp_path / "fresh-cache", tmp_path)]
+    try:
+        edited, fresh = (_cli_result(run) for run in runs)
+    finally:
+        for run in runs:  # one failed or timed out: do not leave the other running
+            if run.poll() is None:
+                run.kill()
+                run.wait()
 
     def row(result: dict) -> dict:
         return next(r for r in result["rows"] if r["phase"] == "remove-cogroup")
