@@ -8,7 +8,7 @@ from apt_core.plots.explore import long_tail_figure, rating_histogram_figure, us
 from pages._shared.display import download
 from pages._shared.page_guard import guard
 from pages._shared.settings import chart_scale, settings
-from pages._shared.uploads import load_data
+from pages._shared.uploads import load_data, shown_name
 
 
 #: the summary's keys in words
@@ -37,19 +37,20 @@ def body() -> None:
                           "value": [f"{v:.4g}" if isinstance(v, float) else str(v) for v in shown.values()]})
     inter = data.interactions
     scale = chart_scale()
+    name = shown_name(data)
     # The long tail beside the summary (one screen at 1280x720).
     table, chart = st.columns([1, 1.6], gap="medium")
     table.dataframe(frame, hide_index=True, width="stretch")
     with table:
-        download(frame, f"{data.name}_summary.csv")
-    chart.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {data.name}: ratings per item", font_scale=scale), width="stretch", theme=None)
+        download(frame, f"{name}_summary.csv")
+    chart.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {name}: ratings per item", font_scale=scale), width="stretch", theme=None)
     left, right = st.columns(2)
-    left.plotly_chart(rating_histogram_figure(inter.ratings, data.scale.grid, f"Rating distribution of {data.name}", font_scale=scale), width="stretch", theme=None)
-    right.plotly_chart(user_activity_figure(inter.user_counts, f"Ratings per user in {data.name}", font_scale=scale), width="stretch", theme=None)
+    left.plotly_chart(rating_histogram_figure(inter.ratings, data.scale.grid, f"Rating distribution of {name}", font_scale=scale), width="stretch", theme=None)
+    right.plotly_chart(user_activity_figure(inter.user_counts, f"Ratings per user in {name}", font_scale=scale), width="stretch", theme=None)
     top = pd.DataFrame({"item": [data.title(int(i)) for i in inter.item_counts.argsort()[::-1][:10]], "ratings": sorted(inter.item_counts, reverse=True)[:10]})
     st.markdown("**Most popular items**")
     st.dataframe(top, hide_index=True, width="stretch")
-    download(top, f"{data.name}_popular_items.csv", "Download the popular items (CSV)")
+    download(top, f"{name}_popular_items.csv", "Download the popular items (CSV)")
 
 
 guard(body)

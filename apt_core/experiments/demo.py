@@ -169,8 +169,15 @@ def adapt_to_data(scenario: Scenario, data: RatingData) -> tuple[Scenario, list[
             counts = data.interactions.item_counts
             pool = int(((counts >= 1) & (counts < 5)).sum())
             if pool < n_targets:
-                targets = "random"
-                notes.append(f"Random target items instead of unpopular ones: only {pool} item(s) have 1 to 4 ratings here.")
+                # Offer what exists: the least popular fifth (tail) when it holds enough items, else random ones.
+                from apt_core.data.split import TAIL_SHARE
+
+                rated = counts[counts >= 1]
+                targets = "tail" if int(np.ceil(TAIL_SHARE * len(rated))) >= n_targets else "random"
+                fewest = f"; the least rated item has {int(rated.min())}" if len(rated) else ""
+                what = "drawn from the least popular fifth of the items (tail)" if targets == "tail" else "random items"
+                notes.append(f"No 'unpopular' targets here: only {pool} item(s) have 1 to 4 ratings{fewest}. "
+                             f"The targets are {what} instead.")
     if not notes:
         return scenario, notes
     return dataclasses.replace(scenario, k=k, n_targets=n_targets, targets=targets), notes

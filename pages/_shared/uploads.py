@@ -67,6 +67,15 @@ def session_upload_folder() -> Path:
     return Path(folder)
 
 
+def shown_name(data) -> str:
+    """The data set's name for titles and file names: an upload by its own file name (the stored copy's
+    name adds a content hash: "good-3de9c4fa02d9405d" showed in chart titles), never a server path."""
+    path = st.session_state.get("uploaded_path")
+    if st.session_state.get("dataset") == "uploaded CSV" and path:
+        return re.sub(r"-[0-9a-f]{16}$", "", Path(path).stem) or "upload"
+    return data.name
+
+
 def save_upload(name: str, content: bytes, folder: str | Path | None = None) -> str:
     """Validate an uploaded rating file and keep it on disk (the library loads by path).
 

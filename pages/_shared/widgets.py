@@ -44,7 +44,16 @@ def attack_controls(data, prefix: str = "atk"):
         filler = c[2].number_input("Filler items per fake user", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
                                    help="Items a fake user rates besides the targets, so that the profile looks like a real one. "
                                         "0 = the data set's average profile length.")
-    mode = c[3].selectbox("Target items", ["unpopular", "random", "chosen by title"], key=f"{prefix}-mode", help=GLOSSARY["target item"])
+    modes = ["unpopular", "random", "chosen by title"]
+    counts = data.interactions.item_counts
+    if int(((counts >= 1) & (counts < 5)).sum()) < 5:  # too few unpopular items (an upload): offer what exists
+        modes = ["tail", "random", "chosen by title"]
+        if st.session_state.get(f"{prefix}-mode") not in modes:
+            st.session_state.pop(f"{prefix}-mode", None)
+    mode = c[3].selectbox("Target items", modes, key=f"{prefix}-mode", format_func=lambda m: TARGET_MODE_LABELS.get(m, m),
+                          help=GLOSSARY["target item"] + (" This data set has too few items with 1 to 4 ratings for 'unpopular' targets: "
+                                                          "'least popular fifth' draws them from the fifth of the items with the fewest ratings."
+                                                          if modes[0] == "tail" else ""))
     targets: str | tuple = mode
     if not presenter():
         victim = c[4].selectbox(
@@ -71,6 +80,8 @@ def attack_controls(data, prefix: str = "atk"):
     return small_data_controls(scenario, data, prefix)
 
 
+#: the target modes' words on the pages
+TARGET_MODE_LABELS = {"tail": "least popular fifth (tail)"}
 #: the attack sizes offered off the precomputed grid: 0.5% to 20% in steps of 0.5%
 ATTACK_SIZES = [round(0.005 * i, 3) for i in range(1, 41)]
 #: the ERM shares offered off the grid: 0% to 20% in steps of 1%
