@@ -164,6 +164,10 @@ if st.session_state.get("dataset") == "uploaded CSV" and st.session_state.get("_
             "and upload it again, or choose another data set in the sidebar.")
     write_url()
     st.stop()
+# One screen at 1280x720 (a projector): less empty space above the title and beside the page, so that
+# each page's main figure and the controls that move it fit together (tests/test_browser.py measures it).
+st.html("<style>[data-testid='stMainBlockContainer'] {padding-top: 2.6rem; padding-bottom: 3rem; padding-left: 2rem; padding-right: 2rem;}"
+        " [data-testid='stMainBlockContainer'] h1 {padding-top: 0; padding-bottom: 0.25rem;}</style>")
 if presenter():
     st.html("<style>html {font-size: 20px;} [data-testid='stSidebar'] {font-size: 17px;}</style>")
 # A first visit to any page starts the live controls' precomputation (a browser session; in the background).
