@@ -30,9 +30,9 @@ CPU = resolve_device("cpu")
 @pytest.fixture(scope="module")
 def setting():
     """The sample data, a short MF recipe, and one Average attack's poisoned training data."""
-    scenario = Scenario(dataset="sample", attack="average", attack_size=0.05, targets="random", epochs=6, device="cpu")
+    scenario = Scenario(dataset="sample", attack="average", attack_size=0.05, targets="random", epochs=4, device="cpu")
     prepared = prepare(scenario)
-    prepared = dataclasses.replace(prepared, mf_config=MFConfig(epochs=6, dim=16, batch_size=2048))
+    prepared = dataclasses.replace(prepared, mf_config=MFConfig(epochs=4, dim=8, batch_size=2048))
     fake = generate_attack(scenario, prepared, 0, CPU)[0].profiles
     return prepared, fake.inject(prepared.split.train)
 
@@ -56,7 +56,7 @@ def test_mf_batch_members_are_their_own_fits(setting):
     cfg = prepared.mf_config
     clean = prepared.split.train
     # different data (clean: fewer users and ratings, so padding), seeds and epoch counts in one batch
-    datasets, seeds, epochs = [clean, poisoned, poisoned, clean], [0, 0, 3, 5], [6, 6, 4, 2]
+    datasets, seeds, epochs = [clean, poisoned, poisoned, clean], [0, 0, 3, 5], [4, 4, 3, 1]
     one = [fit_mf(d, cfg.with_(epochs=e), "cpu", s) for d, s, e in zip(datasets, seeds, epochs)]
     batched = fit_mf_batch(datasets, seeds, cfg, "cpu", epochs)
     assert_same_models(one, batched, prepared)
@@ -66,17 +66,17 @@ def test_mf_batch_members_are_their_own_fits(setting):
 
 @pytest.mark.parametrize("name, settings", [
     ("none", [{}]),
-    ("at", [{}, {"epsilon": 0.1, "warmup_epochs": 3}]),
-    ("apt-rand", [{"erm_fraction": 0.02, "t_pre": 2, "t_inter": 2, "m_star": 50},
-                  {"erm_fraction": 0.1, "erm_stats": "clean", "t_pre": 3, "t_inter": 1, "m_star": 30}]),
-    ("apt", [{"erm_fraction": 0.05, "t_pre": 2, "t_inter": 2, "m_star": 50},
-             {"erm_fraction": 0.1, "erm_stats": "clean", "t_pre": 3, "t_inter": 2, "m_star": 40}]),
+    ("at", [{}, {"epsilon": 0.1, "warmup_epochs": 1}]),
+    ("apt-rand", [{"erm_fraction": 0.02, "t_pre": 1, "t_inter": 2, "m_star": 50},
+                  {"erm_fraction": 0.1, "erm_stats": "clean", "t_pre": 2, "t_inter": 1, "m_star": 30}]),
+    ("apt", [{"erm_fraction": 0.05, "t_pre": 1, "t_inter": 2, "m_star": 50},
+             {"erm_fraction": 0.1, "erm_stats": "clean", "t_pre": 2, "t_inter": 1, "m_star": 40}]),
 ])
 def test_fit_many_gives_each_job_its_own_fit(setting, name, settings):
     prepared, poisoned = setting
     jobs = []
     for params in settings:
-        for seed, data in ((0, poisoned), (1, poisoned), (0, prepared.split.train)):
+        for seed, data in ((0, poisoned), (1, prepared.split.train)):  # a shared prefix, and padding
             jobs.append((make_defense(name, **params), data, defense_context(prepared, CPU, seed)))
     one = [d.fit(t, c) for d, t, c in jobs]
     batched = type(jobs[0][0]).fit_many(jobs)
@@ -94,7 +94,7 @@ def test_batched_cache_fill_answers_run_scenario_as_one_by_one():
     from apt_core.experiments.engine import EngineConfig, fill_cache
     from apt_core.storage.cache import ArtifactCache
 
-    scenario = Scenario(dataset="sample", attack="random", attack_size=0.03, defenses=("at", "apt-rand"), epochs=4, seeds=2,
+    scenario = Scenario(dataset="sample", attack="random", attack_size=0.03, defenses=("at", "apt-rand"), epochs=3, seeds=2,
                         device="cpu", params=(("apt-rand.t_pre", 2), ("apt-rand.m_star", 40)))
     reference = run_scenario(scenario)  # no cache: one by one
     cache = ArtifactCache(tempfile.mkdtemp(prefix="apt-batch-"))
@@ -126,13 +126,13 @@ def test_batches_resume_from_each_others_plain_mf_prefix(setting):
 
     prepared, poisoned = setting
     store = PretrainStore()
-    for name, params in (("at", {"warmup_epochs": 2}), ("apt-rand", {"t_pre": 3, "t_inter": 2, "m_star": 40, "erm_fraction": 0.05}),
+    for name, params in (("at", {"warmup_epochs": 1}), ("apt-rand", {"t_pre": 2, "t_inter": 1, "m_star": 40, "erm_fraction": 0.05}),
                          ("none", {})):
         jobs = [(make_defense(name, **params), poisoned, dataclasses.replace(defense_context(prepared, CPU, seed), pretrained=store))
                 for seed in (0, 1)]
         batched = type(jobs[0][0]).fit_many(jobs)
         one = [d.fit(t, dataclasses.replace(c, pretrained=None)) for d, t, c in jobs]
         assert_same_models([r.model for r in one], [r.model for r in batched], prepared)
-    # the store kept each (data, seed)'s states at the fork epochs: 2 (AT), 3 (APT-rand), 6 (MF)
-    assert store.latest(poisoned, 0, prepared.mf_config, CPU, 6).epochs_done == [6]
-    assert store.latest(poisoned, 1, prepared.mf_config, CPU, 5).epochs_done == [3]
+    # the store kept each (data, seed)'s states at the fork epochs: 1 (AT), 2 (APT-rand), 4 (MF)
+    assert store.latest(poisoned, 0, prepared.mf_config, CPU, 4).epochs_done == [4]
+    assert store.latest(poisoned, 1, prepared.mf_config, CPU, 3).epochs_done == [2]
