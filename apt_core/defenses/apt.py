@@ -172,7 +172,14 @@ class APT(ERMTraining):
                 "structure": RatingStructure.build(state.d_users, state.d_items, train.n_users, train.n_items) if is_mf else None,
             }
         t0 = time.perf_counter()
-        if is_mf:
+        # Jobs of one batch whose models are equal here (same data, seed and pre-training, no
+        # round yet; apt_core.defenses.erm_batch) share the first round's solve: computed once.
+        memo, memo_key = state.cache.get("first_round"), None
+        if is_mf and memo is not None and "w" not in state.cache:
+            memo_key = (state.epoch, self.resolved_solver(), self.damping, self.cg_max_iter, self.cg_tol, self.er_loss, self.preconditioner,
+                        self.n_probe, self.lissa, self.lanczos_max_iter, self.lanczos_tol)
+        res = memo.get(memo_key) if memo_key is not None else None
+        if is_mf and res is None:
             # Influence on the model of D only: ERM rows are excluded ("n" of Eq. 4 = users of D).
             res = influence_vector(
                 trainer.P[: train.n_users], trainer.Q, state.d_users, state.d_items, state.d_ratings, state.cache["probe"],
@@ -183,7 +190,9 @@ class APT(ERMTraining):
                 seed=int(state.context.random_state) * 1009 + state.epoch,
                 lanczos_max_iter=self.lanczos_max_iter, lanczos_tol=self.lanczos_tol,
             )
-        else:
+            if memo_key is not None:
+                memo[memo_key] = res
+        elif not is_mf:
             # Another victim (LightGCN, NeuMF): the same Eq. 4-5 by autograd HVPs on its own
             # loss over D (apt_core.influence.autograd); ERM users' edges are left out.
             res = victim_influence(

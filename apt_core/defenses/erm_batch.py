@@ -28,6 +28,7 @@ from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import DefenseContext, DefenseResult
 from apt_core.defenses.erm import ERMTraining, FitStatistics, RoundState, detection_diagnostics
 from apt_core.errors import CancelledError, warn
+from apt_core.influence.mf import RatingStructure, probe_users
 from apt_core.models.mf_batch import batchable, pretrain_forks
 
 
@@ -54,11 +55,21 @@ def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext
                              rows=[t.n_users + n for (_, t, _), n in zip(jobs, n_erm)],
                              progress=lambda f: report(f * shortest / max(1, cfg.epochs)) or True, store=first.pretrained)
     states, rounds, regen_seconds = [], [[] for _ in jobs], [0.0] * len(jobs)
+    shared: dict[tuple, object] = {}  # per data set: its tensors, APT's probe users and rating structure
     for b, (defense, train, context) in enumerate(jobs):
-        d_users, d_items, d_ratings = (torch.from_numpy(a).to(trainer.device) for a in (train.users, train.items, train.normalised_ratings))
+        tensors = shared.setdefault(("d", id(train)), tuple(torch.from_numpy(a).to(trainer.device)
+                                                              for a in (train.users, train.items, train.normalised_ratings)))
         rng = np.random.default_rng([int(context.random_state), 7411])
-        states.append(RoundState(defense, train, context, settings[b], None, d_users, d_items, d_ratings, stats[b].means, stats[b].stds,
-                                 rng, n_erm[b]))
+        state = RoundState(defense, train, context, settings[b], None, *tensors, stats[b].means, stats[b].stds, rng, n_erm[b])
+        if hasattr(defense, "n_probe"):  # APT: what its _generate would build per job, built once per data set
+            if ("probe", id(train), defense.n_probe) not in shared:
+                shared[("probe", id(train), defense.n_probe)] = probe_users(train.users, train.normalised_ratings, train.n_users, defense.n_probe)
+            if ("structure", id(train)) not in shared:
+                shared[("structure", id(train))] = RatingStructure.build(tensors[0], tensors[1], train.n_users, train.n_items)
+            # jobs with the same data, seed and T_pre reach their first round with equal models
+            state.cache = {"probe": shared[("probe", id(train), defense.n_probe)], "structure": shared[("structure", id(train))],
+                           "first_round": shared.setdefault(("first", id(train), int(context.random_state), settings[b].t_pre), {})}
+        states.append(state)
     for step in range(cfg.epochs - shortest):
         active = []
         for b, (defense, train, context) in enumerate(jobs):
