@@ -12,7 +12,7 @@ from apt_core.plots.history import readable_runs, result_rows
 from apt_core.storage.history import RunStore
 from pages._shared.display import display_frame, download, fmt_frame
 from pages._shared.page_guard import guard
-from pages._shared.settings import is_presenter
+from pages._shared.settings import chart_scale, is_presenter
 
 
 def body() -> None:
@@ -43,7 +43,8 @@ def body() -> None:
         download(table, "history_selection.csv", "Download the chosen runs (CSV)")
         if len(chosen) > 1:
             st.plotly_chart(runs_comparison_figure(table, y="target HR", run="run", phase="method",
-                                                   title="Target HR per method, chosen runs side by side"), width="stretch", theme=None)
+                                                   title="Target HR per method, chosen runs side by side", font_scale=chart_scale()),
+                            width="stretch", theme=None)
     with tempfile.TemporaryDirectory() as tmp:
         path = store.export(Path(tmp) / "history.csv", "csv")
         st.download_button("Export the whole history (CSV, per seed)", Path(path).read_bytes(), file_name="apt_lab_history.csv", mime="text/csv")
