@@ -113,7 +113,10 @@ def test_run_scenario_and_the_ray_units_compute_the_same_plan(tmp_path, poison_f
 
     kinds = [kind for kind, _ in sequential.saved]
     fits = [u for u in plan(scenario).units if u.defense is not None]
-    assert kinds.count("model") == len(fits)  # one model per fitting unit, none beyond the plan
+    # one evaluation per fitting unit (plus the popularity row's), none beyond the plan; the cache keeps the
+    # tensors of the undefended MF models only (apt_core.experiments.artifacts.keeps_model)
+    assert kinds.count("eval") == len(fits) + 1
+    assert kinds.count("model") == sum(u.defense == "none" for u in fits)
     assert kinds.count("fake") == sum(u.stage == "profiles" for u in plan(scenario).units)
     assert set(by_units.saved) == set(sequential.saved)
 
