@@ -146,7 +146,8 @@ class APTRobust(APTTrusted):
         Param("cogroup_rank", int, 2, "detector=cogroup: a user's suspicion is its rank-th most surprising top-rated pair "
               "(2: one shared pair, as decoys, framing accounts and real fans have, is not enough)", low=1, high=100),
         Param("top_steps", int, 0, "detector=cogroup: rating steps below the maximum that count as a top rating for the "
-              "co-rating pairs (1: a 4 of 5 counts, against accounts that shade the targets they do not top-rate)",
+              "co-rating pairs (1: a 4 of 5 counts, against accounts that shade the targets they do not top-rate; it "
+              "catches them on ML-100K but drops 12-14 real users on clean FilmTrust in 7 of 10 splits, so 0 stays the default)",
               low=0, high=10),
         Param("max_removed", float, 0.05, "at most this share of all accounts is dropped (the highest suspicion first; "
               "0.02 was the first default: it left 8 of FilmTrust's 24 caught accounts in)",
