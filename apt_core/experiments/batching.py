@@ -134,6 +134,7 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
     # MF): each later batch on the same data and seed resumes from the state the earlier one kept.
     batches.sort(key=lambda b: PREFIX_ORDER.get(b[0].defense.name, len(PREFIX_ORDER)))
     store = PretrainStore()
+    detect_lock = threading.Lock()
     done = [0]
     stop = threading.Event()
 
@@ -150,7 +151,7 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
 
     def one(batch: list[_Job]) -> None:
         try:
-            _fit_batch(batch, cache, progress_of(batch), store)
+            _fit_batch(batch, cache, progress_of(batch), store, detect_lock)
         except BaseException:
             stop.set()  # the other workers stop at their next epoch
             raise
@@ -187,11 +188,27 @@ def _workers(batches: list[list[_Job]]) -> int:
     return max(1, min(len(batches), torch.get_num_threads())) if on_cpu and batches else 1
 
 
-def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainStore | None = None) -> None:
+def _one_at_a_time(detect, lock: threading.Lock | None):
+    """``detect`` (the cache's, ``DefenseContext.detect_with``) under ``lock``: two batches on one
+    data set (APT's and APT-rand's trusted statistics) run its detector once, the second reads
+    the first's result from the cache instead of computing it at the same time."""
+    if detect is None or lock is None:
+        return detect
+
+    def locked(detector, data, seed):
+        with lock:
+            return detect(detector, data, seed)
+
+    return locked
+
+
+def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainStore | None = None,
+               lock: threading.Lock | None = None) -> None:
     """Fit one batch and write each job's model and evaluation, as ``_fit_evaluate`` writes a single fit."""
     contexts = []
     for j, job in enumerate(batch):
-        ctx = replace(job.run.ctx, progress=progress if j == 0 else None, pretrained=store)
+        ctx = replace(job.run.ctx, progress=progress if j == 0 else None, pretrained=store,
+                      detect_with=_one_at_a_time(job.run.ctx.detect_with, lock))
         contexts.append(ctx)
     t0 = time.perf_counter()
     try:
