@@ -1,7 +1,9 @@
 """What the page tests share: running one page under AppTest with fresh caches and history."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,18 @@ def isolated(monkeypatch, tmp_path):
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+#: One artifact cache shared by the page tests that only read the default runs' results: the same
+#: deterministic fits (clean MF, the attack, APT, AT on the sample data, seed 0) were trained again
+#: for each such test.  A test that needs a fresh computation (a broken trainer, a run that must be
+#: recorded as computed) keeps the private cache of ``isolated``.
+SHARED_ARTIFACTS = str(Path(os.environ.get("APT_CACHE_DIR", tempfile.gettempdir())).parent / "page-tests-artifacts")
+
+
+def shared_artifacts(monkeypatch) -> None:
+    """Use :data:`SHARED_ARTIFACTS` as this test's artifact cache (after ``isolated`` set a private one)."""
+    monkeypatch.setenv("APT_CACHE_DIR", SHARED_ARTIFACTS)
 
 
 def page(name: str, **state) -> AppTest:

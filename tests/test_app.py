@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from apptest_support import ROOT, TIMEOUT, charts, isolated, no_failures, page  # noqa: E402,F401 -- isolated: autouse fixture
+from apptest_support import ROOT, TIMEOUT, charts, isolated, no_failures, page, shared_artifacts  # noqa: E402,F401 -- isolated: autouse fixture
 
 def test_page_run_alone_is_sent_through_the_app():
     """A page run without app.py (deep link on a fresh server) asks app.py to open it."""
@@ -73,7 +73,8 @@ def test_bad_upload_raises_data_error_with_line():
     assert "bad.csv" in str(info.value)
 
 
-def test_attack_page_before_after_and_top_k():
+def test_attack_page_before_after_and_top_k(monkeypatch):
+    shared_artifacts(monkeypatch)  # the default attack's fits, shared with the other default-run page tests
     at = page("attack").run()  # on the sample data the page runs without a click (live controls)
     no_failures(at)
     labels = [m.label for m in at.metric]
@@ -86,14 +87,16 @@ def test_attack_page_before_after_and_top_k():
     assert len(at.dataframe) == 2
 
 
-def test_attack_page_chosen_targets_need_a_choice():
+def test_attack_page_chosen_targets_need_a_choice(monkeypatch):
+    shared_artifacts(monkeypatch)
     at = page("attack").run()
     at.selectbox(key="atk-mode").set_value("chosen by title").run()
     no_failures(at)
     assert any("at least one target" in i.value for i in at.info)
 
 
-def test_defense_page_table_and_box_plot():
+def test_defense_page_table_and_box_plot(monkeypatch):
+    shared_artifacts(monkeypatch)
     at = page("defense").run()  # live controls on the sample data: no Run click
     no_failures(at)
     assert len(at.dataframe) >= 1
@@ -390,7 +393,8 @@ def test_presenter_mode_clamps_hidden_theory_values_a_url_set():
     assert "trials per point = 0" in caption and "tolerated error β = 0.1," in caption
 
 
-def test_presenter_mode_hides_seed_device_and_repetitions():
+def test_presenter_mode_hides_seed_device_and_repetitions(monkeypatch):
+    shared_artifacts(monkeypatch)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["seed"] = 5
     at.session_state["presenter"] = True
@@ -413,6 +417,7 @@ def test_page_tests_start_no_background_grid_build(monkeypatch):
     import threading
 
     monkeypatch.delenv("APT_GRID_BUILD", raising=False)
+    shared_artifacts(monkeypatch)
     at = page("attack").run()
     no_failures(at)
     assert not [t for t in threading.enumerate() if t.name == "apt-grid-build"]

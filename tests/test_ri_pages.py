@@ -5,13 +5,14 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from apptest_support import isolated, no_failures, page  # noqa: E402,F401 -- isolated: autouse fixture
+from apptest_support import isolated, no_failures, page, shared_artifacts  # noqa: E402,F401 -- isolated: autouse fixture
 
 
-def test_defense_page_table_has_below_clean_and_ri_notes():
+def test_defense_page_table_has_below_clean_and_ri_notes(monkeypatch):
     from apt_core.evaluation.metrics import MIN_RI_LIFT
     from apt_core.plots.results import RI_GLOSSARY
 
+    shared_artifacts(monkeypatch)  # the default run's fits, shared with tests/test_app.py's Defense page tests
     at = page("defense").run()
     no_failures(at)
     table = at.dataframe[0].value
