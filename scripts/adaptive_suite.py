@@ -62,8 +62,10 @@ def shaded_settings() -> list[Setting]:
         Setting("subset k=3 shade", "subset", params=("subset.k=3", "subset.shade=true")),
         Setting("subset k=2 shade (5%)", "subset", size=0.05, params=("subset.k=2", "subset.shade=true")),
         Setting("subset k=4 shade/random", "subset", "random", params=("subset.k=4", "subset.shade=true")),
-        Setting("subset k=3+framing clique 0.33 (4.5%)", "subset", size=0.045,
-                params=("subset.k=3", "subset.framing=0.33", "subset.framing_rule=clique")),
+        Setting("subset k=3+framing clique 0.5 (6%)", "subset", size=0.06,
+                params=("subset.k=3", "subset.framing=0.5", "subset.framing_rule=clique")),
+        Setting("subset k=3+framing clique 0.9 (5%)", "subset", size=0.05,
+                params=("subset.k=3", "subset.framing=0.9", "subset.framing_rule=clique")),
     ]
 
 
