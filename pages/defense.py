@@ -102,11 +102,12 @@ def show_result(result, scenario: Scenario, chart=None) -> None:
     """The result; its main figure (target HR per method) into ``chart`` (the column beside the controls), the rest below."""
     k = scenario.k
     scale = chart_scale()
+    height = 380 if presenter() else 420  # presenter mode's larger controls leave less room above the fold
     table, shown, fig = results_views(result, scale)
     reach = per_result(result, "reach", lambda: reach_frame(result))
-    (chart or st).plotly_chart(per_result(result, f"bar-hr-{scale}", lambda: method_bar_figure(reach, "target_hr", k=k, font_scale=scale, height=420)),
+    (chart or st).plotly_chart(per_result(result, f"bar-hr-{scale}", lambda: method_bar_figure(reach, "target_hr", k=k, font_scale=scale, height=height)),
                                width="stretch", theme=None, key="def-bar-hr")
-    st.plotly_chart(per_result(result, f"bar-reach-{scale}", lambda: method_bar_figure(reach, "share_reached", k=k, font_scale=scale, height=420)),
+    st.plotly_chart(per_result(result, f"bar-reach-{scale}", lambda: method_bar_figure(reach, "share_reached", k=k, font_scale=scale, height=height)),
                     width="stretch", theme=None, key="def-bar-reach")
     sd = f"mean ± sd over {scenario.seeds} seeds" if scenario.seeds > 1 else "one seed"
     st.subheader(f"Target HR@{k} and test HR@{k} ({sd})")

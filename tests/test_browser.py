@@ -92,9 +92,12 @@ def _bar_labels(page) -> list[str]:
 
 
 def test_lesson_end_to_end(server, browser):
-    """Six steps, one click each; the two predict-first questions reveal their answers."""
-    page = _open(browser, server, "Lesson")
+    """Six steps, one click each; every step with a result asks first and reveals; the default
+    student is one the attack reaches; "Next step" is on the first screen at 1280x720."""
+    page = _open(browser, server, "Lesson", height=720, width=1280)
     page.wait_for_selector('button:has-text("Next step")')
+    top = page.locator(".st-key-lesson-next-top button").first.bounding_box()
+    assert top is not None and 0 <= top["y"] and top["y"] + top["height"] <= 720
     for step in range(6):
         heading = f'[data-testid="stHeading"]:has-text("{step + 1}. ")'
         for _ in range(5):  # a click that lands during a rerun is dropped: click again
@@ -104,10 +107,13 @@ def test_lesson_end_to_end(server, browser):
             except Exception:  # noqa: BLE001 -- playwright's TimeoutError
                 page.locator(".st-key-lesson-next button").first.click()
         page.wait_for_selector(heading)
-        if step in (1, 3):
-            page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
+        if step >= 1:  # steps 2-6 each have a predict-first question (step 6's after the oracle run)
+            page.wait_for_selector(f".st-key-lesson-guess-{step}", timeout=240_000)
+            page.locator(f'.st-key-lesson-guess-{step} [role="radiogroup"] label').first.click()
             page.locator(f".st-key-lesson-reveal-{step} button").first.click()
             page.wait_for_selector('[data-testid="stAlertContentSuccess"]')
+            if step == 2:  # the default student: the attack put a target into their top 10
+                assert "in their top 10 now" in page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
         _no_exception(page)
         if step < 5:
             page.locator(".st-key-lesson-next button").first.click()
@@ -127,6 +133,74 @@ def test_slider_updates_its_figure_without_a_click(server, browser):
     page.wait_for_function("(old) => { const now = Array.from(document.querySelectorAll('.js-plotly-plot .bartext')).map(e => e.textContent); "
                            "return now.length > 0 && JSON.stringify(now) !== JSON.stringify(old); }", arg=before, timeout=240_000)
     assert page.get_by_role("button", name="Run attack and defenses").count() == 0
+    _no_exception(page)
+    page.close()
+
+
+def test_settings_survive_another_page_and_back(server, browser):
+    """Set the Defense controls, visit Attack, come back (sidebar, then the browser's Back): same view."""
+    page = _open(browser, server, "Defense", height=720, width=1280)
+    page.wait_for_selector(".js-plotly-plot .bartext")
+    page.get_by_text("clean (oracle)").click()
+    page.wait_for_function("() => location.search.includes('def-stats=%22clean%22')", timeout=120_000)
+    slider = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
+    before = page.evaluate("() => location.search")
+    slider.focus()
+    slider.press("ArrowRight")  # 5% -> the next grid value
+    page.wait_for_function("(old) => location.search.includes('def-erm=') && location.search !== old", arg=before, timeout=120_000)
+    _settle(page)
+    view = page.evaluate("() => location.search")
+    erm = slider.get_attribute("aria-valuetext") or slider.get_attribute("aria-valuenow")
+
+    def same_view() -> None:
+        page.wait_for_selector('h1:has-text("Defense")', timeout=300_000)
+        page.wait_for_function("(q) => location.search === q", arg=view, timeout=60_000)
+        assert "clean" in page.locator('[data-testid="stRadio"] label:has(input:checked)').inner_text()
+        now = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
+        assert (now.get_attribute("aria-valuetext") or now.get_attribute("aria-valuenow")) == erm
+
+    page.locator('[data-testid="stSidebarNavLink"]:has-text("Attack")').first.click()
+    page.wait_for_selector('h1:has-text("Attack")')
+    _settle(page)
+    page.locator('[data-testid="stSidebarNavLink"]:has-text("Defense")').first.click()
+    same_view()
+    page.locator('[data-testid="stSidebarNavLink"]:has-text("Attack")').first.click()
+    page.wait_for_selector('h1:has-text("Attack")')
+    _settle(page)
+    page.go_back()
+    same_view()
+    _no_exception(page)
+    page.close()
+
+
+#: each page's main figure is its first chart; the control that moves it (None: the sidebar's data set)
+MAIN_CONTROL = {"overview": None, "data": None, "attack": "Attack size", "defense": "ERM users", "sweeps": "Sweep over",
+                "profiles": "Attack size", "detection": "Detectors", "theory": "ERM users n*"}
+
+
+def main_figure_and_control(page, control: str | None) -> tuple[dict, dict | None]:
+    """Bounding boxes (viewport px) of the page's main figure and of the control that moves it."""
+    figure = page.locator('[data-testid="stMain"] .js-plotly-plot').first.bounding_box()
+    box = None
+    if control:
+        box = page.locator(f'[data-testid="stMain"] [data-testid="stElementContainer"]:has(label:has-text("{control}"))').first.bounding_box()
+    return figure, box
+
+
+@pytest.mark.parametrize("presenter", [False, True], ids=["normal", "presenter"])
+@pytest.mark.parametrize("name", ["defense", "attack", "theory"])
+def test_main_figure_and_its_control_on_one_screen(server, browser, name, presenter):
+    """At 1280x720 the page's main figure and the control that moves it are both on the first screen
+    (the pages that the other browser tests compute anyway; the slow screenshot test checks every page)."""
+    page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
+    page.wait_for_selector('[data-testid="stMain"] .js-plotly-plot .main-svg', timeout=240_000)
+    figure, control = main_figure_and_control(page, MAIN_CONTROL[name])
+    assert figure is not None and figure["y"] >= 0 and figure["y"] + figure["height"] <= 720, figure
+    assert control is not None and control["y"] >= 0 and control["y"] + control["height"] <= 720, control
+    if presenter:
+        ticks = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=\"stMain\"] .js-plotly-plot .xtick text'))"
+                              ".map(e => parseFloat(getComputedStyle(e).fontSize))")
+        assert ticks and min(ticks) >= 18
     _no_exception(page)
     page.close()
 
@@ -179,6 +253,10 @@ def test_screenshots_every_page(server, browser, presenter, tmp_path):
         _settle(page)
         click_run_and_settle(page)
         page.screenshot(path=str(out / f"{i}_{name}_screen.png"))
+        if name in MAIN_CONTROL:  # the main figure and its control on this first screen
+            figure, control = main_figure_and_control(page, MAIN_CONTROL[name])
+            assert figure is not None and figure["y"] + figure["height"] <= 720, (name, figure)
+            assert control is None or control["y"] + control["height"] <= 720, (name, control)
         # Streamlit scrolls inside its main pane, so a "full page" shot is the first screen
         # again: the whole page needs a viewport as tall as the content.
         height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")

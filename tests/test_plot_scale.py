@@ -46,6 +46,9 @@ def test_long_category_labels_wrap_instead_of_rotating():
     fig = method_bar_figure(_reach())
     assert all(len(line) <= 14 for label in fig.data[0].x for line in label.split("<br>"))
     assert fig.layout.template.layout.xaxis.tickangle == 0
+    overview = hit_ratio_steps_figure([("clean MF", 0.0), ("attacked (average)", 0.38), ("defended (apt-trusted)", 0.04),
+                                       ("APT, authors' setting (clean statistics: an oracle)", 0.15)], 50, font_scale=PRESENTER_SCALE)
+    assert overview.data[0].orientation == "h" and list(overview.data[0].x) == [0.0, 0.38, 0.04, 0.15]  # names on the left, level
 
 
 def test_a_bar_label_under_a_reference_line_goes_inside_the_bar():

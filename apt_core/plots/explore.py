@@ -89,10 +89,21 @@ def hit_ratio_steps_figure(steps: Sequence[tuple[str, float]], k: int, title: st
     names = [s[0] for s in steps]
     values = [float(s[1]) if s[1] is not None else np.nan for s in steps]
     colours = [_step_colour(n) for n in names]
-    fig = go.Figure(go.Bar(x=[wrap_label(n) for n in names], y=values, marker_color=colours, text=[f"{v:.3f}" for v in values], textposition="outside",
+    top = min(1.08, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1))  # room for the labels; a hit ratio never exceeds 1
+    text = [f"{v:.3f}" for v in values]
+    title = title or f"Target items' hit ratio HR@{k} at each step"
+    if len(names) > 3 or max((len(n) for n in names), default=0) > 24:
+        # Many or long step names (the Overview's four, one of 50 characters): horizontal bars, the names
+        # on the left, so that no name is rotated or overlaps its neighbour and the bars keep their length.
+        fig = go.Figure(go.Bar(y=[wrap_label(n, 22) for n in names], x=values, orientation="h", marker_color=colours, text=text,
+                               textposition="outside", name=f"target HR@{k}", cliponaxis=False))
+        fig.update_xaxes(range=[0, top])
+        fig.update_yaxes(autorange="reversed", automargin=True)  # the first step on top
+        return _layout(fig, title, f"target HR@{k}", "", height=380, font_scale=font_scale)
+    fig = go.Figure(go.Bar(x=[wrap_label(n) for n in names], y=values, marker_color=colours, text=text, textposition="outside",
                            name=f"target HR@{k}", cliponaxis=False))
-    fig.update_yaxes(range=[0, min(1.08, max(0.05, np.nanmax(values) * 1.25 if len(values) else 1))])  # room for the labels; a hit ratio never exceeds 1
-    return _layout(fig, title or f"Target items' hit ratio HR@{k} at each step", "step", f"target HR@{k}", height=380, font_scale=font_scale)
+    fig.update_yaxes(range=[0, top])
+    return _layout(fig, title, "step", f"target HR@{k}", height=380, font_scale=font_scale)
 
 
 def rank_shift_histogram(shifts: np.ndarray, title: str = "Rank shift of the target items (before minus after the attack)", font_scale: float = 1.0) -> go.Figure:
