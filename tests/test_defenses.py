@@ -67,18 +67,30 @@ def test_defense_fits_and_scores(name):
     assert result.diagnostics["defense"] == name
 
 
-@pytest.mark.parametrize("name, params, mf", [
-    ("none", {}, {"lr": 1e20}),  # a user-set MF learning rate
-    ("at", {"epsilon": 1e20}, {}),  # AT's perturbation swamps the factors
-    ("pcmf", {"lr": 1e12}, {}),  # PCMF's Adam
-    ("apt", FAST_APT, {"lr": 1e20}),
-    ("apt-rand", FAST_APT, {"lr": 1e20}),
+@pytest.mark.parametrize("name, params, forced, mf", [
+    ("none", {}, {}, {"lr": 1e20}),  # a user-set MF learning rate
+    ("at", {}, {"epsilon": 1e20}, {}),  # AT's perturbation swamps the factors
+    ("pcmf", {}, {"lr": 1e12}, {}),  # PCMF's Adam
+    ("apt", FAST_APT, {}, {"lr": 1e20}),
+    ("apt-rand", FAST_APT, {}, {"lr": 1e20}),
 ])
-def test_diverged_fit_raises_instead_of_returning_a_nan_model(name, params, mf):
+def test_diverged_fit_raises_instead_of_returning_a_nan_model(name, params, forced, mf):
     # Before the guard these fits returned NaN factors, which the ranking put first (HR = 1.0).
+    # The declared upper bounds now refuse epsilon=1e20 and lr=1e12 up front; the guard is the
+    # second line for values inside the bounds that still diverge, so `forced` sets them past the
+    # constructor's check to exercise the guard itself.
     clean, poisoned, _ = _poisoned()
+    defense = make_defense(name, **params)
+    for attribute, value in forced.items():
+        setattr(defense, attribute, value)
     with pytest.raises(AptError, match=r"(loss|factors) became (nan|inf|NaN/inf) at epoch \d+"):
-        make_defense(name, **params).fit(poisoned, _ctx(clean, cfg=SMALL_MF.with_(**mf)))
+        defense.fit(poisoned, _ctx(clean, cfg=SMALL_MF.with_(**mf)))
+
+
+@pytest.mark.parametrize("name, params", [("at", {"epsilon": 1e20}), ("pcmf", {"lr": 1e12})])
+def test_values_beyond_the_declared_bounds_are_refused_before_any_fit(name, params):
+    with pytest.raises(ConfigError, match="must be"):
+        make_defense(name, **params)
 
 
 def test_apt_schedule_and_diagnostics():
