@@ -13,7 +13,7 @@ from pages._shared.grid_panel import is_live, live_spec
 from pages._shared.history_glue import record_history
 from pages._shared.page_guard import guard
 from pages._shared.runs import artifact_cache, run_cached
-from pages._shared.settings import chart_scale, settings
+from pages._shared.settings import chart_scale, presenter, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import attack_controls
@@ -91,7 +91,8 @@ def body() -> None:
     label = PARAMETERS[parameter]
     defended = frame[~frame["phase"].isin(["origin", "attack"])]
     scale = chart_scale()
-    chart.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}", font_scale=scale), width="stretch", theme=None)
+    chart.plotly_chart(sweep_figure(frame, "value", "target_hr", title=f"Target HR against {label}", font_scale=scale,
+                                    height=390 if presenter() else 420), width="stretch", theme=None)
     left, right = st.columns(2)
     if len(defended) and defended["ri"].notna().any():
         left.plotly_chart(sweep_figure(defended.dropna(subset=["ri"]), "value", "ri", title=f"RI against {label}", font_scale=scale), width="stretch", theme=None)

@@ -254,7 +254,7 @@ def sweep_summary(frame: pd.DataFrame, x: str, y: str = "target_hr") -> pd.DataF
     return out
 
 
-def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str = "", font_scale: float = 1.0) -> go.Figure:
+def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str = "", font_scale: float = 1.0, height: int = 420) -> go.Figure:
     """Mean of ``y`` against ``x`` with sd error bars, one line per phase (Figs. 2-3).
 
     ``frame`` is tidy (one row per value x phase x seed), e.g. from
@@ -284,7 +284,7 @@ def sweep_figure(frame: pd.DataFrame, x: str, y: str = "target_hr", title: str =
         showlegend=True,
         template=TEMPLATE,
         # The legend below the plot: on its right it took a third of a half-width figure and clipped the names.
-        height=420, margin=dict(l=70, r=20, t=60, b=110),
+        height=height, margin=dict(l=70, r=20, t=60, b=110),
         legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0),
     )
     if y == "ri":  # the two levels that give RI its meaning; above 1 is over-correction, not "better than perfect"
