@@ -152,13 +152,23 @@ def cmd_table(args) -> None:
 
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
     frame = pd.DataFrame([r for r in rows if r.get("phase")])
-    cols = ["hr10", "hr50", "median_rank_shift", "hr50_all_unmasked", "test_hr50"]
+    cols = ["hr10", "hr50", "median_rank", "median_rank_shift", "hr50_all_unmasked", "test_hr50"]
     origin = frame[frame.phase == "origin"].groupby(["victim", "epochs", "tier"])[[c for c in cols if c != "median_rank_shift"]].mean()
     print("origin (clean) means over seeds\n", origin.round(4).to_string())
     rest = frame[frame.phase != "origin"]
     summary = rest.groupby(["victim", "epochs", "tier", "attack", "size", "phase"]).agg(
         seeds=("seed", "nunique"), **{c: (c, "mean") for c in cols}, hr50_sd=("hr50", "std"))
     print(summary.round(4).to_string())
+    print("\n| victim | tier | attack | size | phase | seeds | HR@10 | HR@50 (per seed) | median rank | median rank shift (seed 0) "
+          "| HR@50 all-unmasked | test HR@50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (victim, tier, attack, size, phase), g in rest.groupby(["victim", "tier", "attack", "size", "phase"]):
+        g = g.sort_values("seed")
+        per_seed = ", ".join(f"{v:.4f}" for v in g.hr50)
+        shift = g.loc[g.seed == 0, "median_rank_shift"].dropna()
+        unmasked = g.hr50_all_unmasked.dropna()
+        print(f"| {victim} | {tier} | `{attack.split(':')[0]}` | {size:.0%} | {phase} | {len(g)} | {g.hr10.mean():.4f} | "
+              f"{g.hr50.mean():.4f} ({per_seed}) | {g.median_rank.mean():.0f} | {shift.iloc[0] if len(shift) else float('nan'):.0f} | "
+              f"{unmasked.mean() if len(unmasked) else float('nan'):.4f} | {g.test_hr50.mean():.4f} |")
     attacked = rest[rest.phase == "attack"].set_index(["victim", "epochs", "tier", "attack", "size", "seed"])["hr50"]
     clean = frame[frame.phase == "origin"].set_index(["victim", "epochs", "tier", "seed"])["hr50"]
     ri = []
