@@ -19,7 +19,7 @@ from pages._shared.grid_panel import start_grid_early  # noqa: E402
 from pages._shared.settings import (DATASET_LABELS, DATASETS, kept_value, presenter, presenter_locked,  # noqa: E402
                                      presenter_password, safe_mode, settings)
 from pages._shared.uploads import save_upload  # noqa: E402
-from pages._shared.url_state import url_state, write_url  # noqa: E402
+from pages._shared.url_state import one_entry_per_page, url_state, write_url  # noqa: E402
 
 
 @st.cache_resource(show_spinner=False)
@@ -85,6 +85,7 @@ def _check_presenter_password() -> None:
 
 
 with st.sidebar:
+    one_entry_per_page()  # the browser's Back returns to the previous page's last view (pages/_shared/url_state.py)
     st.header("APT Lab")
     _check_presenter_password()
     if presenter_locked():

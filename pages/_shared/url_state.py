@@ -38,6 +38,32 @@ def url_state(keys: list[str]) -> None:
                 pass  # a hand-edited URL: ignore the value, keep the default
 
 
+#: Streamlit pushes a browser-history entry for every change of the query string, so one Back
+#: press stepped through a page's own control changes (and the page switch's stale query) instead
+#: of returning to the previous page.  This replaces such same-page entries (page switches still
+#: push): Back then returns to the last view of the previous page.  Runs once per browser tab, from
+#: a zero-height component frame (same origin, so it reaches the app's window).
+_HISTORY_PATCH = """<script>
+const w = window.parent;
+if (w && !w.__aptHistoryPatched) {
+  w.__aptHistoryPatched = true;
+  const push = w.history.pushState.bind(w.history);
+  w.history.pushState = function (state, title, url) {
+    const next = new URL(url, w.location.href);
+    if (next.pathname === w.location.pathname) { return w.history.replaceState(state, title, url); }
+    return push(state, title, url);
+  };
+}
+</script>"""
+
+
+def one_entry_per_page() -> None:
+    """Install :data:`_HISTORY_PATCH` (app.py calls it in the sidebar, where the empty frame takes no room)."""
+    import streamlit.components.v1 as components
+
+    components.html(_HISTORY_PATCH, height=0)
+
+
 def write_url() -> None:
     """After the page ran: the registered keys' current values into the URL (app.py calls it) and
     into the session's kept settings (restored by :func:`url_state` when the page runs again)."""
