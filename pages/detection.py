@@ -10,7 +10,7 @@ from pages._shared.display import display_frame, download, fmt_frame
 from pages._shared.grid_panel import is_live
 from pages._shared.page_guard import guard
 from pages._shared.runs import artifact_cache, run_cached
-from pages._shared.settings import chart_scale, settings
+from pages._shared.settings import chart_scale, presenter, settings
 from pages._shared.uploads import load_data
 from pages._shared.url_state import url_state
 from pages._shared.widgets import attack_controls, param_controls
@@ -57,7 +57,7 @@ def body() -> None:
     runs = [r for r in report.runs if r.seed == scenario.seed]
     curves = {r.detector: precision_recall_points(r.scores, r.is_fake) for r in runs}
     points = {r.detector: (r.metrics.precision, r.metrics.recall) for r in runs}
-    chart.plotly_chart(precision_recall_figure(curves, points, font_scale=scale), width="stretch", theme=None)  # our projector template, not Streamlit's
+    chart.plotly_chart(precision_recall_figure(curves, points, font_scale=scale, height=350 if presenter() else 420), width="stretch", theme=None)  # our projector template, not Streamlit's
     controls.caption("Precision: the share of flagged users that are fake. Recall: the share of fake users that are flagged.")
     table = fmt_frame(detection_table(report.rows()), 3)
     st.subheader("How well each detector separates fake from real users")

@@ -38,7 +38,7 @@ def precision_recall_points(scores: np.ndarray, is_fake: np.ndarray) -> tuple[np
 
 
 def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, tuple[float | None, float | None]] | None = None,
-                            font_scale: float = 1.0) -> go.Figure:
+                            font_scale: float = 1.0, height: int = 420) -> go.Figure:
     """One precision-recall curve per detector; markers at the cut each one used."""
     fig = go.Figure()
     for name, (precision, recall) in curves.items():
@@ -49,7 +49,7 @@ def precision_recall_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], po
     fig.update_xaxes(range=[0, 1.02])
     fig.update_yaxes(range=[0, 1.02])
     return _layout(fig, "Precision-recall of each detector (flagging users from the most suspicious down)", "recall (share of fake users flagged)", "precision", legend_below=True,
-                   font_scale=font_scale)
+                   height=height, font_scale=font_scale)
 
 
 def flagged_users_frame(scores: np.ndarray, flagged: np.ndarray, is_fake: np.ndarray, users: np.ndarray, items: np.ndarray,
