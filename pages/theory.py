@@ -133,11 +133,12 @@ A recommender does not know its test user when it trains, and neither AT nor APT
                "(neither sees the test user). "
                "The error of each fitted v̂ is computed exactly; the largest n' with error ≤ β is found by bisection.")
     with figures:
-        left, right = st.columns(2)
+        # Presenter mode: one figure a row (at 18 px the six-entry legend squeezed a half-width plot to ~80 px).
+        left, right = (st.container(), st.container()) if presenter() else st.columns(2)
         for col, axis, label in ((left, "n_star", "ERM users n*"), (right, "eps", "AT level ε")):
             values, curves, sims, _, _ = paper_curves(dataclasses.asdict(p), axis, n_trials, 0)
             col.plotly_chart(paper_bounds_figure(values, curves, sims, label, f"Tolerable poisoning against {label}", font_scale=chart_scale(),
-                                                 height=390 if presenter() else 440), width="stretch", theme=None)
+                                                 height=410 if presenter() else 440), width="stretch", theme=None)
     if not presenter():  # our own model is for a closer look, not for the projector
         with st.expander("Our own model (not the paper's): a latent-factor rating model with a top-K threshold"):
             own_model()
