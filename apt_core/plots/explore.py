@@ -28,7 +28,7 @@ METHOD_LABELS = {"standard": "standard training", "at": "adversarial training (A
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420, legend_below: bool = False, font_scale: float = 1.0) -> go.Figure:
     # Many legend entries wrap onto several rows: below the plot they cannot cover the title.
     legend = (
-        dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
+        dict(orientation="h", yanchor="top", y=-0.2 * font_scale ** 2, xanchor="left", x=0.0)  # below the (scaled) axis title
         if legend_below
         else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0)
     )
