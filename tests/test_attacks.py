@@ -15,6 +15,8 @@ from apt_core.evaluation.metrics import evaluate
 EXPECTED = {"random", "average", "bandwagon", "aush", "pga", "tna"}
 #: the attacks of docs/detection.md ("Attackers who know the detector"), tested in test_adaptive_attacks.py
 ADAPTIVE = {"segment", "subset", "adaptive"}
+#: interaction attacks against implicit-feedback victims (docs/victims.md), tested in test_implicit_attacks.py
+IMPLICIT = {"popular-filler", "bpr-surrogate"}
 
 # Invalid hyper-parameters each attack's __init__ must reject (also given to the lead for
 # tests/test_conformance.py).
@@ -32,10 +34,10 @@ FAST = {"aush": {"epochs": 10}, "pga": {"iterations": 5, "mf_epochs": 5}, "tna":
 
 
 def test_registry_holds_the_attacks():
-    assert set(ATTACKS) == EXPECTED | ADAPTIVE
+    assert set(ATTACKS) == EXPECTED | ADAPTIVE | IMPLICIT
     for name, cls in ATTACKS.items():
         assert cls.name == name and cls.summary
-        assert cls.__module__.endswith(name), "one file per attack"
+        assert cls.__module__.endswith(name.replace("-", "_")), "one file per attack"
         doc = (__import__(cls.__module__, fromlist=["x"]).__doc__ or "").lower()
         assert "threat model" in doc and "budget" in doc
 
