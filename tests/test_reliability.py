@@ -237,9 +237,13 @@ def test_unexpected_error_is_one_line_with_exit_2(monkeypatch, capsys):
 
 
 def test_k_larger_than_the_catalogue_is_refused(homes, capsys):
-    rc, out, err = _run(capsys, "--k", "100000", "--no-history")
+    # The sample's catalogue has 1000 items: --k 1000 is inside --k's declared bound (1000) and
+    # still not smaller than the catalogue; beyond the bound the bound's message answers first.
+    rc, out, err = _run(capsys, "--k", "1000", "--no-history")
     assert rc == 2 and out == ""
-    assert err.startswith("error: --k 100000 is not smaller than the catalogue")
+    assert err.startswith("error: --k 1000 is not smaller than the catalogue")
+    rc, out, err = _run(capsys, "--k", "100000", "--no-history")
+    assert rc == 2 and out == "" and "at most 1000" in err
 
 
 def test_bom_is_not_part_of_the_first_id(tmp_path, tiny):
