@@ -234,6 +234,9 @@ def test_bad_upload_clears_old_results(server, browser):
         files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"user,item,rating\n1,2,3\n1,3,not-a-number\n"}])
     page.wait_for_selector("text=The uploaded rating file cannot be used")
     page.wait_for_selector("text=Fix the file")
+    # Streamlit keeps the previous run's elements (faded) until the script run that shows the
+    # message is over; what the user is left with is the page after that run.
+    _settle(page, 120)
     main = page.locator('[data-testid="stMain"]')
     assert main.locator(".js-plotly-plot").count() == 0 and main.locator('[data-testid="stDataFrame"]').count() == 0
     _no_exception(page)
