@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - import only for type hints
 PHASE_LABELS: dict[str, str] = {
     "origin": "origin (clean data)",
     "attack": "attack (no defense)",
-    "none": "MF, no defense",
+    "none": "victim, no defense",  # the victim model (MF, NeuMF, LightGCN) trained without a defense
     "pcmf": "PCMF",
     "at": "AT",
     "apt-rand": "APT-rand",
