@@ -336,27 +336,8 @@ class ERMTraining(Defense):
             trainer.train_epochs(users, items, ratings, 1)
             if context.progress is not None and context.progress((epoch + 1) / max(1, cfg.epochs), f"{self.name}: epoch {epoch + 1}/{cfg.epochs}") is False:
                 raise CancelledError("training cancelled")
-        last = state.last_batch
-        diagnostics = {
-            "defense": self.name,
-            "erm_stats": self.erm_stats,
-            "preset": self.preset,
-            "n_erm_users": n_erm,
-            "settings": asdict(settings),
-            "rounds": rounds,
-            "last_erm": None if last is None else {"users": last.users.astype(np.int32), "items": last.items.astype(np.int32), "ratings": last.ratings},
-            "seconds_regeneration": seconds_regen,
-            "seconds_total": time.perf_counter() - t_start,
-            "final_loss": trainer.last_loss,
-        }
-        if stats.detection is not None:
-            diagnostics.update(detection_diagnostics(stats.detection))
-        if not rounds:
-            diagnostics["note"] = f"no regeneration happened: {cfg.epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
-            if n_erm > 0:
-                # Said aloud: the row would otherwise equal the attack row with no word why.
-                warn(f"{self.name}: {cfg.epochs} training epochs <= T_pre = {settings.t_pre}, so no ERM users were ever added and "
-                     f"this row is plain MF; train more epochs or lower --param {self.name}.t_pre")
+        diagnostics = fit_diagnostics(self, cfg.epochs, settings, n_erm, rounds, state, stats, seconds_regen,
+                                      time.perf_counter() - t_start, trainer.last_loss)
         return DefenseResult(trainer.model(), diagnostics)
 
 
@@ -437,6 +418,33 @@ def trusted_statistics(train: Interactions, detector: str, random_state: int = 0
     # An item rated only by flagged users falls back to the global statistics of the kept data.
     means, stds = item_statistics(kept, "observed", single_rating_std)
     return means, stds, detection
+
+
+def fit_diagnostics(defense: "ERMTraining", epochs: int, settings, n_erm: int, rounds: list, state: RoundState,
+                    stats: "FitStatistics", seconds_regen: float, seconds_total: float, final_loss: float) -> dict:
+    """What one ERM fit reports (one by one or in a batch), with a warning when no round ever ran."""
+    last = state.last_batch
+    diagnostics = {
+        "defense": defense.name,
+        "erm_stats": defense.erm_stats,
+        "preset": defense.preset,
+        "n_erm_users": n_erm,
+        "settings": asdict(settings),
+        "rounds": rounds,
+        "last_erm": None if last is None else {"users": last.users.astype(np.int32), "items": last.items.astype(np.int32), "ratings": last.ratings},
+        "seconds_regeneration": seconds_regen,
+        "seconds_total": seconds_total,
+        "final_loss": final_loss,
+    }
+    if stats.detection is not None:
+        diagnostics.update(detection_diagnostics(stats.detection))
+    if not rounds:
+        diagnostics["note"] = f"no regeneration happened: {epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
+        if n_erm > 0:
+            # Said aloud: the row would otherwise equal the attack row with no word why.
+            warn(f"{defense.name}: {epochs} training epochs <= T_pre = {settings.t_pre}, so no ERM users were ever added and "
+                 f"this row is plain MF; train more epochs or lower --param {defense.name}.t_pre")
+    return diagnostics
 
 
 def detection_diagnostics(detection) -> dict:

@@ -18,7 +18,6 @@ batched epochs, exactly as in the one-by-one fit.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
@@ -26,8 +25,8 @@ import torch
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.base import DefenseContext, DefenseResult
-from apt_core.defenses.erm import ERMTraining, FitStatistics, RoundState, detection_diagnostics
-from apt_core.errors import CancelledError, warn
+from apt_core.defenses.erm import ERMTraining, FitStatistics, RoundState, fit_diagnostics
+from apt_core.errors import CancelledError
 from apt_core.influence.mf import RatingStructure, probe_users
 from apt_core.models.mf_batch import batchable, pretrain_forks
 
@@ -107,25 +106,6 @@ def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext
 def _result(defense: ERMTraining, epochs: int, settings, n_erm: int, rounds: list, state: RoundState, stats: FitStatistics,
             seconds_regen: float, seconds_share: float, model, final_loss: float, batch_size: int) -> DefenseResult:
     """The diagnostics of :meth:`ERMTraining._train`, plus the batch's size (``seconds_total``: the job's share of the batch)."""
-    last = state.last_batch
-    diagnostics = {
-        "defense": defense.name,
-        "erm_stats": defense.erm_stats,
-        "preset": defense.preset,
-        "n_erm_users": n_erm,
-        "settings": asdict(settings),
-        "rounds": rounds,
-        "last_erm": None if last is None else {"users": last.users.astype(np.int32), "items": last.items.astype(np.int32), "ratings": last.ratings},
-        "seconds_regeneration": seconds_regen,
-        "seconds_total": seconds_share,
-        "final_loss": final_loss,
-        "batched": batch_size,
-    }
-    if stats.detection is not None:
-        diagnostics.update(detection_diagnostics(stats.detection))
-    if not rounds:
-        diagnostics["note"] = f"no regeneration happened: {epochs} epochs <= T_pre = {settings.t_pre} (or no ERM users); this was plain MF"
-        if n_erm > 0:
-            warn(f"{defense.name}: {epochs} training epochs <= T_pre = {settings.t_pre}, so no ERM users were ever added and "
-                 f"this row is plain MF; train more epochs or lower --param {defense.name}.t_pre")
+    diagnostics = fit_diagnostics(defense, epochs, settings, n_erm, rounds, state, stats, seconds_regen, seconds_share, final_loss)
+    diagnostics["batched"] = batch_size
     return DefenseResult(model, diagnostics)
