@@ -54,6 +54,13 @@ def question(step: int, prompt: str, options: list[str], answer: int, explain: s
     return True
 
 
+def student_list_question(step: int, listing, prompt: str, if_shown: str, if_none: str) -> None:
+    """Ask whether the student's top list holds a target, then reveal the list; ``if_shown`` has ``{n}``."""
+    n_shown = int((listing["target item?"] == "yes").sum())
+    if question(step, prompt, ["yes", "no"], 0 if n_shown else 1, if_shown.format(n=n_shown) if n_shown else if_none):
+        st.dataframe(listing, hide_index=True, width="stretch")
+
+
 def body() -> None:
     st.title("Lesson")
     st.caption("A guided story: one student's recommendations, an attack, a defense, and what the defense cannot do. One click per step.")
@@ -123,12 +130,10 @@ def body() -> None:
         left.markdown(f"**Your student (user {user_ids[user]}), before the attack**")
         left.dataframe(top_k_list(titles, top_k_items(models["origin"], split, user, TOP), targets), hide_index=True, width="stretch")
         right.markdown("**... and after the attack**")
-        after = top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets)
-        n_shown = int((after["target item?"] == "yes").sum())
         with right:
-            if question(2, f"Will your student see a target in their top {TOP} after the attack?", ["yes", "no"], 0 if n_shown else 1,
-                        f"{n_shown} of the targets are in their top {TOP} now." if n_shown else f"No target reached their top {TOP}."):
-                st.dataframe(after, hide_index=True, width="stretch")
+            student_list_question(2, top_k_list(titles, top_k_items(models["attack"], split, user, TOP), targets),
+                                  f"Will your student see a target in their top {TOP} after the attack?",
+                                  f"{{n}} of the targets are in their top {TOP} now.", f"No target reached their top {TOP}.")
         hit = np.flatnonzero(((ev["attack"].target_ranks >= 0) & (ev["attack"].target_ranks < TOP)).any(axis=1))
         st.caption(f"{len(hit)} real users now see a target in their top {TOP}" + (f", e.g. users {', '.join(map(str, user_ids[hit[:8]]))}." if len(hit) else "."))
     elif step == 3:
@@ -164,12 +169,10 @@ def body() -> None:
         left.plotly_chart(method_bar_figure(reach, "target_hr", k=k, font_scale=scale, height=400), width="stretch", theme=None)
         right.plotly_chart(method_bar_figure(reach, "share_reached", k=k, font_scale=scale, height=400), width="stretch", theme=None)
         left.markdown(f"**Your student (user {user_ids[user]}) under APT**")
-        under_apt = top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets)
-        n_apt = int((under_apt["target item?"] == "yes").sum())
         with left:
-            if question(4, f"Under APT, will your student still see a target in their top {TOP}?", ["yes", "no"], 0 if n_apt else 1,
-                        f"{n_apt} target(s) still in their top {TOP}." if n_apt else f"No target in their top {TOP} under APT."):
-                st.dataframe(under_apt, hide_index=True, width="stretch")
+            student_list_question(4, top_k_list(titles, top_k_items(models["apt"], split, user, TOP), targets),
+                                  f"Under APT, will your student still see a target in their top {TOP}?",
+                                  f"{{n}} target(s) still in their top {TOP}.", f"No target in their top {TOP} under APT.")
         right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + RI_GLOSSARY)
     else:
         st.subheader(STEPS[5])
