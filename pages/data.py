@@ -13,10 +13,13 @@ from pages._shared.uploads import load_data, shown_name
 
 #: the summary's keys in words
 READABLE = {
-    "name": "data set", "n_users": "users", "n_items": "items", "n_ratings": "ratings", "density": "density (share of user-item pairs rated)",
-    "scale": "rating scale", "mean_rating": "average rating", "ratings_per_user": "ratings per user (average)",
-    "items_with_lt5_ratings": "items with fewer than 5 ratings (candidate 'unpopular' targets)",
+    "name": "data set", "n_users": "users", "n_items": "items", "n_ratings": "ratings", "density": "density",
+    "scale": "rating scale", "mean_rating": "average rating", "ratings_per_user": "ratings per user",
+    "items_with_lt5_ratings": "items with < 5 ratings",
 }
+#: the short labels above fit the narrow column beside the chart; what they mean is said once below the table
+LABELS_EXPLAINED = ("Density: the share of user-item pairs that are rated. Ratings per user: the average. "
+                    "Items with fewer than 5 ratings are the candidate 'unpopular' targets.")
 
 
 def body() -> None:
@@ -40,7 +43,9 @@ def body() -> None:
     name = shown_name(data)
     # The long tail beside the summary (one screen at 1280x720).
     table, chart = st.columns([1, 1.6], gap="medium")
-    table.dataframe(frame, hide_index=True, width="stretch")
+    table.dataframe(frame, hide_index=True, width="stretch",
+                    column_config={"statistic": st.column_config.TextColumn(width="medium")})
+    table.caption(LABELS_EXPLAINED)
     with table:
         download(frame, f"{name}_summary.csv")
     chart.plotly_chart(long_tail_figure(inter.item_counts, f"Long tail of {name}: ratings per item", font_scale=scale), width="stretch", theme=None)
