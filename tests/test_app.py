@@ -95,6 +95,26 @@ def test_attack_page_chosen_targets_need_a_choice(monkeypatch):
     assert any("at least one target" in i.value for i in at.info)
 
 
+def test_attack_page_offers_the_tail_tier_and_attacks_its_items(monkeypatch):
+    # Issue 25's third tier (the least popular fifth) beside 'unpopular' and 'random', on data that has
+    # unpopular items too; chosen, the page attacks the items select_targets draws from that tier.
+    from apt_core.data.loaders import load_dataset
+    from apt_core.data.split import leave_one_out, select_targets
+
+    shared_artifacts(monkeypatch)
+    at = page("attack").run()
+    box = at.selectbox(key="atk-mode")
+    assert box.options[:3] == ["unpopular", "least popular fifth (tail)", "random"]
+    box.set_value("tail").run()
+    no_failures(at)
+    data = load_dataset("sample")
+    split = leave_one_out(data, 0)
+    want = select_targets(split, "tail", 5, 0)
+    shown = at.dataframe[0].value  # the per-target table: titles and training counts
+    assert list(shown["item"]) == [data.title(int(t)) for t in want]
+    assert list(shown["train ratings"]) == [int(split.train.item_counts[t]) for t in want]
+
+
 def test_defense_page_table_and_box_plot(monkeypatch):
     shared_artifacts(monkeypatch)
     at = page("defense").run()  # live controls on the sample data: no Run click

@@ -44,16 +44,17 @@ def attack_controls(data, prefix: str = "atk"):
         filler = c[2].number_input("Filler items per fake user", 0, max(1, int(data.n_items) - 10), 0, key=f"{prefix}-filler",
                                    help="Items a fake user rates besides the targets, so that the profile looks like a real one. "
                                         "0 = the data set's average profile length.")
-    modes = ["unpopular", "random", "chosen by title"]
+    # The tiers of apt_core.data.split.select_targets (the least popular fifth: issue 25's third tier).
+    modes = ["unpopular", "tail", "random", "chosen by title"]
     counts = data.interactions.item_counts
     if int(((counts >= 1) & (counts < 5)).sum()) < 5:  # too few unpopular items (an upload): offer what exists
         modes = ["tail", "random", "chosen by title"]
         if st.session_state.get(f"{prefix}-mode") not in modes:
             st.session_state.pop(f"{prefix}-mode", None)
     mode = c[3].selectbox("Target items", modes, key=f"{prefix}-mode", format_func=lambda m: TARGET_MODE_LABELS.get(m, m),
-                          help=GLOSSARY["target item"] + (" This data set has too few items with 1 to 4 ratings for 'unpopular' targets: "
-                                                          "'least popular fifth' draws them from the fifth of the items with the fewest ratings."
-                                                          if modes[0] == "tail" else ""))
+                          help=GLOSSARY["target item"] + " 'unpopular': items with 1 to 4 ratings; 'least popular fifth': the fifth of "
+                               "the rated items with the fewest ratings; 'random': any item." + (
+                               " This data set has too few items with 1 to 4 ratings for 'unpopular' targets." if modes[0] == "tail" else ""))
     targets: str | tuple = mode
     if not presenter():
         victim = c[4].selectbox(
