@@ -11,7 +11,8 @@ An attack may carry settings: ``bpr-surrogate:fillers=clone:filler_share=0.5``. 
 victim, epochs, tier, attack, size and seed are already in ``--out`` are skipped (the clean fit
 of a seed is redone when a later row of that seed needs its ranks; ``--clean-seeds`` limits it).
 
-ML-100K, leave-one-out split seed 0, 5 targets of the tier drawn with seed 0; the seeds are model
+ML-100K, leave-one-out split seed 0, 5 targets of the tier drawn with seed 0 (``--split-seed`` sets
+both: attack settings were chosen on split seed 7, never reported); the seeds are model
 seeds (victim initialisation and negatives, the attack's own draws), the split and targets fixed.
 Every fit uses the victim's recipe (docs/victims.md) with the epoch count chosen by its early stop
 (``plateau``).  Every row goes to ``--out`` as one JSON line as soon as it is measured, and a run
@@ -30,11 +31,11 @@ import numpy as np
 import torch
 
 
-def load(data_dir: str):
+def load(data_dir: str, split_seed: int = 0):
     from apt_core.data.loaders import load_dataset
     from apt_core.data.split import leave_one_out
 
-    return leave_one_out(load_dataset("ml-100k", data_dir), 0)
+    return leave_one_out(load_dataset("ml-100k", data_dir), split_seed)
 
 
 def measure(model, split, targets, n_users: int, clean=None) -> dict:
@@ -74,6 +75,15 @@ def cmd_plateau(args, split) -> None:
 
 
 def epochs_for(args, victim: str) -> int:
+    """``--epochs``: ``plateau`` (the default: the count the victim's early stop chose, read from
+    the ``plateau`` row in ``--out`` or ``--plateau-from``), ``N``, or ``victim=N,victim=N``."""
+    if args.epochs == "plateau":
+        source = args.plateau_from or args.out
+        rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()] if source.exists() else []
+        found = [r["epochs"] for r in rows if r.get("kind") == "plateau" and r["victim"] == victim]
+        if not found:
+            raise SystemExit(f"no plateau row for {victim} in {source}: run the 'plateau' command first, or pass --epochs N")
+        return int(found[-1])
     return int(dict(e.split("=") for e in args.epochs.split(","))[victim]) if "=" in args.epochs else int(args.epochs)
 
 
@@ -85,12 +95,13 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
     from apt_core.models.victims import default_victim_config, victim_trainer
 
     done = done_keys(args.out)
-    targets = select_targets(split, args.tier, 5, seed=0)
+    targets = select_targets(split, args.tier, 5, seed=args.split_seed)
     for victim in args.victims:
         epochs = epochs_for(args, victim)
         cfg = default_victim_config(victim, epochs)
         for seed in range(args.first_seed, args.seeds):
-            base = {"victim": victim, "epochs": epochs, "tier": args.tier, "targets": targets.tolist(), "seed": seed}
+            base = {"victim": victim, "epochs": epochs, "tier": args.tier, "targets": targets.tolist(), "seed": seed,
+                    "split_seed": args.split_seed}
 
             def fit(train):
                 trainer = victim_trainer(train.n_users, train.n_items, cfg, "cpu", seed)
@@ -192,7 +203,9 @@ def main() -> None:
     for name in ("plateau", "attacks", "defenses", "table"):
         s = sub.add_parser(name)
         s.add_argument("--victims", type=lambda v: v.split(","), default=["lightgcn", "neumf"])
-        s.add_argument("--epochs", default="25", help="N, or victim=N,victim=N (the plateau's counts)")
+        s.add_argument("--epochs", default="plateau", help="plateau (the early stop's count, from the plateau rows), N, or victim=N,victim=N")
+        s.add_argument("--plateau-from", type=Path, default=None, help="the rows file holding the plateau rows (default: --out)")
+        s.add_argument("--split-seed", type=int, default=0, help="the leave-one-out split's seed, also the targets' (tune on one not reported)")
         s.add_argument("--attacks", type=lambda v: v.split(","), default=["popular-filler", "bpr-surrogate"])
         s.add_argument("--sizes", type=lambda v: [float(x) for x in v.split(",")], default=[0.01, 0.03, 0.05, 0.1])
         s.add_argument("--seeds", type=int, default=3, help="model seeds 0..N-1 (from --first-seed)")
@@ -207,7 +220,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.cmd == "table":
         return cmd_table(args)
-    split = load(args.data_dir)
+    split = load(args.data_dir, args.split_seed)
     if args.cmd == "plateau":
         return cmd_plateau(args, split)
     cmd_attacks(args, split, with_defenses=args.cmd == "defenses")

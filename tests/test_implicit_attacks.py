@@ -109,3 +109,20 @@ def test_clone_fillers_copy_real_profiles():
         own = set(fake.items[(fake.users == f) & ~np.isin(fake.items, targets)].tolist())
         assert own and any(own <= p for p in profiles)
     assert res.diagnostics["surrogate_users_reached"]
+
+
+def test_lightgcn_surrogate_is_seeded_clones_profiles_and_differs_from_bpr_mf():
+    """surrogate=lightgcn: the victim's recipe as the surrogate; same seed, same profiles; still clones."""
+    data = long_tail(seed=4)
+    targets = np.array([38, 39])
+    attack = make_attack("bpr-surrogate", epochs=3, surrogate="lightgcn", fillers="clone", steps=20)
+    a = attack.run(data, targets, 4, 5, random_state=0)
+    b = attack.run(data, targets, 4, 5, random_state=0)
+    assert np.array_equal(a.profiles.items, b.profiles.items)
+    profiles = [set(data.user_items(u).tolist()) for u in range(data.n_users)]
+    for f in range(4):
+        own = set(a.profiles.items[(a.profiles.users == f) & ~np.isin(a.profiles.items, targets)].tolist())
+        assert own and any(own <= p for p in profiles)
+    # The two surrogates rank the items differently (the gain is computed in another embedding space).
+    mf = make_attack("bpr-surrogate", epochs=3, dim=64, fillers="clone", steps=20).run(data, targets, 4, 5, random_state=0)
+    assert a.diagnostics["top_gain_items"] != mf.diagnostics["top_gain_items"]

@@ -165,10 +165,14 @@ class BPRSurrogateAttack(Attack):
               low=0.0, low_open=True, high=1.0),
         Param("fillers", str, "clone", "gain: drawn from the items of largest gain; clone: each fake user copies one of the real users "
               "the moved targets reach first, keeping its items of largest gain", choices=("gain", "clone")),
+        Param("surrogate", str, "bpr-mf", "the surrogate's architecture: bpr-mf, or lightgcn (the LightGCN victim's recipe, its final "
+              "propagated embeddings; white box on the victim's architecture)", choices=("bpr-mf", "lightgcn")),
+        Param("steps", int, 200, "gradient ascent steps of the targets' displacement", low=1, high=10000),
     )
 
     def __init__(self, dim: int = 32, epochs: int = 30, lr: float = 0.01, hr_k: int = 50, pool: float = 1.5, rounds: int = 1,
-                 objective: str = "hit", filler_share: float = 1.0, fillers: str = "clone") -> None:
+                 objective: str = "hit", filler_share: float = 1.0, fillers: str = "clone", surrogate: str = "bpr-mf",
+                 steps: int = 200) -> None:
         self._set_declared(locals())
 
     def _generate(self, train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int,
@@ -179,13 +183,13 @@ class BPRSurrogateAttack(Attack):
         rated[torch.from_numpy(train.users), torch.from_numpy(train.items)] = True
         cand = non_targets(n_items, targets)
         n_used = max(1, int(round(self.filler_share * n_filler))) if n_filler else 0
-        P, Q = fit_bpr_mf(train.users, train.items, n_real, n_items, self.dim, self.epochs, self.lr, 1e-4, gen)
+        P, Q = self._fit(train, gen, device)
         profiles, gains_top, niche_sizes = None, [], []
         for r in range(self.rounds):
             if progress is not None:
                 progress(r / self.rounds, f"bpr-surrogate round {r + 1}/{self.rounds}")
             reach = n_fake_users + int(np.median(train.real_item_counts[targets]))
-            d = target_displacements(P[:n_real], Q, rated, targets, self.hr_k, self.objective, reach).sum(0)
+            d = target_displacements(P[:n_real], Q, rated, targets, self.hr_k, self.objective, reach, self.steps).sum(0)
             gain_all = ((Q - Q.mean(0)) @ d).numpy()
             gain = gain_all[cand]
             pool = cand[np.argsort(-gain, kind="stable")[: max(n_used, int(round(self.pool * n_used)))]]
@@ -204,8 +208,11 @@ class BPRSurrogateAttack(Attack):
             profiles = assemble(items, np.full(items.shape, train.scale.maximum), targets, train.scale, n_items, valid)
             if r + 1 < self.rounds:
                 poisoned = profiles.inject(train)
-                P, Q = fit_bpr_mf(poisoned.users, poisoned.items, poisoned.n_users, n_items, self.dim,
-                                  max(1, self.epochs // 3), self.lr, 1e-4, gen, init=(P[:n_real], Q))
+                if self.surrogate == "lightgcn":  # no warm start through a changed graph: refit on the poisoned data
+                    P, Q = self._fit(poisoned, gen, device)
+                else:
+                    P, Q = fit_bpr_mf(poisoned.users, poisoned.items, poisoned.n_users, n_items, self.dim,
+                                      max(1, self.epochs // 3), self.lr, 1e-4, gen, init=(P[:n_real], Q))
         popularity = train.real_item_counts
         chosen = profiles.items[~np.isin(profiles.items, targets)]
         diagnostics = {"top_gain_items": gains_top,
@@ -213,3 +220,17 @@ class BPRSurrogateAttack(Attack):
                        "catalogue_popularity_mean": float(popularity.mean()),
                        "surrogate_users_reached": niche_sizes}
         return AttackResult(profiles, diagnostics)
+
+    def _fit(self, data: Interactions, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The surrogate's user and item factors on ``data`` (``P`` rows: every user of ``data``)."""
+        if self.surrogate == "lightgcn":
+            # The victim's own recipe (docs/victims.md), ``epochs`` epochs; LightGCN's model holds
+            # the final (layer-averaged) embeddings, so its dot products are the victim's scores.
+            from apt_core.models.victims import default_victim_config, victim_trainer
+
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+            trainer = victim_trainer(data.n_users, data.n_items, default_victim_config("lightgcn", self.epochs), device, seed)
+            trainer.train_epochs(*trainer.tensors(data), self.epochs)
+            model = trainer.model()
+            return model.P.detach().to("cpu", torch.float32), model.Q.detach().to("cpu", torch.float32)
+        return fit_bpr_mf(data.users, data.items, data.n_users, data.n_items, self.dim, self.epochs, self.lr, 1e-4, gen)
