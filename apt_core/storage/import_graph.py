@@ -42,13 +42,18 @@ def package_modules(root: Path | None = None, package: str = PACKAGE) -> dict[st
     return {name: Path(path) for name, (path, _, _) in _listing(str(default_root() if root is None else root), package).items()}
 
 
-def _listing(root: str, package: str) -> dict[str, tuple[str, int, int]]:
-    """Module name -> (file, mtime_ns, size), walked with ``os.scandir`` (pathlib costs 10x more here)."""
+def _listing(root: str, package: str, folders: list | None = None) -> dict[str, tuple[str, int, int]]:
+    """Module name -> (file, mtime_ns, size), walked with ``os.scandir`` (pathlib costs 10x more here).
+
+    ``folders``: given, each package folder's ``(path, mtime_ns)`` is appended, stat-ed *before*
+    it is listed (a file added during the walk changes the folder's time after the stat)."""
     out: dict[str, tuple[str, int, int]] = {}
     todo = [(os.path.join(root, package), package)]
     while todo:
         folder, dotted = todo.pop()
         try:
+            if folders is not None:
+                folders.append((folder, os.stat(folder).st_mtime_ns))
             entries = list(os.scandir(folder))
         except OSError:
             continue
@@ -145,6 +150,38 @@ def resolve(names: tuple[str, ...] | list[str], modules: dict | set, package: st
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """The stat of the files a value was computed from and of the folders holding the package:
+    ``files``: (path, mtime_ns, size); ``folders``: (path, mtime_ns).  :meth:`current` is True
+    while none of them changed: an edited file has another mtime or size, a module added,
+    removed or renamed changes its folder's time (which can change what an import resolves to).
+    Used to remember a code fingerprint per process without missing an edit made meanwhile."""
+
+    files: tuple[tuple[str, int, int], ...]
+    folders: tuple[tuple[str, int], ...]
+
+    @staticmethod
+    def of_file(path: Path | str) -> tuple[str, int, int]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return (str(path), -1, -1)
+        return (str(path), st.st_mtime_ns, st.st_size)
+
+    def current(self) -> bool:
+        for path, mtime_ns, size in self.files:
+            if Stamp.of_file(path) != (path, mtime_ns, size):
+                return False
+        for path, mtime_ns in self.folders:
+            try:
+                if os.stat(path).st_mtime_ns != mtime_ns:
+                    return False
+            except OSError:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
 class SourceTree:
     """The modules of one package's source as they are on disk now (see :meth:`scan`).
 
@@ -156,11 +193,15 @@ class SourceTree:
     root: str
     package: str
     files: dict[str, tuple[str, int, int]]
+    #: ``(path, mtime_ns)`` of every package folder, taken before it was listed (empty when not scanned)
+    folders: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def scan(cls, root: Path | str | None = None, package: str = PACKAGE) -> "SourceTree":
         root = str(default_root() if root is None else root)
-        return cls(root, package, _listing(root, package))
+        folders: list[tuple[str, int]] = []
+        files = _listing(root, package, folders)
+        return cls(root, package, files, tuple(sorted(folders)))
 
     def path(self, module: str) -> Path:
         return Path(self.files[module][0])
