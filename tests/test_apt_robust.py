@@ -7,7 +7,7 @@ import pytest
 
 from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.defenses import make_defense
-from apt_core.defenses.apt_robust import burst_items, cap_flags, capped_statistics, null_floor
+from apt_core.defenses.apt_robust import burst_items, cap_flags, capped_statistics, linked_ratings, null_floor
 from apt_core.detection.base import DetectionResult
 from apt_core.detection import make_detector
 from conftest import make_tiny
@@ -176,3 +176,65 @@ def test_a_fit_reports_only_the_users_it_dropped_and_respects_the_cap():
     assert diag["removal_cap"] == cap and diag["users_dropped"] == len(diag["flagged_users"]) <= cap
     assert diag["detector_flagged"] >= diag["users_dropped"] > 0
     assert np.all(np.asarray(diag["flagged_users"]) >= n_users)  # only pushing accounts dropped
+
+
+def _random_clean(seed: int, n_users: int = 300, n_items: int = 80, density: float = 0.1, high: int = 5) -> Interactions:
+    rng = np.random.default_rng(seed)
+    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
+    return Interactions(users, items, rng.integers(1, high + 1, len(users)).astype(np.float32), n_users, n_items, RatingScale(1, 5, 1))
+
+
+def test_push_evidence_keeps_a_group_that_top_rates_well_liked_items_and_drops_one_that_pushes():
+    """Two groups the rank-2 detector flags alike: fans of three well-liked items (their other
+    raters give them 4s) and pushers of three items the other raters rate low.  With
+    ``push_evidence`` only the pushers are dropped; without it both are."""
+    rng = np.random.default_rng(10)
+    clean = _random_clean(10)
+    liked, pushed = (clean.items >= 10) & (clean.items < 13), clean.items < 3
+    ratings = np.where(liked, 4.0, np.where(pushed, np.minimum(clean.ratings, 3.0), clean.ratings))
+    clean = Interactions(clean.users, clean.items, ratings.astype(np.float32), clean.n_users, clean.n_items, clean.scale)
+    filler = lambda: [(int(i), 3.0) for i in rng.choice(np.arange(30, 80), 8, replace=False)]  # noqa: E731
+    fans = [[(10, 5.0), (11, 5.0), (12, 5.0)] + filler() for _ in range(15)]
+    pushers = [[(0, 5.0), (1, 5.0), (2, 5.0)] + filler() for _ in range(15)]
+    data = _with_accounts(clean, fans + pushers)
+    n = clean.n_users
+    gated, plain = make_defense("apt-robust", max_removed=0.5, push_evidence=True), make_defense("apt-robust", max_removed=0.5)
+    scores = gated.make_detector().scores(data)
+    assert np.all(scores[n:] >= null_floor(data.n_items, 0.05))  # by the pairs alone the fans look like the pushers
+    detection = DetectionResult("cogroup", scores, np.arange(data.n_users) >= n, 0.0, "stub")
+    dropped_plain, _ = plain.plan(data, detection)
+    dropped_gated, _ = gated.plan(data, detection)
+    assert dropped_plain[n:].all()
+    assert not dropped_gated[n : n + 15].any() and dropped_gated[n + 15 :].all()
+    assert not dropped_gated[:n].any()
+
+
+def test_burst_links_leave_shaded_ratings_out_of_a_pushed_items_centre():
+    """Shading accounts top-rate four of five targets and rate the fifth one step below the
+    maximum, which lifts each target's "ratings below the maximum" centre.  ``burst_links``
+    leaves those linked ratings out: the centre comes back to the real ratings below the maximum."""
+    rng = np.random.default_rng(11)
+    clean = _random_clean(11)
+    targets = np.arange(5)
+    filler = lambda: [(int(i), 3.0) for i in rng.choice(np.arange(30, 80), 8, replace=False)]  # noqa: E731
+    shaded = [[(int(t), 4.0 if t == a % 5 else 5.0) for t in targets] + filler() for a in range(40)]
+    data = _with_accounts(clean, shaded)
+    burst = burst_items(data, 0.05)
+    assert burst[targets].all()
+    floor = null_floor(data.n_items, 0.05)
+    linked = linked_ratings(data, burst, floor)
+    fake_shades = (data.users >= clean.n_users) & np.isin(data.items, targets) & (data.ratings == 4.0)
+    assert linked[fake_shades].all()
+    # a real rating is linked only where its user top-rates another target (the co-top-rated pairs are the pushers')
+    top_other = {(int(u), int(i)) for u, i, r in zip(data.users, data.items, data.ratings) if i < 5 and r == 5.0}
+    for r in np.flatnonzero(linked & (data.users < clean.n_users)):
+        u = int(data.users[r])
+        assert any(((u, int(t)) in top_other) and t != data.items[r] for t in targets)
+    nobody = _detection(np.zeros(data.n_users, bool))
+    _, lifted = make_defense("apt-robust", drop_suspects=False).plan(data, nobody)
+    _, linked_out = make_defense("apt-robust", drop_suspects=False, burst_links=True).plan(data, nobody)
+    g = float(data.ratings.mean())
+    for t in targets:
+        kept_below = data.ratings[(data.items == t) & (data.ratings < 5) & ~linked]
+        assert linked_out.means[t] == pytest.approx(min(float(kept_below.mean()), g))
+        assert linked_out.means[t] < lifted.means[t]

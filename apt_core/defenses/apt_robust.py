@@ -49,6 +49,7 @@ at the item's level) and nuke attacks (the cap is one-sided).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from apt_core.data.dataset import Interactions
 from apt_core.defenses.apt import APT
@@ -87,7 +88,8 @@ def burst_items(data: Interactions, alpha: float) -> np.ndarray:
     return top_share_surprise(data) >= np.log(max(1, data.n_items) / alpha)
 
 
-def capped_statistics(data: Interactions, single_rating_std: str = "global", burst: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def capped_statistics(data: Interactions, single_rating_std: str = "global", burst: np.ndarray | None = None,
+                      low_means: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per item ``(min(item mean, global mean), spread)``: the item's std where its own mean is
     used, the global std where the global mean is.  Unrated items get the global statistics.
 
@@ -95,7 +97,9 @@ def capped_statistics(data: Interactions, single_rating_std: str = "global", bur
     detector drops cannot switch it): such an item, whose share of top ratings is significantly
     above the data's, is centred at ``min(mean of its ratings below the maximum, global mean)`` with the global
     spread: its top ratings are the ones a push would have added.  Either way the centre is
-    at most the global mean, so the item-side rule can only lower a centre."""
+    at most the global mean, so the item-side rule can only lower a centre.  ``low_means`` (per
+    item, NaN where none) replaces that "mean of its ratings below the maximum" (e.g. without
+    :func:`linked_ratings`)."""
     means, stds = item_statistics(data, "observed", single_rating_std)
     g_mean, g_std = item_statistics(data, "global")
     own = means < g_mean
@@ -105,6 +109,8 @@ def capped_statistics(data: Interactions, single_rating_std: str = "global", bur
         n_below = np.bincount(data.items[below], minlength=data.n_items)
         s_below = np.bincount(data.items[below], weights=data.ratings[below].astype(np.float64), minlength=data.n_items)
         low_mean = np.divide(s_below, n_below, out=g_mean.copy(), where=n_below > 0)
+        if low_means is not None:
+            low_mean = np.where(np.isnan(low_means), g_mean, low_means)
         centre = np.where(burst, np.minimum(low_mean, g_mean), centre)
         spread = np.where(burst, g_std, spread)
     return centre, spread
@@ -119,6 +125,74 @@ def null_floor(n_items: int, alpha: float) -> float:
     planted block (random ratings) no pair reaches the floor, whatever the gap rule says."""
     n_pairs = max(1.0, n_items * (n_items - 1) / 2)
     return float(np.log(n_pairs / alpha))
+
+
+def significant_pairs(data: Interactions, floor: float, top_steps: int = 0):
+    """(top-rating matrix M, items x items bool-valued sparse matrix of the pairs whose co-rating
+    surprise (:func:`apt_core.detection.cogroup.pair_surprise`) reaches ``floor``)."""
+    from apt_core.detection.cogroup import pair_surprise
+
+    M, S, _ = pair_surprise(data, top_steps)
+    sig = (S >= floor) if floor > 0 else (S > 0)
+    return M, sp.csr_matrix(sig, dtype=np.float64)
+
+
+def pushes_below_average(data: Interactions, flagged: np.ndarray, floor: float, top_steps: int = 0) -> np.ndarray:
+    """Per user: flagged, and one item of its significant top-rated pairs is one that the users
+    *not* flagged rate at most at the data's global mean on average (or nobody else rates).
+
+    Push evidence per user (against clique framing): a group that top-rates together items
+    their other raters like more than the average item (three Wallace & Gromit films) pushes
+    nothing the capped centre would counter; a group that top-rates items the rest rate at or
+    below average does.  Pushing accounts top-rate the targets; framing accounts and the real
+    fans they imitate top-rate well-liked items."""
+    flagged = np.asarray(flagged, dtype=bool)
+    out = np.zeros(data.n_users, dtype=bool)
+    if not flagged.any():
+        return out
+    M, sig = significant_pairs(data, floor, top_steps)
+    rest = ~flagged[data.users]
+    n_rest = np.bincount(data.items[rest], minlength=data.n_items)
+    s_rest = np.bincount(data.items[rest], weights=data.ratings[rest].astype(np.float64), minlength=data.n_items)
+    rest_mean = np.divide(s_rest, n_rest, out=np.full(data.n_items, -np.inf), where=n_rest > 0)
+    low = rest_mean <= float(data.ratings.mean()) + 1e-9
+    for u in np.flatnonzero(flagged):
+        items = M.indices[M.indptr[u] : M.indptr[u + 1]]
+        involved = np.unique(sig[items][:, items].nonzero()[0])
+        out[u] = bool(low[items[involved]].any())
+    return out
+
+
+def linked_ratings(data: Interactions, burst: np.ndarray, floor: float) -> np.ndarray:
+    """Per rating of ``data``: a rating below the maximum of a bursting item ``j`` by a user who
+    top-rates another bursting item ``i`` whose pair ``(i, j)`` is significantly co-top-rated.
+
+    Against shading: an account that top-rates some targets and rates the others one step
+    below the maximum lifts those targets' "ratings below the maximum" centre; its top-rated
+    targets burst and are co-top-rated with the shaded ones by the other pushing accounts, so
+    its shaded rating is linked.  A real rater of a pushed target rarely top-rates another
+    bursting item co-top-rated with it (the push's co-ratings are the pushers' own)."""
+    burst = np.asarray(burst, dtype=bool)
+    out = np.zeros(len(data), dtype=bool)
+    bursting = np.flatnonzero(burst)
+    if len(bursting) < 2:
+        return out
+    M, sig = significant_pairs(data, floor, 0)
+    links = (M[:, bursting] @ sig[bursting][:, bursting]).tocsr()  # users x bursting items
+    position = np.full(data.n_items, -1, dtype=np.int64)
+    position[bursting] = np.arange(len(bursting))
+    cand = np.flatnonzero(burst[data.items] & (data.ratings < data.scale.maximum - 1e-6))
+    if len(cand):
+        out[cand] = np.asarray(links[data.users[cand], position[data.items[cand]]]).ravel() > 0
+    return out
+
+
+def below_maximum_means(data: Interactions, use: np.ndarray) -> np.ndarray:
+    """Per item, the mean of its ratings below the maximum among ``use`` (NaN where none)."""
+    below = np.asarray(use, dtype=bool) & (data.ratings < data.scale.maximum - 1e-6)
+    n = np.bincount(data.items[below], minlength=data.n_items)
+    s = np.bincount(data.items[below], weights=data.ratings[below].astype(np.float64), minlength=data.n_items)
+    return np.divide(s, n, out=np.full(data.n_items, np.nan), where=n > 0)
 
 
 def cap_flags(flagged: np.ndarray, scores: np.ndarray, max_count: int) -> np.ndarray:
@@ -158,13 +232,18 @@ class APTRobust(APTTrusted):
         Param("alpha", float, 0.05, "detector=cogroup: a user is dropped only if its pair's surprise (a Chernoff bound on "
               "-log p under the popularity null) beats a Bonferroni test over all item pairs at this level (0: no floor)",
               low=0.0, high=1.0),
+        Param("push_evidence", bool, False, "detector=cogroup: a flagged user is dropped only if one item of its significant "
+              "pairs is rated at most at the global mean, on average, by the users not flagged (against framing the real "
+              "fans of well-liked films)"),
+        Param("burst_links", bool, False, "item_alpha > 0: a bursting item's centre leaves out the ratings below the maximum "
+              "by users who top-rate another bursting item significantly co-top-rated with it (against shading)"),
     )
 
     def __init__(self, erm_fraction: float | None = None, detector: str = "cogroup", drop_suspects: bool = True,
                  t: float | None = None, t_pre: int | None = None, t_inter: int | None = None,
                  m_star: int | None = None, r_plus: float | None = None, solver: str | None = None,
                  centre: str = "capped", cogroup_rank: int = 2, max_removed: float = 0.05, alpha: float = 0.05,
-                 item_alpha: float = 0.05, top_steps: int = 0,
+                 item_alpha: float = 0.05, top_steps: int = 0, push_evidence: bool = False, burst_links: bool = False,
                  erm_users: int | None = None, preset: str = "paper",
                  single_rating_std: str | None = None, damping: float = 10.0, cg_max_iter: int = 30, cg_tol: float = 1e-2,
                  preconditioner: str = "jacobi", warm_start: bool = True, n_probe: int = 10, er_loss: str = "mean",
@@ -188,15 +267,22 @@ class APTRobust(APTTrusted):
         centre only on its own kept raters and the kept data's global mean."""
         max_count = int(np.floor(self.max_removed * train.n_users))
         flagged = np.asarray(detection.flagged, dtype=bool)
+        floor = null_floor(train.n_items, self.alpha) if self.alpha > 0 else 0.0
         if self.detector == "cogroup" and self.alpha > 0:
-            flagged = flagged & (np.asarray(detection.scores) >= null_floor(train.n_items, self.alpha))
+            flagged = flagged & (np.asarray(detection.scores) >= floor)
+        if self.detector == "cogroup" and self.push_evidence:
+            flagged = pushes_below_average(train, flagged, floor, self.top_steps)
         dropped = cap_flags(flagged, detection.scores, max_count) if self.drop_suspects else np.zeros(train.n_users, bool)
         kept = compact_users(train, dropped)[0]
         single = self.resolved_single_rating_std()
         if self.centre == "capped":
             # item-side evidence from the observed data: dropping users cannot switch it
             burst = burst_items(train, self.item_alpha) if self.item_alpha > 0 else None
-            return dropped, FitStatistics(*capped_statistics(kept, single, burst))
+            low_means = None
+            if burst is not None and self.burst_links:
+                use = ~dropped[train.users] & ~linked_ratings(train, burst, floor)
+                low_means = below_maximum_means(train, use)
+            return dropped, FitStatistics(*capped_statistics(kept, single, burst, low_means))
         return dropped, FitStatistics(*item_statistics(kept, "global", single))
 
     def fit(self, train: Interactions, context: DefenseContext) -> DefenseResult:
