@@ -1,4 +1,4 @@
-"""Lesson: a guided story in six steps, one click each, with "predict first, then reveal" questions."""
+"""Lesson: a guided story in seven steps, one click each, with "predict first, then reveal" questions."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,8 @@ import streamlit as st
 
 from apt_core.experiments.demo import top_k_items
 from apt_core.experiments.pipeline import Scenario, run_scenario
-from apt_core.plots.lesson import profile_frame, reached_student, share_reached, top_k_list, user_profile
+from apt_core.plots.lesson import (HOLDS_RI, defense_outcome, detector_tries_sentence, erm_choice, erm_choice_figure, erm_choice_sentence,
+                                   profile_frame, reached_student, share_reached, top_k_list, user_profile)
 from apt_core.plots.results import RI_GLOSSARY, method_bar_figure, reach_frame, ri_phrase
 from pages._shared.glossary import GLOSSARY
 from pages._shared.page_guard import guard
@@ -25,6 +26,7 @@ STEPS = [
     "4. Add the defense (APT)",
     "5. The result",
     "6. Its limits",
+    "7. The attacker learns the detector",
 ]
 TOP = 10  # the list a student reads; the metrics use K = 50 as in the paper
 
@@ -140,22 +142,31 @@ def body() -> None:
         st.subheader(STEPS[3])
         diag = result.phase("apt").diagnostics[0] if result.phase("apt").diagnostics else {}
         last = diag.get("last_erm") or {}
+        rounds = [r for r in diag.get("rounds", []) if isinstance(r, dict) and r.get("influence") is not None]
         n_erm = int(diag.get("n_erm_users", 0))
         st.markdown(
             f"**APT** (adversarial poisoning training) fights fire with fire: while it trains, it adds **{n_erm} users of its own** "
             "(*ERM users*) and keeps regenerating them. Each one rates items whose ratings would lower the model's empirical "
             "risk: items of negative influence on it ($I_j < 0$), drawn with probability $\\propto e^{-t I_j}$, rated around the "
-            "item's mean plus a lift. Nothing in that choice points at the attacker's targets."
+            "item's mean plus a lift. APT does not know the targets: it chooses by influence alone. The paper's argument: such ratings "
+            "are poisoning of the defender's own that makes the model fit the data better, and in its Gaussian model $n^*$ ERM "
+            "users raise the number of fake users the model tolerates by $n^* \\tau / (d \\gamma)$ (Theorem 4.5, Theory page)."
         )
         st.caption("ERM user: " + GLOSSARY["ERM user"])
-        if len(last.get("users", [])):
-            pick = st.slider("Look at ERM user number", 1, n_erm, 1, key="lesson-erm")
-            items, ratings = user_profile(last["users"], last["items"], last["ratings"], pick - 1)
-            st.dataframe(profile_frame(items, ratings, titles, targets, counts), hide_index=True, width="stretch")
-            rated = np.isin(last["items"], targets)
-            st.caption(f"Across all {n_erm} ERM users, {int(rated.sum())} ratings fall on the target items "
-                       f"(mean {float(np.mean(last['ratings'][rated])) if rated.any() else float('nan'):.2f}).")
-            st.markdown(_erm_on_targets(last, split.train, fake, targets, scenario.erm_stats))
+        if len(last.get("users", [])) and rounds:
+            # the last round's influence is the one the last ERM users (last_erm) were drawn from
+            choice = erm_choice(rounds[-1]["influence"], last["users"], last["items"], n_erm)
+            left, right = st.columns([3, 2])
+            left.plotly_chart(erm_choice_figure(choice, targets, titles, font_scale=chart_scale(), height=380), width="stretch", theme=None)
+            right.markdown(erm_choice_sentence(choice, targets))
+            right.markdown(_erm_on_targets(last, split.train, fake, targets, scenario.erm_stats))
+            with st.expander("Look at one ERM user's ratings"):
+                pick = st.slider("Look at ERM user number", 1, n_erm, 1, key="lesson-erm")
+                items, ratings = user_profile(last["users"], last["items"], last["ratings"], pick - 1)
+                st.dataframe(profile_frame(items, ratings, titles, targets, counts), hide_index=True, width="stretch")
+                rated = np.isin(last["items"], targets)
+                st.caption(f"Across all {n_erm} ERM users, {int(rated.sum())} ratings fall on the target items "
+                           f"(mean {float(np.mean(last['ratings'][rated])) if rated.any() else float('nan'):.2f}).")
         question(3, "Will APT bring the targets back to where they were before the attack?",
                  ["yes, fully", "partly", "no, not at all"],
                  2 - int(np.digitize(np.nan_to_num(_ri(result), nan=0.0), [0.2, 0.9])),
@@ -174,7 +185,7 @@ def body() -> None:
                                   f"Under APT, will your student still see a target in their top {TOP}?",
                                   f"{{n}} target(s) still in their top {TOP}.", f"No target in their top {TOP} under APT.")
         right.caption("HR@K: " + GLOSSARY["HR@K"] + " RI: " + RI_GLOSSARY)
-    else:
+    elif step == 5:
         st.subheader(STEPS[5])
         st.markdown(
             "So far APT took its item statistics from the data it sees, poisoned included: that is all a real defender has. "
@@ -208,6 +219,9 @@ def body() -> None:
                     "on the clean file; the paper's text on the training data, which may be contaminated); one seed on a small sample "
                     "is noisy (repeat with other seeds on the Defense page); " + _other_attacks_sentence(scenario, data, k)
                 )
+    else:
+        st.subheader(STEPS[6])
+        arms_race_step(scenario, data, result, k)
 
     st.divider()
     navigation(step, "bottom")
@@ -225,27 +239,78 @@ def navigation(step: int, where: str) -> None:
         st.rerun()
 
 
+def arms_race_step(scenario: Scenario, data, result, k: int) -> None:
+    """Step 7: the same data, targets and seed, attacked by the registered ``adaptive`` attack (``subset``
+    variants tested against the product's detector before they are injected) against ``remove-cogroup``
+    and ``apt-robust``; every number from that run."""
+    n_targets = len(result.targets)
+    st.markdown(
+        f"So far every fake user gave all {n_targets} targets the top rating, which a shilling detector can see: *cogroup* "
+        "flags accounts that top-rate the same pairs of items far more often than chance, and the simplest defense "
+        "(*remove-cogroup*) trains without whoever it flags. But a detector's code can be read. This attacker tests its fake "
+        "users against the detector before injecting them: same number of fake users, but each rates only some of the "
+        "targets, and it keeps the strongest version the detector flags none of. Same data, targets and seed as before."
+    )
+    arms = dataclasses.replace(scenario, attack="adaptive", defenses=("remove-cogroup", "apt-robust"))
+    race = from_cache_only("lesson-arms", arms, data)
+    if race is None:
+        race = run_cached("lesson-arms", arms, lambda sc, pr: run_scenario(sc, pr, cache=artifact_cache()),
+                          label="Run the attacker who knows the detector", auto=True)
+    if race is None:
+        return
+    ad = race.phase("attack").diagnostics[0] if race.phase("attack").diagnostics else {}
+    n_fake = race.fake_profiles[0].n_fake_users if race.fake_profiles and race.fake_profiles[0] is not None else 0
+    hr = {p: float(np.mean(race.phase(p).target_hr)) for p in ("origin", "attack")}
+    st.markdown(detector_tries_sentence(ad.get("tried", []), n_targets, n_fake, ad.get("detector", "cogroup"))
+                + f" Its fake users lift the targets' HR@{k} from {hr['origin']:.3f} to {hr['attack']:.3f} "
+                f"(the attack of step 2: {float(np.mean(result.phase('attack').target_hr)):.3f}).")
+    if not ad.get("evaded", True):
+        st.warning("Here every version was caught: the attacker keeps the one with the fewest flagged fake users.")
+    remove, robust = defense_outcome(race, "remove-cogroup"), defense_outcome(race, "apt-robust")
+    rows = {r["phase"]: r for r in race.rows()}
+    options = ["removing what the detector flags (remove-cogroup)", "APT-robust", "both", "neither"]
+    answer = {(True, False): 0, (False, True): 1, (True, True): 2, (False, False): 3}[(remove.holds, robust.holds)]
+    explain = (f"remove-cogroup flagged {remove.flagged_fake} fake and {remove.flagged_real} real users: target HR "
+               f"{remove.target_hr:.3f}, {ri_phrase(rows['remove-cogroup'])}. APT-robust's detector flagged {robust.flagged_fake} "
+               f"fake and {robust.flagged_real} real users and it dropped {robust.dropped}: target HR {robust.target_hr:.3f}, "
+               f"{ri_phrase(rows['apt-robust'], explain=True)}.")
+    if question(6, f"Which defense still protects the targets (undoes at least {HOLDS_RI:.0%} of the attack's lift, RI ≥ {HOLDS_RI})?",
+                options, answer, explain):
+        left, right = st.columns([3, 2])
+        left.plotly_chart(method_bar_figure(reach_frame(race), "target_hr", k=k, font_scale=chart_scale(), height=380),
+                          width="stretch", theme=None)
+        for name, out in (("remove-cogroup", remove), ("APT-robust", robust)):
+            right.metric(f"{name}: target HR@{k}", f"{out.target_hr:.3f}", help=f"{out.flagged_fake} fake, {out.flagged_real} real users flagged")
+        right.caption(f"RI: {RI_GLOSSARY}")
+        held = [n for n, o in (("remove-cogroup", remove), ("APT-robust", robust)) if o.holds]
+        st.markdown(
+            ("What held here: " + " and ".join(held) + ". " if held else "Neither defense held here. ")
+            + "APT-robust does not wait for the flags: its ERM users rate each item around the lower of the item's mean and the "
+            "global mean (an item with a suspicious share of top ratings around its ratings below the top), a centre that fake "
+            "top ratings cannot raise. The next move is the attacker's again: the subset attack's `shade` and clique-framing "
+            "options aim at APT-robust's own rules (try them on the Attack and Detection pages)."
+        )
+
+
 def _erm_on_targets(last: dict, train, fake, targets, erm_stats: str) -> str:
     """What ERM users did on the targets, in words computed from this run (issue 26: no fixed claim)."""
     on_target = np.isin(last["items"], targets)
     real = np.isin(train.items, targets) & (train.users < train.n_real_users)
     fake_on = np.isin(fake.items, targets)
     if not on_target.any():
-        return ("Here no ERM user rated a target: APT's effect (next step) cannot come from rating them down. The paper's "
-                "argument is that training on risk-lowering data makes the model tolerate more poisoning (its Theorem 4.5).")
+        return "Here no ERM user rated a target: APT's effect (next step) cannot come from rating them down."
     erm_mean = float(np.mean(last["ratings"][on_target]))
     real_mean = float(np.mean(train.ratings[real])) if real.any() else float("nan")
     seen = np.concatenate([train.ratings[real], fake.ratings[fake_on]])
     seen_mean = float(np.mean(seen)) if len(seen) else float("nan")
-    verdict = ("above the real users' own mean: on the targets they **reinforce** the attack"
-               if erm_mean > real_mean else "at or below the real users' own mean: on the targets they pull against the attack")
+    reinforce = erm_mean > real_mean
+    verdict = ("above the real users' own mean: on the targets they **reinforce** the attack, so APT's effect (next step) does "
+               "not come from rating the targets down" if reinforce else
+               "at or below the real users' own mean: on the targets they pull against the attack")
     start = {"observed": f"the poisoned data's item mean ({seen_mean:.2f} over the targets, the fake users' top ratings included)",
              "clean": f"the clean data's item mean ({real_mean:.2f} over the targets)"}.get(erm_stats, f"the {erm_stats} statistics' item mean")
     return (f"They rate the targets {erm_mean:.2f} on average, starting from {start} plus the lift; real users alone rate them "
-            f"{real_mean:.2f}. That is {verdict}. So APT's effect (next step) "
-            "does not come from rating the targets down. The paper's argument is that training on risk-lowering data makes the "
-            "model tolerate more poisoning (its Theorem 4.5, Theory page); our docs measure that with observed statistics ERM "
-            "users can reinforce the attack on unpopular targets.")
+            f"{real_mean:.2f}. That is {verdict}.")
 
 
 def _other_attacks_sentence(scenario, data, k: int) -> str:
