@@ -92,13 +92,14 @@ def _bar_labels(page) -> list[str]:
 
 
 def test_lesson_end_to_end(server, browser):
-    """Six steps, one click each; every step with a result asks first and reveals; the default
-    student is one the attack reaches; "Next step" is on the first screen at 1280x720."""
+    """Seven steps, one click each; every step with a result asks first and reveals; the default
+    student is one the attack reaches; "Next step" is on the first screen at 1280x720; the last step
+    (the attacker who knows the detector) runs and reveals its numbers."""
     page = _open(browser, server, "Lesson", height=720, width=1280)
     page.wait_for_selector('button:has-text("Next step")')
     top = page.locator(".st-key-lesson-next-top button").first.bounding_box()
     assert top is not None and 0 <= top["y"] and top["y"] + top["height"] <= 720
-    for step in range(6):
+    for step in range(7):
         heading = f'[data-testid="stHeading"]:has-text("{step + 1}. ")'
         for _ in range(5):  # a click that lands during a rerun is dropped: click again
             try:
@@ -107,7 +108,7 @@ def test_lesson_end_to_end(server, browser):
             except Exception:  # noqa: BLE001 -- playwright's TimeoutError
                 page.locator(".st-key-lesson-next button").first.click()
         page.wait_for_selector(heading)
-        if step >= 1:  # steps 2-6 each have a predict-first question (step 6's after the oracle run)
+        if step >= 1:  # steps 2-7 each have a predict-first question (6's after the oracle run, 7's after its own)
             page.wait_for_selector(f".st-key-lesson-guess-{step}", timeout=240_000)
             page.locator(f'.st-key-lesson-guess-{step} [role="radiogroup"] label').first.click()
             page.locator(f".st-key-lesson-reveal-{step} button").first.click()
@@ -115,9 +116,13 @@ def test_lesson_end_to_end(server, browser):
             if step == 2:  # the default student: the attack put a target into their top 10
                 assert "in their top 10 now" in page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
         _no_exception(page)
-        if step < 5:
+        if step == 3:  # why ERM users defend: the influence picture beside its sentence
+            assert page.locator('.js-plotly-plot:has-text("by influence")').count() == 1
+        if step == 5:
+            page.wait_for_selector('[data-testid="stMetric"]:has-text("oracle statistics")')
+        if step < 6:
             page.locator(".st-key-lesson-next button").first.click()
-    page.wait_for_selector('[data-testid="stMetric"]:has-text("oracle statistics")')
+    page.wait_for_selector('[data-testid="stMetric"]:has-text("APT-robust: target HR")')
     assert page.locator(".st-key-lesson-next button").first.is_disabled()
     _no_exception(page)
     page.close()

@@ -128,8 +128,7 @@ def erm_choice_figure(choice: ERMChoice, targets: np.ndarray, titles: Sequence[s
     names = [titles[int(j)] if titles is not None else f"item {int(j)}" for j in order]
     negative = choice.influence[order] < 0
     fig = go.Figure()
-    for mask, colour, label in ((negative, ERM, "item with I_j < 0 (ERM users may draw it)"),
-                                (~negative, OUTSIDE, "item with I_j ≥ 0 (never drawn)")):
+    for mask, colour, label in ((negative, ERM, "item, I_j < 0 (may be drawn)"), (~negative, OUTSIDE, "item, I_j ≥ 0 (never drawn)")):
         if mask.any():
             fig.add_trace(go.Scatter(
                 x=choice.rank[order][mask], y=100 * choice.drawn_share[order][mask], mode="markers", name=label,
@@ -145,7 +144,7 @@ def erm_choice_figure(choice: ERMChoice, targets: np.ndarray, titles: Sequence[s
         fig.add_vline(x=choice.n_negative + 0.5, line_dash="dash", line_color=OUTSIDE, annotation_text="I_j = 0",
                       annotation_position="top left")
     fig.update_layout(title=dict(text=wrap_label(title, max(24, round(60 / font_scale))), x=0.0, xanchor="left"),
-                      xaxis_title="item's rank by influence I_j (1 = lowers the risk most)", yaxis_title="ERM users who rated it (%)",
+                      xaxis_title="item's rank by influence I_j (1 = lowers the risk most)", yaxis_title="rated by ERM users (%)",
                       yaxis_range=[-5, 108], height=height, template=TEMPLATE, margin=dict(l=70, r=20, t=60, b=60),
                       legend=dict(orientation="h", yanchor="top", y=-0.2 * font_scale ** 2, xanchor="left", x=0.0))
     return scaled(fig, font_scale)
