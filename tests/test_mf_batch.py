@@ -137,3 +137,48 @@ def test_batches_resume_from_each_others_plain_mf_prefix(setting):
     # the store kept each (data, seed)'s states at the fork epochs: 1 (AT), 2 (APT-rand), 4 (MF)
     assert store.latest(poisoned, 0, prepared.mf_config, CPU, 4).epochs_done == [4]
     assert store.latest(poisoned, 1, prepared.mf_config, CPU, 3).epochs_done == [2]
+
+
+def test_a_member_stepping_alone_is_its_one_by_one_fit_bit_for_bit(setting):
+    """On a CPU each member steps alone (no padding, masks or flat offsets): its factors and its
+    last epoch's loss are those of ``MFTrainer`` with the same seed, exactly, not only close."""
+    from apt_core.models.mf import MFTrainer
+    from apt_core.models.mf_batch import BatchedMFTrainer
+
+    prepared, poisoned = setting
+    cfg = prepared.mf_config
+    datasets, seeds = [prepared.split.train, poisoned], [0, 3]
+    batch = BatchedMFTrainer.from_seeds(seeds, [d.n_users for d in datasets], poisoned.n_items, cfg, "cpu")
+    for b, d in enumerate(datasets):
+        batch.set_data(b, *(torch.from_numpy(a) for a in (d.users, d.items, d.normalised_ratings)))
+    for _ in range(cfg.epochs):
+        batch.train_epoch([0, 1])
+    for b, (d, seed) in enumerate(zip(datasets, seeds)):
+        one = MFTrainer(d.n_users, d.n_items, cfg, "cpu", seed)
+        one.train_epochs(*one.tensors(d), cfg.epochs)
+        assert torch.equal(batch.model(b).P, one.P) and torch.equal(batch.model(b).Q, one.Q)
+        assert batch.last_loss[b] == one.last_loss
+
+
+def test_jobs_differing_only_in_where_equal_statistics_came_from_are_one_fit(setting, monkeypatch):
+    """Two APT-rand jobs whose statistics are equal (observed statistics; the detector setting is
+    then unused) are trained once in a batch and each equals its own one-by-one fit; a job with
+    other statistics (clean) is trained on its own."""
+    from apt_core.defenses import erm_batch
+
+    prepared, poisoned = setting
+    params = {"erm_fraction": 0.05, "t_pre": 1, "t_inter": 2, "m_star": 40}
+    jobs = [(make_defense("apt-rand", **params, **extra), poisoned, defense_context(prepared, CPU, 0))
+            for extra in ({"detector": "cogroup"}, {"detector": "rdma"}, {"erm_stats": "clean"})]
+    trained = []
+    real = erm_batch._fit_distinct
+    monkeypatch.setattr(erm_batch, "_fit_distinct", lambda distinct, *a: trained.append(len(distinct)) or real(distinct, *a))
+    batched = type(jobs[0][0]).fit_many(jobs)
+    assert trained == [2]  # the two twins once, the clean-statistics job on its own
+    one = [d.fit(t, c) for d, t, c in jobs]
+    for a, b in zip(one, batched):
+        assert torch.equal(a.model.P, b.model.P) and torch.equal(a.model.Q, b.model.Q)
+        assert a.diagnostics["erm_stats"] == b.diagnostics["erm_stats"]
+        for ra, rb in zip(a.diagnostics["rounds"], b.diagnostics["rounds"]):
+            assert np.array_equal(ra["erm_items"], rb["erm_items"])
+    assert not torch.equal(batched[0].model.P, batched[2].model.P)

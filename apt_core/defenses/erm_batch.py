@@ -28,6 +28,7 @@ from apt_core.defenses.base import DefenseContext, DefenseResult
 from apt_core.defenses.erm import ERMTraining, FitStatistics, RoundState, fit_diagnostics
 from apt_core.errors import CancelledError
 from apt_core.influence.mf import RatingStructure, probe_users
+from apt_core.models.mf import MFModel
 from apt_core.models.mf_batch import batchable, pretrain_forks
 
 
@@ -37,10 +38,44 @@ def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext
     if not batchable(contexts):
         return [d.fit(t, c) for d, t, c in jobs]
     t_start = time.perf_counter()
-    cfg, first = contexts[0].mf_config, contexts[0]
     stats = [d._statistics(t, c) for d, t, c in jobs]
     settings = [d.resolved_settings(c.dataset, t.n_items) for d, t, c in jobs]
     n_erm = [d.n_erm_users(c.real_user_count(t), c.dataset) for d, t, c in jobs]
+    # Jobs that differ only in where their statistics came from, and got equal ones (on the sample
+    # data a detector that flags exactly the fake users makes "trusted" equal "clean"), are one
+    # fit: the same inputs to the same deterministic computation.  It is trained once; each job
+    # reports it with its own settings' names and detection (fit_diagnostics).
+    slots: dict[tuple, int] = {}
+    fit_of = [slots.setdefault(same_fit_key(*job, stats[b], settings[b], n_erm[b]), len(slots)) for b, job in enumerate(jobs)]
+    distinct = [fit_of.index(j) for j in range(len(slots))]
+    fits = _fit_distinct([jobs[b] for b in distinct], [stats[b] for b in distinct], [settings[b] for b in distinct],
+                         [n_erm[b] for b in distinct])
+    share = (time.perf_counter() - t_start) / len(jobs)
+    out = []
+    for b, (defense, _, _) in enumerate(jobs):
+        model, rounds, state, regen_seconds, final_loss = fits[fit_of[b]]
+        if b != distinct[fit_of[b]]:
+            model, rounds = MFModel(model.P.clone(), model.Q.clone()), [dict(r) for r in rounds]  # its own copies
+        out.append(_result(defense, contexts[0].mf_config.epochs, settings[b], n_erm[b], rounds, state, stats[b], regen_seconds, share,
+                           model, final_loss, len(jobs)))
+    return out
+
+
+def same_fit_key(defense: ERMTraining, train: Interactions, context: DefenseContext, stats: FitStatistics, settings, n_erm: int) -> tuple:
+    """What an ERM fit's model depends on: the defense's class and parameters except where its
+    statistics come from (``erm_stats``, ``detector``: they act through ``stats`` alone), the
+    data, the seed, the resolved schedule, n* and the statistics themselves, bit for bit."""
+    params = tuple(sorted((k, repr(v)) for k, v in defense.get_params().items() if k not in ("erm_stats", "detector")))
+    arrays = tuple((a.dtype.str, a.shape, a.tobytes()) for a in (np.asarray(stats.means), np.asarray(stats.stds)))
+    return (type(defense), params, id(train), int(context.random_state), repr(settings), int(n_erm), arrays)
+
+
+def _fit_distinct(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext]], stats: list[FitStatistics], settings: list,
+                  n_erm: list[int]) -> list[tuple]:
+    """Algorithm 1 for distinct jobs in one MF batch: per job (model, rounds, last state, seconds of its
+    regenerations, final loss)."""
+    contexts = [c for _, _, c in jobs]
+    cfg, first = contexts[0].mf_config, contexts[0]
     # plain MF until the first regeneration (all epochs when there is none)
     regenerates = [n > 0 and s.t_pre < cfg.epochs for n, s in zip(n_erm, settings)]
     prefix = [s.t_pre if r else cfg.epochs for s, r in zip(settings, regenerates)]
@@ -98,9 +133,7 @@ def fit_erm_batch(jobs: Sequence[tuple[ERMTraining, Interactions, DefenseContext
                 state.last_batch = batch
         trainer.train_epoch(active)
         report((shortest + step + 1) / max(1, cfg.epochs))
-    total = time.perf_counter() - t_start
-    return [_result(jobs[b][0], cfg.epochs, settings[b], n_erm[b], rounds[b], states[b], stats[b], regen_seconds[b], total / len(jobs),
-                    trainer.model(b), trainer.last_loss[b], len(jobs)) for b in range(len(jobs))]
+    return [(trainer.model(b), rounds[b], states[b], regen_seconds[b], trainer.last_loss[b]) for b in range(len(jobs))]
 
 
 def _result(defense: ERMTraining, epochs: int, settings, n_erm: int, rounds: list, state: RoundState, stats: FitStatistics,

