@@ -7,7 +7,7 @@ import pytest
 
 from apt_core.data.dataset import Interactions, RatingScale
 from apt_core.defenses import make_defense
-from apt_core.defenses.apt_robust import burst_items, cap_flags, capped_statistics, linked_ratings, null_floor
+from apt_core.defenses.apt_robust import burst_items, cap_flags, capped_statistics, co_rated_links, linked_ratings, null_floor
 from apt_core.detection.base import DetectionResult
 from apt_core.detection import make_detector
 from conftest import make_tiny
@@ -238,3 +238,29 @@ def test_burst_links_leave_shaded_ratings_out_of_a_pushed_items_centre():
         kept_below = data.ratings[(data.items == t) & (data.ratings < 5) & ~linked]
         assert linked_out.means[t] == pytest.approx(min(float(kept_below.mean()), g))
         assert linked_out.means[t] < lifted.means[t]
+
+
+def test_pair_links_leave_a_shading_push_out_of_the_targets_centres():
+    """Each account top-rates three of five targets and rates the other two one step below: the
+    targets' share of fives stays modest, but every target pair is co-rated 4-5 by every account.
+    ``pair_links`` centres each target at most at the mean of its ratings without those links."""
+    rng = np.random.default_rng(12)
+    clean = _random_clean(12)
+    low = clean.items < 5  # the targets' real ratings are 1-3
+    clean = Interactions(clean.users, clean.items, np.where(low, np.minimum(clean.ratings, 3.0), clean.ratings).astype(np.float32),
+                         clean.n_users, clean.n_items, clean.scale)
+    targets = np.arange(5)
+    filler = lambda: [(int(i), 3.0) for i in rng.choice(np.arange(30, 80), 8, replace=False)]  # noqa: E731
+    shaded = [[(int(t), 5.0 if (t - a) % 5 < 3 else 4.0) for t in targets] + filler() for a in range(30)]
+    data = _with_accounts(clean, shaded)
+    links = co_rated_links(data, null_floor(data.n_items, 0.05), steps=1)
+    fake_targets = (data.users >= clean.n_users) & np.isin(data.items, targets)
+    assert links[fake_targets].all() and not links[data.users < clean.n_users].any()
+    nobody = _detection(np.zeros(data.n_users, bool))
+    _, plain = make_defense("apt-robust", drop_suspects=False, item_alpha=0.0).plan(data, nobody)
+    _, linked = make_defense("apt-robust", drop_suspects=False, item_alpha=0.0, pair_links=True).plan(data, nobody)
+    g = float(data.ratings.mean())
+    for t in targets:
+        real = clean.ratings[clean.items == t]
+        assert plain.means[t] == pytest.approx(g)  # the push lifts the target's mean above the global cap
+        assert linked.means[t] == pytest.approx(min(float(real.mean()), g))
