@@ -36,6 +36,7 @@ from apt_core.cli_args import (  # noqa: F401 -- the argument helpers, importabl
     scenario_from_args,
     settings_line,
     store_from_args,
+    victim_arg,
 )
 from apt_core.cli_commands import (  # noqa: F401 -- the subcommands (build_parser wires them; tests patch them here)
     cmd_bench,
@@ -126,7 +127,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         rep.add_argument("--fig-seeds", type=int, default=None, help="seeds for the figure sweeps (default min(seeds, 3))")
         rep.add_argument("--jobs", type=int, default=None, help="with --engine ray: CPUs of the local Ray instance (default: every core)")
         add_engine_arguments(rep)
-        rep.add_argument("--victim", default=None, type=str.lower, choices=_victim_choices(),
+        rep.add_argument("--victim", default=None, type=victim_arg, metavar="VICTIM",
                          help="the recommender attacked (default mf, the paper's)")
         rep.add_argument("--no-figures", action="store_true", help="skip the figure sweeps (Figs. 2-3) and their plots")
         rep.add_argument("--no-detection", action="store_true", help="skip the shilling-detection table (detection.csv/.md)")
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if args.command not in COMMANDS_WITHOUT_TORCH:  # they train nothing: no torch to import and configure
+    if args.command not in COMMANDS_WITHOUT_TORCH | {"reproduce"}:  # they train nothing (reproduce configures on its full path)
         from apt_core.runtime.devices import configure_threads
 
         configure_threads()

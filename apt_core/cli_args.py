@@ -354,3 +354,14 @@ def _victim_choices() -> list[str]:
     from apt_core.models.victims import victim_names
 
     return victim_names()
+
+
+def victim_arg(value: str) -> str:
+    """``--victim`` of ``reproduce``: ``mf`` or a registered victim, checked as argparse checks a
+    choice (same message) but only when the flag is given and names another victim than ``mf``:
+    listing the registry imports torch, and a remembered run imports none
+    (:mod:`apt_core.reporting.replay`)."""
+    name = value.lower()
+    if name == "mf" or name in _victim_choices():
+        return name
+    raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(map(repr, _victim_choices()))})")

@@ -119,7 +119,41 @@ def cmd_poison(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_store(args: argparse.Namespace):
+    """The remembered ``reproduce`` runs (:mod:`apt_core.reporting.replay`) of this command's artifact
+    cache, or None where a run is never remembered: without a cache, or with Ray or --jobs."""
+    if getattr(args, "no_cache", False) or args.engine != "local" or args.jobs is not None or args.ray_address is not None:
+        return None
+    from apt_core.reporting.replay import ReplayStore
+    from apt_core.storage.paths import default_cache_root
+
+    # ArtifactCache's root, without importing the cache module (numpy) on the quick path
+    return ReplayStore(Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_root() / "artifacts")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    t0 = time.perf_counter()
+    replays = _replay_store(args)
+    key = None
+    if replays is not None:
+        from apt_core.reporting.replay import replay_key
+
+        key = replay_key(vars(args))
+        done = replays.replay(key, Path(args.out), args.history_db, args.no_history, t0)
+        if done is not None:  # the same files and lines as the run it remembers (its own wall time)
+            if not args.no_progress:
+                print(f"[{'#' * 30}] 100.0% {done.wall_seconds:6.0f}s done (a remembered run: every input unchanged)", file=sys.stderr)
+            for line in done.skipped:
+                print(f"warning: {line}", file=sys.stderr)
+            print(f"reproduce: {done.dataset}, {done.seeds} seed(s): {done.wall_seconds:.1f} s wall, cache {done.hits} hits / "
+                  f"{done.misses} misses; {done.n_files} files in {Path(args.out)}")
+            print(done.table2_md)
+            return 0
+    from apt_core.runtime.devices import configure_threads
+
+    configure_threads()  # here, not in cli.main: a remembered run imports no torch
     from apt_core.reporting.reproduce import ReproduceConfig, TextProgress, reproduce
 
     options = dict(
@@ -138,7 +172,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         cfg.figures = False
     if args.no_detection:
         cfg.detection = False
-    result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache_from_args(args), store=store_from_args(args))
+    cache = cache_from_args(args)
+    result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache, store=store_from_args(args))
+    if key is not None and cache is not None:
+        replays.remember(key, result, result.data_source, args.data_dir, cache.stats.hit_paths, history=not args.no_history)
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
     print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "

@@ -137,6 +137,8 @@ class ReproduceResult:
     run_ids: list[str] = field(default_factory=list)
     # --engine ray: one summary per task that computed (unit, label, seconds, CPU seconds, pid)
     unit_timings: list[dict] = field(default_factory=list)
+    #: the file the data set was read from (``RatingData.source``; a remembered run checks it)
+    data_source: str = ""
 
 
 def _available(names: Sequence[str], registry: Sequence[str], kind: str, skipped: list[str]) -> tuple[str, ...]:
@@ -439,6 +441,7 @@ def reproduce(cfg: ReproduceConfig, progress: ProgressFn | None = None, cache=No
     write("report.md", report)
     if tmp_cache is not None:
         tmp_cache.cleanup()
-    return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids, unit_timings)
+    return ReproduceResult(cfg, out, table2, table3, per_seed, files, wall, hits, misses, skipped, run_ids, unit_timings,
+                           getattr(data, "source", ""))
 
 

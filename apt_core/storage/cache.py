@@ -356,6 +356,8 @@ class CacheStats:
     writes: int = 0
     write_errors: int = 0
     by_kind: dict = field(default_factory=dict)
+    #: the files of the entries read (a remembered ``reproduce`` checks they are all still there)
+    hit_paths: set = field(default_factory=set)
 
     def count(self, kind: str, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
@@ -413,6 +415,7 @@ class ArtifactCache:
                 pass
             return None
         self.stats.count(kind, "hits")
+        self.stats.hit_paths.add(str(path))
         return out
 
     def save(self, kind: str, key: str, payload: dict) -> Path | None:
@@ -466,7 +469,7 @@ class ArtifactCache:
             try:
                 if not p.is_file():
                     continue
-                if p.suffix == ".pt":
+                if p.suffix == ".pt" or self.root / "reproduce" in p.parents:  # remembered reproduce runs too
                     p.unlink()
                     n += 1
                 elif p.name.endswith(".tmp") and now - p.stat().st_mtime > stale_after:
