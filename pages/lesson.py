@@ -145,21 +145,22 @@ def body() -> None:
         rounds = [r for r in diag.get("rounds", []) if isinstance(r, dict) and r.get("influence") is not None]
         n_erm = int(diag.get("n_erm_users", 0))
         st.markdown(
-            f"**APT** (adversarial poisoning training) fights fire with fire: while it trains, it adds **{n_erm} users of its own** "
-            "(*ERM users*) and keeps regenerating them. Each one rates items whose ratings would lower the model's empirical "
-            "risk: items of negative influence on it ($I_j < 0$), drawn with probability $\\propto e^{-t I_j}$, rated around the "
-            "item's mean plus a lift. APT does not know the targets: it chooses by influence alone. The paper's argument: such ratings "
-            "are poisoning of the defender's own that makes the model fit the data better, and in its Gaussian model $n^*$ ERM "
-            "users raise the number of fake users the model tolerates by $n^* \\tau / (d \\gamma)$ (Theorem 4.5, Theory page)."
+            f"**APT** (adversarial poisoning training) fights fire with fire: while it trains it adds **{n_erm} users of its own** "
+            "(*ERM users*), regenerated every few epochs. Each rates items of negative influence $I_j < 0$ on the model's "
+            "empirical risk, drawn with probability $\\propto e^{-t I_j}$, around the item's mean plus a lift. APT does not know "
+            "the targets: it chooses by influence alone."
         )
-        st.caption("ERM user: " + GLOSSARY["ERM user"])
         if len(last.get("users", [])) and rounds:
             # the last round's influence is the one the last ERM users (last_erm) were drawn from
             choice = erm_choice(rounds[-1]["influence"], last["users"], last["items"], n_erm)
             left, right = st.columns([3, 2])
-            left.plotly_chart(erm_choice_figure(choice, targets, titles, font_scale=chart_scale(), height=380), width="stretch", theme=None)
+            left.plotly_chart(erm_choice_figure(choice, targets, titles, font_scale=chart_scale(), height=360), width="stretch", theme=None)
+            right.markdown(
+                "**Why that defends (the paper's argument):** a rating with $I_j < 0$ makes the model fit the data better, so ERM "
+                "users are poisoning of the defender's own; in the paper's Gaussian model $n^*$ of them raise the number of fake "
+                "users the model tolerates by $n^* \\tau / (d \\gamma)$ (Theorem 4.5, Theory page).")
             right.markdown(erm_choice_sentence(choice, targets))
-            right.markdown(_erm_on_targets(last, split.train, fake, targets, scenario.erm_stats))
+            st.markdown(_erm_on_targets(last, split.train, fake, targets, scenario.erm_stats))
             with st.expander("Look at one ERM user's ratings"):
                 pick = st.slider("Look at ERM user number", 1, n_erm, 1, key="lesson-erm")
                 items, ratings = user_profile(last["users"], last["items"], last["ratings"], pick - 1)
@@ -167,6 +168,7 @@ def body() -> None:
                 rated = np.isin(last["items"], targets)
                 st.caption(f"Across all {n_erm} ERM users, {int(rated.sum())} ratings fall on the target items "
                            f"(mean {float(np.mean(last['ratings'][rated])) if rated.any() else float('nan'):.2f}).")
+        st.caption("ERM user: " + GLOSSARY["ERM user"])
         question(3, "Will APT bring the targets back to where they were before the attack?",
                  ["yes, fully", "partly", "no, not at all"],
                  2 - int(np.digitize(np.nan_to_num(_ri(result), nan=0.0), [0.2, 0.9])),

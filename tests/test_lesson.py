@@ -56,9 +56,9 @@ def test_a_defense_holds_from_half_of_the_lift_and_the_tries_read_in_words():
              {"k": 3, "decoys": 0.0, "pushers": 18, "flagged_pushers": 0}]
     text = detector_tries_sentence(tried, 5, 18, "cogroup")
     assert text.startswith("The attacker ran cogroup on its candidates")
-    assert "18 fake users each rating 5 of the 5 targets: 18 of 18 flagged" in text
-    assert "11 fake users each rating 5 of the 5 targets plus 7 decoys: 2 of 11 flagged" in text
-    assert text.endswith("each rating 3 of the 5 targets: 0 of 18 flagged.")
+    assert "strongest first: 18 fake users each rating 5 of the 5 targets: 18 of 18 flagged; " in text
+    assert "; 11 rating 5 plus 7 decoys: 2 of 11 flagged; " in text
+    assert text.endswith("; 18 rating 3: none flagged.")
 
 
 def _array(value) -> np.ndarray:

@@ -215,8 +215,10 @@ def detector_tries_sentence(tried: Sequence[dict], n_targets: int, n_fake: int, 
     if not tried:
         return ""
     parts = []
-    for c in tried:
+    for i, c in enumerate(tried):
         decoys = n_fake - int(c["pushers"])
-        what = f"{c['pushers']} fake users each rating {c['k']} of the {n_targets} targets" + (f" plus {decoys} decoys" if c.get("decoys") else "")
-        parts.append(f"{what}: {c['flagged_pushers']} of {c['pushers']} flagged")
+        what = (f"{c['pushers']} fake users each rating {c['k']} of the {n_targets} targets" if i == 0 else f"{c['pushers']} rating {c['k']}")
+        what += f" plus {decoys} decoys" if c.get("decoys") else ""
+        flagged = int(c["flagged_pushers"])
+        parts.append(f"{what}: {flagged} of {c['pushers']} flagged" if flagged else f"{what}: none flagged")
     return f"The attacker ran {detector} on its candidates, strongest first: " + "; ".join(parts) + "."
