@@ -24,6 +24,23 @@ def test_hand_gradients_match_autograd(tiny):
     assert torch.allclose(gP, P2.grad) and torch.allclose(gQ, Q2.grad)
 
 
+def test_gradient_workspace_is_the_plain_gradient_bit_for_bit(tiny):
+    """MFTrainer's steps write into buffers kept between minibatches: the same bits as
+    mf_batch_gradients, for full and shorter minibatches in any order and a grown P."""
+    from apt_core.models.mf import GradientWorkspace
+
+    g = torch.Generator().manual_seed(0)
+    P, Q = torch.randn(tiny.n_users, 8, generator=g), torch.randn(tiny.n_items, 8, generator=g)
+    u, i, r = torch.from_numpy(tiny.users), torch.from_numpy(tiny.items), torch.from_numpy(tiny.normalised_ratings)
+    ws = GradientWorkspace()
+    for n in (64, 17, 64, 1, len(r)):
+        expected = mf_batch_gradients(P, Q, u[:n], i[:n], r[:n], 0.0)
+        got = ws.gradients(P, Q, u[:n], i[:n], r[:n])
+        assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    P = torch.cat([P, torch.randn(3, 8, generator=g)])  # ERM users added: a taller gradient
+    assert all(torch.equal(a, b) for a, b in zip(mf_batch_gradients(P, Q, u, i, r, 0.0), ws.gradients(P, Q, u, i, r)))
+
+
 def test_seeded_determinism(tiny):
     cfg = MFConfig(epochs=3, dim=8, batch_size=64)
     a, b, c = fit_mf(tiny, cfg, "cpu", 1), fit_mf(tiny, cfg, "cpu", 1), fit_mf(tiny, cfg, "cpu", 2)

@@ -105,6 +105,50 @@ def mf_batch_gradients(
     return gP, gQ, loss
 
 
+class GradientWorkspace:
+    """:func:`mf_batch_gradients` (``reg = 0``) into buffers kept from one minibatch to the next.
+
+    The same kernels on the same inputs, so the same bits; only the outputs are written into
+    tensors allocated once.  A fresh minibatch's tensors (a few 1 MB blocks) cost more than
+    their arithmetic on a CPU: glibc hands such blocks back to the system and takes them again,
+    page fault by page fault, at every step.  Measured on the sample data (loaded machine, one
+    thread): 5.0-5.6 ms a gradient with fresh tensors, 1.1-1.5 ms here.  The returned gradients
+    are overwritten by the next call: use them (the Adagrad step) before calling again.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, torch.Tensor] = {}
+        self._full: dict[str, torch.Tensor] = {}
+
+    def _buffer(self, name: str, n: int, like: torch.Tensor, dim: int | None) -> torch.Tensor:
+        """The first ``n`` rows of a buffer of at least ``n`` rows (``dim`` columns, or a vector)."""
+        shape = (n,) if dim is None else (n, dim)
+        buf = self._rows.get(name)
+        if buf is None or buf.shape[0] < n or buf.shape[1:] != shape[1:] or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._rows[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return buf[:n]
+
+    def _zeros_like(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        buf = self._full.get(name)
+        if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.device != t.device:
+            buf = self._full[name] = torch.empty_like(t)
+        return buf.zero_()
+
+    def gradients(self, P: torch.Tensor, Q: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
+                  ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``mf_batch_gradients(P, Q, users, items, ratings, 0.0)``, bit for bit."""
+        n, dim = len(ratings), P.shape[1]
+        pu = torch.index_select(P, 0, users, out=self._buffer("pu", n, P, dim))
+        qi = torch.index_select(Q, 0, items, out=self._buffer("qi", n, Q, dim))
+        err = torch.sum(torch.mul(pu, qi, out=self._buffer("prod", n, P, dim)), 1, out=self._buffer("err", n, P, None)).sub_(ratings)
+        coef = torch.mul(err, 2.0 / n, out=self._buffer("coef", n, P, None)).unsqueeze(1)
+        scaled = self._buffer("scaled", n, P, dim)
+        gP = self._zeros_like("gP", P).index_add_(0, users, torch.mul(coef, qi, out=scaled))
+        gQ = self._zeros_like("gQ", Q).index_add_(0, items, torch.mul(coef, pu, out=scaled))
+        loss = torch.mul(err, err, out=self._buffer("sq", n, P, None)).mean()
+        return gP, gQ, loss
+
+
 class MFTrainer:
     """Stateful MF training (factors + Adagrad accumulators) that can resume.
 
@@ -126,6 +170,7 @@ class MFTrainer:
         self.last_loss = float("nan")
         # The fused Adagrad kernel reads a step count only for learning-rate decay (0 here).
         self._steps = [torch.zeros(()), torch.zeros(())]
+        self._workspace = GradientWorkspace()
 
     def grow_users(self, n_total: int) -> None:
         """Add freshly initialised user rows (e.g. ERM users) up to ``n_total`` users."""
@@ -157,7 +202,9 @@ class MFTrainer:
             for start in range(0, n, cfg.batch_size):
                 stop = start + cfg.batch_size
                 u, i, r = su[start:stop], si[start:stop], sr[start:stop]
-                if gradient_hook is None:
+                if gradient_hook is None and cfg.reg == 0:
+                    gP, gQ, loss = self._workspace.gradients(self.P, self.Q, u, i, r)
+                elif gradient_hook is None:
                     gP, gQ, loss = mf_batch_gradients(self.P, self.Q, u, i, r, cfg.reg)
                 else:
                     gP, gQ, loss = gradient_hook(self.P, self.Q, u, i, r)

@@ -35,7 +35,7 @@ from typing import Sequence
 import torch
 
 from apt_core.errors import ConfigError, DivergedError
-from apt_core.models.mf import MFConfig, MFModel, MFTrainer, glorot_uniform, mf_batch_gradients
+from apt_core.models.mf import GradientWorkspace, MFConfig, MFModel, MFTrainer, glorot_uniform, mf_batch_gradients
 from apt_core.runtime.devices import resolve_device
 
 
@@ -66,6 +66,7 @@ class BatchedMFTrainer:
         self.epochs_done = list(epochs_done) if epochs_done is not None else [0] * len(generators)
         self.last_loss = [float("nan")] * len(generators)
         self._steps = [torch.zeros(()), torch.zeros(())]
+        self._workspace = GradientWorkspace()  # one member steps at a time: one set of buffers
 
     @classmethod
     def from_seeds(cls, seeds: Sequence[int], n_users: Sequence[int], n_items: int, config: MFConfig = MFConfig(),
@@ -242,11 +243,15 @@ class BatchedMFTrainer:
         perm = torch.randperm(n, generator=self.generators[b]).to(self.device)  # the member's own shuffle
         su, si, sr = d.users.index_select(0, perm), d.items.index_select(0, perm), d.ratings.index_select(0, perm)
         P, Q, acc_P, acc_Q = self.P[b], self.Q[b], self.acc_P[b], self.acc_Q[b]
+        workspace = self._workspace
         total, sq_sums = 0.0, []
         for start in range(0, n, cfg.batch_size):
             u, i, r = su[start: start + cfg.batch_size], si[start: start + cfg.batch_size], sr[start: start + cfg.batch_size]
             if gradient_hook is None:
-                gP, gQ, loss = mf_batch_gradients(P, Q, u, i, r, cfg.reg)
+                if cfg.reg == 0:
+                    gP, gQ, loss = workspace.gradients(P, Q, u, i, r)
+                else:
+                    gP, gQ, loss = mf_batch_gradients(P, Q, u, i, r, cfg.reg)
                 total += float(loss) * len(r)
             else:
                 # 2 / (minibatch length) as a float32, as _train_run's masked scale computes it
