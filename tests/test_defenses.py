@@ -417,3 +417,23 @@ def test_a_detector_registered_after_import_has_its_defenses():
     assert "remove-toy" not in DEFENSES
     with pytest.raises(ConfigError, match="unknown defense 'remove-toy'"):
         make_defense("remove-toy")
+
+
+def test_pcmf_adam_state_steps_as_torch_adam_bit_for_bit():
+    """PCMF steps Adam through torch's own update function with an explicit gradient (no
+    torch.optim.Adam object, whose construction imports torch._dynamo): the same bits."""
+    from apt_core.defenses.pcmf import AdamState
+
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(30, 4, generator=g)
+    grads = [torch.randn(30, 4, generator=g) for _ in range(6)]
+    ours = AdamState(start.clone(), lr=0.01)
+    param = start.clone().requires_grad_(True)
+    reference = torch.optim.Adam([param], lr=0.01)
+    for grad in grads:
+        with torch.no_grad():
+            ours.step(grad)
+        param.grad = grad.clone()
+        reference.step()
+    assert torch.equal(ours.param, param.detach())
+    assert torch.equal(ours.exp_avg_sq, reference.state[param]["exp_avg_sq"])

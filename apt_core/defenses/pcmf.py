@@ -33,6 +33,26 @@ class PCMFModel(MFModel):
     """Fitted PCMF: user factors U and the derived item factors Z = Yᵀ U (scores U Zᵀ)."""
 
 
+class AdamState:
+    """``torch.optim.Adam([U], lr)`` on CPU/GPU, stepped with an explicit gradient: the same
+    function Adam.step calls (``torch.optim.adam.adam``, its defaults: single-tensor or foreach
+    as Adam would pick), the same state (float32 step counter, zero moments), so the same bits
+    (``tests/test_defenses.py``).  Constructing ``torch.optim.Adam`` imports torch._dynamo (2.7 s of
+    CPU in a fresh process, measured), which a first grid build would otherwise pay for nothing."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        from torch.optim.adam import adam
+
+        self._adam, self.param, self.lr, self.betas, self.eps = adam, param, float(lr), betas, float(eps)
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(param), torch.zeros_like(param)
+        self.step_count = torch.tensor(0.0)  # on the CPU, where Adam keeps it unless capturable or fused
+
+    def step(self, grad: torch.Tensor) -> None:
+        self._adam([self.param], [grad], [self.exp_avg], [self.exp_avg_sq], [], [self.step_count], foreach=None, capturable=False,
+                   differentiable=False, fused=None, grad_scale=None, found_inf=None, has_complex=False, decoupled_weight_decay=False,
+                   amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=0.0, eps=self.eps, maximize=False)
+
+
 class PCMF(Defense):
     """Single-factor-matrix MF, R̂ = U Uᵀ Y (Bampis et al. 2017)."""
 
@@ -93,8 +113,8 @@ class PCMF(Defense):
         # Yᵀ as a sparse (items x users) matrix: Z = Yᵀ U in one sparse-dense product.
         yt = torch.sparse_coo_tensor(torch.stack([items, users]), values, (train.n_items, train.n_users), check_invariants=False).coalesce().to_sparse_csr()
         y = torch.sparse_coo_tensor(torch.stack([users, items]), values, (train.n_users, train.n_items), check_invariants=False).coalesce().to_sparse_csr()
-        U = glorot_uniform(train.n_users, dim, gen, device).requires_grad_(True)
-        opt = torch.optim.Adam([U], lr=self.lr)
+        U = glorot_uniform(train.n_users, dim, gen, device)
+        opt = AdamState(U, lr=self.lr)
         n = len(ratings)
         grad_z = torch.zeros(train.n_items, dim, device=device)
         loss = torch.tensor(math.nan)
@@ -103,9 +123,9 @@ class PCMF(Defense):
             for start in range(0, n, self.batch_size):
                 idx = perm[start : start + self.batch_size]
                 with torch.no_grad():
-                    U.grad, loss = self._batch_gradient(U, yt, y, users.index_select(0, idx), items.index_select(0, idx),
-                                                        ratings.index_select(0, idx), grad_z)
-                opt.step()
+                    grad, loss = self._batch_gradient(U, yt, y, users.index_select(0, idx), items.index_select(0, idx),
+                                                      ratings.index_select(0, idx), grad_z)
+                    opt.step(grad)
             # A diverged Adam fit (too large an lr) makes U or the loss NaN/inf; stop here
             # rather than return a model that ranks every item first.
             if n:
