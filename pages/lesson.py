@@ -220,6 +220,7 @@ def body() -> None:
                     + "Limits to discuss: the oracle numbers need data a defender never has (the authors' released code computes them "
                     "on the clean file; the paper's text on the training data, which may be contaminated); one seed on a small sample "
                     "is noisy (repeat with other seeds on the Defense page); " + _other_attacks_sentence(scenario, data, k)
+                    + " Next: an attacker who knows the defender's detector."
                 )
     else:
         st.subheader(STEPS[6])
