@@ -233,3 +233,13 @@ def test_adaptive_says_so_when_every_variant_is_caught(data):
     diag = result.diagnostics
     assert not diag["evaded"] and len(diag["tried"]) == 2 * len(TARGETS)
     assert diag["chosen"]["flagged_pushers"] == min(t["flagged_pushers"] for t in diag["tried"]) == 6, "4 of the 10 are decoys"
+
+
+def test_subset_shade_steps_sets_how_far_below_the_maximum_the_shaded_targets_go(data):
+    one = make_attack("subset", k=2, shade=True).generate(data, TARGETS, 9, 6, random_state=3)
+    two = make_attack("subset", k=2, shade=True, shade_steps=2).generate(data, TARGETS, 9, 6, random_state=3)
+    top = data.scale.maximum
+    for fake, level in ((one, top - data.scale.step), (two, top - 2 * data.scale.step)):
+        on_targets = fake.ratings[np.isin(fake.items, TARGETS)]
+        assert set(np.unique(on_targets).tolist()) == {level, top}
+    np.testing.assert_array_equal(one.items, two.items)  # the same accounts, only the shaded level moves

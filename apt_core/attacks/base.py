@@ -108,9 +108,11 @@ def check_profiles(profiles: FakeProfiles, train: Interactions, targets: np.ndar
     if not rates_every_target and not np.all(np.isin(targets, profiles.items[is_target])):
         raise AssertionError(f"{name}: a target is rated by no fake user")
     top = np.isclose(profiles.ratings, train.scale.maximum)
-    below = np.isclose(profiles.ratings, train.scale.maximum - train.scale.step) if shaded_targets else np.zeros_like(top)
+    # shaded_targets: how many grid steps below the maximum a shaded target may go (True: one)
+    steps = int(shaded_targets)
+    below = (profiles.ratings >= train.scale.maximum - steps * train.scale.step - 1e-6) if steps else np.zeros_like(top)
     if not np.all((top | below)[is_target]):
-        raise AssertionError(f"{name}: targets must be rated with the scale maximum" + (" or one step below" if shaded_targets else ""))
+        raise AssertionError(f"{name}: targets must be rated with the scale maximum" + (f" or up to {steps} step(s) below" if steps else ""))
     if shaded_targets and not np.all(np.isin(targets, profiles.items[is_target & top])):
         raise AssertionError(f"{name}: a target gets no maximum rating")
     per_user_fillers = np.bincount(profiles.users[~is_target], minlength=n_fake_users)
@@ -136,8 +138,8 @@ class Attack(Configurable, ABC):
     #: framing accounts): :func:`check_profiles` then holds them to the looser rule it states
     rates_every_target: ClassVar[bool] = True
 
-    def shades_targets(self) -> bool:
-        """True when this configuration may rate targets one grid step below the maximum (``subset.shade``)."""
+    def shades_targets(self) -> int:
+        """How many grid steps below the maximum this configuration may rate targets (``subset.shade``; 0: none)."""
         return False
 
     @abstractmethod

@@ -103,11 +103,11 @@ def shaded_targets(design: np.ndarray, n_targets: int) -> np.ndarray:
 
 def subset_profiles(train: Interactions, targets: np.ndarray, n_fake_users: int, n_filler: int, k: int,
                     decoys: float, framing: float, framing_pairs: int, rng: np.random.Generator,
-                    framing_rule: str = "surprise", shade: bool = False) -> AttackResult:
+                    framing_rule: str = "surprise", shade: bool = False, shade_steps: int = 1) -> AttackResult:
     """The subset attack's accounts (pushers, then decoys, then framing) with what was chosen.
 
-    ``shade``: every pushing account also rates its other ``n - k`` targets one grid step below
-    the maximum (drawn after the fillers, so the rest of the profiles is the same as without)."""
+    ``shade``: every pushing account also rates its other ``n - k`` targets ``shade_steps`` grid
+    steps below the maximum (drawn after the fillers, so the rest of the profiles is the same as without)."""
     plan = divide_budget(n_fake_users, decoys, framing)
     design = balanced_subsets(plan.pushers, len(targets), k, rng)
     t_items = targets[design]
@@ -117,7 +117,7 @@ def subset_profiles(train: Interactions, targets: np.ndarray, n_fake_users: int,
     t_ratings = np.full(t_items.shape, train.scale.maximum, dtype=np.float32)
     if shade and k < len(targets):
         rest = targets[shaded_targets(design, len(targets))]
-        below = max(train.scale.minimum, train.scale.maximum - train.scale.step)
+        below = max(train.scale.minimum, train.scale.maximum - shade_steps * train.scale.step)
         t_items = np.concatenate([t_items, rest], axis=1)
         t_ratings = np.concatenate([t_ratings, np.full(rest.shape, below, dtype=np.float32)], axis=1)
     push_items = np.concatenate([t_items, fillers], axis=1)
@@ -156,14 +156,16 @@ class SubsetAttack(Attack):
         Param("shade", bool, False, "each pushing account also rates its other n - k targets one grid step below the maximum "
               "(against apt-robust: its item-side test counts only top ratings and centres a bursting item at the mean of its "
               "ratings below the maximum, which these ratings lift to the global cap)"),
+        Param("shade_steps", int, 1, "shade: grid steps below the maximum for the shaded targets (2: against apt-robust's "
+              "pair_links, which links ratings of 4-5 only)", low=1, high=10),
     ) + ACCOUNT_PARAMS
 
     def __init__(self, k: int | None = None, decoys: float = 0.0, framing: float = 0.0, framing_pairs: int = 1,
-                 framing_rule: str = "surprise", shade: bool = False) -> None:
+                 framing_rule: str = "surprise", shade: bool = False, shade_steps: int = 1) -> None:
         self._set_declared(locals())
 
-    def shades_targets(self) -> bool:
-        return bool(self.shade)
+    def shades_targets(self) -> int:
+        return int(self.shade_steps) if self.shade else 0
 
     def check_params(self) -> None:
         if self.decoys + self.framing >= 1.0:
@@ -173,4 +175,4 @@ class SubsetAttack(Attack):
                   rng: np.random.Generator, device: torch.device, progress: ProgressFn | None) -> AttackResult:
         k = resolve_k(self.k, len(targets), self.name)
         return subset_profiles(train, targets, n_fake_users, n_filler, k, self.decoys, self.framing, self.framing_pairs, rng,
-                               self.framing_rule, self.shade)
+                               self.framing_rule, self.shade, self.shade_steps)
