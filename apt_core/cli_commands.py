@@ -145,7 +145,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if done is not None:  # the same files and lines as the run it remembers (its own wall time)
             if not args.no_progress:
                 print(f"[{'#' * 30}] 100.0% {done.wall_seconds:6.0f}s done (a remembered run: every input unchanged)", file=sys.stderr)
-            for line in done.skipped:
+            for line in done.warnings + done.skipped:  # as the run printed them: its warnings, then the skipped
                 print(f"warning: {line}", file=sys.stderr)
             print(f"reproduce: {done.dataset}, {done.seeds} seed(s): {done.wall_seconds:.1f} s wall, cache {done.hits} hits / "
                   f"{done.misses} misses; {done.n_files} files in {Path(args.out)}")
@@ -173,9 +173,26 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.no_detection:
         cfg.detection = False
     cache = cache_from_args(args)
-    result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache, store=store_from_args(args))
+    import warnings
+
+    shown: list = []  # the warnings this run printed: a replay prints APT Lab's own again, any other forbids one
+    printing = warnings.showwarning
+
+    def noting(message, category, *rest, **kw):
+        shown.append((message, category))
+        return printing(message, category, *rest, **kw)
+
+    warnings.showwarning = noting
+    try:
+        result = reproduce(cfg, progress=TextProgress(enabled=not args.no_progress), cache=cache, store=store_from_args(args))
+    finally:
+        warnings.showwarning = printing
     if key is not None and cache is not None:
-        replays.remember(key, result, result.data_source, args.data_dir, cache.stats.hit_paths, history=not args.no_history)
+        from apt_core.errors import AptWarning
+
+        if all(issubclass(category, AptWarning) for _, category in shown):
+            replays.remember(key, result, result.data_source, args.data_dir, cache.stats.hit_paths,
+                             history=not args.no_history, warnings=[str(m) for m, _ in shown])
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
     print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "

@@ -59,10 +59,11 @@ def _history(path: Path, run_ids) -> None:
 def test_a_remembered_run_writes_the_same_files_with_its_own_wall_time(tmp_path):
     result, artifact, data = _fake_run(tmp_path)
     store = ReplayStore(tmp_path / "artifacts")
-    assert store.remember("k", result, str(data), None, {str(artifact)}, history=False)
+    assert store.remember("k", result, str(data), None, {str(artifact)}, history=False, warnings=["3 rows repeat a pair"])
     again = tmp_path / "again"
     done = store.replay("k", again, None, True, t0=0.0)
     assert done is not None and (done.hits, done.misses, done.n_files, done.skipped) == (5, 0, 3, result.skipped)
+    assert done.warnings == ["3 rows repeat a pair"]
     for name in ("table2_target_hr.md", "fig.html", "plotly.min.js"):
         assert (again / name).read_bytes() == (result.out / name).read_bytes()
     report = (again / "report.md").read_text()
@@ -99,6 +100,18 @@ def test_a_change_to_an_input_runs_it_again(tmp_path, change):
         blob.write_bytes(b"damaged")
     assert store.replay("k", tmp_path / "again", None, True, t0=0.0) is None
     assert not (tmp_path / "again").exists(), "a refused replay writes nothing"
+
+
+def test_other_files_beside_the_data_do_not_matter(tmp_path):
+    """A run's outputs written beside a CSV are not the data set."""
+    result, artifact, data = _fake_run(tmp_path)
+    store = ReplayStore(tmp_path / "artifacts")
+    assert store.remember("k", result, str(data), None, {str(artifact)}, history=False)
+    (data.parent / "out1").mkdir()
+    (data.parent / "notes.txt").write_text("x")
+    assert store.replay("k", tmp_path / "again", None, True, t0=0.0) is not None
+    (data.parent / "ratings.csv.bak").write_text("x")  # named like the data: might be read as it
+    assert store.replay("k", tmp_path / "again2", None, True, t0=0.0) is None
 
 
 def test_the_history_must_still_hold_the_runs(tmp_path):

@@ -14,8 +14,9 @@ the output depends on changed:
   folder, ``$APT_DATA_DIR`` and the record's format;
 - the stamps (each path's mtime_ns and size, as the code fingerprints' memo does): every
   artifact-cache entry the run read (``cache --clear`` removes them, so no replay after a
-  clear), the files of the data set's folder and the folders a named data set is looked up
-  in (an edited or newly placed data file is a change), and the run history's records of
+  clear), the data set's files (its file, the companions a loader reads beside it, every file
+  named like it) and the folders a named data set is looked up in (an edited or newly placed
+  data file is a change), and the run history's records of
   the run (a deleted record is recorded again by the full run).
 
 Anything else, or any check that fails, runs ``reproduce`` as before.  Only what the
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: bump when what a record holds or how it is replayed changes
-REPLAY_FORMAT = 1
+REPLAY_FORMAT = 3
 #: the line of report.md that carries the run's wall time (replaced by the replay's own)
 WALL_LINE = re.compile(r"^- wall time: [0-9.]+ s", re.MULTILINE)
 #: the options of ``reproduce`` that decide its output (``out`` only says where it goes)
@@ -100,14 +101,30 @@ def replay_key(options: dict) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: files a loader reads beside a data set's main file when they are there (titles, the other split)
+COMPANIONS = frozenset({"u.data", "u.item", "ratings.dat", "movies.dat", "ratings.txt", "trust.txt"})
+
+
+def _data_files(folder: str, stem: str) -> list[Stat]:
+    """The stat of the files in ``folder`` a loader may read for a data set whose file starts with
+    ``stem``: the file, its companions and every file named ``stem...`` (an NCF split's parts).
+    Other files there (a run's output folder beside a CSV) are not the data."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return sorted(_stat(e.path) for e in entries if e.is_file() and (e.name.startswith(stem) or e.name in COMPANIONS))
+
+
 def data_stamps(source: str, data_dir: str | None) -> dict:
-    """The files beside the data set's source file, and the folders a named data set is looked up in."""
+    """The data set's files (:func:`_data_files`) and the folders a named data set is looked up in."""
+    folder = stem = ""
     files: list[Stat] = []
-    folders: list[tuple[str, int]] = []
     if source and os.path.isfile(source):
         folder = os.path.dirname(os.path.abspath(source))
-        folders.append((folder, _stat(folder)[1]))
-        files = sorted(_stat(e.path) for e in os.scandir(folder) if e.is_file())
+        stem = os.path.basename(source).split(".")[0]
+        files = _data_files(folder, stem)
+    folders: list[tuple[str, int]] = []
     for base in (data_dir, os.environ.get("APT_DATA_DIR")):
         if not base:
             continue
@@ -115,7 +132,7 @@ def data_stamps(source: str, data_dir: str | None) -> dict:
         folders.append((base, _stat(base)[1]))
         if os.path.isdir(base):
             folders += sorted((e.path, _stat(e.path)[1]) for e in os.scandir(base) if e.is_dir())
-    return {"files": files, "folders": folders}
+    return {"folder": folder, "stem": stem, "files": files, "folders": folders}
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,8 @@ class Replayed:
     n_files: int
     skipped: list[str]
     table2_md: str
+    #: the APT Lab warnings the remembered run printed (a data file's repeated pairs, ...)
+    warnings: list[str]
 
 
 class ReplayStore:
@@ -166,7 +185,10 @@ class ReplayStore:
             record = json.loads(self._record_path(key).read_text())
             if record.get("format") != REPLAY_FORMAT:
                 return None
-            if any(_stat(p) != (p, m, s) for p, m, s in record["artifacts"] + record["data"]["files"]):
+            if any(_stat(p) != (p, m, s) for p, m, s in record["artifacts"]):
+                return None
+            data = record["data"]
+            if data["folder"] and _data_files(data["folder"], data["stem"]) != [tuple(f) for f in data["files"]]:
                 return None
             if any(_stat(p)[1] != m for p, m in record["data"]["folders"]):
                 return None
@@ -191,10 +213,10 @@ class ReplayStore:
         if plotly_js is not None and not (out / "plotly.min.js").exists():  # as plotly writes it: once
             write_output(out / "plotly.min.js", plotly_js)
         return Replayed(record["dataset"], record["seeds"], wall, record["hits"], 0, record["n_files"], record["skipped"],
-                        blobs["table2_target_hr.md"].decode())
+                        blobs["table2_target_hr.md"].decode(), record["warnings"])
 
     def remember(self, key: str, result, data_source: str, data_dir: str | None, artifacts: set[str],
-                 history: bool) -> bool:
+                 history: bool, warnings: list[str] | None = None) -> bool:
         """Keep a finished run (only one that read everything from the artifact cache: its
         summary is then what a replay prints).  False when it cannot be kept; never an error."""
         from apt_core.storage.outputs import atomic_write_bytes
@@ -216,7 +238,7 @@ class ReplayStore:
                 plotly_js = self._keep(js.read_bytes())
             record = {
                 "format": REPLAY_FORMAT, "dataset": result.config.dataset, "seeds": result.config.seeds,
-                "hits": result.cache_hits, "n_files": len(result.files), "skipped": list(result.skipped),
+                "hits": result.cache_hits, "n_files": len(result.files), "skipped": list(result.skipped), "warnings": list(warnings or []),
                 "files": files, "plotly_js": plotly_js, "artifacts": sorted(_stat(p) for p in artifacts),
                 "data": data_stamps(data_source, data_dir), "run_ids": list(result.run_ids) if history else [],
             }
