@@ -1,10 +1,11 @@
 """Reproduce docs/victims.md's tables: implicit-feedback attacks on LightGCN / NeuMF, and defenses on them.
 
     python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl plateau --victims lightgcn,neumf
-    python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl attacks --victims lightgcn --epochs 40 \
-        --attacks popular-filler,bpr-surrogate --sizes 0.01,0.03,0.05,0.1 --seeds 3 --tier unpopular
-    python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl defenses --victims lightgcn --epochs 40 \
-        --attacks bpr-surrogate --sizes 0.05 --seeds 3 --defenses at,apt,apt-trusted,tcd
+    python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl attacks --victims lightgcn,neumf \
+        --attacks popular-filler,bpr-surrogate:surrogate=lightgcn:epochs=25 --sizes 0.05 --seeds 3 --tier unpopular
+    python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl defenses --victims lightgcn \
+        --attacks bpr-surrogate:surrogate=lightgcn:epochs=25 --sizes 0.05 --seeds 3 --defenses at,apt,apt-trusted,tcd
+    python scripts/implicit_attacks.py --data-dir DIR --out tune.jsonl attacks --split-seed 7 --epochs 25 ...  # tuning
     python scripts/implicit_attacks.py --out rows.jsonl table
 
 An attack may carry settings: ``bpr-surrogate:fillers=clone:filler_share=0.5``.  Fits whose phase,
