@@ -58,3 +58,5 @@ def test_grid_progress_names_each_position_in_words(tmp_path):
     assert texts[0] == "position 1 of 2: Average attack on 3%, APT (5% ERM users, observed statistics)"
     assert texts[-1] == "all 2 positions ready"
     assert not any("epoch" in t or "seed" in t for t in texts), "the inner stage moves the bar, not the words"
+    # position 2 is trained in the batched fill: its words say what is being trained, and how far
+    assert any(t.startswith("positions 2-2 of 2, in batches: training ") and "models done)" in t for t in texts), texts

@@ -94,7 +94,7 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
     units = list(units)
     profiles = [u for u in units if u.unit == STAGE_PROFILES]
     for i, u in enumerate(profiles):  # attacks first: the fits on poisoned data read their profiles
-        tell(0.2 * i / max(1, len(profiles)), f"attack {u.scenario.attack}, seed {u.scenario.seed + u.rep}")
+        tell(0.2 * i / max(1, len(profiles)), f"fake users of attack {i + 1} of {len(profiles)} ({u.scenario.attack})")
         prep, keys = setup(u.scenario)
         planned = plan(u.scenario).unit(u.rep, u.unit)
         UnitRun(u.scenario, prep, resolve_device(u.scenario.device), planned.seed, cache, keys).fake()
@@ -139,12 +139,14 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
     stop = threading.Event()
 
     def progress_of(batch: list[_Job]) -> ProgressFn:
-        label = f"{len(batch)} {batch[0].defense.name} fits batched" if len(batch) > 1 else f"{batch[0].defense.name} fit"
+        name = batch[0].defense.name
+        label = f"{len(batch)} {name} models together" if len(batch) > 1 else f"one {name} model"
 
         def inner(fraction: float, text: str = "") -> object:
             if stop.is_set():
                 raise CancelledError("cancelled during the batched fits")
-            tell(0.2 + 0.8 * (done[0] + fraction * len(batch)) / max(1, len(jobs)), label)
+            tell(0.2 + 0.8 * (done[0] + fraction * len(batch)) / max(1, len(jobs)),
+                 f"training {label} ({done[0]} of {len(jobs)} models done)")
             return True
 
         return inner

@@ -175,8 +175,8 @@ def _fill_in_batches(rest: list[Scenario], cache, progress: ProgressFn | None, d
     scaled = None
     if progress is not None:
         def scaled(fraction: float, text: str) -> object:
-            # the words name the positions; the batch's own stage only moves the bar
-            return progress((1 + fraction * (n - 1)) / max(1, n), f"positions 2-{n} of {n}: their models trained in batches")
+            # the positions, then what the batches are doing in words ("training 8 apt models together ...")
+            return progress((1 + fraction * (n - 1)) / max(1, n), f"positions 2-{n} of {n}, in batches: {text}")
     compute_units(plan_units([(rest[i - 1], "") for i in todo]), cache, (lambda s: data) if data is not None else None, scaled)
     return set(todo)
 
