@@ -90,6 +90,10 @@ with st.sidebar:
     _check_presenter_password()
     if presenter_locked():
         st.session_state["presenter"] = False  # a URL's ?presenter=true included
+    # Streamlit sends a keyed widget's value to the browser only in a run where the script set it:
+    # after a page switch the browser redrew the switch at its default (off) while presenter mode,
+    # set from the link, stayed on.  Setting it every run keeps the switch showing the mode.
+    st.session_state["presenter"] = bool(st.session_state.get("presenter", False))
     st.toggle("Presenter mode", key="presenter", disabled=presenter_locked(),
               help="For a projector: hides advanced controls and enlarges the text."
               + (" This shared server turns it on after the presenter password (below)." if presenter_locked() else ""))
