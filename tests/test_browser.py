@@ -206,6 +206,8 @@ def test_main_figure_and_its_control_on_one_screen(server, browser, name, presen
         ticks = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=\"stMain\"] .js-plotly-plot .xtick text'))"
                               ".map(e => parseFloat(getComputedStyle(e).fontSize))")
         assert ticks and min(ticks) >= 18
+    # the sidebar's switch shows the mode the page is in (it was drawn off after a page switch)
+    assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked() == presenter
     _no_exception(page)
     page.close()
 
@@ -261,6 +263,7 @@ def test_screenshots_every_page(server, browser, presenter, tmp_path):
         _settle(page)
         click_run_and_settle(page)
         page.screenshot(path=str(out / f"{i}_{name}_screen.png"))
+        assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked() == presenter, name
         if name in MAIN_CONTROL:  # the main figure and its control on this first screen
             figure, control = main_figure_and_control(page, MAIN_CONTROL[name])
             assert figure is not None and figure["y"] + figure["height"] <= 720, (name, figure)
