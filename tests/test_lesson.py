@@ -98,7 +98,7 @@ def test_lesson_step_7_arms_race_asks_then_reveals_numbers_from_its_run(monkeypa
     words = texts(at)
     assert "The attacker ran cogroup on its candidates" in words
     assert not at.get("plotly_chart")  # nothing revealed before a prediction
-    assert at.button(key="lesson-reveal-6").disabled
+    assert at.button(key="lesson-reveal-6").disabled is True  # Reveal waits for a prediction
     at.radio(key="lesson-guess-6").set_value("both").run()
     at.button(key="lesson-reveal-6").click().run()
     no_failures(at)
