@@ -44,3 +44,18 @@ def kill_leftovers(proc: subprocess.Popen, pids: set[int]) -> None:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def import_probe(*modules: str) -> str:
+    """A ``python -c`` script that runs ``python -m apt_core ARGS`` and then writes on stderr
+    whether each of ``modules`` was imported, e.g. ``TORCH=False PANDAS=False`` (the start-up
+    tests' check that a command never imports them: by import, not by time)."""
+    flags = " ".join(f"{m.upper()}=%s" for m in modules)
+    loaded = ", ".join(f"{m!r} in sys.modules" for m in modules)
+    return ("import runpy, sys\n"
+            "sys.argv = ['apt_core'] + sys.argv[1:]\n"
+            "try:\n"
+            "    runpy.run_module('apt_core', run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"sys.stderr.write('\\n{flags}' % ({loaded},))\n")

@@ -5,18 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from proc_support import import_probe
 
 from apt_core.cli import build_parser
 
-PROBE = (
-    "import runpy, sys\n"
-    "sys.argv = ['apt_core'] + sys.argv[1:]\n"
-    "try:\n"
-    "    runpy.run_module('apt_core', run_name='__main__')\n"
-    "except SystemExit:\n"
-    "    pass\n"
-    "sys.stderr.write('\\nTORCH=%s' % ('torch' in sys.modules))\n"
-)
+PROBE = import_probe("torch")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["history", "--limit", "2"], ["cache"], ["data", "--dataset", "sample"], ["bogus"]])

@@ -13,18 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from proc_support import import_probe
 
 from apt_core.reporting.replay import ReplayStore, replay_key
 
-PROBE = (
-    "import runpy, sys\n"
-    "sys.argv = ['apt_core'] + sys.argv[1:]\n"
-    "try:\n"
-    "    runpy.run_module('apt_core', run_name='__main__')\n"
-    "except SystemExit:\n"
-    "    pass\n"
-    "sys.stderr.write('\\nTORCH=%s PANDAS=%s' % ('torch' in sys.modules, 'pandas' in sys.modules))\n"
-)
+PROBE = import_probe("torch", "pandas")
 WALL = re.compile(r"\d+\.\d s wall")
 
 
