@@ -131,6 +131,11 @@ def _replay_store(args: argparse.Namespace):
     return ReplayStore(Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_root() / "artifacts")
 
 
+def _reproduce_summary(dataset: str, seeds: int, wall_seconds: float, hits: int, misses: int, n_files: int, out: Path) -> str:
+    """``reproduce``'s summary line: one format for a run and for its replay, which must print the same line."""
+    return f"reproduce: {dataset}, {seeds} seed(s): {wall_seconds:.1f} s wall, cache {hits} hits / {misses} misses; {n_files} files in {out}"
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     import time
 
@@ -147,8 +152,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 print(f"[{'#' * 30}] 100.0% {done.wall_seconds:6.0f}s done (a remembered run: every input unchanged)", file=sys.stderr)
             for line in done.warnings + done.skipped:  # as the run printed them: its warnings, then the skipped
                 print(f"warning: {line}", file=sys.stderr)
-            print(f"reproduce: {done.dataset}, {done.seeds} seed(s): {done.wall_seconds:.1f} s wall, cache {done.hits} hits / "
-                  f"{done.misses} misses; {done.n_files} files in {Path(args.out)}")
+            print(_reproduce_summary(done.dataset, done.seeds, done.wall_seconds, done.hits, done.misses, done.n_files, Path(args.out)))
             print(done.table2_md)
             return 0
     from apt_core.runtime.devices import configure_threads
@@ -195,8 +199,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                              history=not args.no_history, warnings=[str(m) for m, _ in shown])
     for line in result.skipped:
         print(f"warning: {line}", file=sys.stderr)
-    print(f"reproduce: {cfg.dataset}, {cfg.seeds} seed(s): {result.wall_seconds:.1f} s wall, cache {result.cache_hits} hits / "
-          f"{result.cache_misses} misses; {len(result.files)} files in {result.out}")
+    print(_reproduce_summary(cfg.dataset, cfg.seeds, result.wall_seconds, result.cache_hits, result.cache_misses, len(result.files),
+                             result.out))
     print((result.out / "table2_target_hr.md").read_text())
     return 0
 
