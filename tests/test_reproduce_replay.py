@@ -143,10 +143,51 @@ REPRODUCE = ["reproduce", "--quick", "--no-figures", "--no-detection", "--attack
              "--defense", "at", "--no-progress"]
 
 
+def _without_wall(text: str) -> str:
+    return re.sub(r"wall time: [0-9.]+ s", "", WALL.sub("", text))
+
+
+def test_the_first_rerun_after_a_computing_run_is_a_replay_of_what_a_cached_run_writes(tmp_path, monkeypatch, capsys):
+    """A run that computed remembers the cached run that would follow it: the next identical command
+    computes nothing (reproduce is not called) and writes and prints what a real cached run does."""
+    import apt_core.reporting.reproduce as reproduce_module
+    from apt_core.cli import main
+
+    args = REPRODUCE + ["--epochs", "2", "--seeds", "1", "--no-history", "--cache-dir", str(tmp_path / "cache")]
+    assert main(args + ["--out", str(tmp_path / "computed")]) == 0
+    computed = capsys.readouterr().out
+    assert " 0 misses" not in computed.split("\n")[0], "the first run computes"
+
+    real = reproduce_module.reproduce
+
+    def refuse(*a, **kw):
+        raise AssertionError("the rerun computed instead of replaying")
+
+    monkeypatch.setattr(reproduce_module, "reproduce", refuse)
+    assert main(args + ["--out", str(tmp_path / "replayed")]) == 0
+    replayed = capsys.readouterr().out
+    monkeypatch.setattr(reproduce_module, "reproduce", real)
+
+    shutil.rmtree(tmp_path / "cache" / "reproduce")  # no record: a real cached run
+    assert main(args + ["--out", str(tmp_path / "cached")]) == 0
+    cached = capsys.readouterr().out
+    assert " 0 misses" in cached
+    assert _without_wall(replayed).replace("replayed", "cached") == _without_wall(cached)
+    names = sorted(p.name for p in (tmp_path / "cached").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "replayed").iterdir())
+    for name in names:
+        assert _without_wall((tmp_path / "replayed" / name).read_text()) == _without_wall((tmp_path / "cached" / name).read_text()), name
+
+    monkeypatch.setattr(reproduce_module, "reproduce", refuse)  # another flag is another command
+    assert main(args[:-2] + ["--k", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "other")]) == 2
+    assert "the rerun computed instead of replaying" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_the_cli_replays_a_cached_run_without_torch(tmp_path):
-    """Cold run (misses: not remembered), cached run (remembered), then the replay: no torch, no
-    pandas, the same stdout but the wall time, the same files but report.md's wall line."""
+    """Cold run (it remembers the cached run that would follow), then the replay: no torch, no
+    pandas; then, its record removed, a real cached run: the same stdout but the wall time, the
+    same files but report.md's wall line."""
     # A copy of the source: an edit elsewhere in the checkout meanwhile must not change the key
     src = tmp_path / "src"
     root = Path(__file__).resolve().parents[1]
@@ -156,14 +197,16 @@ def test_the_cli_replays_a_cached_run_without_torch(tmp_path):
            "PYTHONPATH": str(src)}
     runs = []
     for i in range(3):
+        if i == 2:
+            shutil.rmtree(tmp_path / "cache" / "artifacts" / "reproduce")  # a real cached run
         runs.append(subprocess.run([sys.executable, "-c", PROBE, *REPRODUCE, "--out", str(tmp_path / f"out{i}")],
                                    capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path))
     ends = [r.stderr.rstrip().rsplit("\n", 1)[-1] for r in runs]
-    assert ends == ["TORCH=True PANDAS=True"] * 2 + ["TORCH=False PANDAS=False"], runs[2].stderr[-2000:]
-    assert "0 misses" in runs[1].stdout
-    assert WALL.sub("", runs[2].stdout).replace("out2", "out1") == WALL.sub("", runs[1].stdout)
-    for path in sorted((tmp_path / "out1").iterdir()):
-        mine = (tmp_path / "out2" / path.name).read_text()
+    assert ends == ["TORCH=True PANDAS=True", "TORCH=False PANDAS=False", "TORCH=True PANDAS=True"], runs[1].stderr[-2000:]
+    assert "0 misses" in runs[2].stdout
+    assert WALL.sub("", runs[1].stdout).replace("out1", "out2") == WALL.sub("", runs[2].stdout)
+    for path in sorted((tmp_path / "out2").iterdir()):
+        mine = (tmp_path / "out1" / path.name).read_text()
         if path.name == "report.md":
             mine, theirs = (re.sub(r"wall time: [0-9.]+ s", "", t) for t in (mine, path.read_text()))
         else:

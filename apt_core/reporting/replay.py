@@ -4,7 +4,9 @@ Why: a cached ``reproduce --quick`` rerun reads every number from the artifact c
 still imports torch, pandas and plotly (about 60% of its time), checks about 200 cache keys
 and rebuilds every table and figure: seconds for output that is already known.  After a run
 that took everything from the artifact cache (0 misses, local engine), the files it wrote
-and the lines it printed are kept under ``<artifact cache>/reproduce/``; the next identical
+and the lines it printed are kept under ``<artifact cache>/reproduce/`` (a run that computed
+keeps those of a cached pass it runs right after, ``cli_commands._remember_cached_pass``:
+what the next command would write and print); the next identical
 command writes the same files and prints the same lines (its own wall time in the summary
 line and in ``report.md``) after checking, with the standard library only, that nothing
 the output depends on changed:
