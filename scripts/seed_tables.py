@@ -4,6 +4,7 @@
     python -m apt_core run ... --seeds 3 --json > RUN.json                # or: one run per file
     python scripts/seed_tables.py OUT.jsonl [RUN.json ...] \
         --compare 'APT `paper`, clean' 'APT `lab-v1`, clean'             # a paired test between two rows
+    python scripts/seed_tables.py RUN*.json --settings ROW... [--compare A B]  # a row per setting, a summary per defense
 
 Every cell is the mean ± sample sd over the seeds of target HR@50, test HR@50 in parentheses
 (:func:`apt_core.stats.mean_sd`); ``--compare A B`` adds a row with the mean per-seed difference
@@ -36,6 +37,9 @@ class Cell:
 
     target_hr: dict[int, float] = field(default_factory=dict)
     test_hr: dict[int, float] = field(default_factory=dict)
+    #: RI from the mean hit ratios and per seed (``run --json`` only; None where the RI rule leaves it undefined)
+    ri: float | None = None
+    ri_seeds: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,16 +88,24 @@ def read_run_json(record: dict, tables: dict[tuple[str, str], SeedTable]) -> Non
     attack = str(cfg.get("attack", "?"))
     stats = cfg.get("erm_stats")
     preset = cfg.get("apt_preset")
-    by_phase: dict[str, tuple[dict, dict]] = {}
+    by_phase: dict[str, tuple[dict, dict, dict]] = {}
     for row in record["per_seed"]:
-        target, test = by_phase.setdefault(row["phase"], ({}, {}))
+        target, test, ri = by_phase.setdefault(row["phase"], ({}, {}, {}))
         target[row["seed"]] = row["target_hr"]
         test[row["seed"]] = row["test_hr"]
-    for phase, (target, test) in by_phase.items():
-        # APT's own rows depend on the item statistics; every APT-based row on the preset
-        name = f"{phase}, {stats}" if stats and phase in ("apt", "apt-rand") else phase
-        name = f"{name} (`{preset}`)" if preset and phase.startswith("apt") else name
-        _put(table.cell(name, attack), target, test)
+        if row.get("ri") is not None:
+            ri[int(row["seed"])] = float(row["ri"])
+    mean_ri = {row["phase"]: row.get("ri") for row in record.get("rows", [])}
+    for phase, (target, test, ri) in by_phase.items():
+        cell = table.cell(phase_label(phase, stats, preset), attack)
+        _put(cell, target, test)
+        cell.ri, cell.ri_seeds = mean_ri.get(phase), ri
+
+
+def phase_label(phase: str, stats: str | None, preset: str | None) -> str:
+    """APT's own rows depend on the item statistics; every APT-based row on the preset."""
+    name = f"{phase}, {stats}" if stats and phase in ("apt", "apt-rand") else phase
+    return f"{name} (`{preset}`)" if preset and phase.startswith("apt") else name
 
 
 def read(paths: list[Path]) -> list[SeedTable]:
@@ -163,14 +175,85 @@ def markdown(table: SeedTable, compare: list[tuple[str, str]] = (), per_seed: bo
     return "\n".join(lines)
 
 
+def _ri(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def settings_markdown(tables: list[SeedTable], rows: list[str]) -> str:
+    """One line per (data set, targets, attack), one column per defense row: RI (target HR mean ± sd / test HR mean)."""
+    head = "| targets | attack | origin: target HR / test HR | attack | " + " | ".join(rows) + " |"
+    lines = [head, "|" + "---|" * (4 + len(rows))]
+    for table in tables:
+        for attack in table.attacks():
+            cells = table.cells
+            origin, hit = cells["origin"][attack], cells["attack"][attack]
+            out = [table.targets, ATTACK_NAMES.get(attack, attack),
+                   f"{fmt_mean_sd(origin.target_hr)} / {fmt_mean_sd(origin.test_hr)}", fmt_mean_sd(hit.target_hr)]
+            for row in rows:
+                c = cells.get(row, {}).get(attack)
+                out.append("" if c is None else f"{_ri(c.ri)} ({fmt_mean_sd(c.target_hr)} / {fmt_mean_sd(c.test_hr)})")
+            lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def per_seed_summary(tables: list[SeedTable], row: str) -> tuple[list[float], dict[int, float], dict[int, float]]:
+    """Over every setting of ``tables``: the RIs from mean hit ratios; per seed, the mean RI over the
+    settings where that seed's RI is defined and the mean test HR minus the same seed's origin."""
+    cell_ris: list[float] = []
+    ri_sum: dict[int, list[float]] = {}
+    test_gap: dict[int, list[float]] = {}
+    for table in tables:
+        for attack, c in table.cells.get(row, {}).items():
+            if c.ri is not None:
+                cell_ris.append(c.ri)
+            for seed, value in c.ri_seeds.items():
+                ri_sum.setdefault(seed, []).append(value)
+            origin = table.cells["origin"][attack].test_hr
+            for seed, value in c.test_hr.items():
+                if seed in origin:
+                    test_gap.setdefault(seed, []).append(value - origin[seed])
+    mean = lambda d: {s: sum(v) / len(v) for s, v in sorted(d.items())}  # noqa: E731
+    return cell_ris, mean(ri_sum), mean(test_gap)
+
+
+def settings_summary(tables: list[SeedTable], rows: list[str], compare: list[tuple[str, str]] = ()) -> str:
+    """Per defense: mean RI over the settings (from mean hit ratios), per-seed mean RI (mean ± sd over
+    the seeds) and test HR minus origin; ``compare``: per-seed mean RI of A − B, paired t over the seeds."""
+    lines = ["| defense | mean RI over the settings (lowest) | per seed: mean RI, mean ± sd over seeds | "
+             "test HR − origin, mean ± sd over seeds |", "|---|---|---|---|"]
+    per_seed = {}
+    for row in rows:
+        cell_ris, ri_by_seed, gap_by_seed = per_seed_summary(tables, row)
+        per_seed[row] = ri_by_seed
+        ri_mean = f"{sum(cell_ris) / len(cell_ris):.3f} ({min(cell_ris):.2f}; {len(cell_ris)} settings)" if cell_ris else "–"
+        lines.append(f"| {row} | {ri_mean} | {fmt_mean_sd(ri_by_seed)} | {fmt_mean_sd(gap_by_seed)} |")
+    for a, b in compare:
+        seeds = sorted(set(per_seed.get(a, {})) & set(per_seed.get(b, {})))
+        test = paired_ttest([per_seed[a][s] for s in seeds], [per_seed[b][s] for s in seeds])
+        if test.mean_diff is not None:
+            lines.append(f"| {a} − {b}: per-seed mean RI (paired t over {len(seeds)} seeds) | | {test.mean_diff:+.3f} ({fmt_p(test.p_value)}) | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", type=Path, nargs="+", help="lissa_tables.py JSON lines or run --json outputs")
     ap.add_argument("--compare", nargs=2, action="append", default=[], metavar=("ROW_A", "ROW_B"),
                     help="add a row: per-seed target HR of ROW_A minus ROW_B, paired t-test (repeatable)")
     ap.add_argument("--per-seed", action="store_true", help="print every seed's values below each table")
+    ap.add_argument("--settings", nargs="+", metavar="ROW",
+                    help="instead: one line per setting, a column per ROW (RI, target / test HR), and a summary per ROW")
     args = ap.parse_args()
-    for table in read(args.files):
+    tables = read(args.files)
+    if args.settings:
+        by_dataset: dict[str, list[SeedTable]] = {}
+        for table in tables:
+            by_dataset.setdefault(table.dataset, []).append(table)
+        for dataset, group in by_dataset.items():
+            print(f"{dataset}:\n\n{settings_markdown(group, args.settings)}\n\n"
+                  f"{settings_summary(group, args.settings, [tuple(c) for c in args.compare])}\n")
+        return
+    for table in tables:
         print(markdown(table, [tuple(c) for c in args.compare], args.per_seed) + "\n")
 
 

@@ -68,3 +68,34 @@ def test_run_json_rows_name_the_item_statistics_and_preset(tmp_path):
     (table,) = st.read([path])
     assert set(table.cells) == {"attack", "apt, observed (`paper`)", "apt-trusted (`paper`)"}
     assert table.cells["apt, observed (`paper`)"]["average"].target_hr == {0: 0.5, 1: 0.51, 2: 0.52}
+
+
+def _run_out(attack: str, apt: list[float], trusted: list[float]) -> dict:
+    """A run --json output: origin 0, attack 0.9 + seed / 100, two defenses with per-seed RIs."""
+    per_seed, rows = [], []
+    for phase, hrs in (("origin", [0.0] * 3), ("attack", [0.9, 0.91, 0.92]), ("apt", apt), ("apt-trusted", trusted)):
+        for seed, hr in enumerate(hrs):
+            ri = None if phase in ("origin", "attack") else 1 - hr / (0.9 + seed / 100)
+            per_seed.append({"phase": phase, "seed": seed, "target_hr": hr, "test_hr": 0.2 + 0.01 * seed, "ri": ri})
+        rows.append({"phase": phase, "ri": None if phase in ("origin", "attack") else 1 - float(np.mean(hrs)) / 0.91})
+    return {"dataset": {"name": "ml-100k"}, "config": {"attack": attack, "targets": "unpopular", "erm_stats": "observed",
+                                                      "apt_preset": "paper"}, "per_seed": per_seed, "rows": rows}
+
+
+def test_settings_summary_gives_per_seed_mean_ri_and_a_paired_test(tmp_path):
+    outs = {"average": _run_out("average", [0.5, 0.4, 0.6], [0.0, 0.01, 0.0]), "aush": _run_out("aush", [0.7, 0.8, 0.6], [0.0, 0.0, 0.02])}
+    paths = []
+    for name, out in outs.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(out))
+    tables = st.read(paths)
+    apt, trusted = "apt, observed (`paper`)", "apt-trusted (`paper`)"
+    md = st.settings_markdown(tables, [apt, trusted])
+    assert md.count("| unpopular |") == 2
+    summary = st.settings_summary(tables, [apt, trusted], [(trusted, apt)])
+    per_seed = {r: [np.mean([outs[a]["per_seed"][i]["ri"] for a in outs for i in range(len(outs[a]["per_seed"]))
+                             if outs[a]["per_seed"][i]["phase"] == p and outs[a]["per_seed"][i]["seed"] == s]) for s in range(3)]
+                for r, p in ((apt, "apt"), (trusted, "apt-trusted"))}
+    assert f"{np.mean(per_seed[apt]):.3f} ± {np.std(per_seed[apt], ddof=1):.3f}" in summary
+    p = stats.ttest_rel(per_seed[trusted], per_seed[apt]).pvalue
+    assert f"{np.mean(np.subtract(per_seed[trusted], per_seed[apt])):+.3f} ({st.fmt_p(p)})" in summary
