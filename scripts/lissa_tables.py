@@ -10,6 +10,8 @@ targets, attack, variant, item statistics, and origin / attack / APT rows (mean,
         --erm-stats clean --variants '{"paper": {}}'
 
 (DATA: a folder holding the APT authors' split files, NAME.train.rating / NAME.test.rating.)
+Keep the lines: ``python scripts/seed_tables.py OUT.jsonl --compare ROW_A ROW_B`` makes the docs'
+tables from them (mean ± sd over the seeds, per-seed values, paired tests between variants).
 """
 from __future__ import annotations
 
