@@ -115,7 +115,7 @@ def repetition_rows(s: Setting, res: dict, n_real: int, rep: int, earlier: dict[
         mine = by_phase[(name, seed)]
         det = r.get("detection") or {}
         dropped, real = det.get("n_flagged"), det.get("real_flagged")
-        before = (earlier or {}).get((s.label, name))
+        before = None if earlier is None else earlier.get((s.label, name), [])
         exact = before is not None and len(before) == rep and dropped is not None
         if exact and rep > 0:
             dropped = round((rep + 1) * dropped - sum(b["dropped"] for b in before), 6)
