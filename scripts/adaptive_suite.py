@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,6 +204,7 @@ def main(argv=None) -> int:
     ap.add_argument("--param", action="append", help="extra --param for every run (e.g. apt-robust.max_removed=0.01)")
     ap.add_argument("--cache-dir", default=os.environ.get("APT_CACHE_DIR") or tempfile.mkdtemp(prefix="apt-suite-"))
     ap.add_argument("--out", default="", help="JSON of every repetition's record and the summary (outside the repository)")
+    ap.add_argument("--stop-after", default="", help="UTC time HH:MM after which no further run starts (a shared machine's time limit)")
     ap.add_argument("--by-repetition", action="store_true",
                     help="repetition 0 of every setting first, then 1, ... (a stopped suite is a complete table of fewer repetitions)")
     args = ap.parse_args(argv)
@@ -222,6 +224,9 @@ def main(argv=None) -> int:
     passes = [(n, [n - 1]) for n in range(1, args.seeds + 1)] if args.by_repetition else [(args.seeds, list(range(args.seeds)))]
     for n, reps in passes:
         for s in settings:
+            if args.stop_after and datetime.now(timezone.utc).strftime("%H:%M") >= args.stop_after:
+                print(f"stopped: it is past {args.stop_after} UTC; {s.label} and later settings of pass {n} not run", flush=True)
+                break
             res = run_setting(s, args, args.cache_dir, seeds=n)
             n_real = int(res["dataset"]["n_users"])
             for rep in reps:

@@ -107,3 +107,9 @@ def test_out_inside_the_repository_is_refused(runs):
     with pytest.raises(SystemExit):
         suite.main(["--data-dir", "x", "--suite", "adaptive", "--out", str(ROOT / "results.json")])
     assert runs == []
+
+
+def test_stop_after_a_past_time_starts_no_run(runs, capsys):
+    assert suite.main(["--data-dir", "x", "--suite", "adaptive", "--seeds", "2", "--by-repetition", "--stop-after", "00:00"]) == 0
+    assert runs == []
+    assert "stopped: it is past 00:00 UTC" in capsys.readouterr().out
