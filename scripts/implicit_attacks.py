@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 from pathlib import Path
 
@@ -50,6 +52,39 @@ def measure(model, split, targets, n_users: int, clean=None) -> dict:
     if clean is not None:
         row["median_rank_shift"] = float(np.median(rank_shift(clean, ev)))
     return row, ev
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system): what a fit costs, whatever the load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def attack_profiles(out: Path, attack: str, split, targets: np.ndarray, size: float, seed: int, split_seed: int):
+    """The fake profiles of ``attack`` at ``size`` and ``seed``, generated once and kept beside ``out``.
+
+    An attack is deterministic given the split, targets, budget and seed, so the profiles are
+    saved (``.npz``) and reused by the other victim's rows and by later commands: the
+    LightGCN-surrogate attack's 25-epoch surrogate fit is then paid once per (size, seed), not
+    once per victim.  Returns the profiles, the budget and the CPU seconds spent generating
+    (0 when read back).
+    """
+    from apt_core.attacks import make_attack
+    from apt_core.attacks.base import FakeProfiles
+    from apt_core.data.split import attack_budget
+
+    budget = attack_budget(split.train, size, None)
+    tag = "".join(c if c.isalnum() or c in ".-" else "-" for c in f"{attack}-{size}-{seed}-split{split_seed}-t{'.'.join(map(str, targets))}")
+    path = out.with_name(f"{out.stem}.profiles-{tag}.npz")
+    if path.exists():
+        z = np.load(path)
+        return FakeProfiles(z["users"], z["items"], z["ratings"], int(z["n_fake_users"]), int(z["n_items"])), budget, 0.0
+    name, *settings = attack.split(":")
+    params = {k: _value(v) for k, v in (x.split("=") for x in settings)}
+    c0 = cpu_seconds()
+    fake = make_attack(name, **params).run(split.train, targets, budget.n_fake_users, budget.n_filler, seed).profiles
+    np.savez(path, users=fake.users, items=fake.items, ratings=fake.ratings, n_fake_users=fake.n_fake_users, n_items=fake.n_items)
+    return fake, budget, cpu_seconds() - c0
 
 
 def done_keys(out: Path) -> set:
@@ -89,8 +124,7 @@ def epochs_for(args, victim: str) -> int:
 
 
 def cmd_attacks(args, split, with_defenses: bool) -> None:
-    from apt_core.attacks import make_attack
-    from apt_core.data.split import attack_budget, select_targets
+    from apt_core.data.split import select_targets
     from apt_core.defenses import DefenseContext, make_defense
     from apt_core.models.mf import MFConfig
     from apt_core.models.victims import default_victim_config, victim_trainer
@@ -117,26 +151,24 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
 
                 clean_ev = Evaluation(50, np.load(ranks_file), np.zeros(0), np.zeros(0))
             elif seed < args.clean_seeds:  # the clean fit (origin HR, and the rank shifts' reference)
-                t0 = time.perf_counter()
+                t0, c0, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
                 clean_row, clean_ev = measure(fit(split.train), split, targets, split.train.n_users)
                 np.save(ranks_file, clean_ev.target_ranks)
                 if key not in done:
-                    emit(args.out, {"key": key, "phase": "origin", **base, **clean_row, "seconds": time.perf_counter() - t0})
+                    emit(args.out, {"key": key, "phase": "origin", **base, **clean_row, "seconds": time.perf_counter() - t0,
+                                    "cpu_seconds": cpu_seconds() - c0, "load1_at_start": load})
             for attack in args.attacks:
-                name, *settings = attack.split(":")
-                params = {k: _value(v) for k, v in (x.split("=") for x in settings)}
                 for size in args.sizes:
                     phases = ["attack"] + (list(args.defenses) if with_defenses else [])
                     if all(f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}" in done for phase in phases):
                         continue
-                    budget = attack_budget(split.train, size, None)
-                    fake = make_attack(name, **params).run(split.train, targets, budget.n_fake_users, budget.n_filler, seed).profiles
+                    fake, budget, attack_cpu = attack_profiles(args.out, attack, split, targets, size, seed, args.split_seed)
                     poisoned = fake.inject(split.train)
                     for phase in phases:
                         key = f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}"
                         if key in done:
                             continue
-                        t0 = time.perf_counter()
+                        t0, c0, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
                         if phase == "attack":
                             model = fit(poisoned)
                         else:
@@ -146,7 +178,9 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
                         row, _ = measure(model, split, targets, poisoned.n_users, clean_ev)
                         emit(args.out, {"key": key, "phase": phase, **base, "attack": attack, "size": size,
                                         "n_fake": budget.n_fake_users, "n_filler": budget.n_filler, **row,
-                                        "seconds": time.perf_counter() - t0})
+                                        "seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0,
+                                        "attack_cpu_seconds": attack_cpu, "load1_at_start": load})
+                        attack_cpu = 0.0  # paid once, by the first phase measured
 
 
 def _value(text: str):

@@ -126,3 +126,30 @@ def test_lightgcn_surrogate_is_seeded_clones_profiles_and_differs_from_bpr_mf():
     # The two surrogates rank the items differently (the gain is computed in another embedding space).
     mf = make_attack("bpr-surrogate", epochs=3, dim=64, fillers="clone", steps=20).run(data, targets, 4, 5, random_state=0)
     assert a.diagnostics["top_gain_items"] != mf.diagnostics["top_gain_items"]
+
+
+def test_script_keeps_attack_profiles_and_reads_them_back_unchanged(tmp_path):
+    """scripts/implicit_attacks.py generates an attack's profiles once per (size, seed) and reuses
+    the saved copy for the other victim: the copy must be exactly what the attack generates."""
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("implicit_attacks", Path(__file__).parents[1] / "scripts" / "implicit_attacks.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    split = SimpleNamespace(train=long_tail(seed=5))
+    targets = np.array([38, 39])
+    out = tmp_path / "rows.jsonl"
+    attack = "bpr-surrogate:epochs=3:dim=8:steps=20"
+    first, budget, spent = script.attack_profiles(out, attack, split, targets, 0.1, 2, 0)
+    again, _, spent_again = script.attack_profiles(out, attack, split, targets, 0.1, 2, 0)
+    direct = make_attack("bpr-surrogate", epochs=3, dim=8, steps=20).run(split.train, targets, budget.n_fake_users,
+                                                                           budget.n_filler, 2).profiles
+    assert spent > 0 and spent_again == 0.0 and len(list(tmp_path.glob("rows.profiles-*.npz"))) == 1
+    for got in (first, again):
+        assert (got.n_fake_users, got.n_items) == (direct.n_fake_users, direct.n_items)
+        for field in ("users", "items", "ratings"):
+            assert np.array_equal(getattr(got, field), getattr(direct, field))
+    other_seed, _, _ = script.attack_profiles(out, attack, split, targets, 0.1, 3, 0)
+    assert len(list(tmp_path.glob("rows.profiles-*.npz"))) == 2 and other_seed.n_fake_users == direct.n_fake_users
