@@ -24,9 +24,26 @@ def test_hand_gradients_match_autograd(tiny):
     assert torch.allclose(gP, P2.grad) and torch.allclose(gQ, Q2.grad)
 
 
-def test_gradient_workspace_is_the_plain_gradient_bit_for_bit(tiny):
-    """MFTrainer's steps write into buffers kept between minibatches: the same bits as
-    mf_batch_gradients, for full and shorter minibatches in any order and a grown P."""
+def _plain_gradients(P, Q, u, i, r, reg):
+    """The gradient as plain tensor expressions (fresh tensors, no out=): the reference."""
+    pu, qi = P.index_select(0, u), Q.index_select(0, i)
+    err = (pu * qi).sum(1) - r
+    scale = 2.0 / len(r)
+    coef = (err * scale).unsqueeze(1)
+    if reg > 0:
+        gP = torch.zeros_like(P).index_add_(0, u, coef * qi + (scale * reg) * pu)
+        gQ = torch.zeros_like(Q).index_add_(0, i, coef * pu + (scale * reg) * qi)
+    else:
+        gP = torch.zeros_like(P).index_add_(0, u, coef * qi)
+        gQ = torch.zeros_like(Q).index_add_(0, i, coef * pu)
+    return gP, gQ, (err * err).mean()
+
+
+@pytest.mark.parametrize("reg", [0.0, 0.01])
+def test_gradient_workspace_is_the_plain_gradient_bit_for_bit(tiny, reg):
+    """MFTrainer's steps write into buffers kept between minibatches: the same bits as the
+    plain expressions and as fresh tensors, for full and shorter minibatches in any order and a
+    grown P, with and without the reg term."""
     from apt_core.models.mf import GradientWorkspace
 
     g = torch.Generator().manual_seed(0)
@@ -34,11 +51,12 @@ def test_gradient_workspace_is_the_plain_gradient_bit_for_bit(tiny):
     u, i, r = torch.from_numpy(tiny.users), torch.from_numpy(tiny.items), torch.from_numpy(tiny.normalised_ratings)
     ws = GradientWorkspace()
     for n in (64, 17, 64, 1, len(r)):
-        expected = mf_batch_gradients(P, Q, u[:n], i[:n], r[:n], 0.0)
-        got = ws.gradients(P, Q, u[:n], i[:n], r[:n])
-        assert all(torch.equal(a, b) for a, b in zip(expected, got))
+        expected = _plain_gradients(P, Q, u[:n], i[:n], r[:n], reg)
+        fresh = mf_batch_gradients(P, Q, u[:n], i[:n], r[:n], reg)
+        got = mf_batch_gradients(P, Q, u[:n], i[:n], r[:n], reg, ws)
+        assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(expected, fresh, got))
     P = torch.cat([P, torch.randn(3, 8, generator=g)])  # ERM users added: a taller gradient
-    assert all(torch.equal(a, b) for a, b in zip(mf_batch_gradients(P, Q, u, i, r, 0.0), ws.gradients(P, Q, u, i, r)))
+    assert all(torch.equal(a, b) for a, b in zip(_plain_gradients(P, Q, u, i, r, reg), mf_batch_gradients(P, Q, u, i, r, reg, ws)))
 
 
 def test_seeded_determinism(tiny):

@@ -82,45 +82,34 @@ class MFModel:
         return cls(state["P"].to(device), state["Q"].to(device))
 
 
-def mf_batch_gradients(
-    P: torch.Tensor, Q: torch.Tensor, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, reg: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Dense gradients of ``mean((p_u.q_i - r)^2) + reg * mean(|p_u|^2 + |q_i|^2)`` over a batch.
+class FreshTensors:
+    """Where :func:`mf_batch_gradients` puts its intermediates and gradients by default: new
+    tensors at every call (the gradients stay valid after the next call)."""
 
-    Returns ``(grad_P, grad_Q, loss)``.  Rows not in the batch get zero gradient.
-    """
-    # index_select is several times faster than advanced indexing on CPU.
-    pu = P.index_select(0, users)
-    qi = Q.index_select(0, items)
-    err = (pu * qi).sum(1) - ratings
-    scale = 2.0 / len(ratings)
-    coef = (err * scale).unsqueeze(1)
-    if reg > 0:
-        gP = torch.zeros_like(P).index_add_(0, users, coef * qi + (scale * reg) * pu)
-        gQ = torch.zeros_like(Q).index_add_(0, items, coef * pu + (scale * reg) * qi)
-    else:
-        gP = torch.zeros_like(P).index_add_(0, users, coef * qi)
-        gQ = torch.zeros_like(Q).index_add_(0, items, coef * pu)
-    loss = (err * err).mean()
-    return gP, gQ, loss
+    def rows(self, name: str, n: int, like: torch.Tensor, dim: int | None) -> torch.Tensor:
+        return torch.empty((n,) if dim is None else (n, dim), dtype=like.dtype, device=like.device)
+
+    def zeros_like(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(t)
 
 
-class GradientWorkspace:
-    """:func:`mf_batch_gradients` (``reg = 0``) into buffers kept from one minibatch to the next.
+class GradientWorkspace(FreshTensors):
+    """Buffers :func:`mf_batch_gradients` writes into, kept from one minibatch to the next.
 
-    The same kernels on the same inputs, so the same bits; only the outputs are written into
-    tensors allocated once.  A fresh minibatch's tensors (a few 1 MB blocks) cost more than
-    their arithmetic on a CPU: glibc hands such blocks back to the system and takes them again,
-    page fault by page fault, at every step.  Measured on the sample data (loaded machine, one
-    thread): 5.0-5.6 ms a gradient with fresh tensors, 1.1-1.5 ms here.  The returned gradients
-    are overwritten by the next call: use them (the Adagrad step) before calling again.
+    The same kernels on the same inputs as with fresh tensors, so the same bits; only the
+    outputs are written into tensors allocated once.  A fresh minibatch's tensors (a few 1 MB
+    blocks) cost more than their arithmetic on a CPU: glibc hands such blocks back to the
+    system and takes them again, page fault by page fault, at every step.  Measured on the
+    sample data (loaded machine, one thread): 5.0-5.6 ms a gradient with fresh tensors,
+    1.1-1.5 ms here.  The returned gradients are overwritten by the next call: use them (the
+    Adagrad step) before calling again.
     """
 
     def __init__(self) -> None:
         self._rows: dict[str, torch.Tensor] = {}
         self._full: dict[str, torch.Tensor] = {}
 
-    def _buffer(self, name: str, n: int, like: torch.Tensor, dim: int | None) -> torch.Tensor:
+    def rows(self, name: str, n: int, like: torch.Tensor, dim: int | None) -> torch.Tensor:
         """The first ``n`` rows of a buffer of at least ``n`` rows (``dim`` columns, or a vector)."""
         shape = (n,) if dim is None else (n, dim)
         buf = self._rows.get(name)
@@ -128,25 +117,45 @@ class GradientWorkspace:
             buf = self._rows[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buf[:n]
 
-    def _zeros_like(self, name: str, t: torch.Tensor) -> torch.Tensor:
+    def zeros_like(self, name: str, t: torch.Tensor) -> torch.Tensor:
         buf = self._full.get(name)
         if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.device != t.device:
             buf = self._full[name] = torch.empty_like(t)
         return buf.zero_()
 
-    def gradients(self, P: torch.Tensor, Q: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
-                  ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``mf_batch_gradients(P, Q, users, items, ratings, 0.0)``, bit for bit."""
-        n, dim = len(ratings), P.shape[1]
-        pu = torch.index_select(P, 0, users, out=self._buffer("pu", n, P, dim))
-        qi = torch.index_select(Q, 0, items, out=self._buffer("qi", n, Q, dim))
-        err = torch.sum(torch.mul(pu, qi, out=self._buffer("prod", n, P, dim)), 1, out=self._buffer("err", n, P, None)).sub_(ratings)
-        coef = torch.mul(err, 2.0 / n, out=self._buffer("coef", n, P, None)).unsqueeze(1)
-        scaled = self._buffer("scaled", n, P, dim)
-        gP = self._zeros_like("gP", P).index_add_(0, users, torch.mul(coef, qi, out=scaled))
-        gQ = self._zeros_like("gQ", Q).index_add_(0, items, torch.mul(coef, pu, out=scaled))
-        loss = torch.mul(err, err, out=self._buffer("sq", n, P, None)).mean()
-        return gP, gQ, loss
+
+def mf_batch_gradients(
+    P: torch.Tensor, Q: torch.Tensor, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, reg: float,
+    workspace: FreshTensors | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense gradients of ``mean((p_u.q_i - r)^2) + reg * mean(|p_u|^2 + |q_i|^2)`` over a batch.
+
+    Returns ``(grad_P, grad_Q, loss)``.  Rows not in the batch get zero gradient.
+    ``workspace``: a :class:`GradientWorkspace` to write into its kept buffers (the training
+    loops: the results are overwritten by its next call); None: fresh tensors.  Either way the
+    same kernels in the same order, so the same bits (``tests/test_mf.py``).
+    """
+    out = workspace if workspace is not None else FreshTensors()
+    n, dim = len(ratings), P.shape[1]
+    # index_select is several times faster than advanced indexing on CPU.
+    pu = torch.index_select(P, 0, users, out=out.rows("pu", n, P, dim))
+    qi = torch.index_select(Q, 0, items, out=out.rows("qi", n, Q, dim))
+    err = torch.sum(torch.mul(pu, qi, out=out.rows("prod", n, P, dim)), 1, out=out.rows("err", n, P, None)).sub_(ratings)
+    scale = 2.0 / n
+    coef = torch.mul(err, scale, out=out.rows("coef", n, P, None)).unsqueeze(1)
+    scaled = out.rows("scaled", n, P, dim)
+    # the reg term, when there is one, is added to the data term: coef * q_i + (scale * reg) * p_u
+    penalty = out.rows("penalty", n, P, dim) if reg > 0 else None
+    torch.mul(coef, qi, out=scaled)
+    if penalty is not None:
+        scaled.add_(torch.mul(pu, scale * reg, out=penalty))
+    gP = out.zeros_like("gP", P).index_add_(0, users, scaled)
+    torch.mul(coef, pu, out=scaled)
+    if penalty is not None:
+        scaled.add_(torch.mul(qi, scale * reg, out=penalty))
+    gQ = out.zeros_like("gQ", Q).index_add_(0, items, scaled)
+    loss = torch.mul(err, err, out=out.rows("sq", n, P, None)).mean()
+    return gP, gQ, loss
 
 
 class MFTrainer:
@@ -202,10 +211,8 @@ class MFTrainer:
             for start in range(0, n, cfg.batch_size):
                 stop = start + cfg.batch_size
                 u, i, r = su[start:stop], si[start:stop], sr[start:stop]
-                if gradient_hook is None and cfg.reg == 0:
-                    gP, gQ, loss = self._workspace.gradients(self.P, self.Q, u, i, r)
-                elif gradient_hook is None:
-                    gP, gQ, loss = mf_batch_gradients(self.P, self.Q, u, i, r, cfg.reg)
+                if gradient_hook is None:
+                    gP, gQ, loss = mf_batch_gradients(self.P, self.Q, u, i, r, cfg.reg, self._workspace)
                 else:
                     gP, gQ, loss = gradient_hook(self.P, self.Q, u, i, r)
                 self._adagrad_update(gP, gQ)

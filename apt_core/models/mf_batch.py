@@ -248,10 +248,7 @@ class BatchedMFTrainer:
         for start in range(0, n, cfg.batch_size):
             u, i, r = su[start: start + cfg.batch_size], si[start: start + cfg.batch_size], sr[start: start + cfg.batch_size]
             if gradient_hook is None:
-                if cfg.reg == 0:
-                    gP, gQ, loss = workspace.gradients(P, Q, u, i, r)
-                else:
-                    gP, gQ, loss = mf_batch_gradients(P, Q, u, i, r, cfg.reg)
+                gP, gQ, loss = mf_batch_gradients(P, Q, u, i, r, cfg.reg, workspace)
                 total += float(loss) * len(r)
             else:
                 # 2 / (minibatch length) as a float32, as _train_run's masked scale computes it
