@@ -7,6 +7,7 @@
         --attacks bpr-surrogate:surrogate=lightgcn:epochs=25 --sizes 0.05 --seeds 3 --defenses at,apt,apt-trusted,tcd
     python scripts/implicit_attacks.py --data-dir DIR --out tune.jsonl attacks --split-seed 7 --epochs 25 ...  # tuning
     python scripts/implicit_attacks.py --out rows.jsonl table
+    python scripts/implicit_attacks.py --out rows.jsonl table --plateau --write docs/victims.md --write README.md
 
 An attack may carry settings: ``bpr-surrogate:fillers=clone:filler_share=0.5``.  Fits whose phase,
 victim, epochs, tier, attack, size and seed are already in ``--out`` are skipped (the clean fit
@@ -19,7 +20,11 @@ Every fit uses the victim's recipe (docs/victims.md) with the epoch count chosen
 (``plateau``).  Every row goes to ``--out`` as one JSON line as soon as it is measured, and a run
 skips the rows already there (a long run can be resumed).  Scoring: ``real-masked`` (real users
 only, rated items masked: the project's) and ``all-unmasked`` (fake users counted, no masking:
-the literature's code) side by side.
+the literature's code) side by side.  Each row records its wall seconds, its CPU seconds (this
+process, user + system) and the 1-minute load average when it started.  ``table --plateau``
+prints the plateau tables (clean fits, attacks with per-seed values, defenses with RI over the
+same seeds) and ``--write FILE`` puts them between their ``<!-- issue25-plateau...:begin -->``
+markers.
 """
 from __future__ import annotations
 
@@ -193,10 +198,112 @@ def _value(text: str):
     return text
 
 
+#: victims and attacks in the order the docs list them
+_VICTIM_ORDER = {"lightgcn": 0, "neumf": 1}
+_LABEL = {"lightgcn": "LightGCN", "neumf": "NeuMF"}
+
+
+def _attack_label(attack: str) -> str:
+    return "`bpr-surrogate` (BPR-MF surrogate)" if attack == "bpr-surrogate" else f"`{attack}`"
+
+
+def _attack_order(attack: str) -> int:
+    return 0 if attack == "popular-filler" else 1 if attack == "bpr-surrogate" else 2
+
+
+def _per_seed(values) -> str:
+    return ", ".join(f"{v:.4f}" for v in values)
+
+
+def plateau_tables(rows: list[dict], split_seed: int = 0) -> dict[str, str]:
+    """docs/victims.md's plateau tables from the rows (markdown, by marker name).
+
+    ``issue25-plateau-clean``: the clean fits (target HR, median rank, test HR, CPU per fit);
+    ``issue25-plateau``: every attack and size, per-seed HR@50 and the median rank shift against
+    the clean fit of the same seed (where one was run); ``issue25-plateau-defenses``: each
+    defense with the attack's HR@50 over the same seeds and RI = 1 - (HR_def - HR_clean) /
+    (HR_attack - HR_clean) of the means (HR_clean from the same seeds' clean fits, 0 where none).
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if r.get("phase") and r.get("split_seed", 0) == split_seed])
+    out: dict[str, str] = {}
+    clean = frame[frame.phase == "origin"]
+    lines = ["| victim (epochs) | seeds | target HR@50 (per seed) | median target rank | test HR@10 | test HR@50 (per seed) | CPU s per fit |",
+             "|---|---|---|---|---|---|---|"]
+    for (victim, epochs), g in sorted(clean.groupby(["victim", "epochs"]), key=lambda kv: _VICTIM_ORDER.get(kv[0][0], 9)):
+        g = g.sort_values("seed")
+        cpu = g.cpu_seconds.dropna() if "cpu_seconds" in g else pd.Series(dtype=float)
+        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {len(g)} | {g.hr50.mean():.4f} ({_per_seed(g.hr50)}) | "
+                     f"{g.median_rank.mean():.0f} | {g.test_hr10.mean():.4f} | {g.test_hr50.mean():.4f} ({_per_seed(g.test_hr50)}) | "
+                     f"{f'{cpu.mean():.0f}' if len(cpu) else 'not recorded'} |")
+    out["issue25-plateau-clean"] = "\n".join(lines)
+    attacked = frame[frame.phase == "attack"]
+    lines = ["| victim (epochs) | attack | size | seeds | HR@10 | HR@50 (per seed) | median rank | median rank shift (seeds with a clean fit) "
+             "| HR@50 all-unmasked | test HR@50 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    groups = sorted(attacked.groupby(["victim", "epochs", "attack", "size"]),
+                    key=lambda kv: (_VICTIM_ORDER.get(kv[0][0], 9), _attack_order(kv[0][2]), kv[0][2], kv[0][3]))
+    for (victim, epochs, attack, size), g in groups:
+        g = g.sort_values("seed")
+        shift = g.median_rank_shift.dropna() if "median_rank_shift" in g else pd.Series(dtype=float)
+        shift_text = f"{shift.mean():+.0f} ({len(shift)})" if len(shift) else "not recorded"
+        best = "**" if g.hr50.mean() >= 0.02 else ""
+        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {_attack_label(attack)} | {size:.0%} | {len(g)} | {g.hr10.mean():.4f} | "
+                     f"{best}{g.hr50.mean():.4f}{best} ({_per_seed(g.hr50)}) | {g.median_rank.mean():.0f} | {shift_text} | "
+                     f"{g.hr50_all_unmasked.mean():.4f} | {g.test_hr50.mean():.4f} |")
+    out["issue25-plateau"] = "\n".join(lines)
+    lines = ["| victim (epochs) | attack | size | defense | seeds | HR@50 (per seed) | attack HR@50, same seeds | clean HR@50, same seeds "
+             "| RI of the means | test HR@50 (attacked, same seeds) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    defended = frame[~frame.phase.isin(["origin", "attack"])]
+    a_hr = attacked.set_index(["victim", "epochs", "attack", "size", "seed"])
+    c_hr = clean.set_index(["victim", "epochs", "seed"])
+    groups = sorted(defended.groupby(["victim", "epochs", "attack", "size", "phase"]),
+                    key=lambda kv: (_VICTIM_ORDER.get(kv[0][0], 9), kv[0][2], kv[0][3], kv[0][4]))
+    for (victim, epochs, attack, size, phase), g in groups:
+        g = g.sort_values("seed")
+        keys = [(victim, epochs, attack, size, s) for s in g.seed]
+        have = [k for k in keys if k in a_hr.index]
+        if len(have) != len(keys):
+            continue  # a defense row without its attack row cannot have an RI
+        att = a_hr.loc[have]
+        origin = [float(c_hr.loc[(victim, epochs, s)].hr50) if (victim, epochs, s) in c_hr.index else 0.0 for s in g.seed]
+        n_clean = sum((victim, epochs, s) in c_hr.index for s in g.seed)
+        o = sum(origin) / len(origin)
+        lift = att.hr50.mean() - o
+        ri = f"{1 - (g.hr50.mean() - o) / lift:.2f}" if lift > 0 else "undefined (no lift)"
+        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {_attack_label(attack)} | {size:.0%} | `{phase}` | {len(g)} | "
+                     f"{g.hr50.mean():.4f} ({_per_seed(g.hr50)}) | {att.hr50.mean():.4f} | {o:.4f} ({n_clean} of {len(g)} seeds fitted, 0 taken "
+                     f"for the rest) | {ri} | {g.test_hr50.mean():.4f} ({att.test_hr50.mean():.4f}) |")
+    out["issue25-plateau-defenses"] = "\n".join(lines)
+    return out
+
+
+def write_between_markers(path: Path, blocks: dict[str, str]) -> list[str]:
+    """Replace the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` for each block
+    present in ``path``; returns the names replaced."""
+    import re
+
+    text, done = path.read_text(), []
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- {re.escape(name)}:begin[^>]*-->\n).*?(\n<!-- {re.escape(name)}:end -->)", re.S)
+        if pattern.search(text):
+            text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text, count=1)
+            done.append(name)
+    path.write_text(text)
+    return done
+
+
 def cmd_table(args) -> None:
     import pandas as pd
 
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    if args.plateau or args.write:
+        blocks = plateau_tables(rows, args.split_seed)
+        for name, body in blocks.items():
+            print(f"<!-- {name} -->\n{body}\n")
+        for path in args.write:
+            print(f"{path}: replaced {', '.join(write_between_markers(path, blocks)) or 'nothing (no markers)'}")
+        return
     frame = pd.DataFrame([r for r in rows if r.get("phase")])
     cols = ["hr10", "hr50", "median_rank", "median_rank_shift", "hr50_all_unmasked", "test_hr50"]
     origin = frame[frame.phase == "origin"].groupby(["victim", "epochs", "tier"])[[c for c in cols if c != "median_rank_shift"]].mean()
@@ -251,6 +358,9 @@ def main() -> None:
         s.add_argument("--check-every", type=int, default=5)
         s.add_argument("--patience", type=int, default=2)
         s.add_argument("--max-epochs", type=int, default=150)
+        s.add_argument("--plateau", action="store_true", help="table: print the plateau tables (clean fits, attacks, defenses)")
+        s.add_argument("--write", type=Path, action="append", default=[],
+                       help="table: replace the plateau tables between their markers in this file (repeatable)")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.cmd == "table":

@@ -153,3 +153,34 @@ def test_script_keeps_attack_profiles_and_reads_them_back_unchanged(tmp_path):
             assert np.array_equal(getattr(got, field), getattr(direct, field))
     other_seed, _, _ = script.attack_profiles(out, attack, split, targets, 0.1, 3, 0)
     assert len(list(tmp_path.glob("rows.profiles-*.npz"))) == 2 and other_seed.n_fake_users == direct.n_fake_users
+
+
+def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
+    """The plateau tables: per-seed HR@50, RI from the same seeds' attack and clean fits, markers replaced."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("implicit_attacks", Path(__file__).parents[1] / "scripts" / "implicit_attacks.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = {"victim": "neumf", "epochs": 30, "split_seed": 0, "hr10": 0.0, "median_rank": 500.0, "hr50_all_unmasked": 0.0,
+            "test_hr50": 0.5, "test_hr10": 0.2}
+    rows = [{**base, "phase": "origin", "seed": 0, "hr50": 0.01, "cpu_seconds": 20.0}]
+    for seed, hr in ((0, 0.05), (1, 0.03), (2, 0.5)):  # seed 2 has no defense row: it must not enter the RI
+        rows.append({**base, "phase": "attack", "attack": "popular-filler", "size": 0.05, "seed": seed, "hr50": hr,
+                     "median_rank_shift": 100.0 if seed == 0 else None})
+    for seed, hr in ((0, 0.02), (1, 0.01)):
+        rows.append({**base, "phase": "at", "attack": "popular-filler", "size": 0.05, "seed": seed, "hr50": hr})
+    rows.append({**base, "phase": "attack", "attack": "popular-filler", "size": 0.05, "seed": 0, "hr50": 0.9, "split_seed": 7})
+    blocks = script.plateau_tables(rows, 0)
+    attack_line = [x for x in blocks["issue25-plateau"].splitlines() if "5%" in x][0]
+    assert "**0.1933** (0.0500, 0.0300, 0.5000)" in attack_line and "+100 (1)" in attack_line  # split seed 7 left out
+    defense_line = [x for x in blocks["issue25-plateau-defenses"].splitlines() if "`at`" in x][0]
+    # attack mean 0.04 over seeds 0-1, clean 0.005 (seed 0 fitted, seed 1 taken as 0), defense 0.015
+    assert "| 0.0400 |" in defense_line and f"| {1 - (0.015 - 0.005) / (0.04 - 0.005):.2f} |" in defense_line
+    assert "0.0100 (0.0100)" in blocks["issue25-plateau-clean"] and "| 20 |" in blocks["issue25-plateau-clean"]
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- issue25-plateau:begin -->\nold\n<!-- issue25-plateau:end -->\nb\n")
+    assert script.write_between_markers(doc, blocks) == ["issue25-plateau"]
+    text = doc.read_text()
+    assert "old" not in text and attack_line in text and text.startswith("a\n") and text.endswith("b\n")
