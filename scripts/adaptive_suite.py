@@ -204,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--param", action="append", help="extra --param for every run (e.g. apt-robust.max_removed=0.01)")
     ap.add_argument("--cache-dir", default=os.environ.get("APT_CACHE_DIR") or tempfile.mkdtemp(prefix="apt-suite-"))
     ap.add_argument("--out", default="", help="JSON of every repetition's record and the summary (outside the repository)")
+    ap.add_argument("--resume", default="", help="an earlier --out JSON: its records are kept, and settings whose repetitions "
+                    "it holds for every defense asked for are not run again")
     ap.add_argument("--stop-after", default="", help="UTC time HH:MM after which no further run starts (a shared machine's time limit)")
     ap.add_argument("--by-repetition", action="store_true",
                     help="repetition 0 of every setting first, then 1, ... (a stopped suite is a complete table of fewer repetitions)")
@@ -218,6 +220,13 @@ def main(argv=None) -> int:
         ap.error("--out must lie outside the repository: the results derive from licensed data")
     table: list[dict] = []
     earlier: dict[tuple[str, str], list[dict]] = {}
+    if args.resume:
+        with open(args.resume) as f:
+            table = [r for r in json.load(f)["records"] if "rep" in r]
+        for r in sorted(table, key=lambda r: r["rep"]):
+            earlier.setdefault((r["setting"], r["defense"]), []).append(r)
+    done = {(r["setting"], r["defense"], r["rep"]) for r in table}
+    wanted = args.defenses.split(",")
     print("| setting | defense | rep (seed) | clean HR | attack HR | defended HR | RI | test HR (origin) | dropped (real) | below half |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     # --by-repetition: pass n runs every setting with --seeds n; repetitions 0 .. n-2 come from the cache.
@@ -227,10 +236,15 @@ def main(argv=None) -> int:
             if args.stop_after and datetime.now(timezone.utc).strftime("%H:%M") >= args.stop_after:
                 print(f"stopped: it is past {args.stop_after} UTC; {s.label} and later settings of pass {n} not run", flush=True)
                 break
+            if all((s.label, d, rep) in done for d in wanted for rep in reps):
+                continue  # --resume: this setting's repetitions are in the earlier file
             res = run_setting(s, args, args.cache_dir, seeds=n)
             n_real = int(res["dataset"]["n_users"])
             for rep in reps:
                 for row in repetition_rows(s, res, n_real, rep, earlier if args.by_repetition else None):
+                    if (s.label, row["defense"], rep) in done:
+                        continue
+                    done.add((s.label, row["defense"], rep))
                     table.append(row)
                     earlier.setdefault((s.label, row["defense"]), []).append(row)
                     print(f"| {s.label} | {row['defense']} | {rep} ({row['seed']}) | {fmt(row['origin_hr'])} | {fmt(row['attack_hr'])} | "

@@ -113,3 +113,16 @@ def test_stop_after_a_past_time_starts_no_run(runs, capsys):
     assert suite.main(["--data-dir", "x", "--suite", "adaptive", "--seeds", "2", "--by-repetition", "--stop-after", "00:00"]) == 0
     assert runs == []
     assert "stopped: it is past 00:00 UTC" in capsys.readouterr().out
+
+
+def test_resume_runs_only_the_missing_repetitions_and_keeps_the_earlier_records(runs, tmp_path):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    suite.main(["--data-dir", "x", "--suite", "adaptive", "--seeds", "2", "--by-repetition", "--out", str(first)])
+    runs.clear()
+    suite.main(["--data-dir", "x", "--suite", "adaptive", "--defenses", "guard", "--seeds", "3", "--by-repetition",
+                "--resume", str(first), "--out", str(second)])
+    assert runs == [("a", 3), ("b", 3)]
+    records = json.loads(second.read_text())["records"]
+    assert sorted((r["setting"], r["rep"]) for r in records) == [(s, k) for s in "ab" for k in range(3)]
+    third = {r["setting"]: r for r in records if r["rep"] == 2}
+    assert third["a"]["dropped"] == pytest.approx(TRUTH["a"][2][3]) and third["b"]["real_dropped"] == pytest.approx(TRUTH["b"][2][4])
