@@ -107,3 +107,24 @@ def test_chunked_ranking_equals_unchunked(sample_split):
         else:
             expect = sum(1 for i in range(sample_split.n_items) if i not in rated and scores[u, i] > scores[u, t])
             assert big[u, j] == expect
+
+
+def test_ranks_are_the_brute_force_counts_with_ties_masks_and_skipped_pairs(sample_split):
+    """Each rank counts the unrated items scored strictly higher (ties do not count), for shared
+    and per-user item lists (-1 skipped), whatever the chunk size."""
+    rng = np.random.default_rng(1)
+    train = sample_split.train
+    scores = rng.integers(0, 6, size=(train.n_users, train.n_items)).astype(np.float32)  # many ties
+    rated = np.zeros_like(scores, dtype=bool)
+    rated[train.users, train.items] = True
+    per_user = rng.integers(-1, train.n_items, size=(train.n_real_users, 4))
+    expected = np.full(per_user.shape, -1)
+    for u in range(train.n_real_users):
+        free = np.where(rated[u], -np.inf, scores[u])
+        for j, item in enumerate(per_user[u]):
+            if item >= 0 and not rated[u, item]:
+                expected[u, j] = int((free > scores[u, item]).sum())
+    for chunk in (500, 1 << 24):
+        assert np.array_equal(rank_items(FixedScores(scores), train, per_user, chunk_elements=chunk), expected)
+        shared = rank_items(FixedScores(scores), train, np.array([0, 3]), chunk_elements=chunk)
+        assert np.array_equal(shared, rank_items(FixedScores(scores), train, np.tile([0, 3], (train.n_real_users, 1)), chunk_elements=chunk))
