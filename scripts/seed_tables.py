@@ -40,6 +40,8 @@ class Cell:
     #: RI from the mean hit ratios and per seed (``run --json`` only; None where the RI rule leaves it undefined)
     ri: float | None = None
     ri_seeds: dict[int, float] = field(default_factory=dict)
+    #: real users the phase's detector flagged, mean over the seeds (``run --json`` detection rows only)
+    real_flagged: float | None = None
 
 
 @dataclass
@@ -95,11 +97,12 @@ def read_run_json(record: dict, tables: dict[tuple[str, str], SeedTable]) -> Non
         test[row["seed"]] = row["test_hr"]
         if row.get("ri") is not None:
             ri[int(row["seed"])] = float(row["ri"])
-    mean_ri = {row["phase"]: row.get("ri") for row in record.get("rows", [])}
+    mean_rows = {row["phase"]: row for row in record.get("rows", [])}
     for phase, (target, test, ri) in by_phase.items():
         cell = table.cell(phase_label(phase, stats, preset), attack)
         _put(cell, target, test)
-        cell.ri, cell.ri_seeds = mean_ri.get(phase), ri
+        cell.ri, cell.ri_seeds = mean_rows.get(phase, {}).get("ri"), ri
+        cell.real_flagged = (mean_rows.get(phase, {}).get("detection") or {}).get("real_flagged")
 
 
 def phase_label(phase: str, stats: str | None, preset: str | None) -> str:
@@ -220,18 +223,20 @@ def settings_summary(tables: list[SeedTable], rows: list[str], compare: list[tup
     """Per defense: mean RI over the settings (from mean hit ratios), per-seed mean RI (mean ± sd over
     the seeds) and test HR minus origin; ``compare``: per-seed mean RI of A − B, paired t over the seeds."""
     lines = ["| defense | mean RI over the settings (lowest) | per seed: mean RI, mean ± sd over seeds | "
-             "test HR − origin, mean ± sd over seeds |", "|---|---|---|---|"]
+             "test HR − origin, mean ± sd over seeds | real users flagged (most in a setting) |", "|---|---|---|---|---|"]
     per_seed = {}
     for row in rows:
         cell_ris, ri_by_seed, gap_by_seed = per_seed_summary(tables, row)
         per_seed[row] = ri_by_seed
         ri_mean = f"{sum(cell_ris) / len(cell_ris):.3f} ({min(cell_ris):.2f}; {len(cell_ris)} settings)" if cell_ris else "–"
-        lines.append(f"| {row} | {ri_mean} | {fmt_mean_sd(ri_by_seed)} | {fmt_mean_sd(gap_by_seed)} |")
+        flagged = [c.real_flagged for t in tables for c in t.cells.get(row, {}).values() if c.real_flagged is not None]
+        lines.append(f"| {row} | {ri_mean} | {fmt_mean_sd(ri_by_seed)} | {fmt_mean_sd(gap_by_seed)} | "
+                     f"{f'{max(flagged):g}' if flagged else '-'} |")
     for a, b in compare:
         seeds = sorted(set(per_seed.get(a, {})) & set(per_seed.get(b, {})))
         test = paired_ttest([per_seed[a][s] for s in seeds], [per_seed[b][s] for s in seeds])
         if test.mean_diff is not None:
-            lines.append(f"| {a} − {b}: per-seed mean RI (paired t over {len(seeds)} seeds) | | {test.mean_diff:+.3f} ({fmt_p(test.p_value)}) | |")
+            lines.append(f"| {a} − {b}: per-seed mean RI (paired t over {len(seeds)} seeds) | | {test.mean_diff:+.3f} ({fmt_p(test.p_value)}) | | |")
     return "\n".join(lines)
 
 
