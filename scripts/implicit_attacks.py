@@ -285,9 +285,9 @@ def write_between_markers(path: Path, blocks: dict[str, str]) -> list[str]:
 
     text, done = path.read_text(), []
     for name, body in blocks.items():
-        pattern = re.compile(rf"(<!-- {re.escape(name)}:begin[^>]*-->\n).*?(\n<!-- {re.escape(name)}:end -->)", re.S)
+        pattern = re.compile(rf"(<!-- {re.escape(name)}:begin[^>]*-->\n)(?:.*?\n)?(<!-- {re.escape(name)}:end -->)", re.S)
         if pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text, count=1)
+            text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text, count=1)
             done.append(name)
     path.write_text(text)
     return done

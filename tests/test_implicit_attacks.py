@@ -180,7 +180,10 @@ def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
     assert "| 0.0400 |" in defense_line and f"| {1 - (0.015 - 0.005) / (0.04 - 0.005):.2f} |" in defense_line
     assert "0.0100 (0.0100)" in blocks["issue25-plateau-clean"] and "| 20 |" in blocks["issue25-plateau-clean"]
     doc = tmp_path / "doc.md"
-    doc.write_text("a\n<!-- issue25-plateau:begin -->\nold\n<!-- issue25-plateau:end -->\nb\n")
-    assert script.write_between_markers(doc, blocks) == ["issue25-plateau"]
+    doc.write_text("a\n<!-- issue25-plateau:begin -->\nold\n<!-- issue25-plateau:end -->\nb\n"
+                   "<!-- issue25-plateau-clean:begin (generated) -->\n<!-- issue25-plateau-clean:end -->\n")
+    assert script.write_between_markers(doc, blocks) == ["issue25-plateau-clean", "issue25-plateau"]
+    assert script.write_between_markers(doc, blocks) == ["issue25-plateau-clean", "issue25-plateau"]  # idempotent
     text = doc.read_text()
-    assert "old" not in text and attack_line in text and text.startswith("a\n") and text.endswith("b\n")
+    assert "old" not in text and text.count(attack_line) == 1 and text.startswith("a\n") and "\nb\n" in text
+    assert blocks["issue25-plateau-clean"] + "\n<!-- issue25-plateau-clean:end -->" in text
