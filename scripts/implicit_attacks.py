@@ -275,7 +275,28 @@ def plateau_tables(rows: list[dict], split_seed: int = 0) -> dict[str, str]:
                      f"{g.hr50.mean():.4f} ({_per_seed(g.hr50)}) | {att.hr50.mean():.4f} | {o:.4f} ({n_clean} of {len(g)} seeds fitted, 0 taken "
                      f"for the rest) | {ri} | {g.test_hr50.mean():.4f} ({att.test_hr50.mean():.4f}) |")
     out["issue25-plateau-defenses"] = "\n".join(lines)
+    out["issue25-readme-plateau"] = _size_summary(attacked, clean)
     return out
+
+
+def _size_summary(attacked, clean) -> str:
+    """README's compact view: HR@50 by attack size, ``mean (seeds)``, and the clean fit beside it."""
+    sizes = sorted(attacked["size"].unique()) if len(attacked) else []
+    lines = ["| victim (epochs) | attack | " + " | ".join(f"HR@50 at {x:.0%} (seeds)" for x in sizes)
+             + " | clean HR@50 (seeds) | test HR@50 attacked (mean of its rows) / clean |", "|---|---|" + "---|" * (len(sizes) + 2)]
+    groups = sorted(attacked.groupby(["victim", "epochs", "attack"]),
+                    key=lambda kv: (_VICTIM_ORDER.get(kv[0][0], 9), _attack_order(kv[0][2]), kv[0][2]))
+    for (victim, epochs, attack), g in groups:
+        cells = []
+        for size in sizes:
+            h = g[g["size"] == size].hr50
+            cells.append(f"{h.mean():.4f} ({len(h)})" if len(h) else "not run")
+        c = clean[(clean.victim == victim) & (clean.epochs == epochs)]
+        clean_text = f"{c.hr50.mean():.4f} ({len(c)})" if len(c) else "not run"
+        test_clean = f"{c.test_hr50.mean():.4f}" if len(c) else "not run"
+        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {_attack_label(attack)} | " + " | ".join(cells)
+                     + f" | {clean_text} | {g.test_hr50.mean():.4f} / {test_clean} |")
+    return "\n".join(lines)
 
 
 def write_between_markers(path: Path, blocks: dict[str, str]) -> list[str]:

@@ -179,6 +179,7 @@ def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
     # attack mean 0.04 over seeds 0-1, clean 0.005 (seed 0 fitted, seed 1 taken as 0), defense 0.015
     assert "| 0.0400 |" in defense_line and f"| {1 - (0.015 - 0.005) / (0.04 - 0.005):.2f} |" in defense_line
     assert "0.0100 (0.0100)" in blocks["issue25-plateau-clean"] and "| 20 |" in blocks["issue25-plateau-clean"]
+    assert "| NeuMF (30) | `popular-filler` | 0.1933 (3) | 0.0100 (1) | 0.5000 / 0.5000 |" in blocks["issue25-readme-plateau"]
     doc = tmp_path / "doc.md"
     doc.write_text("a\n<!-- issue25-plateau:begin -->\nold\n<!-- issue25-plateau:end -->\nb\n"
                    "<!-- issue25-plateau-clean:begin (generated) -->\n<!-- issue25-plateau-clean:end -->\n")
