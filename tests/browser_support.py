@@ -24,6 +24,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 PAGES = ["overview", "lesson", "data", "attack", "defense", "sweeps", "profiles", "detection", "theory", "history"]
 #: a server log line that reports a failure: a traceback or a logged stack, an exception's name (pyarrow's
 #: ArrowInvalid included), or Streamlit falling back from a table it could not hand to Arrow
+#: Every page is opened with ``prefers-reduced-motion: reduce``: Streamlit's animations otherwise
+#: keep headless Chromium's software renderer busy (the Defense page cost 11-18 CPU s to draw with
+#: them, 6.6-7.3 without, on the shared 2-core machine); the tests check what the page shows, not how it moves.
+PAGE_OPTIONS = {"reduced_motion": "reduce"}
 LOG_PROBLEM = re.compile(r"Traceback|Stack \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b|\bArrow[A-Z]\w+|Serialization of dataframe to Arrow table was unsuccessful")
 
 
@@ -129,13 +133,23 @@ def settle(page, timeout_s: float = 240.0) -> None:
         page.wait_for_timeout(700)
 
 
+def new_context(browser, height: int = 2400, width: int = 1400):
+    """A new browser session (its own cookies, so its own Streamlit session) with :data:`PAGE_OPTIONS`."""
+    return browser.new_context(viewport={"width": width, "height": height}, **PAGE_OPTIONS)
+
+
+def new_page(browser, height: int = 2400, width: int = 1400):
+    """A page of its own browser session with :data:`PAGE_OPTIONS` (``Browser.new_page``'s own context)."""
+    return browser.new_page(viewport={"width": width, "height": height}, **PAGE_OPTIONS)
+
+
 def open_page(browser, url: str, title: str | None = None, height: int = 2400, width: int = 1400):
     """Open the app at its root, then go to ``title``'s page through the sidebar.
 
     Going through the root first matters: on a fresh server the first script run decides
     that the app uses ``st.navigation``; a deep link before that runs the page file alone.
     """
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = new_page(browser, height, width)
     page.set_default_timeout(180_000)
     page.goto(url)
     page.wait_for_selector("h1")

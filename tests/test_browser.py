@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import PAGES, chromium, click_run_and_settle, need_browser, serve
+from browser_support import PAGES, chromium, click_run_and_settle, need_browser, new_context, serve
 from browser_support import no_exception as _no_exception
 from browser_support import open_page as _open
 from browser_support import settle as _settle
@@ -128,54 +128,62 @@ def test_lesson_end_to_end(server, browser):
     page.close()
 
 
-def test_slider_updates_its_figure_without_a_click(server, browser):
-    page = _open(browser, server, "Defense")
+def test_defense_view_moves_without_a_click_survives_pages_and_reopens_from_its_url(server, browser):
+    """One visit of the Defense page at 1280x720 (each visit draws the whole page again; they were three tests):
+
+    1. the ERM-users slider moves its figure without a click (no Run button appears);
+    2. with the statistics set to clean (oracle), the view (both controls) survives a visit to Attack and
+       the way back, through the sidebar and through the browser's Back;
+    3. the page's URL, copied into another browser session, reopens the same view.
+    """
+    page = _open(browser, server, "Defense", height=720, width=1280)
     page.wait_for_selector(".js-plotly-plot .bartext")
-    before = _bar_labels(page)
+    labels = _bar_labels(page)
+    before = page.evaluate("() => location.search")
     slider = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
     slider.focus()
     slider.press("ArrowRight")  # 5% -> the next grid value
     page.wait_for_function("(old) => { const now = Array.from(document.querySelectorAll('.js-plotly-plot .bartext')).map(e => e.textContent); "
-                           "return now.length > 0 && JSON.stringify(now) !== JSON.stringify(old); }", arg=before, timeout=240_000)
-    assert page.get_by_role("button", name="Run attack and defenses").count() == 0
-    _no_exception(page)
-    page.close()
-
-
-def test_settings_survive_another_page_and_back(server, browser):
-    """Set the Defense controls, visit Attack, come back (sidebar, then the browser's Back): same view."""
-    page = _open(browser, server, "Defense", height=720, width=1280)
-    page.wait_for_selector(".js-plotly-plot .bartext")
+                           "return now.length > 0 && JSON.stringify(now) !== JSON.stringify(old); }", arg=labels, timeout=240_000)
+    assert page.get_by_role("button", name="Run attack and defenses").count() == 0, "the slider's new value needed a click"
+    page.wait_for_function("(old) => location.search.includes('def-erm=') && location.search !== old", arg=before, timeout=120_000)
     page.get_by_text("clean (oracle)").click()
     page.wait_for_function("() => location.search.includes('def-stats=%22clean%22')", timeout=120_000)
-    slider = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
-    before = page.evaluate("() => location.search")
-    slider.focus()
-    slider.press("ArrowRight")  # 5% -> the next grid value
-    page.wait_for_function("(old) => location.search.includes('def-erm=') && location.search !== old", arg=before, timeout=120_000)
     _settle(page)
+    _no_exception(page)
     view = page.evaluate("() => location.search")
+    url = page.url
     erm = slider.get_attribute("aria-valuetext") or slider.get_attribute("aria-valuenow")
 
-    def same_view() -> None:
-        page.wait_for_selector('h1:has-text("Defense")', timeout=300_000)
-        page.wait_for_function("(q) => location.search === q", arg=view, timeout=60_000)
-        assert "clean" in page.locator('[data-testid="stRadio"] label:has(input:checked)').inner_text()
-        now = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
-        assert (now.get_attribute("aria-valuetext") or now.get_attribute("aria-valuenow")) == erm
+    def same_view(on, how: str, same_query: bool = True) -> None:
+        on.wait_for_selector('h1:has-text("Defense")', timeout=300_000)
+        if same_query:
+            on.wait_for_function("(q) => location.search === q", arg=view, timeout=60_000)
+        on.locator('[data-testid="stRadio"] input[type="radio"]:checked').first.wait_for(state="attached")
+        assert "clean" in on.locator('[data-testid="stRadio"] label:has(input:checked)').inner_text(), f"statistics lost {how}"
+        now = on.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
+        assert (now.get_attribute("aria-valuetext") or now.get_attribute("aria-valuenow")) == erm, f"ERM users lost {how}"
 
     page.locator('[data-testid="stSidebarNavLink"]:has-text("Attack")').first.click()
     page.wait_for_selector('h1:has-text("Attack")')
     _settle(page)
     page.locator('[data-testid="stSidebarNavLink"]:has-text("Defense")').first.click()
-    same_view()
+    same_view(page, "after Attack and the sidebar back")
     page.locator('[data-testid="stSidebarNavLink"]:has-text("Attack")').first.click()
     page.wait_for_selector('h1:has-text("Attack")')
     _settle(page)
     page.go_back()
-    same_view()
+    same_view(page, "after Attack and the browser's Back")
     _no_exception(page)
     page.close()
+    context = new_context(browser, height=1600, width=1280)  # another browser session
+    other = context.new_page()
+    other.set_default_timeout(240_000)
+    other.goto(url)
+    same_view(other, "in the copied URL", same_query=False)  # the controls are what the link must carry
+    other.wait_for_selector(".js-plotly-plot .bartext")
+    _no_exception(other)
+    context.close()
 
 
 #: each page's main figure is its first chart; the control that moves it (None: the sidebar's data set)
@@ -210,26 +218,6 @@ def test_main_figure_and_its_control_on_one_screen(server, browser, name, presen
     assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked() == presenter
     _no_exception(page)
     page.close()
-
-
-def test_copied_url_reopens_the_same_view(server, browser):
-    page = _open(browser, server, "Defense")
-    page.wait_for_selector(".js-plotly-plot .bartext")
-    page.get_by_text("clean (oracle)").click()
-    page.wait_for_function("() => location.search.includes('def-stats=%22clean%22')", timeout=120_000)
-    url = page.url
-    page.close()
-    context = browser.new_context(viewport={"width": 1280, "height": 1600})  # another browser session
-    other = context.new_page()
-    other.set_default_timeout(240_000)
-    other.goto(url)
-    other.wait_for_selector('h1:has-text("Defense")')
-    checked = other.locator('[data-testid="stRadio"] input[type="radio"]:checked')
-    checked.first.wait_for(state="attached")
-    assert "clean" in other.locator('[data-testid="stRadio"] label:has(input:checked)').inner_text()
-    other.wait_for_selector(".js-plotly-plot .bartext")
-    _no_exception(other)
-    context.close()
 
 
 def test_bad_upload_clears_old_results(server, browser):
