@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from browser_support import chromium, need_browser, no_exception, open_page, serve, settle  # noqa: E402
+from browser_support import chromium, need_browser, new_page, no_exception, open_page, serve, settle  # noqa: E402
 
 CRAFTED = "/theory?presenter=true&pt-n=40001&pt-d=3000&pt-trials=0"
 #: growth of the server's peak memory the visit may cause (before the fix: 3.6 GB)
@@ -54,7 +54,7 @@ def test_the_crafted_theory_link_keeps_the_server_flat(tmp_path, mode):
         settle(warm)
         warm.close()
         before = _server_memory(served.url)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page = new_page(browser)
         page.set_default_timeout(180_000)
         page.goto(served.url + CRAFTED)
         page.wait_for_selector('h1:has-text("Theory")')
