@@ -13,8 +13,12 @@ from apt_core.runtime.ray_reaper import alive, descendants  # the reaper's own w
 
 
 def busy_workers(root: int, unit: str | None = None) -> list[int]:
-    """Ray workers under ``root`` running one of our tasks (title ``ray::apt:<unit>``), or only ``unit``'s."""
-    pattern = re.compile(rb"^ray::apt:" + (re.escape(unit.encode()) + rb"\b" if unit else b""))
+    """Ray workers under ``root`` running one of our tasks, or only a task that computes ``unit``.
+
+    A task's title is ``ray::apt:[batch of N: ]STAGE+STAGE seed(s) ...`` (apt_core.experiments.ray_tasks.task_name).
+    """
+    stage = rb"(?:batch of \d+: )?(?:[\w-]+\+)*" + re.escape(unit.encode()) + rb"(?=[+ ])" if unit else b""
+    pattern = re.compile(rb"^ray::apt:" + stage)
     found = []
     for pid in descendants(root):
         try:

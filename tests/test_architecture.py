@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("attacks and defenses", ("apt_core.influence.solvers", "apt_core.influence.mf", "apt_core.influence.autograd", "apt_core.attacks", "apt_core.defenses", "apt_core.evaluation.stealth", "apt_core.detection")),
     ("experiment", ("apt_core.storage.cache", "apt_core.experiments.scenario", "apt_core.experiments.artifacts", "apt_core.experiments.results",
                     "apt_core.experiments.plan", "apt_core.experiments.preparation", "apt_core.experiments.pipeline", "apt_core.experiments.batching", "apt_core.experiments.sweeps", "apt_core.experiments.demo", "apt_core.experiments.detection_run", "apt_core.benchmarks.stages", "apt_core.benchmarks.batched", "apt_core.benchmarks.victims",
-                    "apt_core.experiments.engine", "apt_core.benchmarks.scale", "apt_core.experiments.grid", "apt_core.experiments.declared")),
+                    "apt_core.experiments.engine", "apt_core.experiments.ray_tasks", "apt_core.benchmarks.scale", "apt_core.experiments.grid", "apt_core.experiments.declared")),
     ("store, reproduce and figures", ("apt_core.storage.history", "apt_core.plots", "apt_core.reporting.report", "apt_core.reporting.reproduce", "apt_core.reporting.replay")),
     ("command line", ("apt_core.cli_args", "apt_core.cli_commands", "apt_core.cli", "apt_core.__main__")),
 ]

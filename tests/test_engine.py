@@ -59,7 +59,8 @@ def test_detection_units_read_the_grid_profiles_and_fill_the_detection_cache(tmp
     """reproduce's detection table as units: one per seed, after the profiles it shares with the
     grid, and what the units write answers the detection cache-only."""
     from apt_core.experiments.detection_run import run_detection
-    from apt_core.experiments.engine import UNIT_DETECTION, _unit_task, detection_cached
+    from apt_core.experiments.engine import UNIT_DETECTION, detection_cached
+    from apt_core.experiments.ray_tasks import plan_tasks, run_task
 
     grid = _base(defenses=("at",))
     detect = _base(defenses=("none",))
@@ -70,12 +71,35 @@ def test_detection_units_read_the_grid_profiles_and_fill_the_detection_cache(tmp
     assert len(profiles) == 2 and all(u.needs in profiles for u in detection)  # the grid's own profiles, not new ones
     cache = ArtifactCache(tmp_path / "c")
     assert not detection_cached(detect, cache)
-    summaries = [_unit_task(u.scenario, u.rep, u.unit, str(cache.root), True, None) for u in units]
+    summaries = [row for task in plan_tasks(units) for row in run_task(list(task.units), str(cache.root), True, [None] * len(task.units))]
     assert [s["cached"] for s in summaries if s["unit"] == UNIT_DETECTION] == [False, False]
     assert detection_cached(detect, cache)
     reader = ArtifactCache(tmp_path / "c")
     run_detection(detect, cache=reader, cache_only=True)
     assert reader.stats.writes == 0
+
+
+def test_ray_tasks_are_the_local_engines_batches_grouped_per_data_set():
+    """On a CPU a Ray task holds the batched defenses' fits on one training data set (they share the
+    plain-MF prefix in one process), a defense that does not batch fits alone, the profiles come
+    first; and every batch the local engine forms (the same group_fits) lies inside one task."""
+    from apt_core.experiments.batching import group_fits
+    from apt_core.experiments.ray_tasks import plan_tasks
+
+    scenario = _base(defenses=("at", "apt", "pcmf"), device="cpu")
+    units = plan_units([(scenario, "s")], [(scenario, "d")])
+    tasks = plan_tasks(units)
+    assert [t.name for t in tasks] == [
+        "apt:profiles seed 0, sample", "apt:profiles seed 1, sample",
+        "apt:batch of 3: at+apt+attack seed 0, sample", "apt:batch of 3: at+apt+attack seed 1, sample",
+        "apt:batch of 2: origin seeds 0-1, sample",  # both seeds train on the same clean split
+        "apt:pcmf seed 0, sample", "apt:pcmf seed 1, sample",
+        "apt:detection seed 0, sample", "apt:detection seed 1, sample"]
+    assert sorted(id(u) for t in tasks for u in t.units) == sorted(id(u) for u in units)  # each unit in one task
+    task_of = {id(u): i for i, t in enumerate(tasks) for u in t.units}
+    fits = [u for u in units if u.unit not in ("profiles", "detection")]
+    for batch in group_fits(fits):
+        assert len({task_of[id(fits[i])] for i in batch}) == 1
 
 
 def test_engine_settings_are_checked():

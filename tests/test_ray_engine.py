@@ -3,6 +3,7 @@ second time, a worker killed mid-task is retried, a killed driver's rerun picks 
 leaves no Ray process behind.  One Ray instance serves the module (a start costs seconds)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -60,6 +61,12 @@ def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tm
     timings = pd.read_csv(tmp_path / "ray" / "timings.csv")
     assert len(timings) == len(on_ray.unit_timings) > 0 and (timings["cpu_seconds"] >= 0).all()
     assert {"origin", "profiles", "attack", "apt", "detection"} <= set(timings["unit"])  # the detectors ran on Ray too
+    # Ray ran batches, one task each: a seed's AT, APT, APT-rand and plain MF on one poisoned data set
+    # (with Fig. 3's APT points on it) in one task, so fewer tasks than units (a task of n units has n rows).
+    n_tasks = round((1 / timings["task_units"]).sum())
+    apt_tasks = timings[timings["unit"] == "apt"]
+    assert n_tasks < len(timings) and (apt_tasks["task_units"] > 1).all()
+    assert set(timings[timings["task"].isin(apt_tasks["task"])]["unit"]) >= {"at", "apt", "attack"}
     assert "## Time by stage" in (tmp_path / "ray" / "report.md").read_text()
     assert not (tmp_path / "local" / "timings.csv").exists()
     # Again: every scenario is answered by the cache, so no task is even planned.
@@ -70,34 +77,46 @@ def test_reproduce_on_ray_writes_the_local_tables_then_answers_from_the_cache(tm
 
 
 @pytest.mark.skipif(not LINUX, reason="finds the worker through /proc")
-def test_a_worker_killed_mid_task_is_retried(tmp_path, local_ray):
-    scenario = Scenario(dataset="sample", attack="average", targets="unpopular", defenses=("at",), epochs=60, seeds=1)
+def test_a_worker_killed_mid_batch_is_retried_and_keeps_its_finished_members(tmp_path, local_ray):
+    """One Ray task fits AT, APT and plain MF on one seed's poisoned data (a batch: AT first, its
+    warm-up is the shortest plain-MF prefix).  Its worker is killed once AT's result is written,
+    while APT trains: Ray reruns the task on a live worker, which reads AT from the cache (same file,
+    untouched) and fits only APT; the cache then answers the scenario as a fresh one-by-one run."""
+    scenario = Scenario(dataset="sample", attack="average", targets="unpopular", defenses=("at", "apt"), epochs=30, seeds=1)
+    cache = ArtifactCache(tmp_path / "c")
+    # The clean model, the profiles and plain MF on the poisoned data first (local engine), so that
+    # the only evaluations the Ray run writes are the batch's own.
+    fill_cache([(dataclasses.replace(scenario, defenses=("none",)), "prefill")], cache, EngineConfig("local"))
+    before = set((tmp_path / "c" / "eval").rglob("*.pt"))
     killed: list[int] = []
+    first: dict[Path, int] = {}
     stop = threading.Event()
 
     def killer():
         while not stop.is_set() and not killed:
-            # Only the long unit (AT, 60 epochs): a short unit's worker may already have returned
-            # its result when the kill lands, which would prove nothing about retries.
-            busy = busy_workers(os.getpid(), "at")
-            if busy:
+            written = set((tmp_path / "c" / "eval").rglob("*.pt")) - before
+            busy = busy_workers(os.getpid(), "apt")
+            if written and busy:  # AT's result is in the cache, APT is training: kill the batch's worker
+                first.update({p: p.stat().st_mtime_ns for p in written})
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    cache = ArtifactCache(tmp_path / "c")
     try:
         results = fill_cache([(scenario, "kill test")], cache, EngineConfig(engine="ray"))
     finally:
         stop.set()
         thread.join()
-    assert killed, "no busy worker was seen: nothing was killed"
-    # The killed worker may have run an earlier unit before it took AT's; AT's own result must come
-    # from another, live worker: the task was retried.
-    at_results = [r for r in results if r["unit"] == "at"]
-    assert at_results and all(r["pid"] != killed[0] for r in at_results)
+    assert killed, "the batch's worker was never seen busy after AT's result was written: nothing was killed"
+    rows = {r["unit"]: r for r in results}
+    # one task held the three fits, and its rerun ran on another worker
+    assert rows["at"]["task"] == rows["apt"]["task"] == rows["attack"]["task"] and rows["at"]["task_units"] == 3
+    assert rows["apt"]["pid"] != killed[0] and rows["at"]["pid"] == rows["apt"]["pid"]
+    # the rerun read AT's result (written by the killed try) instead of fitting it again; APT it fitted
+    assert rows["at"]["cached"] and rows["attack"]["cached"] and not rows["apt"]["cached"]
+    assert len(first) == 1 and all(p.stat().st_mtime_ns == t for p, t in first.items())
     cached = run_scenario(scenario, cache=cache, cache_only=True)  # complete, despite the kill
     fresh = run_scenario(scenario)
     for a, b in zip(fresh.phases, cached.phases):

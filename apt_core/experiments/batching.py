@@ -12,20 +12,24 @@ Which fits batch: all that share a data set's shape (its items) and MF recipe --
 ``reproduce --seeds 5``, the positions of the classroom grid, the points of a sweep.  Jobs on
 the same data with the same seed also share their plain-MF epochs (APT's pre-training, AT's
 warm-up).  A batch whose fit diverges is refitted one by one, so the error names its phase.
+
+The grouping is one function, :func:`group_fits`, from the units alone (no data loaded): the Ray
+engine groups its tasks with it (:mod:`apt_core.experiments.ray_tasks`) and each task runs
+:func:`compute_units` on its batch.
 """
 from __future__ import annotations
 
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from apt_core.defenses import make_defense
+from apt_core.defenses import DEFENSES, make_defense
 from apt_core.errors import CancelledError, DivergedError
 from apt_core.evaluation.metrics import evaluate
 from apt_core.experiments.artifacts import Keys, eval_payload, keeps_model, model_payload
-from apt_core.experiments.plan import STAGE_PROFILES, plan
+from apt_core.experiments.plan import FAKE_ATTACK, FAKE_FILE, FAKE_NONE, STAGE_ORIGIN, STAGE_PROFILES, plan
 from apt_core.experiments.preparation import Prepared, prepare
 from apt_core.experiments.scenario import ProgressFn, Scenario
 from apt_core.models.mf_batch import PretrainStore
@@ -41,12 +45,16 @@ PREFIX_ORDER = {"at": 0, "apt": 1, "apt-rand": 1, "none": 2}
 
 @dataclass
 class BatchReport:
-    """What :func:`compute_units` did: fits computed, batches, fits already cached, seconds."""
+    """What :func:`compute_units` did: fits computed, batches, fits already cached, seconds;
+    ``cached_units`` the units whose evaluation the cache held, ``unit_seconds`` (unit, its share of
+    its batch's wall time) for each fit computed (a Ray task's per-unit timings)."""
 
     n_fits: int = 0
     n_batches: int = 0
     n_cached: int = 0
     seconds: float = 0.0
+    cached_units: list = field(default_factory=list)
+    unit_seconds: list = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +74,59 @@ def _prepared_key(scenario: Scenario) -> tuple:
             scenario.victim_feedback, scenario.device)
 
 
+def fit_data_key(unit) -> tuple:
+    """The training data of fit unit ``unit``, from its scenario and plan alone (nothing loaded):
+    the clean split (:func:`_prepared_key`), and on poisoned data the fake profiles' source (the
+    attack, its parameters and the repetition's seed; or the poison file).  Equal keys, equal data."""
+    scenario = unit.scenario
+    planned = plan(scenario).unit(unit.rep, unit.unit)
+    base = _prepared_key(scenario)
+    if not planned.on_poisoned_data or planned.fake_source == FAKE_NONE:
+        return base
+    if planned.fake_source == FAKE_FILE:
+        return base + (FAKE_FILE,)
+    return base + (FAKE_ATTACK, planned.seed, repr(sorted(scenario.method_params(scenario.attack).items())))
+
+
+def group_fits(units: Sequence, batch_size: int | None = None, per_data: bool = False) -> list[list[int]]:
+    """The fit units of ``units`` (``.scenario``, ``.rep``, ``.unit``) in batches, as indices: the one
+    grouping rule of both engines (:func:`compute_units`, the Ray engine's tasks).
+
+    A batch is one defense class on one data set and device; on a CPU also one training data set
+    (:func:`fit_data_key`: what members share there is the plain-MF prefix and the first influence
+    solve; they step one after the other, see ``BatchedMFTrainer.cpu_chunk``), on a GPU every data
+    set of that shape in one stack; at most ``batch_size`` fits (None: :data:`CPU_BATCH`,
+    :data:`GPU_BATCH` on CUDA), one for a class that does not batch.  Shortest plain-MF prefix first.
+
+    ``per_data`` (a Ray task's group): on a CPU the batched classes' fits on one training data set
+    form one group (up to the size), so that in one process they share their plain-MF prefix across
+    defenses (:class:`~apt_core.models.mf_batch.PretrainStore`); on a GPU a group is one batch.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, u in enumerate(units):
+        cls = DEFENSES.get(plan(u.scenario).unit(u.rep, u.unit).defense)
+        device = resolve_device(u.scenario.device)
+        cpu = device.type == "cpu"
+        whose = None if per_data and cpu and cls.batched else cls
+        data = (u.scenario.dataset, u.scenario.data_dir, u.scenario.rating_scale)
+        groups.setdefault((whose, data, str(device), fit_data_key(u) if cpu else None), []).append(i)
+    batches = []
+    for (whose, _, device, _), members in groups.items():
+        size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
+        size = size if whose is None or whose.batched else 1
+        batches += [members[i: i + size] for i in range(0, len(members), size)]
+
+    # AT's warm-up, then APT's and APT-rand's T_pre, then plain MF: each later batch on the same
+    # data and seed resumes from the state the earlier one kept.
+    def prefix(i: int) -> int:
+        name = plan(units[i].scenario).unit(units[i].rep, units[i].unit).defense
+        return PREFIX_ORDER.get(name, len(PREFIX_ORDER))
+
+    batches = [sorted(b, key=prefix) for b in batches]
+    batches.sort(key=lambda b: prefix(b[0]))
+    return batches
+
+
 def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] | None = None, progress: ProgressFn | None = None,
                   batch_size: int | None = None, workers: int | None = None) -> BatchReport:
     """Compute ``units`` (``.scenario``, ``.rep``, ``.unit``: :class:`apt_core.experiments.engine.Unit`)
@@ -73,7 +134,7 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
     :data:`GPU_BATCH` on CUDA), ``workers`` batches at a time in threads (None: on a CPU as many
     as torch's threads, ``APT_NUM_THREADS``, default two; on a GPU one).  ``progress(fraction,
     text)`` returning False cancels."""
-    from apt_core.experiments.pipeline import UnitRun
+    from apt_core.experiments.pipeline import UnitRun, _popularity_reference
 
     t0 = time.perf_counter()
     report = BatchReport()
@@ -110,29 +171,18 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
             train = poisoned.setdefault(train_key, train)
         else:
             train, train_key = prep.split.train, keys.split
+        if planned.stage == STAGE_ORIGIN:  # the popularity row comes with the clean model (as compute_unit does)
+            _popularity_reference(prep.split, prep.targets, u.scenario.k, 1, resolve_device(u.scenario.device), cache, keys)
         defense = make_defense(planned.defense, **u.scenario.method_params(planned.defense))
         model_key = keys.model(train_key, defense, planned.seed)
         eval_key = keys.evaluation(model_key, prep.targets)
         if cache.load("eval", eval_key) is not None:
             report.n_cached += 1
+            report.cached_units.append(u)
             continue
         jobs.append(_Job(u, run, defense, train, model_key, eval_key))
-    groups: dict[tuple, list[_Job]] = {}
-    for job in jobs:
-        device = resolve_device(job.unit.scenario.device)
-        # On a CPU a batch is the jobs on one data set (what they share there is the plain-MF
-        # prefix; members step one after the other, see BatchedMFTrainer.chunk_size); on a GPU
-        # every data set of the same shape goes into one stack.
-        data = id(job.train) if device.type == "cpu" else None
-        groups.setdefault((type(job.defense), job.run.prepared.data.name, job.train.n_items, str(device), data), []).append(job)
-    batches = []
-    for (cls, _, _, device, _), members in groups.items():
-        size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
-        size = size if cls.batched else 1
-        batches += [members[i: i + size] for i in range(0, len(members), size)]
-    # Shortest plain-MF prefix first (AT's warm-up, then APT's and APT-rand's T_pre, then plain
-    # MF): each later batch on the same data and seed resumes from the state the earlier one kept.
-    batches.sort(key=lambda b: PREFIX_ORDER.get(b[0].defense.name, len(PREFIX_ORDER)))
+    # the engines' one grouping rule (group_fits): a batch is one class on one data set (on a CPU)
+    batches = [[jobs[i] for i in batch] for batch in group_fits([job.unit for job in jobs], batch_size)]
     store = PretrainStore()
     detect_lock = threading.Lock()
     done = [0]
@@ -153,7 +203,8 @@ def compute_units(units: Sequence, cache, data_of: Callable[[Scenario], object] 
 
     def one(batch: list[_Job]) -> None:
         try:
-            _fit_batch(batch, cache, progress_of(batch), store, detect_lock)
+            seconds = _fit_batch(batch, cache, progress_of(batch), store, detect_lock)
+            report.unit_seconds.extend((job.unit, s) for job, s in zip(batch, seconds))
         except BaseException:
             stop.set()  # the other workers stop at their next epoch
             raise
@@ -205,8 +256,9 @@ def _one_at_a_time(detect, lock: threading.Lock | None):
 
 
 def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainStore | None = None,
-               lock: threading.Lock | None = None) -> None:
-    """Fit one batch and write each job's model and evaluation, as ``_fit_evaluate`` writes a single fit."""
+               lock: threading.Lock | None = None) -> list[float]:
+    """Fit one batch and write each job's model and evaluation, as ``_fit_evaluate`` writes a single fit;
+    returns each job's seconds (its share of the batch's wall time)."""
     contexts = []
     for j, job in enumerate(batch):
         ctx = replace(job.run.ctx, progress=progress if j == 0 else None, pretrained=store,
@@ -217,9 +269,12 @@ def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainSt
         results = type(batch[0].defense).fit_many([(job.defense, job.train, ctx) for job, ctx in zip(batch, contexts)])
     except DivergedError:
         # One member diverged: fit one by one, so the error names its phase and what to change.
+        seconds = []
         for job in batch:
+            t1 = time.perf_counter()
             job.run.fit(plan(job.unit.scenario).unit(job.unit.rep, job.unit.unit))
-        return
+            seconds.append(time.perf_counter() - t1)
+        return seconds
     share = (time.perf_counter() - t0) / len(batch)  # each fit's share of the batch's time
     for job, result in zip(batch, results):
         prep = job.run.prepared
@@ -230,3 +285,4 @@ def _fit_batch(batch: list[_Job], cache, progress: ProgressFn, store: PretrainSt
         if payload["state"] is not None:
             cache.save("model", job.model_key, payload)
         cache.save("eval", job.eval_key, eval_payload(ev, share, payload["diagnostics"]))
+    return [share] * len(batch)

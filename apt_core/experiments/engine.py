@@ -5,14 +5,17 @@ here, one after the other.  ``ray`` first plans the *units* of all scenarios -- 
 one phase of one repetition (the clean model, the attack's fake profiles, MF on the poisoned
 data, one defense; :func:`apt_core.experiments.plan.plan`) -- drops the units that two
 scenarios share (the clean model of a seed serves every attack; Fig. 3's points reuse the
-grid's profiles), and runs each as one Ray task through
-:func:`apt_core.experiments.pipeline.compute_unit`, the same stages ``run_scenario`` runs.  A unit on
-poisoned data waits for its profiles unit (a Ray dependency), nothing else waits.
+grid's profiles), and runs them as Ray tasks, one task per batch of fits
+(:mod:`apt_core.experiments.ray_tasks`: the local engine's batches, ``batching.group_fits``, computed
+by its ``compute_units``; an attack's profiles and a seed's detectors one task each), through the
+same stages ``run_scenario`` runs.  A task on poisoned data waits for its profiles (a Ray
+dependency), nothing else waits.
 
 The artifact cache is the only hand-over: each task writes what it computed (atomic
-writes), then the caller reads every scenario back with ``run_scenario`` from the cache, as
-the local engine would -- so both engines report the same numbers, and a rerun after a kill
-finds every finished unit there.  On a cluster the cache folder must be on storage every
+writes; a batch writes each fit under its one-by-one key), then the caller reads every scenario
+back with ``run_scenario`` from the cache, as the local engine would -- so both engines report
+the same numbers, and a rerun after a kill (or Ray's retry of a killed task) finds every finished
+unit there.  On a cluster the cache folder must be on storage every
 node sees (``--cache-dir``) and apt_core must be installed on every node.  Only the driver
 writes the run history.
 
@@ -27,7 +30,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -256,68 +258,57 @@ def _stop_reaper(reaper: subprocess.Popen | None) -> None:
         reaper.wait()
 
 
-def _unit_task(scenario: Scenario, rep: int, unit: str, cache_root: str, store_models: bool, data, *needs) -> dict:
-    """One Ray task: compute one unit into the shared cache (``needs``: the refs it waited for)."""
-    from apt_core.storage.cache import ArtifactCache
-    from apt_core.experiments.pipeline import compute_unit
-    from apt_core.runtime.devices import configure_threads
-
-    configure_threads()  # APT_NUM_THREADS from WORKER_ENV: one thread per task
-    t0, c0 = time.perf_counter(), time.process_time()
-    cache = ArtifactCache(cache_root, store_models=store_models)
-    if unit == UNIT_DETECTION:
-        from apt_core.experiments.detection_run import run_detection
-
-        run_detection(scenario, cache=cache, data=data, reps=[rep])
-        cached = cache.stats.misses == 0
-    else:
-        cached = compute_unit(scenario, rep, unit, cache, data)
-    return {"unit": unit, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "cached": bool(cached),
-            "pid": os.getpid()}
-
-
 def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_scenario=None,
                      progress: ProgressFn | None = None) -> list[dict]:
-    """Run ``units`` as Ray tasks that write into ``cache``; returns each task's summary (unit, label,
-    attack, seconds, cpu_seconds, cached, pid).
+    """Run ``units`` as Ray tasks that write into ``cache``, the fits in batches, one task per batch
+    (:func:`apt_core.experiments.ray_tasks.plan_tasks`); returns one summary per unit (unit, label,
+    attack, seconds, cpu_seconds, cached, pid, task, task_units).
 
     ``data_by_scenario(scenario)``: the loaded data set of a scenario (None: each task loads
     it); it is put in Ray's object store once per data set and shared by the tasks.
     ``progress(fraction, stage)`` returning False cancels (the running tasks are killed).
     """
+    from apt_core.experiments.ray_tasks import plan_tasks, run_task
     from apt_core.runtime.devices import resolve_device
 
     if not units:
         return []
+    tasks = plan_tasks(units)
     with ray_session(cfg) as ray:
-        remote = ray.remote(_unit_task)
-        refs: dict[tuple, object] = {}
-        by_ref: dict[object, Unit] = {}
+        remote = ray.remote(run_task)
+        ref_of: dict[tuple, object] = {}  # a unit's ident -> the task computing it
+        by_ref: dict[object, object] = {}
         data_refs: dict[int, object] = {}
-        for u in units:
-            data = data_by_scenario(u.scenario) if data_by_scenario is not None else None
-            data_ref = None
-            if data is not None:
-                data_ref = data_refs.get(id(data))
-                if data_ref is None:
-                    data_ref = data_refs[id(data)] = ray.put(data)
-            gpus = cfg.gpu_share if resolve_device(u.scenario.device).type == "cuda" else 0
-            needs = [refs[u.needs]] if u.needs is not None and u.needs in refs else []
+        for task in tasks:
+            args, index = [], []
+            for u in task.units:
+                data = data_by_scenario(u.scenario) if data_by_scenario is not None else None
+                if data is not None and id(data) not in data_refs:
+                    data_refs[id(data)] = ray.put(data)
+                index.append(None if data is None else len(args))
+                if data is not None:
+                    args.append(data_refs[id(data)])
+            needs = list(dict.fromkeys(ref_of[u.needs] for u in task.units if u.needs is not None and u.needs in ref_of))
+            cuda = resolve_device(task.units[0].scenario.device).type == "cuda"
+            # on a GPU a batch fills the device (the local engine's rule); a single unit takes its share
+            gpus = (1.0 if task.fits and len(task.units) > 1 else cfg.gpu_share) if cuda else 0
             ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=cfg.max_retries, retry_exceptions=False,
-                                 name=f"apt:{u.unit}").remote(u.scenario, u.rep, u.unit, str(cache.root), cache.store_models,
-                                                               data_ref, *needs)
-            refs[u.ident] = ref
-            by_ref[ref] = u
-        pending = list(refs.values())
-        results, total = [], len(pending)
+                                 name=task.name).remote(list(task.units), str(cache.root), cache.store_models, index,
+                                                        *args, *needs)
+            for u in task.units:
+                ref_of[u.ident] = ref
+            by_ref[ref] = task
+        pending = list(by_ref)
+        results, total = [], len(units)
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
                 for ref in done:
-                    unit = by_ref[ref]
-                    results.append(dict(_get(ray, ref, unit.label), label=unit.label, attack=unit.scenario.attack))
+                    task = by_ref[ref]
+                    rows = _get(ray, ref, f"{task.name[4:]} ({task.units[0].label})")
+                    results += [dict(row, label=u.label, attack=u.scenario.attack) for u, row in zip(task.units, rows)]
                 if progress is not None and progress(len(results) / total, f"[Ray, {total - len(results)} units left] "
-                                                     + (by_ref[done[-1]].label if done else "")) is False:
+                                                     + (by_ref[done[-1]].name[4:] if done else "")) is False:
                     raise CancelledError("cancelled while the Ray tasks ran")
         except BaseException:
             for ref in pending:
