@@ -19,6 +19,29 @@ def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
     return subprocess.run([sys.executable, "-m", "apt_core", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capfd):
+    """``apt_core.cli.main`` in this process, as :func:`run_cli` runs it in a subprocess (cache under ``tmp_path``).
+
+    Each subprocess spent about 7 s of a loaded 2-core machine importing torch and pandas; the
+    command's own work and its output (stdout and stderr captured at the file descriptors, so a
+    library writing to descriptor 1 still breaks the JSON) are the same.
+    ``test_run_json_contract_on_sample`` keeps the real ``python -m apt_core`` process.
+    """
+    from apt_core.cli import main
+
+    monkeypatch.setenv("APT_CACHE_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capfd.readouterr()  # what came before is not this command's output
+        code = main(list(args))
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["apt_core", *args], code, out, err)
+
+    return run
+
+
 def test_run_json_contract_on_sample(tmp_path):
     proc = run_cli("run", "--dataset", "sample", "--epochs", "5", "--json", env_extra={"APT_CACHE_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
@@ -35,8 +58,8 @@ def test_run_json_contract_on_sample(tmp_path):
     assert out["rows"][0]["ri"] is None and out["rows"][1]["ri"] is None
 
 
-def test_run_json_on_real_ml100k(data_dir, tmp_path):
-    proc = run_cli("run", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--json", env_extra={"APT_CACHE_DIR": str(tmp_path)})
+def test_run_json_on_real_ml100k(data_dir, cli):
+    proc = cli("run", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["dataset"]["n_ratings"] == 100000
@@ -69,10 +92,10 @@ def test_run_errors_are_one_line(args, message, tmp_path, monkeypatch, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
 
 
-def test_malformed_file_from_cli(tmp_path):
+def test_malformed_file_from_cli(tmp_path, cli):
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2,5\n1,3,five\n")
-    proc = run_cli("run", "--dataset", str(bad), env_extra={"APT_CACHE_DIR": str(tmp_path)})
+    proc = cli("run", "--dataset", str(bad))
     assert proc.returncode == 2
     assert f"{bad}, line 2: rating 'five' is not a number" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -94,9 +117,9 @@ def _check_ri_fields(rows: list[dict]) -> None:
         assert (row["ri_note"] == "over-correction") == row["over_correction"]
 
 
-def test_run_json_ri_fields_on_sample_1pct(tmp_path):
-    proc = run_cli("run", "--dataset", "sample", "--attack", "average", "--attack-size", "0.01", "--defense", "apt",
-                   "--epochs", "5", "--json", "--no-history", env_extra={"APT_CACHE_DIR": str(tmp_path)})
+def test_run_json_ri_fields_on_sample_1pct(cli):
+    proc = cli("run", "--dataset", "sample", "--attack", "average", "--attack-size", "0.01", "--defense", "apt",
+               "--epochs", "5", "--json", "--no-history")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     _check_ri_fields(out["rows"])
@@ -111,7 +134,7 @@ def test_run_json_ri_fields_on_sample_1pct(tmp_path):
             assert seed_row["ri"] == rows["apt"]["ri"] and seed_row["ri_undefined_reason"] == rows["apt"]["ri_undefined_reason"]
 
 
-def test_poison_file_that_lowers_target_hr_gets_no_ri(tmp_path):
+def test_poison_file_that_lowers_target_hr_gets_no_ri(tmp_path, cli):
     """A hand-made poison file (fake users rate the targets at the bottom, popular items at the top) lowers target HR:
     no defended row may print an RI (the old formula printed 2.6 and 36.5 here), and the table says why."""
     import numpy as np
@@ -129,7 +152,7 @@ def test_poison_file_that_lowers_target_hr_gets_no_ri(tmp_path):
     np.save(poison, fake)
     ids = ",".join(str(data.item_ids[t]) for t in targets)
     args = ("run", "--dataset", "sample", "--poison-file", str(poison), "--targets", ids, "--defense", "apt", "--no-history")
-    proc = run_cli(*args, "--json", env_extra={"APT_CACHE_DIR": str(tmp_path)})
+    proc = cli(*args, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     rows = {r["phase"]: r for r in out["rows"]}
@@ -137,7 +160,7 @@ def test_poison_file_that_lowers_target_hr_gets_no_ri(tmp_path):
     _check_ri_fields(out["rows"])
     assert rows["apt"]["ri"] is None and rows["apt"]["ri_undefined_reason"] == "attack-did-not-lift"
     assert all(s["ri"] is None for s in out["per_seed"])
-    text = run_cli(*args, env_extra={"APT_CACHE_DIR": str(tmp_path)})  # from the cache: the text table of the same run
+    text = cli(*args)  # from the cache: the text table of the same run
     assert text.returncode == 0, text.stderr
     apt_line = next(line for line in text.stdout.splitlines() if line.startswith("apt "))
     assert "attack did not lift" in apt_line
