@@ -340,7 +340,8 @@ def fill_cache(scenarios: Sequence[tuple[Scenario, str]], cache, cfg: EngineConf
     repeated command costs no Ray start).  With the local engine the fits are computed here in
     batches (:func:`apt_core.experiments.batching.compute_units`: the seeds, points and
     positions that share a data set train as one MF batch) and ``[]`` is returned; without a
-    cache the caller's sequential ``run_scenario`` pass computes one by one.
+    cache the caller's sequential ``run_scenario`` pass computes one by one.  With Ray the same
+    batches run one per task (:func:`run_units_on_ray`) and each unit's summary is returned.
     """
     cfg.validate()
     if cfg.engine == "local" and cache is None:

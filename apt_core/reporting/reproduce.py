@@ -20,8 +20,9 @@ the honest variant).  The output folder receives:
   ``fig3_erm_fraction.html`` (+ ``.csv``): the figures (plotly, offline: ``plotly.min.js``
   is written once beside them) and the tidy data behind each;
 - ``report.md``: settings, wall time, cache use, the tables, notes on what did not reproduce;
-- ``timings.csv`` (``--engine ray`` only): one row per unit a Ray task computed (wall and CPU
-  seconds, worker pid), summed by stage in ``report.md``.
+- ``timings.csv`` (``--engine ray`` only): one row per unit a Ray task computed (its share of
+  the task's wall and CPU seconds, worker pid, the task -- a batch -- and its size), summed by
+  stage in ``report.md``.
 
 ``--quick``: sample data, 1 seed, 5 epochs, two attacks, short sweeps: a CI smoke test that
 runs the whole pipeline in well under a minute.
