@@ -43,17 +43,6 @@ def test_one_click_demo_shows_hr_table_and_chart(server, browser):
     page.close()
 
 
-def test_defense_page_shows_table_and_box_plot(server, browser):
-    page = _open(browser, server, "Defense")  # the sample data's controls are live: no Run click
-    page.wait_for_selector('[data-testid="stDataFrame"]')
-    page.wait_for_selector(".js-plotly-plot .barlayer")
-    page.get_by_text("The paper's view: rank shift").click()
-    page.wait_for_selector(".js-plotly-plot .boxlayer .trace")
-    _no_exception(page)
-    assert page.locator(".js-plotly-plot .boxlayer .trace").count() >= 1
-    page.close()
-
-
 def test_cancel_stops_a_running_defense(server, browser):
     """Cancel during a run: the run stops, the page says so, no result table appears."""
     page = _open(browser, server, "Defense")
@@ -129,15 +118,26 @@ def test_lesson_end_to_end(server, browser):
 
 
 def test_defense_view_moves_without_a_click_survives_pages_and_reopens_from_its_url(server, browser):
-    """One visit of the Defense page at 1280x720 (each visit draws the whole page again; they were three tests):
+    """One visit of the Defense page at 1280x720 (each visit draws the whole page again; they were five tests):
 
-    1. the ERM-users slider moves its figure without a click (no Run button appears);
-    2. with the statistics set to clean (oracle), the view (both controls) survives a visit to Attack and
+    1. the main figure and the ERM-users slider are on the first screen (``test_main_figure_and_its_control_on_one_screen``
+       checks the other pages and presenter mode);
+    2. the sample data's controls are live: the HR table and the bar chart come without a Run click, and the
+       paper's rank-shift view (an expander) draws its box plot;
+    3. the ERM-users slider moves its figure without a click (no Run button appears);
+    4. with the statistics set to clean (oracle), the view (both controls) survives a visit to Attack and
        the way back, through the sidebar and through the browser's Back;
-    3. the page's URL, copied into another browser session, reopens the same view.
+    5. the page's URL, copied into another browser session, reopens the same view.
     """
     page = _open(browser, server, "Defense", height=720, width=1280)
     page.wait_for_selector(".js-plotly-plot .bartext")
+    check_main_figure_and_control(page, "defense", presenter=False)
+    page.wait_for_selector('[data-testid="stDataFrame"]')
+    page.wait_for_selector(".js-plotly-plot .barlayer")
+    page.get_by_text("The paper's view: rank shift").click()
+    page.wait_for_selector(".js-plotly-plot .boxlayer .trace")
+    assert page.locator(".js-plotly-plot .boxlayer .trace").count() >= 1, "the rank-shift view has no box plot"
+    _no_exception(page)
     labels = _bar_labels(page)
     before = page.evaluate("() => location.search")
     slider = page.locator('[data-testid="stSlider"]:has-text("ERM users")').get_by_role("slider")
@@ -200,22 +200,29 @@ def main_figure_and_control(page, control: str | None) -> tuple[dict, dict | Non
     return figure, box
 
 
-@pytest.mark.parametrize("presenter", [False, True], ids=["normal", "presenter"])
-@pytest.mark.parametrize("name", ["defense", "attack", "theory"])
-def test_main_figure_and_its_control_on_one_screen(server, browser, name, presenter):
-    """At 1280x720 the page's main figure and the control that moves it are both on the first screen
-    (the pages that the other browser tests compute anyway; the slow screenshot test checks every page)."""
-    page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
+def check_main_figure_and_control(page, name: str, presenter: bool) -> None:
+    """At 1280x720 the page's main figure and the control that moves it are both on the first screen;
+    presenter mode's tick labels are large; the sidebar's switch shows the mode the page is in."""
     page.wait_for_selector('[data-testid="stMain"] .js-plotly-plot .main-svg', timeout=240_000)
     figure, control = main_figure_and_control(page, MAIN_CONTROL[name])
-    assert figure is not None and figure["y"] >= 0 and figure["y"] + figure["height"] <= 720, figure
-    assert control is not None and control["y"] >= 0 and control["y"] + control["height"] <= 720, control
+    assert figure is not None and figure["y"] >= 0 and figure["y"] + figure["height"] <= 720, (name, "main figure", figure)
+    assert control is not None and control["y"] >= 0 and control["y"] + control["height"] <= 720, (name, "its control", control)
     if presenter:
         ticks = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=\"stMain\"] .js-plotly-plot .xtick text'))"
                               ".map(e => parseFloat(getComputedStyle(e).fontSize))")
         assert ticks and min(ticks) >= 18
     # the sidebar's switch shows the mode the page is in (it was drawn off after a page switch)
     assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked() == presenter
+
+
+@pytest.mark.parametrize("name, presenter", [("defense", True), ("attack", False), ("attack", True), ("theory", False), ("theory", True)],
+                         ids=["defense-presenter", "attack-normal", "attack-presenter", "theory-normal", "theory-presenter"])
+def test_main_figure_and_its_control_on_one_screen(server, browser, name, presenter):
+    """At 1280x720 the page's main figure and the control that moves it are both on the first screen
+    (the pages that the other browser tests compute anyway; the slow screenshot test checks every page).
+    The Defense page in normal mode is checked by the Defense view test's visit."""
+    page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
+    check_main_figure_and_control(page, name, presenter)
     _no_exception(page)
     page.close()
 
