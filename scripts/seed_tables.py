@@ -5,6 +5,7 @@
     python scripts/seed_tables.py OUT.jsonl [RUN.json ...] \
         --compare 'APT `paper`, clean' 'APT `lab-v1`, clean'             # a paired test between two rows
     python scripts/seed_tables.py RUN*.json --settings ROW... [--compare A B]  # a row per setting, a summary per defense
+    python scripts/seed_tables.py DETECT*.json --detect [--compare A B]       # detect --json: ROC-AUC per detector
 
 Every cell is the mean ± sample sd over the seeds of target HR@50, test HR@50 in parentheses
 (:func:`apt_core.stats.mean_sd`); ``--compare A B`` adds a row with the mean per-seed difference
@@ -240,6 +241,33 @@ def settings_summary(tables: list[SeedTable], rows: list[str], compare: list[tup
     return "\n".join(lines)
 
 
+def detect_auc(record: dict) -> tuple[str, dict[str, dict[int, float]]]:
+    """A ``detect --json`` output: its setting in words and each detector's ROC-AUC per seed."""
+    cfg = record.get("config", {})
+    params = ", ".join(f"{k}={v}" for k, v in sorted((cfg.get("params") or {}).items()))
+    setting = f"{cfg.get('targets')} | {cfg.get('attack')}" + (f" ({params})" if params else "")
+    aucs: dict[str, dict[int, float]] = {}
+    for row in record["per_seed"]:
+        if row.get("auc") is not None:
+            aucs.setdefault(row["detector"], {})[int(row["seed"])] = float(row["auc"])
+    return setting, aucs
+
+
+def detect_markdown(paths: list[Path], compare: list[tuple[str, str]] = ()) -> str:
+    """One line per ``detect --json`` file: each detector's ROC-AUC, mean ± sd over the seeds; ``compare``
+    (two settings as their first column reads): the per-seed AUC difference A − B per detector, paired t."""
+    settings = dict(detect_auc(json.loads(path.read_text())) for path in paths)
+    detectors = list(dict.fromkeys(d for aucs in settings.values() for d in aucs))
+    lines = ["| targets | attack | " + " | ".join(detectors) + " |", "|---|---|" + "---|" * len(detectors)]
+    for setting, aucs in settings.items():
+        lines.append(f"| {setting} | " + " | ".join(fmt_mean_sd(aucs.get(d, {})) for d in detectors) + " |")
+    for a, b in compare:
+        if a in settings and b in settings:
+            lines.append(f"| {a} − {b} (paired t) | | " + " | ".join(
+                compare_cell(Cell(target_hr=settings[a].get(d, {})), Cell(target_hr=settings[b].get(d, {}))) for d in detectors) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", type=Path, nargs="+", help="lissa_tables.py JSON lines or run --json outputs")
@@ -248,7 +276,11 @@ def main() -> None:
     ap.add_argument("--per-seed", action="store_true", help="print every seed's values below each table")
     ap.add_argument("--settings", nargs="+", metavar="ROW",
                     help="instead: one line per setting, a column per ROW (RI, target / test HR), and a summary per ROW")
+    ap.add_argument("--detect", action="store_true", help="instead: the files are detect --json outputs; ROC-AUC per detector")
     args = ap.parse_args()
+    if args.detect:
+        print(detect_markdown(args.files, [tuple(c) for c in args.compare]))
+        return
     tables = read(args.files)
     if args.settings:
         by_dataset: dict[str, list[SeedTable]] = {}

@@ -99,3 +99,18 @@ def test_settings_summary_gives_per_seed_mean_ri_and_a_paired_test(tmp_path):
     assert f"{np.mean(per_seed[apt]):.3f} ± {np.std(per_seed[apt], ddof=1):.3f}" in summary
     p = stats.ttest_rel(per_seed[trusted], per_seed[apt]).pvalue
     assert f"{np.mean(np.subtract(per_seed[trusted], per_seed[apt])):+.3f} ({st.fmt_p(p)})" in summary
+
+
+def test_detect_mode_gives_auc_mean_sd_and_a_paired_test_between_settings(tmp_path):
+    aucs = {"optimised": [0.90, 0.91, 0.92], "average": [0.80, 0.83, 0.79]}
+    paths = []
+    for fill, values in aucs.items():
+        out = {"config": {"targets": "unpopular", "attack": "pga", "params": {"pga.filler_ratings": fill}},
+               "per_seed": [{"detector": "rdma", "seed": s, "auc": v} for s, v in enumerate(values)]}
+        paths.append(tmp_path / f"{fill}.json")
+        paths[-1].write_text(json.dumps(out))
+    a, b = "unpopular | pga (pga.filler_ratings=optimised)", "unpopular | pga (pga.filler_ratings=average)"
+    md = st.detect_markdown(paths, [(a, b)])
+    assert f"| {a} | {np.mean(aucs['optimised']):.3f} ± {np.std(aucs['optimised'], ddof=1):.3f} |" in md
+    p = stats.ttest_rel(aucs["optimised"], aucs["average"]).pvalue
+    assert f"{np.mean(np.subtract(aucs['optimised'], aucs['average'])):+.4f} ({st.fmt_p(p)})" in md
