@@ -102,6 +102,24 @@ def test_ray_tasks_are_the_local_engines_batches_grouped_per_data_set():
         assert len({task_of[id(fits[i])] for i in batch}) == 1
 
 
+def test_ray_tasks_split_a_one_data_set_sweep_to_keep_the_workers_busy():
+    """Three ERM points of APT on one poisoned data set are one batch; with more workers than fit tasks
+    the largest task is split (a worker would idle), every fit still in exactly one task."""
+    from apt_core.experiments.ray_tasks import plan_tasks
+
+    points = [(_base(defenses=("apt",), seeds=1, erm_fraction=f, device="cpu"), f"erm {f}") for f in (0.0, 0.05, 0.1)]
+    units = plan_units(points)
+
+    def fit_tasks(workers):
+        return [t for t in plan_tasks(units, workers=workers) if t.fits]
+
+    assert sorted(len(t.units) for t in fit_tasks(None)) == [1, 4]  # the clean model; 3 APT points and plain MF
+    assert sorted(len(t.units) for t in fit_tasks(2)) == [1, 4]  # as many tasks as workers already
+    split = fit_tasks(3)
+    assert sorted(len(t.units) for t in split) == [1, 2, 2]
+    assert sorted(id(u) for t in split for u in t.units) == sorted(id(u) for u in units if u.unit != "profiles")
+
+
 def test_engine_settings_are_checked():
     with pytest.raises(ConfigError, match="unknown engine"):
         EngineConfig(engine="spark").validate()

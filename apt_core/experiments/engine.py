@@ -273,8 +273,8 @@ def run_units_on_ray(units: Sequence[Unit], cache, cfg: EngineConfig, data_by_sc
 
     if not units:
         return []
-    tasks = plan_tasks(units)
     with ray_session(cfg) as ray:
+        tasks = plan_tasks(units, workers=int(ray.cluster_resources().get("CPU", 1)))
         remote = ray.remote(run_task)
         ref_of: dict[tuple, object] = {}  # a unit's ident -> the task computing it
         by_ref: dict[object, object] = {}

@@ -4,8 +4,9 @@
 engine's own rule (:func:`apt_core.experiments.batching.group_fits`, ``per_data``): on a CPU worker
 a task holds the batched defenses' fits on one training data set (up to ``CPU_BATCH``; in one
 process they share the plain-MF prefix and APT's first influence solve), a defense that does not
-batch fits alone; on a GPU a task is one batch that fills the device (up to ``GPU_BATCH``, every
-data set of one shape).  An attack's profiles and a seed's detectors stay one task each.
+batch fits alone, and with fewer fit tasks than workers the largest is split; on a GPU a task is
+one batch that fills the device (up to ``GPU_BATCH``, every data set of one shape).  An attack's
+profiles and a seed's detectors stay one task each.
 
 :func:`run_task` is what a worker runs: the fits through
 :func:`apt_core.experiments.batching.compute_units` (the local engine's batched fill, so every
@@ -61,15 +62,30 @@ def task_name(units: Sequence) -> str:
     return f"apt:{head}{stages} {_seeds_text(seeds)}, {datasets}"
 
 
-def plan_tasks(units: Sequence) -> list[RayTask]:
+def plan_tasks(units: Sequence, workers: int | None = None) -> list[RayTask]:
     """``units`` as Ray tasks: the profiles first (the fits on poisoned data wait for them), then the
-    fits in the batches of :func:`~apt_core.experiments.batching.group_fits` (``per_data``), then the detectors."""
+    fits in the batches of :func:`~apt_core.experiments.batching.group_fits` (``per_data``), then the detectors.
+
+    ``workers`` (the CPUs Ray has; None: no limit): with fewer CPU fit tasks than that, the largest
+    is split in two until there are as many (or none holds two fits) -- a sweep whose points share
+    one data set would otherwise keep one worker busy and the others idle; two halves side by side
+    beat one shared plain-MF prefix.
+    """
     from apt_core.experiments.batching import group_fits
+    from apt_core.runtime.devices import resolve_device
 
     units = list(units)
     fits = [u for u in units if u.unit not in NOT_FITS]
-    groups = [(u,) for u in units if u.unit == STAGE_PROFILES]
-    groups += [tuple(fits[i] for i in batch) for batch in group_fits(fits, per_data=True)]
+    batches = [tuple(fits[i] for i in batch) for batch in group_fits(fits, per_data=True)]
+    on_cpu = [b for b in batches if resolve_device(b[0].scenario.device).type == "cpu"]
+    while workers is not None and len(on_cpu) < workers and max(map(len, on_cpu), default=0) > 1:
+        largest = max(on_cpu, key=len)
+        half = (len(largest) + 1) // 2
+        at = batches.index(largest)
+        batches[at: at + 1] = [largest[:half], largest[half:]]
+        at = on_cpu.index(largest)
+        on_cpu[at: at + 1] = [largest[:half], largest[half:]]
+    groups = [(u,) for u in units if u.unit == STAGE_PROFILES] + batches
     groups += [(u,) for u in units if u.unit == STAGE_DETECTION]
     return [RayTask(group, task_name(group)) for group in groups]
 
