@@ -127,7 +127,8 @@ def test_defense_view_moves_without_a_click_survives_pages_and_reopens_from_its_
     3. the ERM-users slider moves its figure without a click (no Run button appears);
     4. with the statistics set to clean (oracle), the view (both controls) survives a visit to Attack and
        the way back, through the sidebar and through the browser's Back;
-    5. the page's URL, copied into another browser session, reopens the same view.
+    5. the page's URL, copied into another browser session, reopens the same view;
+    6. there, with the results on screen, a bad upload clears them (:func:`_bad_upload_clears_old_results`).
     """
     page = _open(browser, server, "Defense", height=720, width=1280)
     page.wait_for_selector(".js-plotly-plot .bartext")
@@ -183,7 +184,26 @@ def test_defense_view_moves_without_a_click_survives_pages_and_reopens_from_its_
     same_view(other, "in the copied URL", same_query=False)  # the controls are what the link must carry
     other.wait_for_selector(".js-plotly-plot .bartext")
     _no_exception(other)
+    _bad_upload_clears_old_results(other)
     context.close()
+
+
+def _bad_upload_clears_old_results(page) -> None:
+    """On a Defense page showing results, choose an uploaded CSV and upload a bad file: the message, and no old figure or table."""
+    page.wait_for_selector(".js-plotly-plot .bartext")  # results of the sample data on screen
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]:has-text("Data set")').click()
+    page.get_by_role("option", name="uploaded CSV").click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"user,item,rating\n1,2,3\n1,3,not-a-number\n"}])
+    page.wait_for_selector("text=The uploaded rating file cannot be used")
+    page.wait_for_selector("text=Fix the file")
+    # Streamlit keeps the previous run's elements (faded) until the script run that shows the
+    # message is over; what the user is left with is the page after that run.
+    _settle(page, 120)
+    main = page.locator('[data-testid="stMain"]')
+    assert main.locator(".js-plotly-plot").count() == 0, "a figure of the old results is still on the page after a bad upload"
+    assert main.locator('[data-testid="stDataFrame"]').count() == 0, "a table of the old results is still on the page after a bad upload"
+    _no_exception(page)
 
 
 #: each page's main figure is its first chart; the control that moves it (None: the sidebar's data set)
@@ -223,24 +243,6 @@ def test_main_figure_and_its_control_on_one_screen(server, browser, name, presen
     The Defense page in normal mode is checked by the Defense view test's visit."""
     page = _open(browser, server + ("/?presenter=true" if presenter else ""), name.capitalize(), height=720, width=1280)
     check_main_figure_and_control(page, name, presenter)
-    _no_exception(page)
-    page.close()
-
-
-def test_bad_upload_clears_old_results(server, browser):
-    page = _open(browser, server, "Defense")
-    page.wait_for_selector(".js-plotly-plot .bartext")  # results of the sample data on screen
-    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]:has-text("Data set")').click()
-    page.get_by_role("option", name="uploaded CSV").click()
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": b"user,item,rating\n1,2,3\n1,3,not-a-number\n"}])
-    page.wait_for_selector("text=The uploaded rating file cannot be used")
-    page.wait_for_selector("text=Fix the file")
-    # Streamlit keeps the previous run's elements (faded) until the script run that shows the
-    # message is over; what the user is left with is the page after that run.
-    _settle(page, 120)
-    main = page.locator('[data-testid="stMain"]')
-    assert main.locator(".js-plotly-plot").count() == 0 and main.locator('[data-testid="stDataFrame"]').count() == 0
     _no_exception(page)
     page.close()
 
