@@ -45,21 +45,15 @@ against the authors' stochastic LiSSA: a second stochastic run agrees at Spearma
 lissa-lanczos (10-15 products, 0.1 s) at Spearman 1.0000 with 99-100% of the 100 most negative
 items shared; identity at 0.92-0.97 (top-100 shared 64-95%); CG at 0.90-0.99.
 
-What that does to APT (3 seeds, clean statistics, 3% attacks, target HR@50; tables in
-docs/results.md): on FilmTrust (unpopular paper targets) lissa-lanczos takes PGA 0.80 ->
-0.041 and TNA 0.86 -> 0.041 where lab-v1 left 0.22 / 0.26, and with honest (observed)
-statistics 0.074 / 0.066 where lab-v1 left 0.49 / 0.56 (with the earlier PGA / TNA, whose
-optimised filler ratings made them weaker, 0.46 -> 0.0145 and 0.36 -> 0.0199, inside the
-paper's 0.004-0.021).  On ML-100K (paper targets) it matches identity against every current
-attack (0.0004-0.008).  Against the earlier PGA / TNA it was worse (0.107 / 0.052 against
-0.006 / 0.005): one target drifted to the *positive* end of the LiSSA influence after the
-first round and was never rated by ERM users again; the authors' stochastic LiSSA did the
-same (seed 0, PGA: 0.171 against lissa-lanczos's 0.168); CG failed completely (0.98).  On our
-own ML-100K split (the reproduce targets, 3 seeds, earlier PGA / TNA) LiSSA was worse than
-identity against PGA / TNA on random targets (0.34 / 0.33 against 0.19 / 0.10), and the
-preset's spread 0 for items rated once costs 2-3x on unpopular targets when a target has a
-single rating (Average 0.142 against 0.032 with the global spread): ERM users then rate it
-exactly at its one rating + r⁺.  No setting wins everywhere; the ``paper`` preset keeps the
+What that does to APT (mean ± sd over model seeds and paired tests: docs/results.md, which
+holds the numbers; none are repeated here, where they would go stale): on FilmTrust's
+unpopular paper targets lissa-lanczos holds PGA and TNA, which lab-v1 (identity) leaves mostly
+standing, with clean and with observed statistics alike; on ML-100K no solver differs from
+LiSSA by a paired test.  Against the earlier PGA / TNA one target drifted to the *positive*
+end of the LiSSA influence after the first round and was never rated by ERM users again (the
+authors' stochastic LiSSA did the same), and CG failed.  The preset's spread 0 for items rated
+once costs on unpopular targets with a single rating: ERM users then rate it exactly at its
+one rating + r⁺.  No setting wins everywhere; the ``paper`` preset keeps the
 authors' choices, ``lab-v1`` and the single arguments keep the others reachable.
 
 Other victims (LightGCN, NeuMF): the influence is Eq. 4-5 on the victim's own training loss
