@@ -143,3 +143,77 @@ def test_clip_compares_and_labels_on_the_scale_only(data, two_models):
     u, i, r = TCD(clip=True).pseudo_ratings(first, second, data, np.random.default_rng(0))
     assert len(u) == ((k1 == k2) & ~rated).sum()
     assert r.min() >= scale.minimum / scale.maximum - 1e-6 and r.max() <= 1 + 1e-6
+
+
+# --- implicit-feedback victims: pseudo-interactions from top-k agreement (our adaptation) ---
+
+def _dense_scores(model) -> np.ndarray:
+    with torch.no_grad():
+        return model.score_users(torch.arange(model.n_users)).numpy().astype(np.float64)
+
+
+def test_implicit_pseudo_interactions_are_the_unrated_pairs_in_both_top_k(data, two_models):
+    """Brute force: mask rated cells, take each model's top k per user, intersect."""
+    k = 4
+    rated = np.zeros((data.n_users, data.n_items), bool)
+    rated[data.users, data.items] = True
+    tops = []
+    for model in two_models:
+        scores = np.where(rated, -np.inf, _dense_scores(model))
+        top = np.zeros_like(rated)
+        np.put_along_axis(top, np.argsort(-scores, axis=1, kind="stable")[:, :k], True, axis=1)
+        tops.append(top & ~rated)
+    expected = tops[0] & tops[1]
+    assert 0 < expected.sum() < k * data.n_users, "the fixture must have agreeing and disagreeing top-k pairs"
+    u, i, r = TCD(top_k=k).pseudo_interactions(*two_models, data, np.random.default_rng(0), chunk_elements=97)
+    got = np.zeros_like(rated)
+    got[u, i] = True
+    assert len(u) == expected.sum() and np.array_equal(got, expected)
+    assert not rated[u, i].any() and np.bincount(u, minlength=data.n_users).max() <= k
+    assert np.all(r == 1.0)
+
+
+def test_implicit_top_k_larger_than_the_unrated_items_never_labels_a_rated_item(data, two_models):
+    u, i, _ = TCD(top_k=data.n_items).pseudo_interactions(*two_models, data, np.random.default_rng(0))
+    rated = np.zeros((data.n_users, data.n_items), bool)
+    rated[data.users, data.items] = True
+    assert not rated[u, i].any()
+    assert len(u) == (~rated).sum(), "with k = the catalogue both lists hold every unrated item"
+
+
+def test_implicit_mask_rate_subsamples_and_is_seeded(data, two_models):
+    full = len(TCD(top_k=8).pseudo_interactions(*two_models, data, np.random.default_rng(0))[0])
+    half = TCD(top_k=8, mask_rate=0.5).pseudo_interactions(*two_models, data, np.random.default_rng(1))
+    again = TCD(top_k=8, mask_rate=0.5).pseudo_interactions(*two_models, data, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(half, again))
+    assert 0.3 * full < len(half[0]) < 0.7 * full
+    assert len(TCD(mask_rate=0.0).pseudo_interactions(*two_models, data, np.random.default_rng(0))[0]) == 0
+
+
+@pytest.fixture(scope="module")
+def lightgcn_context():
+    from apt_core.models.victims import default_victim_config
+
+    victim = default_victim_config("lightgcn", 3).with_(dim=8, batch_size=128)
+    return DefenseContext(FAST, "cpu", 5, "test", victim=victim)
+
+
+def test_implicit_victim_gets_top_k_pseudo_interactions_not_rounded_logits(data, lightgcn_context):
+    """The rounded-logit rule would hand an implicit victim most of the matrix as interactions;
+    the implicit mode adds at most top_k per user, and says which rule it used."""
+    result = make_defense("tcd", top_k=3).fit(data, lightgcn_context)
+    d = result.diagnostics
+    assert d["pseudo_labels"].startswith("top-3") and d["top_k"] == 3
+    assert 0 < d["pseudo_ratings_mean"] <= 3 * data.n_users
+    assert result.model.P.shape == (data.n_users, 8)
+    explicit = make_defense("tcd").fit(data, DefenseContext(FAST, "cpu", 5, "test"))
+    assert explicit.diagnostics["pseudo_labels"] == "rounded-rating agreement" and explicit.diagnostics["top_k"] is None
+
+
+def test_implicit_mask_rate_zero_is_the_plain_victim(data, lightgcn_context):
+    from apt_core.models.victims import victim_trainer
+
+    tcd = make_defense("tcd", mask_rate=0.0).fit(data, lightgcn_context)
+    trainer = victim_trainer(data.n_users, data.n_items, lightgcn_context.victim, "cpu", lightgcn_context.random_state)
+    trainer.train_epochs(*trainer.tensors(data), lightgcn_context.victim.epochs)
+    assert torch.equal(tcd.model.P, trainer.model().P) and torch.equal(tcd.model.Q, trainer.model().Q)
