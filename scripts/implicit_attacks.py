@@ -6,6 +6,8 @@
     python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl defenses --victims lightgcn \
         --attacks bpr-surrogate:surrogate=lightgcn:epochs=25 --sizes 0.05 --seeds 3 --defenses at,apt,apt-trusted,tcd
     python scripts/implicit_attacks.py --data-dir DIR --out tune.jsonl attacks --split-seed 7 --epochs 25 ...  # tuning
+    python scripts/implicit_attacks.py --data-dir DIR --out rows.jsonl tcd-labels --victims lightgcn \
+        --attacks bpr-surrogate:surrogate=lightgcn:epochs=25 --sizes 0.05 --seeds 1   # TCD's labels, why
     python scripts/implicit_attacks.py --out rows.jsonl table
     python scripts/implicit_attacks.py --out rows.jsonl table --plateau --write docs/victims.md --write README.md
 
@@ -177,7 +179,7 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
                         if phase == "attack":
                             model = fit(poisoned)
                         else:
-                            defense_params = {"preset": "lab-v1"} if phase == "apt" else {}
+                            defense_params = DEFENSE_SETTINGS.get(phase, {})
                             ctx = DefenseContext(MFConfig(epochs=epochs), "cpu", seed, "ml-100k", split.train, victim=cfg)
                             model = make_defense(phase, **defense_params).fit(poisoned, ctx).model
                         row, _ = measure(model, split, targets, poisoned.n_users, clean_ev)
@@ -201,6 +203,16 @@ def _value(text: str):
 #: victims and attacks in the order the docs list them
 _VICTIM_ORDER = {"lightgcn": 0, "neumf": 1}
 _LABEL = {"lightgcn": "LightGCN", "neumf": "NeuMF"}
+
+#: what each defense row runs (beside the defaults), and how the tables name it: the statistics
+#: APT used, and which pseudo-label rule TCD used, are part of the row's meaning
+DEFENSE_SETTINGS: dict[str, dict] = {"apt": {"preset": "lab-v1"}, "tcd": {"top_k": 10}}
+DEFENSE_LABEL = {
+    "apt": "`apt` (lab-v1, autograd influence; observed statistics)",
+    "apt-trusted": "`apt-trusted` (`cogroup`-trusted statistics, flagged users dropped)",
+    "at": "`at` (ε = 0.03; no statistics)",
+    "tcd": f"`tcd` (implicit mode: top-{DEFENSE_SETTINGS['tcd']['top_k']} agreement; no statistics)",
+}
 
 
 def _attack_label(attack: str) -> str:
@@ -271,7 +283,7 @@ def plateau_tables(rows: list[dict], split_seed: int = 0) -> dict[str, str]:
         o = sum(origin) / len(origin)
         lift = att.hr50.mean() - o
         ri = f"{1 - (g.hr50.mean() - o) / lift:.2f}" if lift > 0 else "undefined (no lift)"
-        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {_attack_label(attack)} | {size:.0%} | `{phase}` | {len(g)} | "
+        lines.append(f"| {_LABEL.get(victim, victim)} ({epochs}) | {_attack_label(attack)} | {size:.0%} | {DEFENSE_LABEL.get(phase, '`' + phase + '`')} | {len(g)} | "
                      f"{g.hr50.mean():.4f} ({_per_seed(g.hr50)}) | {att.hr50.mean():.4f} | {o:.4f} ({n_clean} of {len(g)} fitted) | {ri} | {g.test_hr50.mean():.4f} ({att.test_hr50.mean():.4f}) |")
     out["issue25-plateau-defenses"] = "\n".join(lines)
     out["issue25-readme-plateau"] = _size_summary(attacked, clean)
@@ -357,12 +369,46 @@ def cmd_table(args) -> None:
         print(d.drop(columns="seed").round(4).to_string())
 
 
+def cmd_tcd_labels(args, split) -> None:
+    """What implicit-mode TCD would add on the attacked data: two victims fitted to the plateau
+    with TCD's seeds for models 1 and 2 (no co-training), their top-k agreement, and how many of
+    those pseudo-interactions are a target for a real user (docs/victims.md, "why")."""
+    from apt_core.data.split import select_targets
+    from apt_core.defenses.tcd import TCD, _model_seed
+    from apt_core.models.victims import default_victim_config, victim_trainer
+
+    targets = select_targets(split, args.tier, 5, seed=args.split_seed)
+    tcd = TCD(**DEFENSE_SETTINGS["tcd"])
+    for victim in args.victims:
+        epochs = epochs_for(args, victim)
+        cfg = default_victim_config(victim, epochs)
+        for attack in args.attacks:
+            for size in args.sizes:
+                for seed in range(args.first_seed, args.seeds):
+                    fake, _, _ = attack_profiles(args.out, attack, split, targets, size, seed, args.split_seed)
+                    poisoned = fake.inject(split.train)
+                    models = []
+                    for j in (1, 2):
+                        trainer = victim_trainer(poisoned.n_users, poisoned.n_items, cfg, "cpu", _model_seed(seed, j))
+                        trainer.train_epochs(*trainer.tensors(poisoned), epochs)
+                        models.append(trainer.model())
+                    u, i, _ = tcd.pseudo_interactions(*models, poisoned, np.random.default_rng(seed))
+                    real, on_target = u < split.train.n_users, np.isin(i, targets)
+                    share = on_target.mean() / (len(targets) / poisoned.n_items) if len(u) else 0.0
+                    print(json.dumps({"victim": victim, "epochs": epochs, "attack": attack, "size": size, "seed": seed,
+                                      "top_k": tcd.top_k, "pairs": int(len(u)), "real_user_pairs": int(real.sum()),
+                                      "target_pairs_real_users": int((on_target & real).sum()),
+                                      "target_pairs_fake_users": int((on_target & ~real).sum()),
+                                      "real_users_with_a_target_pair": int(len(np.unique(u[on_target & real]))),
+                                      "targets_over_catalogue_share": round(float(share), 3)}), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, required=True)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("plateau", "attacks", "defenses", "table"):
+    for name in ("plateau", "attacks", "defenses", "table", "tcd-labels"):
         s = sub.add_parser(name)
         s.add_argument("--victims", type=lambda v: v.split(","), default=["lightgcn", "neumf"])
         s.add_argument("--epochs", default="plateau", help="plateau (the early stop's count, from the plateau rows), N, or victim=N,victim=N")
@@ -388,6 +434,8 @@ def main() -> None:
     split = load(args.data_dir, args.split_seed)
     if args.cmd == "plateau":
         return cmd_plateau(args, split)
+    if args.cmd == "tcd-labels":
+        return cmd_tcd_labels(args, split)
     cmd_attacks(args, split, with_defenses=args.cmd == "defenses")
 
 

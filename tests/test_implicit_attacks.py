@@ -171,6 +171,8 @@ def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
                      "median_rank_shift": 100.0 if seed == 0 else None})
     for seed, hr in ((0, 0.02), (1, 0.01)):
         rows.append({**base, "phase": "at", "attack": "popular-filler", "size": 0.05, "seed": seed, "hr50": hr})
+    for phase in ("apt", "tcd"):
+        rows.append({**base, "phase": phase, "attack": "popular-filler", "size": 0.05, "seed": 0, "hr50": 0.03})
     rows.append({**base, "phase": "attack", "attack": "popular-filler", "size": 0.05, "seed": 0, "hr50": 0.9, "split_seed": 7})
     blocks = script.plateau_tables(rows, 0)
     attack_line = [x for x in blocks["issue25-plateau"].splitlines() if "5%" in x][0]
@@ -178,6 +180,11 @@ def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
     defense_line = [x for x in blocks["issue25-plateau-defenses"].splitlines() if "`at`" in x][0]
     # attack mean 0.04 over seeds 0-1, clean 0.005 (seed 0 fitted, seed 1 taken as 0), defense 0.015
     assert "| 0.0400 |" in defense_line and f"| {1 - (0.015 - 0.005) / (0.04 - 0.005):.2f} |" in defense_line
+    # every row names what it ran: APT its statistics, TCD its pseudo-label rule (the one the script runs)
+    apt_line = [x for x in blocks["issue25-plateau-defenses"].splitlines() if "`apt`" in x][0]
+    tcd_line = [x for x in blocks["issue25-plateau-defenses"].splitlines() if "`tcd`" in x][0]
+    assert "observed statistics" in apt_line and script.DEFENSE_SETTINGS["apt"] == {"preset": "lab-v1"}
+    assert f"top-{script.DEFENSE_SETTINGS['tcd']['top_k']} agreement" in tcd_line
     assert "0.0100 (0.0100)" in blocks["issue25-plateau-clean"] and "| 20 |" in blocks["issue25-plateau-clean"]
     assert "| NeuMF (30) | `popular-filler` | 0.1933 (3) | 0.0100 (1) | 0.5000 / 0.5000 |" in blocks["issue25-readme-plateau"]
     doc = tmp_path / "doc.md"
