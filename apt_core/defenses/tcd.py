@@ -110,6 +110,17 @@ class AdadeltaMFTrainer(MFTrainer):
             param.index_add_(0, rows, update, alpha=-self.config.lr)
 
 
+def _user_chunks(train: Interactions, chunk_elements: int):
+    """Users in chunks of about ``chunk_elements`` cells: ``(start, stop, rows, items)`` with each rated
+    cell of the chunk's users as (row within the chunk, item), the cells pseudo-labels never take."""
+    indptr, rated_items, _ = train.csr
+    chunk = max(1, chunk_elements // max(1, train.n_items))
+    for start in range(0, train.n_users, chunk):
+        stop = min(train.n_users, start + chunk)
+        rows = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
+        yield start, stop, rows, np.asarray(rated_items[indptr[start] : indptr[stop]], dtype=np.int64)
+
+
 def _model_seed(random_state: int, j: int) -> int:
     """Model 0 keeps the run's seed (so it can equal plain MF); models 1, 2 get independent ones."""
     if j == 0:
@@ -174,21 +185,17 @@ class TCD(Defense):
             return empty
         scale = train.scale
         per_step = float(scale.maximum / scale.step)  # normalised rating x -> grid index round(x · max / step)
-        indptr, rated_items, _ = train.csr
-        chunk = max(1, chunk_elements // max(1, n_items))
         grid_range = (round(scale.minimum / scale.step), round(scale.maximum / scale.step))
         found_u, found_i, found_k = [], [], []
         with torch.no_grad():
-            for start in range(0, n_users, chunk):
-                stop = min(n_users, start + chunk)
+            for start, stop, rows, rated in _user_chunks(train, chunk_elements):
                 users = torch.arange(start, stop, device=device)
                 k1 = torch.round(first.score_users(users).float() * per_step)
                 k2 = torch.round(second.score_users(users).float() * per_step)
                 if self.clip:
                     k1, k2 = k1.clamp_(*grid_range), k2.clamp_(*grid_range)
                 agree = (k1 == k2).cpu().numpy()
-                rows = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
-                agree[rows, rated_items[indptr[start] : indptr[stop]]] = False
+                agree[rows, rated] = False
                 u, i = np.nonzero(agree)
                 if keep < 1.0:
                     sampled = rng.random(len(u)) < keep
@@ -214,15 +221,11 @@ class TCD(Defense):
         if self.mask_rate <= 0 or n_users == 0 or n_items == 0:
             return empty
         k = min(int(self.top_k), n_items)
-        indptr, rated_items, _ = train.csr
-        chunk = max(1, chunk_elements // max(1, n_items))
         found_u, found_i = [], []
         with torch.no_grad():
-            for start in range(0, n_users, chunk):
-                stop = min(n_users, start + chunk)
+            for start, stop, rated_rows, rated in _user_chunks(train, chunk_elements):
                 users = torch.arange(start, stop, device=device)
-                rows = torch.from_numpy(np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))).to(device)
-                cols = torch.from_numpy(np.asarray(rated_items[indptr[start] : indptr[stop]], dtype=np.int64)).to(device)
+                rows, cols = torch.from_numpy(rated_rows).to(device), torch.from_numpy(rated).to(device)
                 in_top = []
                 for model in (first, second):
                     scores = model.score_users(users).float()
