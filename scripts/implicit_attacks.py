@@ -12,8 +12,13 @@
     python scripts/implicit_attacks.py --out rows.jsonl table --plateau --write docs/victims.md --write README.md
 
 An attack may carry settings: ``bpr-surrogate:fillers=clone:filler_share=0.5``.  Fits whose phase,
-victim, epochs, tier, attack, size and seed are already in ``--out`` are skipped (the clean fit
-of a seed is redone when a later row of that seed needs its ranks; ``--clean-seeds`` limits it).
+victim, epochs, tier, attack, size and seed are already in ``--out`` are skipped when that row was
+measured by the same code: each row records ``code``, a fingerprint of what it ran (the victim's
+trainer, the attack, the defense with this script's settings, the evaluation: their statically
+read import closures), so an edit to any of them measures the row again, and the tables read the
+last row of each key.  Rows written before rows carried ``code`` count as measured by the current
+code.  Kept attack profiles and clean ranks are named by their code too (the clean fit of a seed
+is redone when a later row of that seed needs its ranks; ``--clean-seeds`` limits it).
 
 ML-100K, leave-one-out split seed 0, 5 targets of the tier drawn with seed 0 (``--split-seed`` sets
 both: attack settings were chosen on split seed 7, never reported); the seeds are model
@@ -81,23 +86,68 @@ def attack_profiles(out: Path, attack: str, split, targets: np.ndarray, size: fl
     from apt_core.data.split import attack_budget
 
     budget = attack_budget(split.train, size, None)
-    tag = "".join(c if c.isalnum() or c in ".-" else "-" for c in f"{attack}-{size}-{seed}-split{split_seed}-t{'.'.join(map(str, targets))}")
+    # named by the attack's code too: profiles kept from an earlier version of the attack are not reused
+    tag = "".join(c if c.isalnum() or c in ".-" else "-" for c in f"{attack}-{size}-{seed}-split{split_seed}-t{'.'.join(map(str, targets))}"
+                  f"-c{code_version(attack=attack)[:10]}")
     path = out.with_name(f"{out.stem}.profiles-{tag}.npz")
     if path.exists():
         z = np.load(path)
         return FakeProfiles(z["users"], z["items"], z["ratings"], int(z["n_fake_users"]), int(z["n_items"])), budget, 0.0
-    name, *settings = attack.split(":")
-    params = {k: _value(v) for k, v in (x.split("=") for x in settings)}
+    name, params = attack_spec(attack)
     c0 = cpu_seconds()
     fake = make_attack(name, **params).run(split.train, targets, budget.n_fake_users, budget.n_filler, seed).profiles
     np.savez(path, users=fake.users, items=fake.items, ratings=fake.ratings, n_fake_users=fake.n_fake_users, n_items=fake.n_items)
     return fake, budget, cpu_seconds() - c0
 
 
-def done_keys(out: Path) -> set:
+def done_keys(out: Path) -> dict[str, str | None]:
+    """Key -> the ``code`` of the last row written under it (None: a row from before ``code``)."""
     if not out.exists():
-        return set()
-    return {json.loads(line)["key"] for line in out.read_text().splitlines() if line.strip()}
+        return {}
+    rows = (json.loads(line) for line in out.read_text().splitlines() if line.strip())
+    return {r["key"]: r.get("code") for r in rows if "key" in r}
+
+
+def is_done(done: dict[str, str | None], key: str, code: str) -> bool:
+    """Measured already, by this code (a row without a fingerprint counts as this code's)."""
+    return key in done and done[key] in (None, code)
+
+
+def latest_rows(rows: list[dict]) -> list[dict]:
+    """One row per key, the last written (a row measured again after a code edit supersedes the
+    earlier one); rows without a key are kept as they are."""
+    last = {r["key"]: i for i, r in enumerate(rows) if "key" in r}
+    return [r for i, r in enumerate(rows) if "key" not in r or last[r["key"]] == i]
+
+
+def attack_spec(attack: str) -> tuple[str, dict]:
+    """``name:key=value:...`` -> (name, settings)."""
+    name, *settings = attack.split(":")
+    return name, {k: _value(v) for k, v in (x.split("=") for x in settings)}
+
+
+def code_version(victim: str | None = None, attack: str | None = None, defense: str | None = None) -> str:
+    """A short fingerprint of the code a row runs (:func:`apt_core.storage.cache.code_fingerprint`
+    over the victim's trainer, the attack, the defense with :data:`DEFENSE_SETTINGS`, and the
+    evaluation, each with the registry entries it names)."""
+    from apt_core.attacks import make_attack
+    from apt_core.defenses import make_defense
+    from apt_core.evaluation.metrics import evaluate
+    from apt_core.models.victims import victim_class
+    from apt_core.storage.cache import code_fingerprint, entries_named_by
+
+    objects: list = [evaluate] if victim else []
+    if victim:
+        objects.append(victim_class(victim))
+    methods = []
+    if attack:
+        name, params = attack_spec(attack)
+        methods.append(make_attack(name, **params))
+    if defense:
+        methods.append(make_defense(defense, **DEFENSE_SETTINGS.get(defense, {})))
+    for method in methods:
+        objects += [type(method), *entries_named_by(method)]
+    return code_fingerprint(*objects)[:16]
 
 
 def emit(out: Path, row: dict) -> None:
@@ -134,50 +184,47 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
     from apt_core.data.split import select_targets
     from apt_core.defenses import DefenseContext, make_defense
     from apt_core.models.mf import MFConfig
-    from apt_core.models.victims import default_victim_config, victim_trainer
+    from apt_core.models.victims import default_victim_config, fit_victim
 
     done = done_keys(args.out)
     targets = select_targets(split, args.tier, 5, seed=args.split_seed)
     for victim in args.victims:
         epochs = epochs_for(args, victim)
         cfg = default_victim_config(victim, epochs)
+        origin_code = code_version(victim)
+        codes = {attack: {phase: code_version(victim, attack, None if phase == "attack" else phase)
+                          for phase in ["attack"] + (list(args.defenses) if with_defenses else [])} for attack in args.attacks}
         for seed in range(args.first_seed, args.seeds):
             base = {"victim": victim, "epochs": epochs, "tier": args.tier, "targets": targets.tolist(), "seed": seed,
                     "split_seed": args.split_seed}
-
-            def fit(train):
-                trainer = victim_trainer(train.n_users, train.n_items, cfg, "cpu", seed)
-                trainer.train_epochs(*trainer.tensors(train), epochs)
-                return trainer.model()
-
             clean_ev = None
             key = f"origin|{victim}|{epochs}|{args.tier}|{seed}"
-            ranks_file = args.out.with_name(args.out.stem + "." + key.replace("|", "-") + ".npy")
+            ranks_file = args.out.with_name(f"{args.out.stem}.{key.replace('|', '-')}-c{origin_code[:10]}.npy")
             if ranks_file.exists():  # the clean target ranks, kept for the rank shifts of later runs
                 from apt_core.evaluation.metrics import Evaluation
 
                 clean_ev = Evaluation(50, np.load(ranks_file), np.zeros(0), np.zeros(0))
             elif seed < args.clean_seeds:  # the clean fit (origin HR, and the rank shifts' reference)
                 t0, c0, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
-                clean_row, clean_ev = measure(fit(split.train), split, targets, split.train.n_users)
+                clean_row, clean_ev = measure(fit_victim(split.train, cfg, "cpu", seed), split, targets, split.train.n_users)
                 np.save(ranks_file, clean_ev.target_ranks)
-                if key not in done:
+                if not is_done(done, key, origin_code):
                     emit(args.out, {"key": key, "phase": "origin", **base, **clean_row, "seconds": time.perf_counter() - t0,
-                                    "cpu_seconds": cpu_seconds() - c0, "load1_at_start": load})
+                                    "cpu_seconds": cpu_seconds() - c0, "load1_at_start": load, "code": origin_code})
             for attack in args.attacks:
                 for size in args.sizes:
-                    phases = ["attack"] + (list(args.defenses) if with_defenses else [])
-                    if all(f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}" in done for phase in phases):
+                    if all(is_done(done, f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}", code)
+                           for phase, code in codes[attack].items()):
                         continue
                     fake, budget, attack_cpu = attack_profiles(args.out, attack, split, targets, size, seed, args.split_seed)
                     poisoned = fake.inject(split.train)
-                    for phase in phases:
+                    for phase, code in codes[attack].items():
                         key = f"{phase}|{victim}|{epochs}|{args.tier}|{attack}|{size}|{seed}"
-                        if key in done:
+                        if is_done(done, key, code):
                             continue
                         t0, c0, load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
                         if phase == "attack":
-                            model = fit(poisoned)
+                            model = fit_victim(poisoned, cfg, "cpu", seed)
                         else:
                             defense_params = DEFENSE_SETTINGS.get(phase, {})
                             ctx = DefenseContext(MFConfig(epochs=epochs), "cpu", seed, "ml-100k", split.train, victim=cfg)
@@ -186,7 +233,7 @@ def cmd_attacks(args, split, with_defenses: bool) -> None:
                         emit(args.out, {"key": key, "phase": phase, **base, "attack": attack, "size": size,
                                         "n_fake": budget.n_fake_users, "n_filler": budget.n_filler, **row,
                                         "seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0,
-                                        "attack_cpu_seconds": attack_cpu, "load1_at_start": load})
+                                        "attack_cpu_seconds": attack_cpu, "load1_at_start": load, "code": code})
                         attack_cpu = 0.0  # paid once, by the first phase measured
 
 
@@ -238,7 +285,7 @@ def plateau_tables(rows: list[dict], split_seed: int = 0) -> dict[str, str]:
     """
     import pandas as pd
 
-    frame = pd.DataFrame([r for r in rows if r.get("phase") and r.get("split_seed", 0) == split_seed])
+    frame = pd.DataFrame([r for r in latest_rows(rows) if r.get("phase") and r.get("split_seed", 0) == split_seed])
     out: dict[str, str] = {}
     clean = frame[frame.phase == "origin"]
     lines = ["| victim (epochs) | seeds | target HR@50 (per seed) | median target rank | test HR@10 | test HR@50 (per seed) | CPU s per fit |",
@@ -328,7 +375,7 @@ def write_between_markers(path: Path, blocks: dict[str, str]) -> list[str]:
 def cmd_table(args) -> None:
     import pandas as pd
 
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    rows = latest_rows([json.loads(line) for line in args.out.read_text().splitlines() if line.strip()])
     if args.plateau or args.write:
         blocks = plateau_tables(rows, args.split_seed)
         for name, body in blocks.items():
@@ -375,7 +422,7 @@ def cmd_tcd_labels(args, split) -> None:
     those pseudo-interactions are a target for a real user (docs/victims.md, "why")."""
     from apt_core.data.split import select_targets
     from apt_core.defenses.tcd import TCD, _model_seed
-    from apt_core.models.victims import default_victim_config, victim_trainer
+    from apt_core.models.victims import default_victim_config, fit_victim
 
     targets = select_targets(split, args.tier, 5, seed=args.split_seed)
     tcd = TCD(**DEFENSE_SETTINGS["tcd"])
@@ -387,11 +434,7 @@ def cmd_tcd_labels(args, split) -> None:
                 for seed in range(args.first_seed, args.seeds):
                     fake, _, _ = attack_profiles(args.out, attack, split, targets, size, seed, args.split_seed)
                     poisoned = fake.inject(split.train)
-                    models = []
-                    for j in (1, 2):
-                        trainer = victim_trainer(poisoned.n_users, poisoned.n_items, cfg, "cpu", _model_seed(seed, j))
-                        trainer.train_epochs(*trainer.tensors(poisoned), epochs)
-                        models.append(trainer.model())
+                    models = [fit_victim(poisoned, cfg, "cpu", _model_seed(seed, j)) for j in (1, 2)]
                     u, i, _ = tcd.pseudo_interactions(*models, poisoned, np.random.default_rng(seed))
                     real, on_target = u < split.train.n_users, np.isin(i, targets)
                     share = on_target.mean() / (len(targets) / poisoned.n_items) if len(u) else 0.0

@@ -2,6 +2,8 @@
 convention and the victims' early stop (tiny data; the ML-100K numbers are in docs/victims.md)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,36 @@ def test_script_plateau_tables_pair_each_defense_with_its_seeds(tmp_path):
     text = doc.read_text()
     assert "old" not in text and text.count(attack_line) == 1 and text.startswith("a\n") and "\nb\n" in text
     assert blocks["issue25-plateau-clean"] + "\n<!-- issue25-plateau-clean:end -->" in text
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("implicit_attacks", Path(__file__).parents[1] / "scripts" / "implicit_attacks.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_script_measures_a_row_again_when_its_code_changed(tmp_path):
+    """A row counts as measured only by the code that measured it; the tables read the last row of a key."""
+    script = _script()
+    tcd, at = script.code_version("lightgcn", "popular-filler", "tcd"), script.code_version("lightgcn", "popular-filler", "at")
+    attack_only = script.code_version("lightgcn", "popular-filler")
+    assert len({tcd, at, attack_only, script.code_version("lightgcn")}) == 4, "each phase has its own code"
+    assert tcd == script.code_version("lightgcn", "popular-filler", "tcd"), "stable"
+    out = tmp_path / "rows.jsonl"
+    out.write_text("\n".join(json.dumps(r) for r in (
+        {"key": "tcd|x", "phase": "tcd", "hr50": 0.9},  # before rows carried code: counts as the current code's
+        {"key": "at|x", "phase": "at", "hr50": 0.5, "code": "older"},
+        {"key": "at|x", "phase": "at", "hr50": 0.1, "code": at},
+        {"key": "apt|x", "phase": "apt", "hr50": 0.2, "code": "older"},
+    )) + "\n")
+    done = script.done_keys(out)
+    assert script.is_done(done, "tcd|x", tcd) and script.is_done(done, "at|x", at)
+    assert not script.is_done(done, "apt|x", script.code_version("lightgcn", "popular-filler", "apt"))
+    assert not script.is_done(done, "origin|x", script.code_version("lightgcn"))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    latest = script.latest_rows(rows + [{"phase": "origin", "hr50": 0.0}])
+    assert [r["hr50"] for r in latest] == [0.9, 0.1, 0.2, 0.0]
